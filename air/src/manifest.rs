@@ -1,0 +1,255 @@
+//! The AIR model of a world: modules, capabilities and agents, plus parsing and canonical form.
+//!
+//! Maps are `BTreeMap`s so the canonical encoding does not depend on authoring order. Fields
+//! with defaults are filled in at parse time, so two texts that mean the same world encode to
+//! the same bytes.
+
+use crate::AirError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+
+/// A whole world: what it runs and what each agent may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub world: WorldMeta,
+    #[serde(default)]
+    pub modules: BTreeMap<String, ModuleDef>,
+    #[serde(default)]
+    pub caps: BTreeMap<String, Cap>,
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldMeta {
+    pub name: String,
+}
+
+/// A component artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleDef {
+    /// Path of the `.wasm` component, relative to the world directory.
+    pub component: String,
+}
+
+/// One agent: which module runs it, what it may do, how much it may use per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDef {
+    pub module: String,
+    /// Names of `caps` entries this agent holds.
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// Configuration handed to `lifecycle.init`, as JSON text (`null` when absent).
+    #[serde(default = "null_config", deserialize_with = "config_as_json")]
+    pub config: String,
+    /// Wasm fuel per step (roughly, instructions).
+    #[serde(default = "default_fuel")]
+    pub fuel_per_step: u64,
+    /// Linear memory cap per instance.
+    #[serde(default = "default_memory")]
+    pub memory_max_bytes: u64,
+}
+
+fn null_config() -> String {
+    "null".to_string()
+}
+
+fn default_fuel() -> u64 {
+    AgentDef::DEFAULT_FUEL_PER_STEP
+}
+
+fn default_memory() -> u64 {
+    AgentDef::DEFAULT_MEMORY_MAX_BYTES
+}
+
+impl AgentDef {
+    pub const DEFAULT_FUEL_PER_STEP: u64 = 100_000_000;
+    pub const DEFAULT_MEMORY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+}
+
+/// Accepts any TOML/JSON value and keeps it as compact JSON text, so the model stays encodable.
+fn config_as_json<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let value = serde_json::Value::deserialize(de)?;
+    Ok(value.to_string())
+}
+
+/// The effect interfaces of `agentos:core`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EffectKind {
+    Log,
+    Http,
+    Llm,
+    Fs,
+    Blob,
+    Timer,
+    Compile,
+    Emit,
+    Governance,
+}
+
+impl EffectKind {
+    pub const ALL: [EffectKind; 9] = [
+        EffectKind::Log,
+        EffectKind::Http,
+        EffectKind::Llm,
+        EffectKind::Fs,
+        EffectKind::Blob,
+        EffectKind::Timer,
+        EffectKind::Compile,
+        EffectKind::Emit,
+        EffectKind::Governance,
+    ];
+
+    /// The WIT interface name, e.g. `http`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectKind::Log => "log",
+            EffectKind::Http => "http",
+            EffectKind::Llm => "llm",
+            EffectKind::Fs => "fs",
+            EffectKind::Blob => "blob",
+            EffectKind::Timer => "timer",
+            EffectKind::Compile => "compile",
+            EffectKind::Emit => "emit",
+            EffectKind::Governance => "governance",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EffectKind> {
+        EffectKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+impl std::fmt::Display for EffectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A named, parameterised capability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "kebab-case")]
+pub enum Cap {
+    Http(HttpCap),
+    Fs(FsCap),
+    /// Effects whose constraints a later format version defines; kept so a manifest that grants
+    /// them parses, while the host refuses to run agents that hold them.
+    Llm(BTreeMap<String, String>),
+    Blob(BTreeMap<String, String>),
+    Timer(BTreeMap<String, String>),
+    Compile(BTreeMap<String, String>),
+    Emit(BTreeMap<String, String>),
+    Governance(BTreeMap<String, String>),
+}
+
+impl Cap {
+    pub fn effect(&self) -> EffectKind {
+        match self {
+            Cap::Http(_) => EffectKind::Http,
+            Cap::Fs(_) => EffectKind::Fs,
+            Cap::Llm(_) => EffectKind::Llm,
+            Cap::Blob(_) => EffectKind::Blob,
+            Cap::Timer(_) => EffectKind::Timer,
+            Cap::Compile(_) => EffectKind::Compile,
+            Cap::Emit(_) => EffectKind::Emit,
+            Cap::Governance(_) => EffectKind::Governance,
+        }
+    }
+}
+
+/// Outbound HTTP: which URLs, which methods, how much, how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCap {
+    /// `scheme://host[:port]/path` patterns: `*.` prefixes a host suffix, `:*` is any port, a
+    /// path segment `*` matches one segment and a trailing `**` any rest.
+    pub urls: Vec<String>,
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["GET".to_string()]
+}
+
+fn default_max_body() -> u64 {
+    1024 * 1024
+}
+
+fn default_timeout() -> u64 {
+    10_000
+}
+
+/// A directory on the host, mounted for the agent under the capability's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsCap {
+    /// Host directory, relative to the world directory (or absolute).
+    pub dir: String,
+    #[serde(default)]
+    pub mode: FsMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsMode {
+    #[default]
+    ReadOnly,
+    ReadWrite,
+}
+
+impl Manifest {
+    /// Parse and validate `world.toml` text. `file` names the source in error messages.
+    pub fn parse_toml(text: &str, file: &str) -> Result<Manifest, AirError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| AirError::Syntax {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        manifest.validate(file)?;
+        Ok(manifest)
+    }
+
+    /// Parse and validate the JSON form of the same model.
+    pub fn parse_json(text: &str, file: &str) -> Result<Manifest, AirError> {
+        let manifest: Manifest = serde_json::from_str(text).map_err(|e| AirError::Syntax {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
+        manifest.validate(file)?;
+        Ok(manifest)
+    }
+
+    /// The canonical bytes: postcard of the model.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("the manifest model always encodes")
+    }
+
+    /// The JSON form, which [`Manifest::parse_json`] reads back. Journals store this form (the
+    /// canonical bytes are for identity only: postcard cannot decode the tagged `Cap` enum).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("the manifest model always encodes as JSON")
+    }
+
+    /// sha256 of the canonical bytes: the manifest's identity.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.canonical_bytes()).into()
+    }
+
+    /// The capabilities an agent holds, by name.
+    pub fn grants_of<'a>(&'a self, agent: &'a AgentDef) -> impl Iterator<Item = (&'a str, &'a Cap)> + 'a {
+        agent
+            .grants
+            .iter()
+            .filter_map(|name| self.caps.get(name).map(|cap| (name.as_str(), cap)))
+    }
+}

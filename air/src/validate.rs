@@ -1,0 +1,224 @@
+//! Manifest validation: every inconsistency at once, each naming the file and the definition.
+
+use crate::{Cap, Manifest};
+use std::fmt;
+
+/// One thing wrong with a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the definition, e.g. `agents.hello.grants`.
+    pub definition: String,
+    pub message: String,
+}
+
+/// Every problem found in one manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(f, "{}: {count} problem{}", self.file, if count == 1 { "" } else { "s" })?;
+        for problem in &self.problems {
+            write!(f, "\n  {}: {}", problem.definition, problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+impl Manifest {
+    /// Check references, names and constraints; `file` names the source in the report.
+    pub fn validate(&self, file: &str) -> Result<(), ValidationError> {
+        let mut problems = Vec::new();
+        let mut problem = |definition: String, message: String| problems.push(Problem { definition, message });
+
+        for (kind, names) in [
+            ("modules", self.modules.keys().collect::<Vec<_>>()),
+            ("caps", self.caps.keys().collect()),
+            ("agents", self.agents.keys().collect()),
+        ] {
+            for name in names {
+                if !is_name(name) {
+                    problem(
+                        format!("{kind}.{name}"),
+                        "names are 1-64 characters of a-z, 0-9, `-`, `_`, starting with a letter".into(),
+                    );
+                }
+            }
+        }
+        for (name, module) in &self.modules {
+            if !module.component.ends_with(".wasm") {
+                problem(
+                    format!("modules.{name}.component"),
+                    format!("`{}` is not a .wasm file", module.component),
+                );
+            }
+        }
+        for (name, cap) in &self.caps {
+            match cap {
+                Cap::Http(http) => {
+                    if http.urls.is_empty() {
+                        problem(
+                            format!("caps.{name}.urls"),
+                            "an http capability needs at least one URL pattern".into(),
+                        );
+                    }
+                    for url in &http.urls {
+                        if !(url.starts_with("http://") || url.starts_with("https://")) {
+                            problem(
+                                format!("caps.{name}.urls"),
+                                format!("`{url}` cannot match any request: patterns start with http:// or https://"),
+                            );
+                        }
+                    }
+                    if http.methods.is_empty() {
+                        problem(
+                            format!("caps.{name}.methods"),
+                            "no method listed, so no request can match".into(),
+                        );
+                    }
+                    for method in &http.methods {
+                        if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
+                            problem(
+                                format!("caps.{name}.methods"),
+                                format!("`{method}` is not an upper-case HTTP method"),
+                            );
+                        }
+                    }
+                    if http.timeout_ms == 0 {
+                        problem(
+                            format!("caps.{name}.timeout_ms"),
+                            "a zero timeout lets no request finish".into(),
+                        );
+                    }
+                }
+                Cap::Fs(fs) => {
+                    if fs.dir.is_empty() {
+                        problem(format!("caps.{name}.dir"), "empty directory".into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (name, agent) in &self.agents {
+            if !self.modules.contains_key(&agent.module) {
+                problem(
+                    format!("agents.{name}.module"),
+                    format!("`{}` names no module in [modules]", agent.module),
+                );
+            }
+            for grant in &agent.grants {
+                if !self.caps.contains_key(grant) {
+                    problem(
+                        format!("agents.{name}.grants"),
+                        format!("`{grant}` names no capability in [caps]"),
+                    );
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for grant in &agent.grants {
+                if !seen.insert(grant) {
+                    problem(format!("agents.{name}.grants"), format!("`{grant}` is granted twice"));
+                }
+            }
+            if agent.fuel_per_step == 0 {
+                problem(
+                    format!("agents.{name}.fuel_per_step"),
+                    "zero fuel lets no step run".into(),
+                );
+            }
+            if agent.memory_max_bytes < 1024 * 1024 {
+                problem(
+                    format!("agents.{name}.memory_max_bytes"),
+                    "below 1 MiB no component can start".into(),
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError {
+                file: file.to_string(),
+                problems,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{AirError, Manifest};
+
+    #[test]
+    fn reports_every_problem_with_its_definition() {
+        let text = r#"
+            [world]
+            name = "w"
+            [modules.m]
+            component = "m.wasm"
+            [caps.web]
+            effect = "http"
+            urls = ["ftp://x"]
+            [agents.a]
+            module = "nope"
+            grants = ["web", "ghost"]
+        "#;
+        let Err(AirError::Invalid(error)) = Manifest::parse_toml(text, "world.toml") else {
+            panic!("expected a validation error");
+        };
+        let report = error.to_string();
+        assert!(report.starts_with("world.toml: 3 problems"), "{report}");
+        assert!(report.contains("caps.web.urls: `ftp://x` cannot match"), "{report}");
+        assert!(report.contains("agents.a.module: `nope` names no module"), "{report}");
+        assert!(
+            report.contains("agents.a.grants: `ghost` names no capability"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let text = "[world]\nname = \"w\"\n[agents.a]\nmodule = \n";
+        let error = Manifest::parse_toml(text, "world.toml").unwrap_err().to_string();
+        assert!(error.contains("world.toml"), "{error}");
+        assert!(error.contains("line 4"), "{error}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = "[world]\nname = \"w\"\ncolour = \"blue\"\n";
+        let error = Manifest::parse_toml(text, "world.toml").unwrap_err().to_string();
+        assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn canonical_form_ignores_authoring_order_and_json_is_the_same_model() {
+        let a = "[world]\nname = \"w\"\n[modules.b]\ncomponent = \"b.wasm\"\n[modules.a]\ncomponent = \"a.wasm\"\n";
+        let b = "[world]\nname = \"w\"\n[modules.a]\ncomponent = \"a.wasm\"\n[modules.b]\ncomponent = \"b.wasm\"\n";
+        let json = r#"{"world":{"name":"w"},"modules":{"a":{"component":"a.wasm"},"b":{"component":"b.wasm"}}}"#;
+        let a = Manifest::parse_toml(a, "a").unwrap();
+        let b = Manifest::parse_toml(b, "b").unwrap();
+        let json = Manifest::parse_json(json, "c").unwrap();
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.digest(), json.digest());
+        let with_caps = "[world]\nname = \"w\"\n[caps.web]\neffect = \"http\"\nurls = [\"https://x/**\"]\n[caps.d]\neffect = \"fs\"\ndir = \"data\"\n";
+        let with_caps = Manifest::parse_toml(with_caps, "d").unwrap();
+        let back = Manifest::parse_json(&with_caps.to_json(), "journal").unwrap();
+        assert_eq!(back, with_caps);
+        assert_eq!(back.digest(), with_caps.digest());
+    }
+}

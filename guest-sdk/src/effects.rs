@@ -1,0 +1,241 @@
+//! Typed wrappers over the effect interfaces of `agentos:core`.
+//!
+//! Each function is one effect call: the host checks it against the agent's grants, journals it
+//! and signs a receipt before the result comes back. A call outside the grants returns
+//! `Err(EffectError::Denied(..))`; nothing here retries or caches.
+
+use crate::__bindings::agentos::core as wit;
+
+/// Journaled log lines (always granted).
+pub mod log {
+    use super::wit::log as raw;
+    pub use raw::Level;
+
+    /// Write one line at `level`. Lines longer than the host's limit trap the step.
+    ///
+    /// ```no_run
+    /// agentos_sdk::log::write(agentos_sdk::log::Level::Warn, "disk almost full").ok();
+    /// ```
+    pub fn write(level: Level, message: impl AsRef<str>) -> Result<(), crate::EffectError> {
+        raw::write(level, message.as_ref())
+    }
+
+    /// Write an `info` line. Logging is always granted, so the result is not returned.
+    ///
+    /// ```no_run
+    /// agentos_sdk::log::info(format!("processed {} items", 3));
+    /// ```
+    pub fn info(message: impl AsRef<str>) {
+        let _ = write(Level::Info, message);
+    }
+
+    /// Write a `warn` line.
+    pub fn warn(message: impl AsRef<str>) {
+        let _ = write(Level::Warn, message);
+    }
+
+    /// Write an `error` line.
+    pub fn error(message: impl AsRef<str>) {
+        let _ = write(Level::Error, message);
+    }
+
+    /// Write a `debug` line.
+    pub fn debug(message: impl AsRef<str>) {
+        let _ = write(Level::Debug, message);
+    }
+}
+
+/// Outbound HTTP, within the URL patterns, methods and limits of the agent's http grant.
+pub mod http {
+    use super::wit::http as raw;
+    pub use raw::{Request, Response};
+
+    /// `GET url`.
+    ///
+    /// ```no_run
+    /// let response = agentos_sdk::http::get("https://example.com/status")?;
+    /// let text = String::from_utf8_lossy(&response.body);
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn get(url: impl Into<String>) -> Result<Response, crate::EffectError> {
+        send(&Request {
+            method: "GET".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        })
+    }
+
+    /// Send any request.
+    ///
+    /// ```no_run
+    /// use agentos_sdk::{http, Field};
+    /// let response = http::send(&http::Request {
+    ///     method: "POST".into(),
+    ///     url: "https://example.com/api".into(),
+    ///     headers: vec![Field { name: "content-type".into(), value: "application/json".into() }],
+    ///     body: Some(br#"{"ok":true}"#.to_vec()),
+    /// })?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn send(request: &Request) -> Result<Response, crate::EffectError> {
+        raw::send(request)
+    }
+}
+
+/// Files under the agent's fs grants. Paths are `<grant mount>/<relative path>`.
+pub mod fs {
+    use super::wit::fs as raw;
+
+    /// Read a whole file.
+    ///
+    /// ```no_run
+    /// let bytes = agentos_sdk::fs::read("data/greeting.txt")?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn read(path: impl AsRef<str>) -> Result<Vec<u8>, crate::EffectError> {
+        raw::read(path.as_ref())
+    }
+
+    /// Read a whole file as UTF-8 (invalid sequences replaced).
+    pub fn read_to_string(path: impl AsRef<str>) -> Result<String, crate::EffectError> {
+        read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Create or replace a file (needs a read-write grant).
+    ///
+    /// ```no_run
+    /// agentos_sdk::fs::write("out/report.txt", b"done")?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn write(path: impl AsRef<str>, contents: &[u8]) -> Result<(), crate::EffectError> {
+        raw::write(path.as_ref(), contents)
+    }
+
+    /// Names of the entries of a directory, sorted.
+    pub fn list_dir(path: impl AsRef<str>) -> Result<Vec<String>, crate::EffectError> {
+        raw::list_dir(path.as_ref())
+    }
+}
+
+/// Language-model completions under the agent's llm grant.
+pub mod llm {
+    use super::wit::llm as raw;
+    pub use raw::{Completion, CompletionRequest, Message, Role, Usage};
+
+    /// Run one chat completion.
+    ///
+    /// ```no_run
+    /// use agentos_sdk::llm::{complete, CompletionRequest, Message, Role};
+    /// let answer = complete(&CompletionRequest {
+    ///     provider: None,
+    ///     model: "gpt-4o-mini".into(),
+    ///     messages: vec![Message { role: Role::User, content: "Summarise: ...".into() }],
+    ///     max_tokens: 200,
+    ///     temperature_milli: Some(0),
+    ///     stop: vec![],
+    /// })?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn complete(request: &CompletionRequest) -> Result<Completion, crate::EffectError> {
+        raw::complete(request)
+    }
+}
+
+/// Content-addressed bytes in the world's blob store.
+pub mod blob {
+    use super::wit::blob as raw;
+
+    /// Store bytes; returns their digest (`sha256:<hex>`).
+    ///
+    /// ```no_run
+    /// let digest = agentos_sdk::blob::put(b"summary text")?;
+    /// let back = agentos_sdk::blob::get(&digest)?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn put(contents: &[u8]) -> Result<String, crate::EffectError> {
+        raw::put(contents)
+    }
+
+    /// Fetch bytes by digest.
+    pub fn get(digest: &str) -> Result<Vec<u8>, crate::EffectError> {
+        raw::get(digest)
+    }
+}
+
+/// Timers that deliver one of the agent's own events later.
+pub mod timer {
+    use super::wit::timer as raw;
+    pub use raw::When;
+
+    /// Deliver `event` (WAVE syntax) to this agent at `when`; returns the timer id.
+    ///
+    /// ```no_run
+    /// use agentos_sdk::timer::{schedule, When};
+    /// let id = schedule(When::AfterMs(60_000), "tick")?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn schedule(when: When, event: &str) -> Result<u64, crate::EffectError> {
+        raw::schedule(when, event)
+    }
+
+    /// Cancel a pending timer.
+    pub fn cancel(id: u64) -> Result<(), crate::EffectError> {
+        raw::cancel(id)
+    }
+}
+
+/// Source to wasm components, in a sandboxed toolchain run by the host.
+pub mod compile {
+    use super::wit::compile as raw;
+    pub use raw::{Artifact, Language, SourceFile};
+
+    /// Compile `files`; the component lands in the blob store.
+    ///
+    /// ```no_run
+    /// use agentos_sdk::compile::{build, Language, SourceFile};
+    /// let artifact = build(Language::Wat, &[SourceFile {
+    ///     path: "main.wat".into(),
+    ///     contents: b"(component)".to_vec(),
+    /// }])?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn build(language: Language, files: &[SourceFile]) -> Result<Artifact, crate::EffectError> {
+        raw::build(language, files)
+    }
+}
+
+/// Events to other agents of the same world.
+pub mod emit {
+    use super::wit::emit as raw;
+
+    /// Enqueue `event` (WAVE syntax of the target's event type) for agent `target`.
+    ///
+    /// ```no_run
+    /// agentos_sdk::emit::send("notifier", r#"notify("build finished")"#)?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn send(target: &str, event: &str) -> Result<(), crate::EffectError> {
+        raw::send(target, event)
+    }
+}
+
+/// The world's own configuration.
+pub mod governance {
+    use super::wit::governance as raw;
+
+    /// The manifest of record, as JSON.
+    ///
+    /// ```no_run
+    /// let manifest = agentos_sdk::governance::manifest()?;
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn manifest() -> Result<String, crate::EffectError> {
+        raw::manifest()
+    }
+
+    /// Propose a patch (JSON); returns the proposal id.
+    pub fn propose(patch: &str, description: &str) -> Result<String, crate::EffectError> {
+        raw::propose(patch, description)
+    }
+}

@@ -1,0 +1,334 @@
+//! Grant matching: does one of an agent's capabilities allow this effect call?
+//!
+//! Pure functions over the manifest's capabilities: URL patterns and methods for http, mounts
+//! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
+
+use agentos_air::{Cap, EffectKind, FsCap, FsMode, HttpCap, Manifest};
+use std::path::{Component, Path, PathBuf};
+
+/// Why a manifest's capabilities cannot be used by this host.
+#[derive(Debug, thiserror::Error)]
+pub enum CapError {
+    #[error("capability `{cap}`: URL pattern `{pattern}` is malformed: {reason}")]
+    BadPattern {
+        cap: String,
+        pattern: String,
+        reason: String,
+    },
+    #[error("agent `{agent}` holds capability `{cap}` for effect `{effect}`, which is not supported by this host yet")]
+    Unsupported {
+        agent: String,
+        cap: String,
+        effect: EffectKind,
+    },
+}
+
+/// A parsed http URL pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlPattern {
+    scheme: String,
+    /// Exact host, or `*.suffix` (any subdomain of suffix), or `*` (any host).
+    host: String,
+    /// `None` = any port; otherwise the exact port (the scheme's default when omitted).
+    port: Option<u16>,
+    /// Path segments; `*` matches one segment, a final `**` any rest.
+    path: Vec<String>,
+}
+
+fn default_port(scheme: &str) -> u16 {
+    if scheme == "https" { 443 } else { 80 }
+}
+
+impl UrlPattern {
+    pub fn parse(pattern: &str) -> Result<UrlPattern, String> {
+        let (scheme, rest) = pattern.split_once("://").ok_or("expected scheme://host/path")?;
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("scheme `{scheme}` is not http or https"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, "**"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, "*")) => (host, None),
+            Some((host, port)) => (
+                host,
+                Some(
+                    port.parse::<u16>()
+                        .map_err(|_| format!("port `{port}` is not a number or *"))?,
+                ),
+            ),
+            None => (authority, Some(default_port(scheme))),
+        };
+        if host.is_empty() {
+            return Err("empty host".into());
+        }
+        if host.contains('*') && !(host == "*" || (host.starts_with("*.") && !host[2..].contains('*'))) {
+            return Err(format!(
+                "host `{host}`: `*` may only be the whole host or a leading `*.`"
+            ));
+        }
+        let path: Vec<String> = path.split('/').map(str::to_string).collect();
+        if let Some(i) = path.iter().position(|s| s == "**")
+            && i + 1 != path.len()
+        {
+            return Err("`**` may only be the last path segment".into());
+        }
+        Ok(UrlPattern {
+            scheme: scheme.to_string(),
+            host: host.to_ascii_lowercase(),
+            port,
+            path,
+        })
+    }
+
+    pub fn matches(&self, url: &url::Url) -> bool {
+        if url.scheme() != self.scheme {
+            return false;
+        }
+        let Some(host) = url.host_str() else { return false };
+        let host = host.to_ascii_lowercase();
+        let host_ok = match self.host.strip_prefix("*.") {
+            _ if self.host == "*" => true,
+            Some(suffix) => host.ends_with(&format!(".{suffix}")),
+            None => host == self.host,
+        };
+        let port = url.port_or_known_default().unwrap_or(0);
+        if !host_ok || self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
+        let mut i = 0;
+        for pattern in &self.path {
+            if pattern == "**" {
+                return true;
+            }
+            match segments.get(i) {
+                Some(segment) if pattern == "*" || pattern == segment => i += 1,
+                _ => return false,
+            }
+        }
+        i == segments.len()
+    }
+}
+
+/// The outcome of a grant check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed by the named capability.
+    Allow { grant: String },
+    /// No capability allows it; the reason names what was asked and what is granted.
+    Deny { reason: String },
+}
+
+/// An agent's capabilities, parsed for matching.
+#[derive(Debug, Clone)]
+pub struct AgentGrants {
+    pub agent: String,
+    http: Vec<(String, HttpCap, Vec<UrlPattern>)>,
+    fs: Vec<(String, FsCap, PathBuf)>,
+}
+
+impl AgentGrants {
+    /// Parse the grants of `agent` from the manifest; `world_dir` anchors relative fs dirs.
+    pub fn from_manifest(manifest: &Manifest, agent: &str, world_dir: &Path) -> Result<AgentGrants, CapError> {
+        let def = &manifest.agents[agent];
+        let mut grants = AgentGrants {
+            agent: agent.to_string(),
+            http: Vec::new(),
+            fs: Vec::new(),
+        };
+        for (name, cap) in manifest.grants_of(def) {
+            match cap {
+                Cap::Http(http) => {
+                    let patterns = http
+                        .urls
+                        .iter()
+                        .map(|p| {
+                            UrlPattern::parse(p).map_err(|reason| CapError::BadPattern {
+                                cap: name.to_string(),
+                                pattern: p.clone(),
+                                reason,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    grants.http.push((name.to_string(), http.clone(), patterns));
+                }
+                Cap::Fs(fs) => grants.fs.push((name.to_string(), fs.clone(), world_dir.join(&fs.dir))),
+                other => {
+                    return Err(CapError::Unsupported {
+                        agent: agent.to_string(),
+                        cap: name.to_string(),
+                        effect: other.effect(),
+                    });
+                }
+            }
+        }
+        Ok(grants)
+    }
+
+    /// Whether the agent may import the interface of `effect` at all.
+    pub fn holds(&self, effect: EffectKind) -> bool {
+        match effect {
+            EffectKind::Log => true,
+            EffectKind::Http => !self.http.is_empty(),
+            EffectKind::Fs => !self.fs.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Check an http request; on success also returns the matching capability.
+    pub fn check_http(&self, method: &str, url: &str) -> (Decision, Option<&HttpCap>) {
+        let parsed = match url::Url::parse(url) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return (
+                    Decision::Deny {
+                        reason: format!("`{url}` is not a valid URL: {e}"),
+                    },
+                    None,
+                );
+            }
+        };
+        for (name, cap, patterns) in &self.http {
+            if cap.methods.iter().any(|m| m == method) && patterns.iter().any(|p| p.matches(&parsed)) {
+                return (Decision::Allow { grant: name.clone() }, Some(cap));
+            }
+        }
+        let granted: Vec<String> = self
+            .http
+            .iter()
+            .map(|(name, cap, _)| format!("{name} ({} {})", cap.methods.join("|"), cap.urls.join(", ")))
+            .collect();
+        let reason = format!(
+            "no http grant of agent `{}` allows {method} {url}; granted: {}",
+            self.agent,
+            if granted.is_empty() {
+                "none".to_string()
+            } else {
+                granted.join("; ")
+            }
+        );
+        (Decision::Deny { reason }, None)
+    }
+
+    /// Check an fs path (`<mount>/<relative>`); on success returns the host directory and the
+    /// relative path inside it.
+    pub fn check_fs(&self, path: &str, write: bool) -> (Decision, Option<(PathBuf, PathBuf)>) {
+        let deny = |reason: String| (Decision::Deny { reason }, None);
+        let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
+        let Some((name, cap, dir)) = self.fs.iter().find(|(name, _, _)| name == mount) else {
+            let mounts: Vec<&str> = self.fs.iter().map(|(name, _, _)| name.as_str()).collect();
+            return deny(format!(
+                "`{path}` is not under an fs grant of agent `{}`; paths start with a granted mount: {}",
+                self.agent,
+                if mounts.is_empty() {
+                    "none".to_string()
+                } else {
+                    mounts.join(", ")
+                }
+            ));
+        };
+        let relative = Path::new(rest);
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return deny(format!("`{path}`: `..` and absolute paths are refused"));
+        }
+        if write && cap.mode != FsMode::ReadWrite {
+            return deny(format!("fs grant `{name}` is read-only; `{path}` cannot be written"));
+        }
+        (
+            Decision::Allow { grant: name.clone() },
+            Some((dir.clone(), relative.to_path_buf())),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, url: &str) -> bool {
+        UrlPattern::parse(pattern)
+            .unwrap()
+            .matches(&url::Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn url_patterns() {
+        assert!(matches("https://example.com/**", "https://example.com/a/b?q=1"));
+        assert!(matches("https://example.com", "https://example.com/"));
+        assert!(!matches("https://example.com/**", "http://example.com/"));
+        assert!(!matches("https://example.com/**", "https://example.com:8443/"));
+        assert!(matches("http://127.0.0.1:*/**", "http://127.0.0.1:5123/x"));
+        assert!(matches("https://*.example.com/api/*", "https://a.example.com/api/v1"));
+        assert!(!matches("https://*.example.com/api/*", "https://example.com/api/v1"));
+        assert!(!matches(
+            "https://*.example.com/api/*",
+            "https://a.example.com/api/v1/x"
+        ));
+        assert!(!matches("https://example.com/**", "https://example.com.evil.org/"));
+        assert!(UrlPattern::parse("https://ex*ample.com/").is_err());
+        assert!(UrlPattern::parse("https://x/**/y").is_err());
+        assert!(UrlPattern::parse("ftp://x/").is_err());
+    }
+
+    fn grants() -> AgentGrants {
+        let text = r#"
+            [world]
+            name = "w"
+            [modules.m]
+            component = "m.wasm"
+            [caps.web]
+            effect = "http"
+            urls = ["http://127.0.0.1:*/ok/**"]
+            [caps.data]
+            effect = "fs"
+            dir = "data"
+            [agents.a]
+            module = "m"
+            grants = ["web", "data"]
+        "#;
+        let manifest = Manifest::parse_toml(text, "world.toml").unwrap();
+        AgentGrants::from_manifest(&manifest, "a", Path::new("/w")).unwrap()
+    }
+
+    #[test]
+    fn http_decisions_name_the_grant_or_the_reason() {
+        let grants = grants();
+        assert_eq!(
+            grants.check_http("GET", "http://127.0.0.1:9/ok/x").0,
+            Decision::Allow { grant: "web".into() }
+        );
+        let Decision::Deny { reason } = grants.check_http("POST", "http://127.0.0.1:9/ok/x").0 else {
+            panic!()
+        };
+        assert!(
+            reason.contains("POST http://127.0.0.1:9/ok/x") && reason.contains("web (GET"),
+            "{reason}"
+        );
+        assert!(matches!(
+            grants.check_http("GET", "http://127.0.0.1:9/other").0,
+            Decision::Deny { .. }
+        ));
+    }
+
+    #[test]
+    fn fs_decisions() {
+        let grants = grants();
+        let (decision, target) = grants.check_fs("data/a/b.txt", false);
+        assert_eq!(decision, Decision::Allow { grant: "data".into() });
+        assert_eq!(target.unwrap(), (PathBuf::from("/w/data"), PathBuf::from("a/b.txt")));
+        assert!(matches!(
+            grants.check_fs("data/../secret", false).0,
+            Decision::Deny { .. }
+        ));
+        assert!(matches!(grants.check_fs("other/x", false).0, Decision::Deny { .. }));
+        let Decision::Deny { reason } = grants.check_fs("data/x", true).0 else {
+            panic!()
+        };
+        assert!(reason.contains("read-only"), "{reason}");
+    }
+}

@@ -1,0 +1,346 @@
+//! The `agentos-host` command line: argument parsing and output formatting only; every
+//! decision is made by `world`, `kernel` and `verify`.
+
+mod bench;
+mod init;
+mod show;
+
+use crate::journal::entry::EntryBody;
+use crate::world::{EventInput, OpenMode, World, WorldPaths, genesis, open_existing_journal};
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// AgentOS host: run deterministic, journaled worlds of WebAssembly agents.
+///
+/// A world is a directory with a `world.toml` manifest. Every input, step and effect is
+/// appended to `<world>/.agentos/journal.redb`; every effect carries an ed25519-signed receipt.
+/// Worlds can be replayed from their journal and verified without running any code.
+#[derive(Debug, Parser)]
+#[command(name = "agentos-host", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new world directory from a template (builds the template's component if needed).
+    Init {
+        /// Directory to create the world in (must not hold a world yet).
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "counter")]
+        template: init::Template,
+    },
+    /// Journal one event for an agent, process the inbox until idle, print what happened.
+    Send {
+        dir: PathBuf,
+        /// Agent name from world.toml.
+        agent: String,
+        /// The event in WAVE syntax, e.g. `increment(5)` or `greet("ada")`; JSON with --json.
+        event: String,
+        /// The event is JSON: `{"increment": 5}`, `"reset"`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recover the world, journal the events of --events, process everything, exit when idle.
+    Run {
+        dir: PathBuf,
+        /// A file of events, one per line: `<agent> <event in WAVE>`; `#` starts a comment.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Print a JSON summary instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the journal as a timeline of inputs, steps, effects, receipts and failures.
+    Log {
+        dir: PathBuf,
+        /// One JSON object per entry (JSON lines).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List effect receipts; with --json, each with its signed bytes, signature and public key.
+    Receipts {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-execute every step, serving effects from receipts, and compare with the journal.
+    ///
+    /// Exits 1 at the first divergence, naming the step, the agent and what differed.
+    Replay {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain, every receipt signature and every blob; runs no wasm.
+    ///
+    /// Exits 1 naming the first bad entry.
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the demo world end to end in DIR (a fresh temporary directory by default).
+    Demo { dir: Option<PathBuf> },
+    /// Measure stepper throughput against raw wasmtime calls and raw redb commits.
+    Bench {
+        /// Steps per measurement.
+        #[arg(long, default_value_t = 20_000)]
+        steps: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match cli.command {
+        Command::Init { dir, template } => {
+            init::init(&dir, template)?;
+            println!("created world {} from template {template:?}", dir.display());
+            println!(
+                "next: agentos-host send {} <agent> <event>   (agents are listed in world.toml)",
+                dir.display()
+            );
+        }
+        Command::Send {
+            dir,
+            agent,
+            event,
+            json,
+        } => {
+            let mut world = World::open(&dir, OpenMode::Run)?;
+            let parsed: serde_json::Value;
+            let input = if json {
+                parsed = serde_json::from_str(&event).context("--json: the event is not valid JSON")?;
+                EventInput::Json(&parsed)
+            } else {
+                EventInput::Wave(&event)
+            };
+            let first = world.ingest(&agent, input, "cli")?;
+            world.run(|_| {})?;
+            print_entries_from(&world, first)?;
+        }
+        Command::Run { dir, events, json } => {
+            let mut world = World::open(&dir, OpenMode::Run)?;
+            let recovered = world.recovery.clone();
+            let mut queued = 0;
+            if let Some(file) = &events {
+                queued = ingest_file(&mut world, file)?;
+            }
+            let mut committed = 0u64;
+            let mut failed = 0u64;
+            let steps = world.run(|record| match record.outcome {
+                crate::kernel::StepOutcome::Committed { .. } => committed += 1,
+                crate::kernel::StepOutcome::Failed { .. } => failed += 1,
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "replayed": recovered.steps_replayed, "queued": queued, "steps": steps,
+                        "committed": committed, "failed": failed
+                    })
+                );
+            } else {
+                println!(
+                    "recovered {} steps; journaled {queued} events; processed {steps} steps ({committed} committed, {failed} failed); idle",
+                    recovered.steps_replayed
+                );
+            }
+        }
+        Command::Log { dir, json } => {
+            let journal = open_existing_journal(&WorldPaths::new(&dir))?;
+            for entry in journal.entries()? {
+                if json {
+                    println!("{}", show::entry_json(&journal, &entry));
+                } else {
+                    println!("{}", show::entry_line(&journal, &entry));
+                }
+            }
+        }
+        Command::Receipts { dir, json } => {
+            let journal = open_existing_journal(&WorldPaths::new(&dir))?;
+            let public_key = genesis(&journal)?.host_public_key;
+            let mut all = Vec::new();
+            for entry in journal.entries()? {
+                if let EntryBody::EffectReceipt(r) = &entry.body {
+                    if json {
+                        all.push(show::receipt_json(&journal, entry.seq, r, &public_key));
+                    } else {
+                        println!("{}", show::entry_line(&journal, &entry));
+                    }
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            }
+        }
+        Command::Replay { dir, json } => {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} steps ({per_sec})")
+                    .expect("valid template"),
+            );
+            let world = World::open_with_progress(&dir, OpenMode::Replay, |done, total| {
+                if total >= 1000 {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            })?;
+            bar.finish_and_clear();
+            let report = &world.recovery;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "steps_replayed": report.steps_replayed,
+                        "effects_served_from_receipts": report.effects_served,
+                        "failed_steps_reproduced": report.failed_steps,
+                        "pending": report.pending,
+                        "elapsed_ms": report.elapsed.as_millis() as u64,
+                        "divergence": report.divergence.as_ref().map(|d| serde_json::json!({
+                            "step": d.ingress, "agent": d.agent, "detail": d.detail
+                        })),
+                    })
+                );
+            }
+            match &report.divergence {
+                Some(divergence) => {
+                    if !json {
+                        eprintln!("replay DIVERGED at {divergence}");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+                None if !json => println!(
+                    "replay OK: {} steps re-executed ({} failed as recorded), {} effects served from receipts, identical state digests and outputs, {:.1} ms{}",
+                    report.steps_replayed,
+                    report.failed_steps,
+                    report.effects_served,
+                    report.elapsed.as_secs_f64() * 1e3,
+                    if report.pending > 0 {
+                        format!("; {} events pending", report.pending)
+                    } else {
+                        String::new()
+                    }
+                ),
+                None => {}
+            }
+        }
+        Command::Verify { dir, json } => {
+            let journal = open_existing_journal(&WorldPaths::new(&dir))?;
+            match crate::verify::verify(&journal) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&report)?);
+                    } else {
+                        println!(
+                            "verify OK: {} entries hash-chained, {} receipts signed by {}, {} steps",
+                            report.entries, report.receipts, report.public_key, report.steps
+                        );
+                    }
+                }
+                Err(error) => {
+                    if json {
+                        println!("{}", serde_json::json!({ "ok": false, "error": error.to_string() }));
+                    } else {
+                        eprintln!("verify FAILED: {error}");
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Command::Demo { dir } => demo(dir)?,
+        Command::Bench { steps, json } => bench::run(steps, json)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_entries_from(world: &World, first: u64) -> Result<()> {
+    let journal = world.kernel.journal.lock().expect("journal lock");
+    for entry in journal.entries()?.into_iter().filter(|e| e.seq >= first) {
+        println!("{}", show::entry_line(&journal, &entry));
+    }
+    Ok(())
+}
+
+/// Journal every event of an events file; errors name the file and line.
+fn ingest_file(world: &mut World, file: &Path) -> Result<usize> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read events file {}", file.display()))?;
+    let mut count = 0;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((agent, event)) = line.split_once(char::is_whitespace) else {
+            bail!(
+                "{}:{}: expected `<agent> <event>`, got `{line}`",
+                file.display(),
+                number + 1
+            );
+        };
+        world
+            .ingest(agent, EventInput::Wave(event.trim()), "events-file")
+            .with_context(|| format!("{}:{}", file.display(), number + 1))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn demo(dir: Option<PathBuf>) -> Result<()> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("agentos-demo-{}", std::process::id())),
+    };
+    println!("== init: a world with a counter and a hello agent in {}", dir.display());
+    init::init(&dir, init::Template::Demo)?;
+    {
+        let mut world = World::open(&dir, OpenMode::Run)?;
+        println!("== send: events in WAVE syntax");
+        let first = world.ingest("counter", EventInput::Wave("increment(5)"), "demo")?;
+        world.ingest("counter", EventInput::Wave("increment(37)"), "demo")?;
+        world.ingest("hello", EventInput::Wave(r#"greet("ada")"#), "demo")?;
+        world.ingest("hello", EventInput::Wave(r#"read-file("data/greeting.txt")"#), "demo")?;
+        // Outside the agent's http grant: denied, with a signed receipt, without any network.
+        world.ingest("hello", EventInput::Wave(r#"fetch("https://example.com/")"#), "demo")?;
+        world.run(|_| {})?;
+        print_entries_from(&world, first)?;
+    }
+    println!("== replay: re-execute every step from the journal");
+    let replayed = World::open(&dir, OpenMode::Replay)?;
+    if let Some(divergence) = &replayed.recovery.divergence {
+        bail!("demo replay diverged at {divergence}");
+    }
+    println!(
+        "replay OK: {} steps, {} effects served from receipts",
+        replayed.recovery.steps_replayed, replayed.recovery.effects_served
+    );
+    drop(replayed);
+    println!("== verify: hash chain and signatures, no wasm");
+    let journal = open_existing_journal(&WorldPaths::new(&dir))?;
+    let report = crate::verify::verify(&journal)?;
+    println!(
+        "verify OK: {} entries, {} signed receipts",
+        report.entries, report.receipts
+    );
+    println!(
+        "\nexplore it: agentos-host log {0} | agentos-host receipts {0} --json",
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Human and JSON renderings of journal entries and receipts (for `log`, `send`, `receipts`).
+
+use crate::effects::{EffectFailure, EffectRequest, EffectResponse};
+use crate::journal::Journal;
+use crate::journal::entry::{Entry, EntryBody};
+use crate::kernel::decode_outcome;
+use crate::world::stream_label;
+use serde_json::json;
+
+fn short(digest: &[u8]) -> String {
+    hex::encode(&digest[..6.min(digest.len())])
+}
+
+fn request_of(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) -> Option<EffectRequest> {
+    let bytes = journal.payload_bytes(&entry.request).ok()??;
+    postcard::from_bytes(&bytes).ok()
+}
+
+fn outcome_text(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) -> String {
+    let Some(outcome) = journal
+        .payload_bytes(&entry.outcome)
+        .ok()
+        .flatten()
+        .and_then(|b| decode_outcome(&b))
+    else {
+        return "(outcome unreadable)".into();
+    };
+    match outcome {
+        Ok(EffectResponse::Unit) => "ok".into(),
+        Ok(EffectResponse::Http { status, body, .. }) => format!("HTTP {status}, {} bytes", body.len()),
+        Ok(EffectResponse::Bytes(bytes)) => format!("{} bytes", bytes.len()),
+        Ok(EffectResponse::Names(names)) => format!("{} names", names.len()),
+        Err(EffectFailure::Denied(r)) => format!("DENIED: {r}"),
+        Err(EffectFailure::Failed(r)) => format!("failed: {r}"),
+        Err(EffectFailure::BudgetExceeded(r)) => format!("budget exceeded: {r}"),
+        Err(EffectFailure::InDoubt(r)) => format!("in doubt: {r}"),
+        Err(EffectFailure::Timeout(r)) => format!("timeout: {r}"),
+    }
+}
+
+/// (agent, step, one-line description) of an entry.
+pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64>, String) {
+    match &entry.body {
+        EntryBody::Genesis(g) => (
+            None,
+            None,
+            format!(
+                "world {} created; host key {}; manifest sha256:{}; modules: {}",
+                hex::encode(g.world_id),
+                hex::encode(g.host_public_key),
+                short(&g.manifest_digest),
+                g.modules
+                    .iter()
+                    .map(|(m, d)| format!("{m} sha256:{}", short(d)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        EntryBody::Ingress(i) => (
+            Some(i.agent.clone()),
+            Some(entry.seq),
+            format!("→ {} {}  ({}, t={} ms)", i.agent, i.event, i.source, i.at_ms),
+        ),
+        EntryBody::EffectIntent(i) => (
+            None,
+            Some(i.ingress),
+            format!(
+                "intent #{}.{} {} request sha256:{}",
+                i.ingress,
+                i.effect_index,
+                i.effect,
+                short(&i.request_digest)
+            ),
+        ),
+        EntryBody::EffectReceipt(r) => {
+            let b = &r.receipt.body;
+            let request = request_of(journal, r).map_or_else(|| b.effect.clone(), |r| r.summary());
+            let grant = b.grant.as_deref().map(|g| format!(" [grant {g}]")).unwrap_or_default();
+            (
+                Some(b.agent.clone()),
+                Some(b.ingress),
+                format!(
+                    "receipt #{}.{} {request} → {}{grant} (signed, {} ms)",
+                    b.ingress,
+                    b.effect_index,
+                    outcome_text(journal, r),
+                    b.finished_ms.saturating_sub(b.started_ms)
+                ),
+            )
+        }
+        EntryBody::Output(o) => (
+            Some(o.agent.clone()),
+            Some(o.ingress),
+            format!("{} {}: {}", o.agent, stream_label(o.stream), o.text),
+        ),
+        EntryBody::StepCommitted(s) => (
+            Some(s.agent.clone()),
+            Some(s.ingress),
+            format!(
+                "step #{} committed: {} state sha256:{} fuel {} effects {}",
+                s.ingress,
+                s.agent,
+                short(&s.state_digest),
+                s.fuel_used,
+                s.effects
+            ),
+        ),
+        EntryBody::StepFailed(s) => (
+            Some(s.agent.clone()),
+            Some(s.ingress),
+            format!(
+                "step #{} FAILED ({}): {} — {} (state rolled back; fuel {} effects {})",
+                s.ingress,
+                s.kind.label(),
+                s.agent,
+                s.reason,
+                s.fuel_used,
+                s.effects
+            ),
+        ),
+    }
+}
+
+pub fn entry_line(journal: &Journal, entry: &Entry) -> String {
+    let (_, _, text) = describe(journal, entry);
+    format!("#{:<6} {:<15} {text}", entry.seq, entry.body.kind())
+}
+
+pub fn entry_json(journal: &Journal, entry: &Entry) -> serde_json::Value {
+    let (agent, step, text) = describe(journal, entry);
+    json!({ "seq": entry.seq, "kind": entry.body.kind(), "agent": agent, "step": step, "text": text })
+}
+
+pub fn receipt_json(
+    journal: &Journal,
+    seq: u64,
+    r: &crate::journal::entry::ReceiptEntry,
+    public_key: &[u8; 32],
+) -> serde_json::Value {
+    let b = &r.receipt.body;
+    json!({
+        "seq": seq,
+        "step": b.ingress,
+        "effect_index": b.effect_index,
+        "agent": b.agent,
+        "effect": b.effect,
+        "grant": b.grant,
+        "status": b.status.label(),
+        "request": request_of(journal, r).map(|r| r.summary()),
+        "request_digest": hex::encode(b.request_digest),
+        "outcome_digest": hex::encode(b.outcome_digest),
+        "started_ms": b.started_ms,
+        "finished_ms": b.finished_ms,
+        "usage": { "bytes_sent": b.usage.bytes_sent, "bytes_received": b.usage.bytes_received, "tokens_in": b.usage.tokens_in, "tokens_out": b.usage.tokens_out },
+        "key_id": hex::encode(b.key_id),
+        "signed_bytes": hex::encode(b.signing_bytes()),
+        "signature": hex::encode(&r.receipt.signature),
+        "public_key": hex::encode(public_key),
+    })
+}

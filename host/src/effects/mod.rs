@@ -1,0 +1,228 @@
+//! Effects: the one choke point through which every guest side effect passes.
+//!
+//! A guest call lands in an interface file (`log.rs`, `http.rs`, `fs.rs`, `unsupported.rs`),
+//! which converts it into an [`EffectRequest`] and hands it to [`EffectGate::call`]. The gate
+//! numbers the call within its step, encodes and hashes the request, and asks its
+//! [`EffectBackend`] for the outcome. There are two backends and the stepper cannot tell them
+//! apart: [`live::LiveEffects`] checks the grant, journals an intent for non-idempotent calls,
+//! runs the adapter and signs and journals a receipt; [`replay::ReplayEffects`] serves the
+//! outcome recorded in the journal after checking that the request is the one recorded.
+//! No other code path runs an adapter.
+
+pub mod fs;
+pub mod http;
+pub mod live;
+pub mod log;
+pub mod replay;
+pub mod unsupported;
+
+use crate::journal::entry::{Digest, sha256};
+use crate::receipts::{ReceiptStatus, Usage};
+use crate::runtime::bindings::agentos::core::types::EffectError;
+use serde::{Deserialize, Serialize};
+
+/// Most effect calls one step may make; the next one traps.
+pub const EFFECTS_MAX_PER_STEP: u32 = 1_000;
+
+/// A guest's request, in the canonical form that is hashed into its receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EffectRequest {
+    Log {
+        level: String,
+        message: String,
+    },
+    Http {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+    },
+    FsRead {
+        path: String,
+    },
+    FsWrite {
+        path: String,
+        contents: Vec<u8>,
+    },
+    FsListDir {
+        path: String,
+    },
+}
+
+impl EffectRequest {
+    /// The effect interface this request belongs to.
+    pub fn effect(&self) -> &'static str {
+        match self {
+            EffectRequest::Log { .. } => "log",
+            EffectRequest::Http { .. } => "http",
+            EffectRequest::FsRead { .. } | EffectRequest::FsWrite { .. } | EffectRequest::FsListDir { .. } => "fs",
+        }
+    }
+
+    /// Whether running it twice has the same effect as once. Non-idempotent calls get a
+    /// durable intent before they run, and are never retried after a crash.
+    pub fn idempotent(&self) -> bool {
+        match self {
+            EffectRequest::Http { method, .. } => matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS"),
+            EffectRequest::FsWrite { .. } => false,
+            EffectRequest::Log { .. } | EffectRequest::FsRead { .. } | EffectRequest::FsListDir { .. } => true,
+        }
+    }
+
+    /// One line for humans (`log`, divergence reports).
+    pub fn summary(&self) -> String {
+        match self {
+            EffectRequest::Log { level, message } => format!("log {level}: {message}"),
+            EffectRequest::Http { method, url, .. } => format!("http {method} {url}"),
+            EffectRequest::FsRead { path } => format!("fs read {path}"),
+            EffectRequest::FsWrite { path, contents } => format!("fs write {path} ({} bytes)", contents.len()),
+            EffectRequest::FsListDir { path } => format!("fs list-dir {path}"),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("effect requests always encode")
+    }
+}
+
+/// A successful effect result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EffectResponse {
+    Unit,
+    Http {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Bytes(Vec<u8>),
+    Names(Vec<String>),
+}
+
+/// An effect's failure as the guest sees it (`effect-error` in WIT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EffectFailure {
+    Denied(String),
+    Failed(String),
+    BudgetExceeded(String),
+    InDoubt(String),
+    Timeout(String),
+}
+
+/// What an effect call produced; its encoding is hashed into the receipt.
+pub type EffectOutcome = Result<EffectResponse, EffectFailure>;
+
+pub fn encode_outcome(outcome: &EffectOutcome) -> Vec<u8> {
+    postcard::to_allocvec(outcome).expect("effect outcomes always encode")
+}
+
+pub fn outcome_status(outcome: &EffectOutcome) -> ReceiptStatus {
+    match outcome {
+        Ok(_) => ReceiptStatus::Ok,
+        Err(EffectFailure::Denied(_)) => ReceiptStatus::Denied,
+        Err(EffectFailure::Failed(_)) => ReceiptStatus::Failed,
+        Err(EffectFailure::BudgetExceeded(_)) => ReceiptStatus::BudgetExceeded,
+        Err(EffectFailure::InDoubt(_)) => ReceiptStatus::InDoubt,
+        Err(EffectFailure::Timeout(_)) => ReceiptStatus::Timeout,
+    }
+}
+
+impl From<EffectFailure> for EffectError {
+    fn from(failure: EffectFailure) -> EffectError {
+        match failure {
+            EffectFailure::Denied(r) => EffectError::Denied(r),
+            EffectFailure::Failed(r) => EffectError::Failed(r),
+            EffectFailure::BudgetExceeded(r) => EffectError::BudgetExceeded(r),
+            EffectFailure::InDoubt(r) => EffectError::InDoubt(r),
+            EffectFailure::Timeout(r) => EffectError::Timeout(r),
+        }
+    }
+}
+
+/// One call arriving at the backend.
+#[derive(Debug)]
+pub struct EffectCall<'a> {
+    pub agent: &'a str,
+    pub ingress: u64,
+    pub index: u32,
+    pub request: &'a EffectRequest,
+    pub request_bytes: &'a [u8],
+    pub request_digest: Digest,
+}
+
+/// What an adapter measured besides its outcome.
+#[derive(Debug, Clone, Default)]
+pub struct Performed {
+    pub grant: Option<String>,
+    pub usage: Usage,
+}
+
+/// Where outcomes come from: live adapters, or the journal. See the module docs.
+pub trait EffectBackend: Send {
+    /// Produce the outcome of one call. `Err` traps the guest (a divergence, a journal fault).
+    fn perform(&mut self, call: &EffectCall<'_>) -> wasmtime::Result<EffectOutcome>;
+}
+
+/// The choke point, one per instance, living in the store.
+pub struct EffectGate {
+    agent: String,
+    backend: Option<Box<dyn EffectBackend>>,
+    step: Option<(u64, u32)>,
+}
+
+impl EffectGate {
+    pub fn new(agent: &str) -> EffectGate {
+        EffectGate {
+            agent: agent.to_string(),
+            backend: None,
+            step: None,
+        }
+    }
+
+    /// Install the backend that serves the following steps.
+    pub fn set_backend(&mut self, backend: Box<dyn EffectBackend>) {
+        self.backend = Some(backend);
+    }
+
+    /// Start numbering calls for the step of ingress entry `ingress`.
+    pub fn begin_step(&mut self, ingress: u64) {
+        self.step = Some((ingress, 0));
+    }
+
+    /// Stop accepting calls; returns how many the step made.
+    pub fn end_step(&mut self) -> u32 {
+        self.step.take().map_or(0, |(_, calls)| calls)
+    }
+
+    /// Every effect call of every interface goes through here.
+    pub fn call(&mut self, request: EffectRequest) -> wasmtime::Result<EffectOutcome> {
+        let Some((ingress, calls)) = self.step.as_mut() else {
+            wasmtime::bail!(
+                "agent `{}` called `{}` outside a step (effects are not available in init or restore)",
+                self.agent,
+                request.effect()
+            );
+        };
+        if *calls >= EFFECTS_MAX_PER_STEP {
+            wasmtime::bail!(
+                "agent `{}` exceeded {EFFECTS_MAX_PER_STEP} effect calls in one step",
+                self.agent
+            );
+        }
+        let index = *calls;
+        *calls += 1;
+        let request_bytes = request.encode();
+        let call = EffectCall {
+            agent: &self.agent,
+            ingress: *ingress,
+            index,
+            request: &request,
+            request_digest: sha256(&request_bytes),
+            request_bytes: &request_bytes,
+        };
+        let backend = self
+            .backend
+            .as_mut()
+            .expect("the stepper installs a backend before the first step");
+        backend.perform(&call)
+    }
+}

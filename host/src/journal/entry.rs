@@ -1,0 +1,189 @@
+//! Journal entry types and the hash chain that links them.
+//!
+//! An entry is stored as `postcard(Entry)`. Its hash is
+//! `sha256("agentos.entry.v1\0" || stored bytes)` and the next entry carries it as `prev_hash`,
+//! so changing, removing or reordering any entry breaks the chain at that entry.
+
+use crate::receipts::SignedReceipt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// A sha256 digest.
+pub type Digest = [u8; 32];
+
+/// Version of the on-disk format this host writes (and the only one it reads).
+pub const FORMAT_VERSION: u32 = 1;
+
+const ENTRY_DOMAIN: &[u8] = b"agentos.entry.v1\0";
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub prev_hash: Digest,
+    pub body: EntryBody,
+}
+
+impl Entry {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("journal entries always encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Entry, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// Hash of an entry's stored bytes, as chained into the next entry.
+pub fn entry_hash(stored: &[u8]) -> Digest {
+    let mut hasher = Sha256::new();
+    hasher.update(ENTRY_DOMAIN);
+    hasher.update(stored);
+    hasher.finalize().into()
+}
+
+/// sha256 of arbitrary bytes.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes).into()
+}
+
+/// What an entry records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EntryBody {
+    Genesis(Genesis),
+    Ingress(Ingress),
+    EffectIntent(EffectIntent),
+    EffectReceipt(ReceiptEntry),
+    Output(Output),
+    StepCommitted(StepCommitted),
+    StepFailed(StepFailed),
+}
+
+impl EntryBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EntryBody::Genesis(_) => "genesis",
+            EntryBody::Ingress(_) => "ingress",
+            EntryBody::EffectIntent(_) => "effect-intent",
+            EntryBody::EffectReceipt(_) => "effect-receipt",
+            EntryBody::Output(_) => "output",
+            EntryBody::StepCommitted(_) => "step-committed",
+            EntryBody::StepFailed(_) => "step-failed",
+        }
+    }
+}
+
+/// The first entry: who this world is and what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Genesis {
+    pub format_version: u32,
+    pub world_id: [u8; 16],
+    /// The host's ed25519 public key; every receipt of this world verifies under it.
+    pub host_public_key: [u8; 32],
+    pub created_ms: u64,
+    /// The manifest of record (AIR, JSON form) and its canonical digest.
+    pub manifest_json: String,
+    pub manifest_digest: Digest,
+    /// sha256 of each module's component bytes (stored in the blob table), by module name.
+    pub modules: Vec<(String, Digest)>,
+}
+
+/// An input to the world, appended before it is processed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ingress {
+    pub agent: String,
+    /// The event in canonical WAVE text (as re-printed from the typed value).
+    pub event: String,
+    /// Logical time of the event: the guest's wall clock during its step.
+    pub at_ms: u64,
+    /// Where it came from (`cli`, `events-file`, ...).
+    pub source: String,
+}
+
+/// A non-idempotent effect is about to run; made durable before it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectIntent {
+    pub ingress: u64,
+    pub effect_index: u32,
+    pub effect: String,
+    pub request_digest: Digest,
+}
+
+/// Bytes stored inline when small, in the blob table (by digest) when large.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Payload {
+    Inline(Vec<u8>),
+    Blob(Digest),
+}
+
+/// A signed receipt plus the request and outcome it commits to (by digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptEntry {
+    pub receipt: SignedReceipt,
+    pub request: Payload,
+    pub outcome: Payload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What a step wrote to stdout or stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub ingress: u64,
+    pub agent: String,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// A step finished; its state and outputs are part of the world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepCommitted {
+    pub ingress: u64,
+    pub agent: String,
+    /// sha256 of the agent's `lifecycle.snapshot()` after the step.
+    pub state_digest: Digest,
+    pub fuel_used: u64,
+    pub effects: u32,
+}
+
+/// Why a step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// `handle` returned an error.
+    Error,
+    /// The guest trapped (panic, unreachable, host-raised limit).
+    Trap,
+    /// The step used all its fuel.
+    FuelExhausted,
+    /// The instance tried to grow memory beyond its cap.
+    MemoryExhausted,
+    /// The event could not be delivered (instantiation failed, event no longer parses).
+    Undeliverable,
+}
+
+impl FailureKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Error => "error",
+            FailureKind::Trap => "trap",
+            FailureKind::FuelExhausted => "fuel-exhausted",
+            FailureKind::MemoryExhausted => "memory-exhausted",
+            FailureKind::Undeliverable => "undeliverable",
+        }
+    }
+}
+
+/// A step failed: the agent's state was rolled back; effects it performed keep their receipts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailed {
+    pub ingress: u64,
+    pub agent: String,
+    pub kind: FailureKind,
+    pub reason: String,
+    pub fuel_used: u64,
+    pub effects: u32,
+}

@@ -1,0 +1,338 @@
+//! The world's journal: an append-only, hash-chained log of entries in one redb file.
+//!
+//! The journal owns the redb tables (see [`tables`]), assigns sequence numbers, chains hashes
+//! and batches appends: entries and blobs are buffered by [`Journal::append`] /
+//! [`Journal::put_blob`] and written in one fsynced transaction by [`Journal::commit`]. It knows
+//! nothing of wasm or effects; it stores what it is given and checks its own invariants.
+
+pub mod entry;
+pub mod tables;
+
+use entry::{Digest, Entry, EntryBody, FORMAT_VERSION, entry_hash, sha256};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tables::{BLOBS, JOURNAL, META, META_FORMAT_VERSION, META_HEAD};
+
+/// Operating errors of the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("the world journal {path} is open in another process; stop it or wait for it to finish")]
+    Locked { path: PathBuf },
+    #[error("journal {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    #[error(
+        "journal {path} has format version {found}, this host reads version {FORMAT_VERSION}; \
+         use a host release that matches the world"
+    )]
+    Version { path: PathBuf, found: u32 },
+    #[error("journal {path}: entry #{seq} does not decode: {source}")]
+    Decode {
+        path: PathBuf,
+        seq: u64,
+        #[source]
+        source: postcard::Error,
+    },
+}
+
+/// An open world journal (holds the file lock for as long as it lives).
+pub struct Journal {
+    db: Database,
+    path: PathBuf,
+    next_seq: u64,
+    last_hash: Digest,
+    pending: Vec<(u64, Vec<u8>, Digest)>,
+    pending_blobs: HashMap<Digest, Vec<u8>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Open (or create) the journal file at `path`.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let storage = |source: redb::Error| JournalError::Storage {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(JournalError::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(storage(e.into())),
+        };
+        let mut journal = Journal {
+            db,
+            path: path.to_path_buf(),
+            next_seq: 0,
+            last_hash: [0; 32],
+            pending: Vec::new(),
+            pending_blobs: HashMap::new(),
+        };
+        let txn = journal.db.begin_write().map_err(|e| storage(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
+            let version = meta
+                .get(META_FORMAT_VERSION)
+                .map_err(|e| storage(e.into()))?
+                .map(|v| v.value().to_vec());
+            match version {
+                None => {
+                    meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
+                        .map_err(|e| storage(e.into()))?;
+                }
+                Some(bytes) => {
+                    let found = u32::from_le_bytes(bytes.as_slice().try_into().unwrap_or([0xff; 4]));
+                    if found != FORMAT_VERSION {
+                        return Err(JournalError::Version {
+                            path: path.to_path_buf(),
+                            found,
+                        });
+                    }
+                }
+            }
+            txn.open_table(JOURNAL).map_err(|e| storage(e.into()))?;
+            txn.open_table(BLOBS).map_err(|e| storage(e.into()))?;
+        }
+        txn.commit().map_err(|e| storage(e.into()))?;
+        if let Some((seq, hash)) = journal.stored_head()? {
+            journal.next_seq = seq + 1;
+            journal.last_hash = hash;
+        }
+        Ok(journal)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn storage_error(&self, source: impl Into<redb::Error>) -> JournalError {
+        JournalError::Storage {
+            path: self.path.clone(),
+            source: source.into(),
+        }
+    }
+
+    /// The last committed entry's sequence number and hash, as recorded in `meta`.
+    pub fn stored_head(&self) -> Result<Option<(u64, Digest)>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.storage_error(e))?;
+        let Some(head) = meta.get(META_HEAD).map_err(|e| self.storage_error(e))? else {
+            return Ok(None);
+        };
+        let bytes = head.value();
+        if bytes.len() != 40 {
+            return Ok(None);
+        }
+        let seq = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let hash: Digest = bytes[8..].try_into().expect("32 bytes");
+        Ok(Some((seq, hash)))
+    }
+
+    /// Number of entries, committed or pending.
+    pub fn len(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next_seq == 0
+    }
+
+    /// Buffer an entry; it becomes durable at the next [`Journal::commit`]. Returns its seq.
+    pub fn append(&mut self, body: EntryBody) -> u64 {
+        let seq = self.next_seq;
+        let entry = Entry {
+            seq,
+            prev_hash: self.last_hash,
+            body,
+        };
+        let stored = entry.encode();
+        let hash = entry_hash(&stored);
+        // Pair assertion: what we store decodes to what we meant to store.
+        debug_assert_eq!(Entry::decode(&stored).ok().as_ref(), Some(&entry));
+        self.pending.push((seq, stored, hash));
+        self.last_hash = hash;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Buffer a blob; returns its sha256.
+    pub fn put_blob(&mut self, bytes: &[u8]) -> Digest {
+        let digest = sha256(bytes);
+        self.pending_blobs.entry(digest).or_insert_with(|| bytes.to_vec());
+        digest
+    }
+
+    /// Entries waiting for [`Journal::commit`].
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Write every buffered entry and blob in one fsynced transaction.
+    pub fn commit(&mut self) -> Result<(), JournalError> {
+        if self.pending.is_empty() && self.pending_blobs.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(|e| self.storage_error(e))?;
+        {
+            let mut journal = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+            let mut blobs = txn.open_table(BLOBS).map_err(|e| self.storage_error(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.storage_error(e))?;
+            for (digest, bytes) in &self.pending_blobs {
+                blobs
+                    .insert(digest.as_slice(), bytes.as_slice())
+                    .map_err(|e| self.storage_error(e))?;
+            }
+            for (seq, stored, _) in &self.pending {
+                let previous = journal
+                    .insert(*seq, stored.as_slice())
+                    .map_err(|e| self.storage_error(e))?;
+                assert!(previous.is_none(), "journal entry #{seq} written twice");
+            }
+            if let Some((seq, _, hash)) = self.pending.last() {
+                let mut head = seq.to_le_bytes().to_vec();
+                head.extend_from_slice(hash);
+                meta.insert(META_HEAD, head.as_slice())
+                    .map_err(|e| self.storage_error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.storage_error(e))?;
+        self.pending.clear();
+        self.pending_blobs.clear();
+        Ok(())
+    }
+
+    /// Every committed entry's stored bytes, in order (for `verify`, which must see raw bytes).
+    pub fn raw_entries(&self) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.storage_error(e))? {
+            let (seq, bytes) = row.map_err(|e| self.storage_error(e))?;
+            out.push((seq.value(), bytes.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Every committed entry, decoded, in order.
+    pub fn entries(&self) -> Result<Vec<Entry>, JournalError> {
+        self.raw_entries()?
+            .into_iter()
+            .map(|(seq, bytes)| {
+                Entry::decode(&bytes).map_err(|source| JournalError::Decode {
+                    path: self.path.clone(),
+                    seq,
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// A blob by digest (pending blobs included).
+    pub fn blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, JournalError> {
+        if let Some(bytes) = self.pending_blobs.get(digest) {
+            return Ok(Some(bytes.clone()));
+        }
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(BLOBS).map_err(|e| self.storage_error(e))?;
+        Ok(table
+            .get(digest.as_slice())
+            .map_err(|e| self.storage_error(e))?
+            .map(|v| v.value().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entry::{Ingress, Output, Stream};
+
+    fn ingress(n: u64) -> EntryBody {
+        EntryBody::Ingress(Ingress {
+            agent: "a".into(),
+            event: format!("e({n})"),
+            at_ms: n,
+            source: "test".into(),
+        })
+    }
+
+    #[test]
+    fn appends_chain_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.redb");
+        {
+            let mut journal = Journal::open(&path).unwrap();
+            for n in 0..5 {
+                assert_eq!(journal.append(ingress(n)), n);
+            }
+            let digest = journal.put_blob(b"payload");
+            journal.commit().unwrap();
+            assert_eq!(journal.blob(&digest).unwrap().as_deref(), Some(&b"payload"[..]));
+        }
+        let mut journal = Journal::open(&path).unwrap();
+        assert_eq!(journal.len(), 5);
+        let seq = journal.append(EntryBody::Output(Output {
+            ingress: 0,
+            agent: "a".into(),
+            stream: Stream::Stdout,
+            text: "hi".into(),
+        }));
+        assert_eq!(seq, 5);
+        journal.commit().unwrap();
+        let entries = journal.entries().unwrap();
+        let raw = journal.raw_entries().unwrap();
+        for window in raw.windows(2) {
+            let next = Entry::decode(&window[1].1).unwrap();
+            assert_eq!(next.prev_hash, entry_hash(&window[0].1));
+        }
+        assert_eq!(entries.len(), 6);
+        assert_eq!(journal.stored_head().unwrap().unwrap(), (5, entry_hash(&raw[5].1)));
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.redb");
+        let _first = Journal::open(&path).unwrap();
+        let error = Journal::open(&path).unwrap_err().to_string();
+        assert!(error.contains("open in another process"), "{error}");
+    }
+}
+
+/// The journal as shared by the stepper and the live effect backend (one world, one writer).
+pub type SharedJournal = std::sync::Arc<std::sync::Mutex<Journal>>;
+
+/// Payloads up to this size are stored inline in their entry; larger ones in the blob table.
+pub const INLINE_PAYLOAD_MAX_BYTES: usize = 1024;
+
+impl Journal {
+    /// Store `bytes` as a payload: inline when small, as a blob otherwise.
+    pub fn payload(&mut self, bytes: &[u8]) -> entry::Payload {
+        if bytes.len() <= INLINE_PAYLOAD_MAX_BYTES {
+            entry::Payload::Inline(bytes.to_vec())
+        } else {
+            entry::Payload::Blob(self.put_blob(bytes))
+        }
+    }
+
+    /// The bytes of a payload; `None` when its blob is missing.
+    pub fn payload_bytes(&self, payload: &entry::Payload) -> Result<Option<Vec<u8>>, JournalError> {
+        match payload {
+            entry::Payload::Inline(bytes) => Ok(Some(bytes.clone())),
+            entry::Payload::Blob(digest) => self.blob(digest),
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The stepper: delivers journaled inputs to agents, one step at a time, in journal order.
+//!
+//! A step is a transaction over one agent's state. On success its outputs and the digest of
+//! the agent's new snapshot are journaled as `step-committed`; on a trap, an error, exhausted
+//! fuel or memory, the state is rolled back (the instance is discarded and rebuilt from the
+//! last committed snapshot, or restored in place after a plain error) and `step-failed` is
+//! journaled. Either way the world goes on with the next event.
+//!
+//! The same code runs live and in replay; only the effect backend differs. In replay the
+//! kernel compares each step's outcome, outputs and state digest with the journal and reports
+//! the first divergence. The kernel performs no IO itself besides the journal.
+
+use crate::caps::AgentGrants;
+use crate::effects::EffectOutcome;
+use crate::effects::live::{LiveEffects, RecoveredCall};
+use crate::effects::replay::{Divergence, RecordedCall, ReplayEffects};
+use crate::journal::entry::{
+    Digest, EntryBody, FailureKind, Ingress, Output, StepCommitted, StepFailed, Stream, sha256,
+};
+use crate::journal::{JournalError, SharedJournal};
+use crate::receipts::HostKey;
+use crate::runtime::{AgentComponent, AgentInstance, CallError, Runtime};
+use agentos_air::AgentDef;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Steps per journal commit while draining the inbox.
+pub const STEPS_PER_COMMIT: usize = 256;
+
+/// An agent as the stepper holds it.
+pub struct AgentSlot {
+    pub def: AgentDef,
+    pub component: AgentComponent,
+    pub grants: Arc<AgentGrants>,
+    instance: Option<AgentInstance>,
+    /// The last committed snapshot and its digest: what a failed step rolls back to.
+    state: Vec<u8>,
+    pub state_digest: Digest,
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Committed { state_digest: Digest },
+    Failed { kind: FailureKind, reason: String },
+}
+
+/// Everything a step produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub ingress: u64,
+    pub agent: String,
+    pub outcome: StepOutcome,
+    pub outputs: Vec<(Stream, String)>,
+    pub fuel_used: u64,
+    pub effects: u32,
+    /// Set in replay when an effect call did not match the journal (not journaled).
+    pub divergence: Option<String>,
+}
+
+/// What the journal says a committed step did (the replay oracle).
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub outcome: Option<StepOutcome>,
+    pub outputs: Vec<(Stream, String)>,
+    pub effects: u32,
+}
+
+/// Operating errors of the stepper.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("agent `{agent}`: {reason}")]
+    Agent { agent: String, reason: String },
+}
+
+/// The first place where re-execution disagreed with the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayDivergence {
+    pub ingress: u64,
+    pub agent: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for ReplayDivergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "step #{} (agent `{}`): {}", self.ingress, self.agent, self.detail)
+    }
+}
+
+pub struct Kernel {
+    pub world_id: [u8; 16],
+    pub journal: SharedJournal,
+    key: Arc<HostKey>,
+    runtime: Runtime,
+    pub agents: BTreeMap<String, AgentSlot>,
+    inbox: VecDeque<(u64, Ingress)>,
+    recovered: HashMap<u64, HashMap<(u64, u32), RecoveredCall>>,
+    last_at_ms: u64,
+}
+
+fn call_error(error: CallError) -> (FailureKind, String) {
+    match error {
+        CallError::Guest(message) => (FailureKind::Error, message),
+        CallError::OutOfFuel { limit } => (
+            FailureKind::FuelExhausted,
+            format!("fuel exhausted: the step used all {limit} units"),
+        ),
+        CallError::Memory(memory) => (FailureKind::MemoryExhausted, memory.to_string()),
+        CallError::Trap(error) => (FailureKind::Trap, format!("{error:#}")),
+    }
+}
+
+fn lines(bytes: Vec<u8>, stream: Stream, out: &mut Vec<(Stream, String)>) {
+    if bytes.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    out.extend(text.lines().map(|line| (stream, line.to_string())));
+}
+
+impl Kernel {
+    /// A stepper over freshly initialised agents (`lifecycle.init` already called).
+    pub fn new(
+        world_id: [u8; 16],
+        journal: SharedJournal,
+        key: Arc<HostKey>,
+        runtime: Runtime,
+        genesis_ms: u64,
+        agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
+    ) -> Result<Kernel, KernelError> {
+        let mut slots = BTreeMap::new();
+        for (name, def, component, grants) in agents {
+            let agent_error = |reason: String| KernelError::Agent {
+                agent: name.clone(),
+                reason,
+            };
+            let mut instance = runtime
+                .instantiate(&component, &world_id, def.memory_max_bytes)
+                .map_err(|e| agent_error(e.to_string()))?;
+            instance.begin_step(&world_id, 0, genesis_ms);
+            instance
+                .init(&def.config)
+                .map_err(|e| agent_error(format!("init failed: {}", call_error(e).1)))?;
+            let state = instance
+                .snapshot()
+                .map_err(|e| agent_error(format!("snapshot failed: {}", call_error(e).1)))?;
+            let state_digest = sha256(&state);
+            slots.insert(
+                name.clone(),
+                AgentSlot {
+                    def,
+                    component,
+                    grants: Arc::new(grants),
+                    instance: Some(instance),
+                    state,
+                    state_digest,
+                },
+            );
+        }
+        Ok(Kernel {
+            world_id,
+            journal,
+            key,
+            runtime,
+            agents: slots,
+            inbox: VecDeque::new(),
+            recovered: HashMap::new(),
+            last_at_ms: genesis_ms,
+        })
+    }
+
+    /// Events journaled but not yet processed.
+    pub fn pending(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// Queue a journaled ingress for live processing; `recovered` holds what the journal
+    /// already has for its effect calls (non-empty only after a crash mid-step).
+    pub fn enqueue(&mut self, seq: u64, ingress: Ingress, recovered: HashMap<(u64, u32), RecoveredCall>) {
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        if !recovered.is_empty() {
+            self.recovered.insert(seq, recovered);
+        }
+        self.inbox.push_back((seq, ingress));
+    }
+
+    /// Logical time for a new ingress: the wall clock, never earlier than the last event.
+    pub fn next_time_ms(&mut self) -> u64 {
+        let now = crate::effects::live::now_ms().max(self.last_at_ms);
+        self.last_at_ms = now;
+        now
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
+        self.journal.lock().expect("journal lock poisoned")
+    }
+
+    /// Process the inbox live until it is empty, committing every [`STEPS_PER_COMMIT`] steps.
+    /// `on_step` sees each record as it is journaled.
+    pub fn run_until_idle(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
+        let mut steps = 0;
+        while let Some((seq, ingress)) = self.inbox.pop_front() {
+            let recovered = self.recovered.remove(&seq).unwrap_or_default();
+            let backend = {
+                let slot = self.agents.get(&ingress.agent);
+                slot.map(|slot| {
+                    Box::new(LiveEffects::new(
+                        self.journal.clone(),
+                        self.key.clone(),
+                        self.world_id,
+                        slot.grants.clone(),
+                        recovered,
+                    )) as Box<dyn crate::effects::EffectBackend>
+                })
+            };
+            let record = self.step(seq, &ingress, backend);
+            self.journal_record(&record);
+            on_step(&record);
+            steps += 1;
+            if steps % STEPS_PER_COMMIT == 0 {
+                self.lock().commit()?;
+            }
+        }
+        self.lock().commit()?;
+        Ok(steps)
+    }
+
+    fn journal_record(&self, record: &StepRecord) {
+        let mut journal = self.lock();
+        for (stream, text) in &record.outputs {
+            journal.append(EntryBody::Output(Output {
+                ingress: record.ingress,
+                agent: record.agent.clone(),
+                stream: *stream,
+                text: text.clone(),
+            }));
+        }
+        journal.append(match &record.outcome {
+            StepOutcome::Committed { state_digest } => EntryBody::StepCommitted(StepCommitted {
+                ingress: record.ingress,
+                agent: record.agent.clone(),
+                state_digest: *state_digest,
+                fuel_used: record.fuel_used,
+                effects: record.effects,
+            }),
+            StepOutcome::Failed { kind, reason } => EntryBody::StepFailed(StepFailed {
+                ingress: record.ingress,
+                agent: record.agent.clone(),
+                kind: *kind,
+                reason: reason.clone(),
+                fuel_used: record.fuel_used,
+                effects: record.effects,
+            }),
+        });
+    }
+
+    /// Re-execute a committed step with effects served from `recorded_calls`, and compare it
+    /// with what the journal recorded. Returns the record and the first difference, if any.
+    pub fn replay_step(
+        &mut self,
+        seq: u64,
+        ingress: &Ingress,
+        recorded: &Recorded,
+        recorded_calls: &Arc<HashMap<(u64, u32), RecordedCall>>,
+    ) -> (StepRecord, Option<ReplayDivergence>) {
+        let backend = Box::new(ReplayEffects::new(self.journal.clone(), recorded_calls.clone()));
+        let record = self.step(seq, ingress, Some(backend));
+        let diverged = |detail: String| {
+            Some(ReplayDivergence {
+                ingress: seq,
+                agent: ingress.agent.clone(),
+                detail,
+            })
+        };
+        let divergence = match (&record.outcome, &recorded.outcome) {
+            _ if record.divergence.is_some() => diverged(record.divergence.clone().unwrap_or_default()),
+            (actual, Some(expected)) if actual != expected => diverged(format!(
+                "journal records {}, re-execution gave {}",
+                describe_outcome(expected),
+                describe_outcome(actual)
+            )),
+            _ if record.effects != recorded.effects => diverged(format!(
+                "journal records {} effect calls, re-execution made {}",
+                recorded.effects, record.effects
+            )),
+            _ if record.outputs != recorded.outputs => {
+                let first = record
+                    .outputs
+                    .iter()
+                    .zip(&recorded.outputs)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(record.outputs.len().min(recorded.outputs.len()));
+                diverged(format!(
+                    "output line {} differs: journal {:?}, re-execution {:?}",
+                    first + 1,
+                    recorded.outputs.get(first).map(|(_, t)| t),
+                    record.outputs.get(first).map(|(_, t)| t)
+                ))
+            }
+            _ => None,
+        };
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        (record, divergence)
+    }
+
+    /// One step, in whichever mode `backend` implies.
+    fn step(
+        &mut self,
+        seq: u64,
+        ingress: &Ingress,
+        backend: Option<Box<dyn crate::effects::EffectBackend>>,
+    ) -> StepRecord {
+        let mut record = StepRecord {
+            ingress: seq,
+            agent: ingress.agent.clone(),
+            outcome: StepOutcome::Failed {
+                kind: FailureKind::Undeliverable,
+                reason: String::new(),
+            },
+            outputs: Vec::new(),
+            fuel_used: 0,
+            effects: 0,
+            divergence: None,
+        };
+        let world_id = self.world_id;
+        let Some(slot) = self.agents.get_mut(&ingress.agent) else {
+            record.outcome = StepOutcome::Failed {
+                kind: FailureKind::Undeliverable,
+                reason: format!("no agent `{}` in the world", ingress.agent),
+            };
+            return record;
+        };
+        let undeliverable = |reason: String| StepOutcome::Failed {
+            kind: FailureKind::Undeliverable,
+            reason,
+        };
+        let event = match crate::values::parse_wave(&slot.component.event_type, &ingress.event) {
+            Ok(event) => event,
+            Err(e) => {
+                record.outcome = undeliverable(format!(
+                    "event `{}` no longer matches the agent's event type: {e}",
+                    ingress.event
+                ));
+                return record;
+            }
+        };
+        if slot.instance.is_none() {
+            match self
+                .runtime
+                .instantiate(&slot.component, &world_id, slot.def.memory_max_bytes)
+            {
+                Ok(mut instance) => {
+                    instance.begin_step(&world_id, seq, ingress.at_ms);
+                    if let Err(e) = instance.restore(&slot.state) {
+                        record.outcome =
+                            undeliverable(format!("restoring the last snapshot failed: {}", call_error(e).1));
+                        return record;
+                    }
+                    slot.instance = Some(instance);
+                }
+                Err(e) => {
+                    record.outcome = undeliverable(e.to_string());
+                    return record;
+                }
+            }
+        }
+        let instance = slot.instance.as_mut().expect("instantiated above");
+        instance.begin_step(&world_id, seq, ingress.at_ms);
+        if let Some(backend) = backend {
+            instance.gate().set_backend(backend);
+        }
+        instance.gate().begin_step(seq);
+        let (fuel_used, result) = instance.handle(event, slot.def.fuel_per_step);
+        record.fuel_used = fuel_used;
+        record.effects = instance.gate().end_step();
+        let (stdout, stderr) = instance.take_output();
+        lines(stdout, Stream::Stdout, &mut record.outputs);
+        lines(stderr, Stream::Stderr, &mut record.outputs);
+        let result = result.and_then(|()| instance.snapshot());
+        record.outcome = match result {
+            Ok(state) => {
+                slot.state_digest = sha256(&state);
+                slot.state = state;
+                StepOutcome::Committed {
+                    state_digest: slot.state_digest,
+                }
+            }
+            Err(error) => {
+                record.divergence = match &error {
+                    CallError::Trap(e) => e.downcast_ref::<Divergence>().map(|d| d.detail.clone()),
+                    _ => None,
+                };
+                let keep_instance = matches!(error, CallError::Guest(_));
+                let (kind, reason) = call_error(error);
+                if keep_instance {
+                    if instance.restore(&slot.state).is_err() {
+                        slot.instance = None;
+                    }
+                } else {
+                    slot.instance = None;
+                }
+                StepOutcome::Failed { kind, reason }
+            }
+        };
+        record
+    }
+}
+
+/// One phrase for an outcome, for divergence reports.
+pub fn describe_outcome(outcome: &StepOutcome) -> String {
+    match outcome {
+        StepOutcome::Committed { state_digest } => format!("committed with state sha256:{}", hex::encode(state_digest)),
+        StepOutcome::Failed { kind, reason } => format!("failed ({}: {reason})", kind.label()),
+    }
+}
+
+/// Outcome of a recorded effect, decoded (for `log`).
+pub fn decode_outcome(bytes: &[u8]) -> Option<EffectOutcome> {
+    postcard::from_bytes(bytes).ok()
+}

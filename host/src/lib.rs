@@ -1,0 +1,18 @@
+//! The AgentOS host: runs a world of wasm component agents deterministically, journals every
+//! input, step and effect in a hash-chained redb journal with ed25519-signed receipts, and
+//! replays and verifies worlds from that journal.
+//!
+//! Modules point one way: `cli` → `world` → `kernel` / `effects` / `runtime` → `journal`,
+//! `receipts`, `caps`. See ARCHITECTURE.md for the invariants each one keeps.
+
+pub mod caps;
+pub mod cli;
+pub mod components;
+pub mod effects;
+pub mod journal;
+pub mod kernel;
+pub mod receipts;
+pub mod runtime;
+pub mod values;
+pub mod verify;
+pub mod world;

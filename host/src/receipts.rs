@@ -1,0 +1,265 @@
+//! Receipts: the signed record of one effect call, and the host key that signs them.
+//!
+//! A receipt's signature is ed25519 over `"agentos.receipt.v1\0" || postcard(ReceiptBody)`
+//! (see `docs/receipts.md`), so any ed25519 library can check it from the bytes that
+//! `agentos-host receipts --json` prints. This module does no IO besides the key file.
+
+use crate::journal::entry::Digest;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Domain separation prefix of the signed bytes.
+pub const RECEIPT_DOMAIN: &[u8] = b"agentos.receipt.v1\0";
+
+/// How an effect call ended, as recorded in its receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReceiptStatus {
+    Ok,
+    Denied,
+    Failed,
+    BudgetExceeded,
+    InDoubt,
+    Timeout,
+}
+
+impl ReceiptStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            ReceiptStatus::Ok => "ok",
+            ReceiptStatus::Denied => "denied",
+            ReceiptStatus::Failed => "failed",
+            ReceiptStatus::BudgetExceeded => "budget-exceeded",
+            ReceiptStatus::InDoubt => "in-doubt",
+            ReceiptStatus::Timeout => "timeout",
+        }
+    }
+}
+
+/// Resource use of one effect call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+}
+
+/// What a receipt attests. Field order is part of the signed format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptBody {
+    pub version: u8,
+    pub world_id: [u8; 16],
+    /// Journal position: the step's ingress entry and the call's index within the step.
+    pub ingress: u64,
+    pub effect_index: u32,
+    pub agent: String,
+    pub effect: String,
+    /// The capability that allowed (or the reason no capability allowed) the call.
+    pub grant: Option<String>,
+    pub request_digest: Digest,
+    pub outcome_digest: Digest,
+    pub status: ReceiptStatus,
+    /// Host wall time around the adapter call, ms since the Unix epoch (not seen by the guest).
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    pub usage: Usage,
+    /// First 8 bytes of sha256(public key) of the signing key.
+    pub key_id: [u8; 8],
+}
+
+impl ReceiptBody {
+    /// The exact bytes the signature covers.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = RECEIPT_DOMAIN.to_vec();
+        bytes.extend(postcard::to_allocvec(self).expect("receipt bodies always encode"));
+        bytes
+    }
+}
+
+/// A receipt body with its signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReceipt {
+    pub body: ReceiptBody,
+    /// 64-byte ed25519 signature.
+    pub signature: Vec<u8>,
+}
+
+/// Why a receipt does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("signature is {0} bytes, not 64")]
+    SignatureLength(usize),
+    #[error("signed by key {found}, not by this world's host key {expected}")]
+    UnknownKey { found: String, expected: String },
+    #[error("signature does not verify under the world's host key")]
+    BadSignature,
+}
+
+impl SignedReceipt {
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), ReceiptError> {
+        let expected = key_id(key);
+        if self.body.key_id != expected {
+            return Err(ReceiptError::UnknownKey {
+                found: hex::encode(self.body.key_id),
+                expected: hex::encode(expected),
+            });
+        }
+        let bytes: [u8; 64] = self
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| ReceiptError::SignatureLength(self.signature.len()))?;
+        key.verify(&self.body.signing_bytes(), &Signature::from_bytes(&bytes))
+            .map_err(|_| ReceiptError::BadSignature)
+    }
+}
+
+/// Short identifier of a public key.
+pub fn key_id(key: &VerifyingKey) -> [u8; 8] {
+    let digest = crate::journal::entry::sha256(key.as_bytes());
+    digest[..8].try_into().expect("8 bytes")
+}
+
+/// Errors reading or creating the host key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("host key {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("host key {path} is {len} bytes; expected a 32-byte ed25519 secret key")]
+    Malformed { path: PathBuf, len: usize },
+    #[error("cannot draw randomness for a new key: {0}")]
+    Random(String),
+}
+
+/// The world's ed25519 signing key.
+pub struct HostKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostKey")
+            .field("public", &hex::encode(self.public().as_bytes()))
+            .finish()
+    }
+}
+
+impl HostKey {
+    /// Load the key at `path`, creating it (mode 0600) if it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<HostKey, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Malformed {
+                    path: path.to_path_buf(),
+                    len: bytes.len(),
+                })?;
+                Ok(HostKey {
+                    signing: SigningKey::from_bytes(&secret),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
+                write_private(path, &secret).map_err(io)?;
+                Ok(HostKey {
+                    signing: SigningKey::from_bytes(&secret),
+                })
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn public(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    pub fn key_id(&self) -> [u8; 8] {
+        key_id(&self.public())
+    }
+
+    pub fn sign(&self, body: ReceiptBody) -> SignedReceipt {
+        let signature = self.signing.sign(&body.signing_bytes());
+        SignedReceipt {
+            body,
+            signature: signature.to_bytes().to_vec(),
+        }
+    }
+}
+
+/// Write a file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(key: &HostKey) -> ReceiptBody {
+        ReceiptBody {
+            version: 1,
+            world_id: [7; 16],
+            ingress: 3,
+            effect_index: 0,
+            agent: "hello".into(),
+            effect: "http".into(),
+            grant: Some("web".into()),
+            request_digest: [1; 32],
+            outcome_digest: [2; 32],
+            status: ReceiptStatus::Ok,
+            started_ms: 10,
+            finished_ms: 12,
+            usage: Usage::default(),
+            key_id: key.key_id(),
+        }
+    }
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HostKey::load_or_create(&dir.path().join("k")).unwrap();
+        let receipt = key.sign(body(&key));
+        receipt.verify(&key.public()).unwrap();
+        let mut tampered = receipt.clone();
+        tampered.body.status = ReceiptStatus::Denied;
+        assert_eq!(tampered.verify(&key.public()), Err(ReceiptError::BadSignature));
+        let other = HostKey::load_or_create(&dir.path().join("other")).unwrap();
+        assert!(matches!(
+            receipt.verify(&other.public()),
+            Err(ReceiptError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn key_file_is_private_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.key");
+        let key = HostKey::load_or_create(&path).unwrap();
+        let again = HostKey::load_or_create(&path).unwrap();
+        assert_eq!(key.public(), again.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+}

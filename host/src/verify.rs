@@ -1,0 +1,145 @@
+//! `verify`: check a world's journal without running any wasm.
+//!
+//! Every entry must decode, carry its own sequence number and the hash of its predecessor;
+//! the first must be genesis; the head recorded in `meta` must be the last entry; every
+//! receipt must be signed by the genesis key for this world and commit to the request and
+//! outcome payloads stored beside it; every blob must hash to its key.
+
+use crate::journal::entry::{Entry, EntryBody, Genesis, entry_hash, sha256};
+use crate::journal::{Journal, JournalError};
+use ed25519_dalek::VerifyingKey;
+
+/// A successful verification.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub receipts: u64,
+    pub steps: u64,
+    pub world_id: String,
+    pub public_key: String,
+}
+
+/// The first thing found wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("entry #{seq}: {problem}")]
+    Entry { seq: u64, problem: String },
+    #[error("journal head: {0}")]
+    Head(String),
+}
+
+fn bad(seq: u64, problem: impl Into<String>) -> VerifyError {
+    VerifyError::Entry {
+        seq,
+        problem: problem.into(),
+    }
+}
+
+/// Verify the journal; the error names the first bad entry.
+pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
+    let raw = journal.raw_entries()?;
+    let mut report = VerifyReport::default();
+    let mut genesis: Option<(Genesis, VerifyingKey)> = None;
+    let mut prev_hash = [0u8; 32];
+    for (index, (seq, bytes)) in raw.iter().enumerate() {
+        let seq = *seq;
+        if seq != index as u64 {
+            return Err(bad(
+                seq,
+                format!("out of sequence: expected #{index} here (an entry was removed or reordered)"),
+            ));
+        }
+        let entry =
+            Entry::decode(bytes).map_err(|e| bad(seq, format!("does not decode ({e}); its bytes were altered")))?;
+        if entry.seq != seq {
+            return Err(bad(
+                seq,
+                format!(
+                    "is stored at #{seq} but says it is #{} (entries were swapped)",
+                    entry.seq
+                ),
+            ));
+        }
+        if entry.prev_hash != prev_hash {
+            let culprit = seq.saturating_sub(1);
+            return Err(bad(
+                culprit,
+                format!(
+                    "its hash does not match the prev-hash recorded by entry #{seq}; entry #{culprit} (or #{seq}) was altered"
+                ),
+            ));
+        }
+        prev_hash = entry_hash(bytes);
+        match (&entry.body, &genesis) {
+            (EntryBody::Genesis(g), None) if seq == 0 => {
+                let key = VerifyingKey::from_bytes(&g.host_public_key)
+                    .map_err(|e| bad(seq, format!("genesis public key is not a valid ed25519 key: {e}")))?;
+                report.world_id = hex::encode(g.world_id);
+                report.public_key = hex::encode(g.host_public_key);
+                genesis = Some((g.clone(), key));
+            }
+            (EntryBody::Genesis(_), _) => return Err(bad(seq, "a second genesis entry")),
+            (_, None) => {
+                return Err(bad(
+                    seq,
+                    format!("the journal starts with {} instead of genesis", entry.body.kind()),
+                ));
+            }
+            (EntryBody::EffectReceipt(r), Some((g, key))) => {
+                if r.receipt.body.world_id != g.world_id {
+                    return Err(bad(
+                        seq,
+                        format!(
+                            "receipt belongs to world {}, not this world {}",
+                            hex::encode(r.receipt.body.world_id),
+                            hex::encode(g.world_id)
+                        ),
+                    ));
+                }
+                r.receipt.verify(key).map_err(|e| bad(seq, format!("receipt {e}")))?;
+                for (what, payload, digest) in [
+                    ("request", &r.request, r.receipt.body.request_digest),
+                    ("outcome", &r.outcome, r.receipt.body.outcome_digest),
+                ] {
+                    let bytes = journal
+                        .payload_bytes(payload)?
+                        .ok_or_else(|| bad(seq, format!("receipt {what} blob is missing")))?;
+                    if sha256(&bytes) != digest {
+                        return Err(bad(
+                            seq,
+                            format!("receipt {what} payload does not match the signed digest"),
+                        ));
+                    }
+                }
+                report.receipts += 1;
+            }
+            (EntryBody::StepCommitted(_) | EntryBody::StepFailed(_), _) => report.steps += 1,
+            _ => {}
+        }
+        report.entries += 1;
+    }
+    match journal.stored_head()? {
+        Some((seq, hash)) if raw.last().map(|(s, _)| *s) == Some(seq) && hash == prev_hash => {}
+        Some((seq, _)) => {
+            return Err(VerifyError::Head(format!(
+                "the journal's recorded head is entry #{seq}, but the entries end at #{} with a different hash (entries were removed or the last one altered)",
+                raw.len().saturating_sub(1)
+            )));
+        }
+        None if raw.is_empty() => {}
+        None => return Err(VerifyError::Head("no head recorded".into())),
+    }
+    if let Some((g, _)) = &genesis {
+        for (name, digest) in &g.modules {
+            let bytes = journal
+                .blob(digest)?
+                .ok_or_else(|| bad(0, format!("module `{name}` blob is missing")))?;
+            if sha256(&bytes) != *digest {
+                return Err(bad(0, format!("module `{name}` blob no longer matches its digest")));
+            }
+        }
+    }
+    Ok(report)
+}

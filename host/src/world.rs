@@ -1,0 +1,431 @@
+//! A world directory: `world.toml` (the manifest), `.agentos/journal.redb` (journal, blobs),
+//! `.agentos/host.key` (ed25519 secret, mode 0600) and `.agentos/cache/` (compiled components).
+//!
+//! Opening a world reads the manifest, writes genesis on first open (recording the manifest,
+//! the host public key and every module's bytes), checks that the manifest and key still match
+//! the journal, loads and checks each agent's component, and recovers by replaying every
+//! committed step. Events journaled but never processed are queued for [`World::run`].
+
+use crate::caps::AgentGrants;
+use crate::effects::live::{RecoveredCall, now_ms};
+use crate::effects::replay::RecordedCall;
+use crate::journal::entry::{EntryBody, FORMAT_VERSION, Genesis, Ingress, Stream};
+use crate::journal::{Journal, SharedJournal};
+use crate::kernel::{Kernel, Recorded, ReplayDivergence, StepOutcome, StepRecord};
+use crate::receipts::HostKey;
+use crate::runtime::Runtime;
+use agentos_air::Manifest;
+use anyhow::{Context as _, Result, bail};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const MANIFEST_FILE: &str = "world.toml";
+pub const STATE_DIR: &str = ".agentos";
+
+/// Paths of a world directory.
+#[derive(Debug, Clone)]
+pub struct WorldPaths {
+    pub root: PathBuf,
+}
+
+impl WorldPaths {
+    pub fn new(root: &Path) -> WorldPaths {
+        WorldPaths {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join(MANIFEST_FILE)
+    }
+    pub fn state(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+    pub fn journal(&self) -> PathBuf {
+        self.state().join("journal.redb")
+    }
+    pub fn key(&self) -> PathBuf {
+        self.state().join("host.key")
+    }
+    pub fn cache(&self) -> PathBuf {
+        self.state().join("cache")
+    }
+}
+
+/// Read and validate `world.toml`.
+pub fn read_manifest(paths: &WorldPaths) -> Result<Manifest> {
+    let file = paths.manifest();
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "no readable {} (create a world with `agentos-host init {}`)",
+            file.display(),
+            paths.root.display()
+        )
+    })?;
+    Ok(Manifest::parse_toml(&text, &file.display().to_string())?)
+}
+
+/// Open the journal of an existing world without creating anything.
+pub fn open_existing_journal(paths: &WorldPaths) -> Result<Journal> {
+    let path = paths.journal();
+    if !path.exists() {
+        bail!(
+            "{} has no journal ({}); run the world first",
+            paths.root.display(),
+            path.display()
+        );
+    }
+    Ok(Journal::open(&path)?)
+}
+
+/// The genesis entry of a journal.
+pub fn genesis(journal: &Journal) -> Result<Genesis> {
+    let first = journal.entries()?.into_iter().next();
+    match first.map(|e| e.body) {
+        Some(EntryBody::Genesis(genesis)) => Ok(genesis),
+        Some(other) => bail!(
+            "journal {}: entry #0 is {}, not genesis",
+            journal.path().display(),
+            other.kind()
+        ),
+        None => bail!("journal {} is empty", journal.path().display()),
+    }
+}
+
+/// What recovery (or an explicit replay) found.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayReport {
+    pub steps_replayed: u64,
+    pub effects_served: u64,
+    pub failed_steps: u64,
+    pub divergence: Option<ReplayDivergence>,
+    pub elapsed: Duration,
+    pub pending: usize,
+}
+
+/// An open, recovered world.
+pub struct World {
+    pub paths: WorldPaths,
+    pub manifest: Manifest,
+    pub genesis: Genesis,
+    pub kernel: Kernel,
+    pub recovery: ReplayReport,
+}
+
+/// How to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create genesis if needed; refuse a world whose replay diverges.
+    Run,
+    /// Never write; report divergences instead of refusing.
+    Replay,
+}
+
+impl World {
+    pub fn open(root: &Path, mode: OpenMode) -> Result<World> {
+        World::open_with_progress(root, mode, |_, _| {})
+    }
+
+    /// Open, reporting replay progress as (steps done, steps to replay).
+    pub fn open_with_progress(root: &Path, mode: OpenMode, progress: impl FnMut(u64, u64)) -> Result<World> {
+        let paths = WorldPaths::new(root);
+        let manifest = read_manifest(&paths)?;
+        let journal = if mode == OpenMode::Replay {
+            open_existing_journal(&paths)?
+        } else {
+            std::fs::create_dir_all(paths.state())
+                .with_context(|| format!("cannot create {}", paths.state().display()))?;
+            Journal::open(&paths.journal())?
+        };
+        let key = Arc::new(HostKey::load_or_create(&paths.key())?);
+        let journal: SharedJournal = Arc::new(Mutex::new(journal));
+        let genesis = {
+            let mut j = journal.lock().expect("fresh lock");
+            if j.is_empty() {
+                write_genesis(&mut j, &paths, &manifest, &key)?
+            } else {
+                genesis(&j)?
+            }
+        };
+        check_matches_genesis(&paths, &manifest, &genesis, &key)?;
+
+        let runtime = Runtime::new()?;
+        let mut agents = Vec::new();
+        for (name, def) in &manifest.agents {
+            let module = &manifest.modules[&def.module];
+            let digest = genesis
+                .modules
+                .iter()
+                .find(|(m, _)| m == &def.module)
+                .map(|(_, d)| *d)
+                .with_context(|| format!("genesis records no module `{}`", def.module))?;
+            let bytes = journal.lock().expect("journal lock").blob(&digest)?.with_context(|| {
+                format!(
+                    "module `{}` (sha256:{}) is missing from the journal",
+                    def.module,
+                    hex::encode(digest)
+                )
+            })?;
+            let component = runtime.load(&def.module, &bytes, &paths.root.join(&module.component), &paths.cache())?;
+            let grants = AgentGrants::from_manifest(&manifest, name, &paths.root)?;
+            let prepared = runtime.prepare(&component, &grants)?;
+            agents.push((name.clone(), def.clone(), prepared, grants));
+        }
+        let kernel = Kernel::new(genesis.world_id, journal, key, runtime, genesis.created_ms, agents)?;
+        let mut world = World {
+            paths,
+            manifest,
+            genesis,
+            kernel,
+            recovery: ReplayReport::default(),
+        };
+        world.recovery = world.recover(progress)?;
+        if mode == OpenMode::Run
+            && let Some(divergence) = &world.recovery.divergence
+        {
+            bail!(
+                "{}: replaying the journal diverged at {divergence}; the world is not opened \
+                 (run `agentos-host replay {}` for the full report)",
+                world.paths.root.display(),
+                world.paths.root.display()
+            );
+        }
+        Ok(world)
+    }
+
+    /// Replay every committed step and queue the rest. Stops at the first divergence.
+    /// `progress` sees (done, total) counts.
+    fn recover(&mut self, mut progress: impl FnMut(u64, u64)) -> Result<ReplayReport> {
+        let started = Instant::now();
+        let entries = self.kernel.journal.lock().expect("journal lock").entries()?;
+        let mut ingresses = Vec::new();
+        let mut recorded: HashMap<u64, Recorded> = HashMap::new();
+        let mut calls: HashMap<(u64, u32), RecordedCall> = HashMap::new();
+        let mut intents: HashMap<(u64, u32), crate::journal::entry::Digest> = HashMap::new();
+        for entry in entries {
+            match entry.body {
+                EntryBody::Ingress(ingress) => ingresses.push((entry.seq, ingress)),
+                EntryBody::EffectIntent(intent) => {
+                    intents.insert((intent.ingress, intent.effect_index), intent.request_digest);
+                }
+                EntryBody::EffectReceipt(r) => {
+                    calls.insert(
+                        (r.receipt.body.ingress, r.receipt.body.effect_index),
+                        RecordedCall {
+                            request_digest: r.receipt.body.request_digest,
+                            request: r.request,
+                            outcome: r.outcome,
+                        },
+                    );
+                }
+                EntryBody::Output(output) => {
+                    recorded
+                        .entry(output.ingress)
+                        .or_default()
+                        .outputs
+                        .push((output.stream, output.text));
+                }
+                EntryBody::StepCommitted(step) => {
+                    let r = recorded.entry(step.ingress).or_default();
+                    r.outcome = Some(StepOutcome::Committed {
+                        state_digest: step.state_digest,
+                    });
+                    r.effects = step.effects;
+                }
+                EntryBody::StepFailed(step) => {
+                    let r = recorded.entry(step.ingress).or_default();
+                    r.outcome = Some(StepOutcome::Failed {
+                        kind: step.kind,
+                        reason: step.reason,
+                    });
+                    r.effects = step.effects;
+                }
+                EntryBody::Genesis(_) => {}
+            }
+        }
+        let calls = Arc::new(calls);
+        let mut report = ReplayReport::default();
+        let total = ingresses
+            .iter()
+            .filter(|(seq, _)| recorded.get(seq).is_some_and(|r| r.outcome.is_some()))
+            .count() as u64;
+        for (seq, ingress) in ingresses {
+            match recorded.get(&seq) {
+                Some(r) if r.outcome.is_some() => {
+                    if report.divergence.is_some() {
+                        continue;
+                    }
+                    let (record, divergence) = self.kernel.replay_step(seq, &ingress, r, &calls);
+                    report.steps_replayed += 1;
+                    report.effects_served += u64::from(record.effects);
+                    if matches!(record.outcome, StepOutcome::Failed { .. }) {
+                        report.failed_steps += 1;
+                    }
+                    report.divergence = divergence;
+                    progress(report.steps_replayed, total);
+                }
+                _ => {
+                    // Never committed: re-execute live, reusing what the journal already holds.
+                    let mut recovered = HashMap::new();
+                    for ((ingress_seq, index), digest) in intents.iter().filter(|((i, _), _)| *i == seq) {
+                        recovered.insert(
+                            (*ingress_seq, *index),
+                            RecoveredCall::Intent {
+                                request_digest: *digest,
+                            },
+                        );
+                    }
+                    for ((ingress_seq, index), call) in calls.iter().filter(|((i, _), _)| *i == seq) {
+                        let journal = self.kernel.journal.lock().expect("journal lock");
+                        let outcome = journal
+                            .payload_bytes(&call.outcome)?
+                            .and_then(|bytes| crate::kernel::decode_outcome(&bytes))
+                            .with_context(|| {
+                                format!("receipt of step #{seq} call #{index} has an unreadable outcome")
+                            })?;
+                        recovered.insert(
+                            (*ingress_seq, *index),
+                            RecoveredCall::Receipt {
+                                request_digest: call.request_digest,
+                                outcome,
+                            },
+                        );
+                    }
+                    self.kernel.enqueue(seq, ingress, recovered);
+                }
+            }
+        }
+        report.pending = self.kernel.pending();
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Validate and journal an event for `agent` (WAVE text or JSON). Returns its seq.
+    pub fn ingest(&mut self, agent: &str, event: EventInput<'_>, source: &str) -> Result<u64> {
+        let Some(slot) = self.kernel.agents.get(agent) else {
+            let known: Vec<&str> = self.kernel.agents.keys().map(String::as_str).collect();
+            bail!(
+                "no agent `{agent}` in {}; agents: {}",
+                self.paths.manifest().display(),
+                known.join(", ")
+            );
+        };
+        let ty = &slot.component.event_type;
+        let value = match event {
+            EventInput::Wave(text) => crate::values::parse_wave(ty, text),
+            EventInput::Json(json) => crate::values::parse_json(ty, json),
+        }
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "event does not match agent `{agent}`'s event type: {e}\n  expected: {}",
+                crate::values::describe(ty)
+            )
+        })?;
+        let ingress = Ingress {
+            agent: agent.to_string(),
+            event: crate::values::to_wave(&value),
+            at_ms: self.kernel.next_time_ms(),
+            source: source.to_string(),
+        };
+        let seq = self
+            .kernel
+            .journal
+            .lock()
+            .expect("journal lock")
+            .append(EntryBody::Ingress(ingress.clone()));
+        self.kernel.enqueue(seq, ingress, HashMap::new());
+        Ok(seq)
+    }
+
+    /// Make journaled input durable.
+    pub fn commit(&mut self) -> Result<()> {
+        self.kernel.journal.lock().expect("journal lock").commit()?;
+        Ok(())
+    }
+
+    /// Process every queued event; returns the step records.
+    pub fn run(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize> {
+        self.commit()?;
+        Ok(self.kernel.run_until_idle(&mut on_step)?)
+    }
+}
+
+/// An event as the user wrote it.
+#[derive(Debug, Clone, Copy)]
+pub enum EventInput<'a> {
+    Wave(&'a str),
+    Json(&'a serde_json::Value),
+}
+
+fn write_genesis(journal: &mut Journal, paths: &WorldPaths, manifest: &Manifest, key: &HostKey) -> Result<Genesis> {
+    let mut modules = Vec::new();
+    for (name, module) in &manifest.modules {
+        let path = paths.root.join(&module.component);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "module `{name}`: component file {} cannot be read (declared in {})",
+                path.display(),
+                paths.manifest().display()
+            )
+        })?;
+        modules.push((name.clone(), journal.put_blob(&bytes)));
+    }
+    let mut world_id = [0u8; 16];
+    getrandom::fill(&mut world_id).map_err(|e| anyhow::anyhow!("cannot draw a world id: {e}"))?;
+    let genesis = Genesis {
+        format_version: FORMAT_VERSION,
+        world_id,
+        host_public_key: key.public().to_bytes(),
+        created_ms: now_ms(),
+        manifest_json: manifest.to_json(),
+        manifest_digest: manifest.digest(),
+        modules,
+    };
+    journal.append(EntryBody::Genesis(genesis.clone()));
+    journal.commit()?;
+    Ok(genesis)
+}
+
+fn check_matches_genesis(paths: &WorldPaths, manifest: &Manifest, genesis: &Genesis, key: &HostKey) -> Result<()> {
+    if genesis.host_public_key != key.public().to_bytes() {
+        bail!(
+            "{} does not hold the key this world was created with (genesis public key {}); restore the original key file",
+            paths.key().display(),
+            hex::encode(genesis.host_public_key)
+        );
+    }
+    if genesis.manifest_digest != manifest.digest() {
+        bail!(
+            "{} changed since the world was created (manifest of record sha256:{}, file sha256:{}); \
+             changing a world's configuration goes through governance, which this host does not support yet — \
+             restore the file or create a new world",
+            paths.manifest().display(),
+            hex::encode(genesis.manifest_digest),
+            hex::encode(manifest.digest())
+        );
+    }
+    for (name, module) in &manifest.modules {
+        let path = paths.root.join(&module.component);
+        if let Ok(bytes) = std::fs::read(&path) {
+            let digest = crate::journal::entry::sha256(&bytes);
+            if genesis.modules.iter().any(|(m, d)| m == name && *d != digest) {
+                bail!(
+                    "module `{name}`: {} differs from the component recorded at genesis (sha256:{}); \
+                     upgrading a module goes through governance, which this host does not support yet",
+                    path.display(),
+                    hex::encode(digest)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Text of an output line for display.
+pub fn stream_label(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    }
+}
