@@ -1,0 +1,155 @@
+//! End to end: the counter agent through the real binary — a thousand events, a restart, replay,
+//! verify — and the bad inputs that must be refused without losing anything journaled.
+
+mod common;
+use common::*;
+use sha2::{Digest as _, Sha256};
+
+/// The counter component's state, encoded as its SDK does (postcard).
+#[derive(serde::Serialize)]
+struct CounterState {
+    value: u64,
+    events: u64,
+}
+
+fn state_digest(value: u64, events: u64) -> String {
+    hex::encode(&Sha256::digest(postcard::to_allocvec(&CounterState { value, events }).unwrap())[..6])
+}
+
+#[test]
+fn a_thousand_events_restart_and_replay_identically() {
+    let (scratch, dir) = init("counter");
+    let events = scratch.path().join("events.txt");
+    let mut text = String::from("# a thousand increments\n");
+    let mut expected = 0u64;
+    for i in 0..1000u64 {
+        text.push_str(&format!("counter increment({})\n", i % 7));
+        expected += i % 7;
+    }
+    std::fs::write(&events, text).unwrap();
+    let summary = ok(&["run", s(&dir), "--events", s(&events), "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["steps"], 1000);
+    assert_eq!(summary["committed"], 1000);
+
+    // A new process recovers the world from its journal and carries on from the right state.
+    let out = ok(&["send", s(&dir), "counter", "increment(3)"]);
+    let digest = state_digest(expected + 3, 1001);
+    assert!(
+        out.contains(&format!("committed: counter state sha256:{digest}")),
+        "{out}"
+    );
+    let out = ok(&["send", s(&dir), "counter", "--json", r#""reset""#]);
+    assert!(
+        out.contains(&format!("state sha256:{}", state_digest(0, 1002))),
+        "{out}"
+    );
+
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "ingress"), 1002);
+    assert_eq!(count_kind(&log, "step-committed"), 1002);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn bad_events_are_refused_with_the_reason_and_nothing_is_lost() {
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(2)"]);
+
+    let error = fails(&["send", s(&dir), "nobody", "increment(1)"], 2);
+    assert!(
+        error.contains("no agent `nobody`") && error.contains("agents: counter"),
+        "{error}"
+    );
+    let error = fails(&["send", s(&dir), "counter", "increment(\"x\")"], 2);
+    assert!(error.contains("does not match agent `counter`'s event type"), "{error}");
+    assert!(error.contains("variant { increment(u32), reset }"), "{error}");
+    let error = fails(&["send", s(&dir), "counter", "--json", r#"{"increment": -1}"#], 2);
+    assert!(error.contains("event.increment: expected u32"), "{error}");
+    let error = fails(&["send", s(&dir), "counter", "--json", r#"{"decrement": 1}"#], 2);
+    assert!(error.contains("unknown case `decrement`"), "{error}");
+
+    // Only the one good event was journaled, and it is intact.
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "ingress"), 1);
+    assert_eq!(count_kind(&log, "step-committed"), 1);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_malformed_manifest_names_file_and_line() {
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let manifest = dir.join("world.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, original.replace("module = \"counter\"", "module = ")).unwrap();
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(error.contains("world.toml") && error.contains("line "), "{error}");
+
+    std::fs::write(
+        &manifest,
+        original.replace("module = \"counter\"", "module = \"counter\"\nfuel_per_step = 5"),
+    )
+    .unwrap();
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(
+        error.contains("changed since the world was created") && error.contains("governance"),
+        "{error}"
+    );
+
+    std::fs::write(&manifest, &original).unwrap();
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_missing_component_file_is_named() {
+    let (_scratch, dir) = init("counter");
+    std::fs::remove_file(dir.join("modules/counter.wasm")).unwrap();
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(
+        error.contains("module `counter`") && error.contains("modules/counter.wasm"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_second_process_is_refused_while_the_world_is_open() {
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let held = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(error.contains("open in another process"), "{error}");
+    drop(held);
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_component_that_is_not_an_agent_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("world");
+    std::fs::create_dir_all(dir.join("modules")).unwrap();
+    std::fs::write(dir.join("modules/empty.wasm"), wat::parse_str("(component)").unwrap()).unwrap();
+    std::fs::write(
+        dir.join("world.toml"),
+        "[world]\nname = \"w\"\n[modules.empty]\ncomponent = \"modules/empty.wasm\"\n[agents.empty]\nmodule = \"empty\"\n",
+    )
+    .unwrap();
+    let error = fails(&["send", s(&dir), "empty", "x"], 2);
+    assert!(
+        error.contains("agent `empty`: component does not export the agent world"),
+        "{error}"
+    );
+    assert!(error.contains("agentos:core/lifecycle@0.1.0"), "{error}");
+
+    std::fs::write(dir.join("modules/empty.wasm"), b"\0asm not really").unwrap();
+    let fresh = scratch.path().join("world2");
+    std::fs::create_dir_all(fresh.join("modules")).unwrap();
+    std::fs::copy(dir.join("modules/empty.wasm"), fresh.join("modules/empty.wasm")).unwrap();
+    std::fs::copy(dir.join("world.toml"), fresh.join("world.toml")).unwrap();
+    let error = fails(&["send", s(&fresh), "empty", "x"], 2);
+    assert!(
+        error.contains("module `empty`") && error.contains("not a valid wasm component"),
+        "{error}"
+    );
+}
