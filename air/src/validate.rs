@@ -106,10 +106,8 @@ impl Manifest {
                         );
                     }
                 }
-                Cap::Fs(fs) => {
-                    if fs.dir.is_empty() {
-                        problem(format!("caps.{name}.dir"), "empty directory".into());
-                    }
+                Cap::Fs(fs) if fs.dir.is_empty() => {
+                    problem(format!("caps.{name}.dir"), "empty directory".into());
                 }
                 _ => {}
             }

@@ -255,6 +255,31 @@ impl Journal {
     }
 }
 
+/// The journal as shared by the stepper and the live effect backend (one world, one writer).
+pub type SharedJournal = std::sync::Arc<std::sync::Mutex<Journal>>;
+
+/// Payloads up to this size are stored inline in their entry; larger ones in the blob table.
+pub const INLINE_PAYLOAD_MAX_BYTES: usize = 1024;
+
+impl Journal {
+    /// Store `bytes` as a payload: inline when small, as a blob otherwise.
+    pub fn payload(&mut self, bytes: &[u8]) -> entry::Payload {
+        if bytes.len() <= INLINE_PAYLOAD_MAX_BYTES {
+            entry::Payload::Inline(bytes.to_vec())
+        } else {
+            entry::Payload::Blob(self.put_blob(bytes))
+        }
+    }
+
+    /// The bytes of a payload; `None` when its blob is missing.
+    pub fn payload_bytes(&self, payload: &entry::Payload) -> Result<Option<Vec<u8>>, JournalError> {
+        match payload {
+            entry::Payload::Inline(bytes) => Ok(Some(bytes.clone())),
+            entry::Payload::Blob(digest) => self.blob(digest),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,30 +334,5 @@ mod tests {
         let _first = Journal::open(&path).unwrap();
         let error = Journal::open(&path).unwrap_err().to_string();
         assert!(error.contains("open in another process"), "{error}");
-    }
-}
-
-/// The journal as shared by the stepper and the live effect backend (one world, one writer).
-pub type SharedJournal = std::sync::Arc<std::sync::Mutex<Journal>>;
-
-/// Payloads up to this size are stored inline in their entry; larger ones in the blob table.
-pub const INLINE_PAYLOAD_MAX_BYTES: usize = 1024;
-
-impl Journal {
-    /// Store `bytes` as a payload: inline when small, as a blob otherwise.
-    pub fn payload(&mut self, bytes: &[u8]) -> entry::Payload {
-        if bytes.len() <= INLINE_PAYLOAD_MAX_BYTES {
-            entry::Payload::Inline(bytes.to_vec())
-        } else {
-            entry::Payload::Blob(self.put_blob(bytes))
-        }
-    }
-
-    /// The bytes of a payload; `None` when its blob is missing.
-    pub fn payload_bytes(&self, payload: &entry::Payload) -> Result<Option<Vec<u8>>, JournalError> {
-        match payload {
-            entry::Payload::Inline(bytes) => Ok(Some(bytes.clone())),
-            entry::Payload::Blob(digest) => self.blob(digest),
-        }
     }
 }

@@ -262,7 +262,7 @@ impl Runtime {
             agent: component.agent.clone(),
             reason: format!("{e:#}"),
         };
-        let env = wasi::StepEnv::new();
+        let env = wasi::StepEnv::default();
         let stdout = wasi::CapturedOutput::default();
         let stderr = wasi::CapturedOutput::default();
         let state = StoreState {

@@ -41,8 +41,8 @@ fn seeded(world_id: &[u8; 16], ingress: u64, purpose: &[u8]) -> ChaCha20Rng {
     ChaCha20Rng::from_seed(hasher.finalize().into())
 }
 
-impl StepEnv {
-    pub fn new() -> StepEnv {
+impl Default for StepEnv {
+    fn default() -> StepEnv {
         StepEnv(Arc::new(Mutex::new(StepEnvInner {
             wall_ms: 0,
             monotonic_ns: 0,
@@ -50,7 +50,9 @@ impl StepEnv {
             insecure: ChaCha20Rng::from_seed([0; 32]),
         })))
     }
+}
 
+impl StepEnv {
     /// Point the clocks and generators at a new step.
     pub fn begin_step(&self, world_id: &[u8; 16], ingress: u64, at_ms: u64) {
         let mut inner = self.0.lock().expect("step env lock");
