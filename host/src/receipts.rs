@@ -249,6 +249,31 @@ mod tests {
         ));
     }
 
+    /// The signed bytes are a public format (docs/journal.md): pin them byte for byte.
+    #[test]
+    fn signing_bytes_match_the_golden_file() {
+        let mut body = body(&HostKey {
+            signing: SigningKey::from_bytes(&[9; 32]),
+        });
+        body.usage = Usage {
+            bytes_sent: 300,
+            bytes_received: 5,
+            tokens_in: 0,
+            tokens_out: 1,
+        };
+        let actual = hex::encode(body.signing_bytes()) + "\n";
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/receipt-signing-bytes.hex");
+        if std::env::var_os("AGENTOS_BLESS").is_some() {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+        assert_eq!(
+            actual, expected,
+            "receipt signing bytes changed; if intended, bump the receipt version and rerun with AGENTOS_BLESS=1"
+        );
+    }
+
     #[test]
     fn key_file_is_private_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
