@@ -78,3 +78,43 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn replay_names_the_exact_step_where_history_and_re_execution_diverge() {
+    use agentos_host::journal::entry::{Entry, EntryBody};
+    let (_scratch, dir) = init("counter");
+    for n in 1..=3 {
+        ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
+    }
+    replay_and_verify(&dir);
+    let log = log_json(&dir);
+    let committed = log.iter().filter(|e| e["kind"] == "step-committed").nth(1).unwrap();
+    let (seq, step) = (committed["seq"].as_u64().unwrap(), committed["step"].as_u64().unwrap());
+    // Rewrite the second step's recorded state digest: history now claims a different state.
+    rewrite_entry(&dir, seq, |bytes| {
+        let mut entry = Entry::decode(bytes).unwrap();
+        let EntryBody::StepCommitted(step) = &mut entry.body else {
+            panic!("not a step entry")
+        };
+        step.state_digest = [0xab; 32];
+        *bytes = entry.encode();
+    });
+    let error = fails(&["replay", s(&dir)], 1);
+    assert!(
+        error.contains(&format!("replay DIVERGED at step #{step} (agent `counter`)")),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!(
+            "journal records committed with state sha256:{}",
+            "ab".repeat(32)
+        )),
+        "{error}"
+    );
+    // A normal open refuses to run on history that does not replay.
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(error.contains("replaying the journal diverged"), "{error}");
+    // And verify sees the rewritten entry through the hash chain.
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(error.contains(&format!("entry #{seq}")), "{error}");
+}
