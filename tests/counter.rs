@@ -153,3 +153,16 @@ fn a_component_that_is_not_an_agent_is_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn help_explains_every_command() {
+    let help = ok(&["--help"]);
+    for command in [
+        "init", "send", "run", "log", "receipts", "replay", "verify", "demo", "bench",
+    ] {
+        assert!(help.contains(command), "--help does not mention `{command}`:\n{help}");
+        let own = ok(&[command, "--help"]);
+        assert!(own.contains("Usage: agentos-host"), "{command} --help:\n{own}");
+    }
+    assert!(help.contains("Exit status"), "{help}");
+}

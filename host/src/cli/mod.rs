@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 /// A world is a directory with a `world.toml` manifest. Every input, step and effect is
 /// appended to `<world>/.agentos/journal.redb`; every effect carries an ed25519-signed receipt.
 /// Worlds can be replayed from their journal and verified without running any code.
+///
+/// Exit status: 0 success; 1 `replay` diverged or `verify` found a bad entry; 2 any other error
+/// (the message names the file, agent or entry concerned).
 #[derive(Debug, Parser)]
 #[command(name = "agentos-host", version, propagate_version = true)]
 pub struct Cli {
