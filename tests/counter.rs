@@ -45,6 +45,10 @@ fn a_thousand_events_restart_and_replay_identically() {
         "{out}"
     );
 
+    // The component was compiled once and cached for later processes.
+    let cached = std::fs::read_dir(dir.join(".agentos/cache")).unwrap().count();
+    assert_eq!(cached, 1);
+
     let log = log_json(&dir);
     assert_eq!(count_kind(&log, "ingress"), 1002);
     assert_eq!(count_kind(&log, "step-committed"), 1002);
