@@ -170,3 +170,84 @@ fn help_explains_every_command() {
     }
     assert!(help.contains("Exit status"), "{help}");
 }
+
+#[test]
+fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
+    let scratch = tempfile::tempdir().unwrap();
+    let world = |name: &str, extra: &str| {
+        let dir = scratch.path().join(name);
+        std::fs::create_dir_all(dir.join("modules")).unwrap();
+        let component = wat::parse_str(r#"(component (import "agentos:core/llm@0.1.0" (instance)))"#).unwrap();
+        std::fs::write(dir.join("modules/thinker.wasm"), component).unwrap();
+        let manifest = format!(
+            "[world]\nname = \"w\"\n[modules.thinker]\ncomponent = \"modules/thinker.wasm\"\n{extra}[agents.thinker]\nmodule = \"thinker\"\n{}",
+            if extra.is_empty() { "" } else { "grants = [\"model\"]\n" }
+        );
+        std::fs::write(dir.join("world.toml"), manifest).unwrap();
+        dir
+    };
+    let plain = world("plain", "");
+    let error = fails(&["send", s(&plain), "thinker", "x"], 2);
+    assert!(
+        error.contains(
+            "agent `thinker` imports `agentos:core/llm@0.1.0`: effect `llm` is not supported by this host yet"
+        ),
+        "{error}"
+    );
+    let granted = world("granted", "[caps.model]\neffect = \"llm\"\n");
+    let error = fails(&["send", s(&granted), "thinker", "x"], 2);
+    assert!(
+        error.contains("capability `model` for effect `llm`, which is not supported by this host yet"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bad_line_in_an_events_file_is_named_and_journals_nothing_from_the_file() {
+    let (scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let events = scratch.path().join("events.txt");
+    std::fs::write(
+        &events,
+        "counter increment(2)\ncounter increment(minus one)\ncounter reset\n",
+    )
+    .unwrap();
+    let error = fails(&["run", s(&dir), "--events", s(&events)], 2);
+    assert!(
+        error.contains("events.txt:2") && error.contains("does not match agent `counter`'s event type"),
+        "{error}"
+    );
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "ingress"), 1);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_world_runs_from_any_directory() {
+    let (scratch, dir) = init("counter");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let relative = pathdiff(&dir, elsewhere.path());
+    let output = host()
+        .current_dir(elsewhere.path())
+        .args(["send", &relative, "counter", "increment(9)"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // Moving the whole world keeps it working: nothing in it points outside it.
+    let moved = scratch.path().join("moved");
+    std::fs::rename(&dir, &moved).unwrap();
+    let out = ok(&["send", s(&moved), "counter", "increment(1)"]);
+    assert!(out.contains(&format!("state sha256:{}", state_digest(10, 2))), "{out}");
+    replay_and_verify(&moved);
+}
+
+/// `target` relative to `base` (both absolute), via `..` segments.
+fn pathdiff(target: &std::path::Path, base: &std::path::Path) -> String {
+    let depth = base.components().count() - 1;
+    let mut relative = std::path::PathBuf::new();
+    for _ in 0..depth {
+        relative.push("..");
+    }
+    relative.push(target.strip_prefix("/").unwrap());
+    relative.to_str().unwrap().to_string()
+}
