@@ -17,7 +17,7 @@ pub mod replay;
 pub mod unsupported;
 
 use crate::journal::entry::{Digest, sha256};
-use crate::receipts::{ReceiptStatus, Usage};
+use crate::receipts::ReceiptStatus;
 use crate::runtime::bindings::agentos::core::types::EffectError;
 use serde::{Deserialize, Serialize};
 
@@ -147,13 +147,6 @@ pub struct EffectCall<'a> {
     pub request: &'a EffectRequest,
     pub request_bytes: &'a [u8],
     pub request_digest: Digest,
-}
-
-/// What an adapter measured besides its outcome.
-#[derive(Debug, Clone, Default)]
-pub struct Performed {
-    pub grant: Option<String>,
-    pub usage: Usage,
 }
 
 /// Where outcomes come from: live adapters, or the journal. See the module docs.

@@ -176,11 +176,6 @@ impl Journal {
         digest
     }
 
-    /// Entries waiting for [`Journal::commit`].
-    pub fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Write every buffered entry and blob in one fsynced transaction.
     pub fn commit(&mut self) -> Result<(), JournalError> {
         if self.pending.is_empty() && self.pending_blobs.is_empty() {
