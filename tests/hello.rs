@@ -133,6 +133,7 @@ fn an_ungranted_import_fails_instantiation_naming_agent_interface_and_grant() {
         error.contains("agent `hello` imports `agentos:core/http@0.1.0` but holds no grant for effect `http`"),
         "{error}"
     );
+    assert!(ok(&["verify", s(&dir)]).starts_with("verify OK: 1 entries"));
 }
 
 #[test]
