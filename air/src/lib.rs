@@ -25,7 +25,9 @@
 mod manifest;
 mod validate;
 
-pub use manifest::{AgentDef, Cap, EffectKind, FsCap, FsMode, HttpCap, Manifest, ModuleDef, WorldMeta};
+pub use manifest::{
+    AgentDef, BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, Manifest, ModuleDef, WorldMeta,
+};
 pub use validate::{Problem, ValidationError};
 
 /// Why a manifest could not be read.

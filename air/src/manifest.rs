@@ -141,10 +141,10 @@ pub enum Cap {
     /// Effects whose constraints a later format version defines; kept so a manifest that grants
     /// them parses, while the host refuses to run agents that hold them.
     Llm(BTreeMap<String, String>),
-    Blob(BTreeMap<String, String>),
+    Blob(BlobCap),
     Timer(BTreeMap<String, String>),
     Compile(BTreeMap<String, String>),
-    Emit(BTreeMap<String, String>),
+    Emit(EmitCap),
     Governance(BTreeMap<String, String>),
 }
 
@@ -188,6 +188,27 @@ fn default_max_body() -> u64 {
 
 fn default_timeout() -> u64 {
     10_000
+}
+
+/// The world's content-addressed blob store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobCap {
+    /// Largest blob the agent may put or get.
+    #[serde(default = "default_blob_max")]
+    pub max_bytes: u64,
+}
+
+fn default_blob_max() -> u64 {
+    1024 * 1024
+}
+
+/// Events to other agents of the same world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmitCap {
+    /// Agents the holder may send events to.
+    pub targets: Vec<String>,
 }
 
 /// A directory on the host, mounted for the agent under the capability's name.

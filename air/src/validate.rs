@@ -106,6 +106,28 @@ impl Manifest {
                         );
                     }
                 }
+                Cap::Emit(emit) => {
+                    if emit.targets.is_empty() {
+                        problem(
+                            format!("caps.{name}.targets"),
+                            "no target listed, so no event can be sent".into(),
+                        );
+                    }
+                    for target in &emit.targets {
+                        if !self.agents.contains_key(target) {
+                            problem(
+                                format!("caps.{name}.targets"),
+                                format!("`{target}` names no agent in [agents]"),
+                            );
+                        }
+                    }
+                }
+                Cap::Blob(blob) if blob.max_bytes == 0 => {
+                    problem(
+                        format!("caps.{name}.max_bytes"),
+                        "a zero size limit lets no blob through".into(),
+                    );
+                }
                 Cap::Fs(fs) if fs.dir.is_empty() => {
                     problem(format!("caps.{name}.dir"), "empty directory".into());
                 }

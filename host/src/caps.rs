@@ -3,7 +3,7 @@
 //! Pure functions over the manifest's capabilities: URL patterns and methods for http, mounts
 //! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
 
-use agentos_air::{Cap, EffectKind, FsCap, FsMode, HttpCap, Manifest};
+use agentos_air::{BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, Manifest};
 use std::path::{Component, Path, PathBuf};
 
 /// Why a manifest's capabilities cannot be used by this host.
@@ -127,6 +127,8 @@ pub struct AgentGrants {
     pub agent: String,
     http: Vec<(String, HttpCap, Vec<UrlPattern>)>,
     fs: Vec<(String, FsCap, PathBuf)>,
+    blob: Vec<(String, BlobCap)>,
+    emit: Vec<(String, EmitCap)>,
 }
 
 impl AgentGrants {
@@ -137,6 +139,8 @@ impl AgentGrants {
             agent: agent.to_string(),
             http: Vec::new(),
             fs: Vec::new(),
+            blob: Vec::new(),
+            emit: Vec::new(),
         };
         for (name, cap) in manifest.grants_of(def) {
             match cap {
@@ -155,6 +159,8 @@ impl AgentGrants {
                     grants.http.push((name.to_string(), http.clone(), patterns));
                 }
                 Cap::Fs(fs) => grants.fs.push((name.to_string(), fs.clone(), world_dir.join(&fs.dir))),
+                Cap::Blob(blob) => grants.blob.push((name.to_string(), blob.clone())),
+                Cap::Emit(emit) => grants.emit.push((name.to_string(), emit.clone())),
                 other => {
                     return Err(CapError::Unsupported {
                         agent: agent.to_string(),
@@ -173,6 +179,8 @@ impl AgentGrants {
             EffectKind::Log => true,
             EffectKind::Http => !self.http.is_empty(),
             EffectKind::Fs => !self.fs.is_empty(),
+            EffectKind::Blob => !self.blob.is_empty(),
+            EffectKind::Emit => !self.emit.is_empty(),
             _ => false,
         }
     }
@@ -243,6 +251,55 @@ impl AgentGrants {
             Decision::Allow { grant: name.clone() },
             Some((dir.clone(), relative.to_path_buf())),
         )
+    }
+}
+
+impl AgentGrants {
+    /// Check a blob of `size_bytes` against the blob grants' size limits.
+    pub fn check_blob(&self, size_bytes: u64) -> Decision {
+        match self.blob.iter().find(|(_, cap)| size_bytes <= cap.max_bytes) {
+            Some((name, _)) => Decision::Allow { grant: name.clone() },
+            None => Decision::Deny {
+                reason: format!(
+                    "a blob of {size_bytes} bytes exceeds the blob grants of agent `{}` (max_bytes: {})",
+                    self.agent,
+                    self.blob
+                        .iter()
+                        .map(|(n, c)| format!("{n} {}", c.max_bytes))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+        }
+    }
+
+    /// Check an event sent to agent `target`.
+    pub fn check_emit(&self, target: &str) -> Decision {
+        match self
+            .emit
+            .iter()
+            .find(|(_, cap)| cap.targets.iter().any(|t| t == target))
+        {
+            Some((name, _)) => Decision::Allow { grant: name.clone() },
+            None => {
+                let targets: Vec<&str> = self
+                    .emit
+                    .iter()
+                    .flat_map(|(_, c)| c.targets.iter().map(String::as_str))
+                    .collect();
+                Decision::Deny {
+                    reason: format!(
+                        "no emit grant of agent `{}` allows sending to `{target}`; granted targets: {}",
+                        self.agent,
+                        if targets.is_empty() {
+                            "none".to_string()
+                        } else {
+                            targets.join(", ")
+                        }
+                    ),
+                }
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::caps::AgentGrants;
 use crate::effects::EffectOutcome;
-use crate::effects::live::{LiveEffects, RecoveredCall};
+use crate::effects::live::{LiveContext, LiveEffects, RecoveredCall};
 use crate::effects::replay::{Divergence, RecordedCall, ReplayEffects};
 use crate::journal::entry::{
     Digest, EntryBody, FailureKind, Ingress, Output, StepCommitted, StepFailed, Stream, sha256,
@@ -54,6 +54,8 @@ pub struct StepRecord {
     pub outputs: Vec<(Stream, String)>,
     pub fuel_used: u64,
     pub effects: u32,
+    /// Events for other agents (target, canonical event), journaled only if the step commits.
+    pub emitted: Vec<(String, String)>,
     /// Set in replay when an effect call did not match the journal (not journaled).
     pub divergence: Option<String>,
 }
@@ -92,7 +94,7 @@ impl std::fmt::Display for ReplayDivergence {
 pub struct Kernel {
     pub world_id: [u8; 16],
     pub journal: SharedJournal,
-    key: Arc<HostKey>,
+    live: LiveContext,
     runtime: Runtime,
     pub agents: BTreeMap<String, AgentSlot>,
     inbox: VecDeque<(u64, Ingress)>,
@@ -159,10 +161,20 @@ impl Kernel {
                 },
             );
         }
+        let event_types = slots
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.component.event_type.clone()))
+            .collect();
+        let live = LiveContext {
+            journal: journal.clone(),
+            key,
+            world_id,
+            event_types: Arc::new(event_types),
+        };
         Ok(Kernel {
             world_id,
             journal,
-            key,
+            live,
             runtime,
             agents: slots,
             inbox: VecDeque::new(),
@@ -203,20 +215,14 @@ impl Kernel {
         let mut steps = 0;
         while let Some((seq, ingress)) = self.inbox.pop_front() {
             let recovered = self.recovered.remove(&seq).unwrap_or_default();
-            let backend = {
-                let slot = self.agents.get(&ingress.agent);
-                slot.map(|slot| {
-                    Box::new(LiveEffects::new(
-                        self.journal.clone(),
-                        self.key.clone(),
-                        self.world_id,
-                        slot.grants.clone(),
-                        recovered,
-                    )) as Box<dyn crate::effects::EffectBackend>
-                })
-            };
+            let backend = self.agents.get(&ingress.agent).map(|slot| {
+                Box::new(LiveEffects::new(&self.live, slot.grants.clone(), recovered))
+                    as Box<dyn crate::effects::EffectBackend>
+            });
             let record = self.step(seq, &ingress, backend);
-            self.journal_record(&record);
+            for delivery in self.journal_record(&record, ingress.at_ms) {
+                self.inbox.push_back(delivery);
+            }
             on_step(&record);
             steps += 1;
             if steps % STEPS_PER_COMMIT == 0 {
@@ -227,8 +233,22 @@ impl Kernel {
         Ok(steps)
     }
 
-    fn journal_record(&self, record: &StepRecord) {
+    /// Journal a live step's outputs, emitted events (if it committed) and outcome; returns the
+    /// emitted events as new inbox entries.
+    fn journal_record(&self, record: &StepRecord, at_ms: u64) -> Vec<(u64, Ingress)> {
         let mut journal = self.lock();
+        let mut deliveries = Vec::new();
+        if matches!(record.outcome, StepOutcome::Committed { .. }) {
+            for (target, event) in &record.emitted {
+                let ingress = Ingress {
+                    agent: target.clone(),
+                    event: event.clone(),
+                    at_ms,
+                    source: format!("emit:{}", record.agent),
+                };
+                deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
+            }
+        }
         for (stream, text) in &record.outputs {
             journal.append(EntryBody::Output(Output {
                 ingress: record.ingress,
@@ -254,6 +274,7 @@ impl Kernel {
                 effects: record.effects,
             }),
         });
+        deliveries
     }
 
     /// Re-execute a committed step with effects served from `recorded_calls`, and compare it
@@ -322,6 +343,7 @@ impl Kernel {
             outputs: Vec::new(),
             fuel_used: 0,
             effects: 0,
+            emitted: Vec::new(),
             divergence: None,
         };
         let world_id = self.world_id;
@@ -374,7 +396,7 @@ impl Kernel {
         instance.gate().begin_step(seq);
         let (fuel_used, result) = instance.handle(event, slot.def.fuel_per_step);
         record.fuel_used = fuel_used;
-        record.effects = instance.gate().end_step();
+        (record.effects, record.emitted) = instance.gate().end_step();
         let (stdout, stderr) = instance.take_output();
         lines(stdout, Stream::Stdout, &mut record.outputs);
         lines(stderr, Stream::Stderr, &mut record.outputs);

@@ -30,6 +30,8 @@ fn outcome_text(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) 
         Ok(EffectResponse::Http { status, body, .. }) => format!("HTTP {status}, {} bytes", body.len()),
         Ok(EffectResponse::Bytes(bytes)) => format!("{} bytes", bytes.len()),
         Ok(EffectResponse::Names(names)) => format!("{} names", names.len()),
+        Ok(EffectResponse::Digest(digest)) => digest,
+        Ok(EffectResponse::Emitted { target, event }) => format!("queued for {target}: {event}"),
         Err(EffectFailure::Denied(r)) => format!("DENIED: {r}"),
         Err(EffectFailure::Failed(r)) => format!("failed: {r}"),
         Err(EffectFailure::BudgetExceeded(r)) => format!("budget exceeded: {r}"),

@@ -5,7 +5,7 @@
 //! non-idempotent call whose intent is journaled without a receipt gets `in-doubt`.
 
 use super::{
-    EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, encode_outcome, fs, http, log,
+    EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, emit, encode_outcome, fs, http, log,
     outcome_status,
 };
 use crate::caps::{AgentGrants, Decision};
@@ -14,6 +14,7 @@ use crate::journal::entry::{Digest, EffectIntent, EntryBody, ReceiptEntry, sha25
 use crate::receipts::{HostKey, ReceiptBody, Usage};
 use std::collections::HashMap;
 use std::sync::Arc;
+use wasmtime::component::Type;
 
 /// What the journal already holds for a call of a step that never committed.
 #[derive(Debug, Clone)]
@@ -32,22 +33,32 @@ pub struct LiveEffects {
     key: Arc<HostKey>,
     world_id: [u8; 16],
     grants: Arc<AgentGrants>,
+    event_types: Arc<HashMap<String, Type>>,
     recovered: HashMap<(u64, u32), RecoveredCall>,
+}
+
+/// What a live backend needs to know about its world.
+#[derive(Clone)]
+pub struct LiveContext {
+    pub journal: SharedJournal,
+    pub key: Arc<HostKey>,
+    pub world_id: [u8; 16],
+    /// Every agent's event type, for checking emitted events.
+    pub event_types: Arc<HashMap<String, Type>>,
 }
 
 impl LiveEffects {
     pub fn new(
-        journal: SharedJournal,
-        key: Arc<HostKey>,
-        world_id: [u8; 16],
+        context: &LiveContext,
         grants: Arc<AgentGrants>,
         recovered: HashMap<(u64, u32), RecoveredCall>,
     ) -> LiveEffects {
         LiveEffects {
-            journal,
-            key,
-            world_id,
+            journal: context.journal.clone(),
+            key: context.key.clone(),
+            world_id: context.world_id,
             grants,
+            event_types: context.event_types.clone(),
             recovered,
         }
     }
@@ -77,12 +88,30 @@ impl LiveEffects {
                 let run = target.map(|(dir, relative)| fs::execute(request, &dir, &relative));
                 (decision, run)
             }
+            EffectRequest::BlobPut { contents } => {
+                let decision = self.grants.check_blob(contents.len() as u64);
+                let run = matches!(decision, Decision::Allow { .. }).then(|| blob::put(&mut self.journal(), contents));
+                (decision, run)
+            }
+            EffectRequest::BlobGet { digest } => {
+                return blob::get(&self.journal(), digest, |size| self.grants.check_blob(size));
+            }
+            EffectRequest::Emit { target, event } => {
+                let decision = self.grants.check_emit(target);
+                let run = matches!(decision, Decision::Allow { .. })
+                    .then(|| (emit::execute(&self.event_types, target, event), Usage::default()));
+                (decision, run)
+            }
         };
         match (decision, outcome_and_usage) {
             (Decision::Allow { grant }, Some((outcome, usage))) => (Some(grant), outcome, usage),
             (Decision::Deny { reason }, _) => (None, Err(EffectFailure::Denied(reason)), Usage::default()),
             (Decision::Allow { .. }, None) => unreachable!("an allowed call always runs its adapter"),
         }
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
+        self.journal.lock().expect("journal lock poisoned")
     }
 
     fn journal_receipt(

@@ -1,6 +1,6 @@
 //! Effects: the one choke point through which every guest side effect passes.
 //!
-//! A guest call lands in an interface file (`log.rs`, `http.rs`, `fs.rs`, `unsupported.rs`),
+//! A guest call lands in an interface file (`log.rs`, `http.rs`, `fs.rs`, `blob.rs`, `emit.rs`),
 //! which converts it into an [`EffectRequest`] and hands it to [`EffectGate::call`]. The gate
 //! numbers the call within its step, encodes and hashes the request, and asks its
 //! [`EffectBackend`] for the outcome. There are two backends and the stepper cannot tell them
@@ -9,6 +9,8 @@
 //! outcome recorded in the journal after checking that the request is the one recorded.
 //! No other code path runs an adapter.
 
+pub mod blob;
+pub mod emit;
 pub mod fs;
 pub mod http;
 pub mod live;
@@ -47,6 +49,16 @@ pub enum EffectRequest {
     FsListDir {
         path: String,
     },
+    BlobPut {
+        contents: Vec<u8>,
+    },
+    BlobGet {
+        digest: String,
+    },
+    Emit {
+        target: String,
+        event: String,
+    },
 }
 
 impl EffectRequest {
@@ -56,6 +68,8 @@ impl EffectRequest {
             EffectRequest::Log { .. } => "log",
             EffectRequest::Http { .. } => "http",
             EffectRequest::FsRead { .. } | EffectRequest::FsWrite { .. } | EffectRequest::FsListDir { .. } => "fs",
+            EffectRequest::BlobPut { .. } | EffectRequest::BlobGet { .. } => "blob",
+            EffectRequest::Emit { .. } => "emit",
         }
     }
 
@@ -66,6 +80,10 @@ impl EffectRequest {
             EffectRequest::Http { method, .. } => matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS"),
             EffectRequest::FsWrite { .. } => false,
             EffectRequest::Log { .. } | EffectRequest::FsRead { .. } | EffectRequest::FsListDir { .. } => true,
+            // Content-addressed: storing the same bytes twice is storing them once.
+            EffectRequest::BlobPut { .. } | EffectRequest::BlobGet { .. } => true,
+            // Local and transactional: an emitted event is journaled only when the step commits.
+            EffectRequest::Emit { .. } => true,
         }
     }
 
@@ -77,6 +95,9 @@ impl EffectRequest {
             EffectRequest::FsRead { path } => format!("fs read {path}"),
             EffectRequest::FsWrite { path, contents } => format!("fs write {path} ({} bytes)", contents.len()),
             EffectRequest::FsListDir { path } => format!("fs list-dir {path}"),
+            EffectRequest::BlobPut { contents } => format!("blob put ({} bytes)", contents.len()),
+            EffectRequest::BlobGet { digest } => format!("blob get {digest}"),
+            EffectRequest::Emit { target, event } => format!("emit {target} {event}"),
         }
     }
 
@@ -96,6 +117,12 @@ pub enum EffectResponse {
     },
     Bytes(Vec<u8>),
     Names(Vec<String>),
+    Digest(String),
+    /// The event as journaled for the target (canonical WAVE); the guest sees unit.
+    Emitted {
+        target: String,
+        event: String,
+    },
 }
 
 /// An effect's failure as the guest sees it (`effect-error` in WIT).
@@ -160,6 +187,7 @@ pub struct EffectGate {
     agent: String,
     backend: Option<Box<dyn EffectBackend>>,
     step: Option<(u64, u32)>,
+    emitted: Vec<(String, String)>,
 }
 
 impl EffectGate {
@@ -168,6 +196,7 @@ impl EffectGate {
             agent: agent.to_string(),
             backend: None,
             step: None,
+            emitted: Vec::new(),
         }
     }
 
@@ -179,11 +208,16 @@ impl EffectGate {
     /// Start numbering calls for the step of ingress entry `ingress`.
     pub fn begin_step(&mut self, ingress: u64) {
         self.step = Some((ingress, 0));
+        self.emitted.clear();
     }
 
-    /// Stop accepting calls; returns how many the step made.
-    pub fn end_step(&mut self) -> u32 {
-        self.step.take().map_or(0, |(_, calls)| calls)
+    /// Stop accepting calls; returns how many the step made and the events it emitted
+    /// (target, canonical event), which the stepper journals if the step commits.
+    pub fn end_step(&mut self) -> (u32, Vec<(String, String)>) {
+        (
+            self.step.take().map_or(0, |(_, calls)| calls),
+            std::mem::take(&mut self.emitted),
+        )
     }
 
     /// Every effect call of every interface goes through here.
@@ -216,6 +250,10 @@ impl EffectGate {
             .backend
             .as_mut()
             .expect("the stepper installs a backend before the first step");
-        backend.perform(&call)
+        let outcome = backend.perform(&call)?;
+        if let Ok(EffectResponse::Emitted { target, event }) = &outcome {
+            self.emitted.push((target.clone(), event.clone()));
+        }
+        Ok(outcome)
     }
 }
