@@ -179,7 +179,7 @@ fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
     let world = |name: &str, extra: &str| {
         let dir = scratch.path().join(name);
         std::fs::create_dir_all(dir.join("modules")).unwrap();
-        let component = wat::parse_str(r#"(component (import "agentos:core/llm@0.1.0" (instance)))"#).unwrap();
+        let component = wat::parse_str(r#"(component (import "agentos:core/timer@0.1.0" (instance)))"#).unwrap();
         std::fs::write(dir.join("modules/thinker.wasm"), component).unwrap();
         let manifest = format!(
             "[world]\nname = \"w\"\n[modules.thinker]\ncomponent = \"modules/thinker.wasm\"\n{extra}[agents.thinker]\nmodule = \"thinker\"\n{}",
@@ -192,14 +192,14 @@ fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
     let error = fails(&["send", s(&plain), "thinker", "x"], 2);
     assert!(
         error.contains(
-            "agent `thinker` imports `agentos:core/llm@0.1.0`: effect `llm` is not supported by this host yet"
+            "agent `thinker` imports `agentos:core/timer@0.1.0`: effect `timer` is not supported by this host yet"
         ),
         "{error}"
     );
-    let granted = world("granted", "[caps.model]\neffect = \"llm\"\n");
+    let granted = world("granted", "[caps.model]\neffect = \"timer\"\n");
     let error = fails(&["send", s(&granted), "thinker", "x"], 2);
     assert!(
-        error.contains("capability `model` for effect `llm`, which is not supported by this host yet"),
+        error.contains("capability `model` for effect `timer`, which is not supported by this host yet"),
         "{error}"
     );
     for dir in [plain, granted] {

@@ -26,7 +26,8 @@ mod manifest;
 mod validate;
 
 pub use manifest::{
-    AgentDef, BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, Manifest, ModuleDef, WorldMeta,
+    AgentDef, BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap, LlmProvider, Manifest,
+    ModuleDef, WorldMeta,
 };
 pub use validate::{Problem, ValidationError};
 

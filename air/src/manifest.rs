@@ -20,6 +20,33 @@ pub struct Manifest {
     pub caps: BTreeMap<String, Cap>,
     #[serde(default)]
     pub agents: BTreeMap<String, AgentDef>,
+    /// Language-model endpoints that `llm` capabilities may use.
+    #[serde(default)]
+    pub providers: BTreeMap<String, LlmProvider>,
+}
+
+/// A language-model endpoint. Its API key never enters the manifest: it is read from the named
+/// environment variable or file when a call is made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmProvider {
+    pub api: LlmApi,
+    /// e.g. `https://api.openai.com/v1`, `http://127.0.0.1:8080/v1`, `https://api.anthropic.com/v1`.
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+}
+
+/// Wire protocols the host speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmApi {
+    /// `POST {base_url}/chat/completions` (OpenAI, vLLM, llama.cpp server, Ollama).
+    OpenaiChat,
+    /// `POST {base_url}/messages` (Anthropic).
+    AnthropicMessages,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +167,7 @@ pub enum Cap {
     Fs(FsCap),
     /// Effects whose constraints a later format version defines; kept so a manifest that grants
     /// them parses, while the host refuses to run agents that hold them.
-    Llm(BTreeMap<String, String>),
+    Llm(LlmCap),
     Blob(BlobCap),
     Timer(BTreeMap<String, String>),
     Compile(BTreeMap<String, String>),
@@ -188,6 +215,28 @@ fn default_max_body() -> u64 {
 
 fn default_timeout() -> u64 {
     10_000
+}
+
+/// Language-model completions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmCap {
+    /// Providers (from `[providers]`) the holder may call; the first is the default.
+    pub providers: Vec<String>,
+    /// Models the holder may ask for; `*` allows any.
+    pub models: Vec<String>,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens_per_call: u32,
+    #[serde(default = "default_llm_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_max_tokens() -> u32 {
+    1024
+}
+
+fn default_llm_timeout() -> u64 {
+    60_000
 }
 
 /// The world's content-addressed blob store.

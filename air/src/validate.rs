@@ -122,6 +122,34 @@ impl Manifest {
                         }
                     }
                 }
+                Cap::Llm(llm) => {
+                    if llm.providers.is_empty() {
+                        problem(
+                            format!("caps.{name}.providers"),
+                            "no provider listed, so no call can be made".into(),
+                        );
+                    }
+                    for provider in &llm.providers {
+                        if !self.providers.contains_key(provider) {
+                            problem(
+                                format!("caps.{name}.providers"),
+                                format!("`{provider}` names no provider in [providers]"),
+                            );
+                        }
+                    }
+                    if llm.models.is_empty() {
+                        problem(
+                            format!("caps.{name}.models"),
+                            "no model listed (use \"*\" for any)".into(),
+                        );
+                    }
+                    if llm.max_tokens_per_call == 0 || llm.timeout_ms == 0 {
+                        problem(
+                            format!("caps.{name}"),
+                            "max_tokens_per_call and timeout_ms must be positive".into(),
+                        );
+                    }
+                }
                 Cap::Blob(blob) if blob.max_bytes == 0 => {
                     problem(
                         format!("caps.{name}.max_bytes"),
@@ -132,6 +160,20 @@ impl Manifest {
                     problem(format!("caps.{name}.dir"), "empty directory".into());
                 }
                 _ => {}
+            }
+        }
+        for (name, provider) in &self.providers {
+            if !(provider.base_url.starts_with("http://") || provider.base_url.starts_with("https://")) {
+                problem(
+                    format!("providers.{name}.base_url"),
+                    format!("`{}` is not an http(s) URL", provider.base_url),
+                );
+            }
+            if provider.api_key_env.is_some() && provider.api_key_file.is_some() {
+                problem(
+                    format!("providers.{name}"),
+                    "give api_key_env or api_key_file, not both".into(),
+                );
             }
         }
         for (name, agent) in &self.agents {

@@ -3,7 +3,7 @@
 //! Pure functions over the manifest's capabilities: URL patterns and methods for http, mounts
 //! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
 
-use agentos_air::{BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, Manifest};
+use agentos_air::{BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest};
 use std::path::{Component, Path, PathBuf};
 
 /// Why a manifest's capabilities cannot be used by this host.
@@ -129,6 +129,17 @@ pub struct AgentGrants {
     fs: Vec<(String, FsCap, PathBuf)>,
     blob: Vec<(String, BlobCap)>,
     emit: Vec<(String, EmitCap)>,
+    llm: Vec<(String, LlmCap)>,
+    /// The world's providers, with a key file resolved against the world directory.
+    providers: std::collections::BTreeMap<String, LlmProvider>,
+}
+
+/// An allowed llm call: which provider to reach, under which capability's limits.
+#[derive(Debug, Clone)]
+pub struct LlmRoute<'a> {
+    pub provider_name: &'a str,
+    pub provider: &'a LlmProvider,
+    pub cap: &'a LlmCap,
 }
 
 impl AgentGrants {
@@ -141,6 +152,16 @@ impl AgentGrants {
             fs: Vec::new(),
             blob: Vec::new(),
             emit: Vec::new(),
+            llm: Vec::new(),
+            providers: manifest
+                .providers
+                .iter()
+                .map(|(name, provider)| {
+                    let mut provider = provider.clone();
+                    provider.api_key_file = provider.api_key_file.map(|f| world_dir.join(f).display().to_string());
+                    (name.clone(), provider)
+                })
+                .collect(),
         };
         for (name, cap) in manifest.grants_of(def) {
             match cap {
@@ -161,6 +182,7 @@ impl AgentGrants {
                 Cap::Fs(fs) => grants.fs.push((name.to_string(), fs.clone(), world_dir.join(&fs.dir))),
                 Cap::Blob(blob) => grants.blob.push((name.to_string(), blob.clone())),
                 Cap::Emit(emit) => grants.emit.push((name.to_string(), emit.clone())),
+                Cap::Llm(llm) => grants.llm.push((name.to_string(), llm.clone())),
                 other => {
                     return Err(CapError::Unsupported {
                         agent: agent.to_string(),
@@ -181,6 +203,7 @@ impl AgentGrants {
             EffectKind::Fs => !self.fs.is_empty(),
             EffectKind::Blob => !self.blob.is_empty(),
             EffectKind::Emit => !self.emit.is_empty(),
+            EffectKind::Llm => !self.llm.is_empty(),
             _ => false,
         }
     }
@@ -271,6 +294,52 @@ impl AgentGrants {
                 ),
             },
         }
+    }
+
+    /// Check a completion request: provider (or the grant's default), model, max tokens.
+    pub fn check_llm(
+        &self,
+        provider: Option<&str>,
+        model: &str,
+        max_tokens: u32,
+    ) -> Result<(String, LlmRoute<'_>), String> {
+        let mut reasons = Vec::new();
+        for (name, cap) in &self.llm {
+            let Some(provider_name) = provider.or(cap.providers.first().map(String::as_str)) else {
+                continue;
+            };
+            if !cap.providers.iter().any(|p| p == provider_name) {
+                reasons.push(format!("{name}: provider `{provider_name}` not granted"));
+            } else if !cap.models.iter().any(|m| m == "*" || m == model) {
+                reasons.push(format!(
+                    "{name}: model `{model}` not granted ({})",
+                    cap.models.join(", ")
+                ));
+            } else if max_tokens > cap.max_tokens_per_call {
+                reasons.push(format!(
+                    "{name}: max_tokens {max_tokens} over the limit of {}",
+                    cap.max_tokens_per_call
+                ));
+            } else if let Some((provider_name, provider)) = self.providers.get_key_value(provider_name) {
+                return Ok((
+                    name.clone(),
+                    LlmRoute {
+                        provider_name,
+                        provider,
+                        cap,
+                    },
+                ));
+            } else {
+                reasons.push(format!(
+                    "{name}: provider `{provider_name}` is not configured in [providers]"
+                ));
+            }
+        }
+        Err(format!(
+            "no llm grant of agent `{}` allows this call: {}",
+            self.agent,
+            reasons.join("; ")
+        ))
     }
 
     /// Check an event sent to agent `target`.

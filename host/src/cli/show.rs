@@ -31,6 +31,15 @@ fn outcome_text(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) 
         Ok(EffectResponse::Bytes(bytes)) => format!("{} bytes", bytes.len()),
         Ok(EffectResponse::Names(names)) => format!("{} names", names.len()),
         Ok(EffectResponse::Digest(digest)) => digest,
+        Ok(EffectResponse::Completion {
+            text,
+            finish_reason,
+            input_tokens,
+            output_tokens,
+        }) => {
+            let excerpt: String = text.chars().take(60).collect();
+            format!("{excerpt:?} ({finish_reason}, {input_tokens}+{output_tokens} tokens)")
+        }
         Ok(EffectResponse::Emitted { target, event }) => format!("queued for {target}: {event}"),
         Err(EffectFailure::Denied(r)) => format!("DENIED: {r}"),
         Err(EffectFailure::Failed(r)) => format!("failed: {r}"),

@@ -5,8 +5,8 @@
 //! non-idempotent call whose intent is journaled without a receipt gets `in-doubt`.
 
 use super::{
-    EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, emit, encode_outcome, fs, http, log,
-    outcome_status,
+    EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, emit, encode_outcome, fs, http, llm,
+    log, outcome_status,
 };
 use crate::caps::{AgentGrants, Decision};
 use crate::journal::SharedJournal;
@@ -96,6 +96,26 @@ impl LiveEffects {
             EffectRequest::BlobGet { digest } => {
                 return blob::get(&self.journal(), digest, |size| self.grants.check_blob(size));
             }
+            EffectRequest::Llm {
+                provider,
+                model,
+                messages,
+                max_tokens,
+                temperature_milli,
+                stop,
+            } => match self.grants.check_llm(provider.as_deref(), model, *max_tokens) {
+                Ok((grant, route)) => {
+                    let prompt = llm::Prompt {
+                        model,
+                        messages,
+                        max_tokens: *max_tokens,
+                        temperature_milli: *temperature_milli,
+                        stop,
+                    };
+                    (Decision::Allow { grant }, Some(llm::execute(&route, &prompt)))
+                }
+                Err(reason) => (Decision::Deny { reason }, None),
+            },
             EffectRequest::Emit { target, event } => {
                 let decision = self.grants.check_emit(target);
                 let run = matches!(decision, Decision::Allow { .. })

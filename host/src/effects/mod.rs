@@ -1,6 +1,7 @@
 //! Effects: the one choke point through which every guest side effect passes.
 //!
-//! A guest call lands in an interface file (`log.rs`, `http.rs`, `fs.rs`, `blob.rs`, `emit.rs`),
+//! A guest call lands in an interface file (`log.rs`, `http.rs`, `fs.rs`, `blob.rs`, `emit.rs`,
+//! `llm.rs`),
 //! which converts it into an [`EffectRequest`] and hands it to [`EffectGate::call`]. The gate
 //! numbers the call within its step, encodes and hashes the request, and asks its
 //! [`EffectBackend`] for the outcome. There are two backends and the stepper cannot tell them
@@ -14,6 +15,7 @@ pub mod emit;
 pub mod fs;
 pub mod http;
 pub mod live;
+pub mod llm;
 pub mod log;
 pub mod replay;
 pub mod unsupported;
@@ -59,6 +61,14 @@ pub enum EffectRequest {
         target: String,
         event: String,
     },
+    Llm {
+        provider: Option<String>,
+        model: String,
+        messages: Vec<(String, String)>,
+        max_tokens: u32,
+        temperature_milli: Option<u32>,
+        stop: Vec<String>,
+    },
 }
 
 impl EffectRequest {
@@ -70,6 +80,7 @@ impl EffectRequest {
             EffectRequest::FsRead { .. } | EffectRequest::FsWrite { .. } | EffectRequest::FsListDir { .. } => "fs",
             EffectRequest::BlobPut { .. } | EffectRequest::BlobGet { .. } => "blob",
             EffectRequest::Emit { .. } => "emit",
+            EffectRequest::Llm { .. } => "llm",
         }
     }
 
@@ -84,6 +95,8 @@ impl EffectRequest {
             EffectRequest::BlobPut { .. } | EffectRequest::BlobGet { .. } => true,
             // Local and transactional: an emitted event is journaled only when the step commits.
             EffectRequest::Emit { .. } => true,
+            // A completion changes nothing outside; retrying costs tokens but is safe.
+            EffectRequest::Llm { .. } => true,
         }
     }
 
@@ -98,6 +111,17 @@ impl EffectRequest {
             EffectRequest::BlobPut { contents } => format!("blob put ({} bytes)", contents.len()),
             EffectRequest::BlobGet { digest } => format!("blob get {digest}"),
             EffectRequest::Emit { target, event } => format!("emit {target} {event}"),
+            EffectRequest::Llm {
+                provider,
+                model,
+                max_tokens,
+                ..
+            } => {
+                format!(
+                    "llm {}/{model} (max {max_tokens} tokens)",
+                    provider.as_deref().unwrap_or("default")
+                )
+            }
         }
     }
 
@@ -122,6 +146,12 @@ pub enum EffectResponse {
     Emitted {
         target: String,
         event: String,
+    },
+    Completion {
+        text: String,
+        finish_reason: String,
+        input_tokens: u32,
+        output_tokens: u32,
     },
 }
 
