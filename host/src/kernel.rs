@@ -183,6 +183,13 @@ impl Kernel {
         })
     }
 
+    /// A live effect backend for `agent`, as its steps get one (used by the benchmark to measure
+    /// the choke point without wasm).
+    pub fn live_backend(&self, agent: &str) -> Option<LiveEffects> {
+        let slot = self.agents.get(agent)?;
+        Some(LiveEffects::new(&self.live, slot.grants.clone(), HashMap::new()))
+    }
+
     /// Events journaled but not yet processed.
     pub fn pending(&self) -> usize {
         self.inbox.len()

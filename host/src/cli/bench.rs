@@ -69,6 +69,8 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
     }
     let durable = per_second(durable_steps, started);
 
+    let effects = effect_overhead(scratch.path(), (steps / 10).max(200))?;
+
     if json {
         println!(
             "{}",
@@ -77,6 +79,11 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
                 "journaled_vs_raw_ratio": batched / raw_calls, "durable_steps": durable_steps,
                 "raw_redb_commits_per_s": raw_commits, "durable_steps_per_s": durable,
                 "durable_vs_raw_commit_ratio": durable / raw_commits,
+                "effect_calls": effects.calls,
+                "raw_http_adapter_us": effects.raw_http_us,
+                "choke_point_http_us": effects.gated_http_us,
+                "choke_point_added_us": effects.gated_http_us - effects.raw_http_us,
+                "choke_point_log_us": effects.gated_log_us,
             })
         );
     } else {
@@ -91,6 +98,104 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
             "  durable steps (2 fsynced commits)    {durable:>12.0} /s   ratio {:.3} of raw commits",
             durable / raw_commits
         );
+        println!("effects, {} calls each, journal commit (fsync) excluded", effects.calls);
+        println!(
+            "  raw http adapter GET (loopback)      {:>12.1} µs",
+            effects.raw_http_us
+        );
+        println!(
+            "  http GET through the choke point     {:>12.1} µs   added {:.1} µs (grant check, receipt signing, journaling)",
+            effects.gated_http_us,
+            effects.gated_http_us - effects.raw_http_us
+        );
+        println!(
+            "  log line through the choke point     {:>12.1} µs   (no adapter work: pure overhead)",
+            effects.gated_log_us
+        );
     }
     Ok(())
+}
+
+struct EffectCosts {
+    calls: u64,
+    raw_http_us: f64,
+    gated_http_us: f64,
+    gated_log_us: f64,
+}
+
+/// A loopback HTTP server answering `calls` requests with `ok`, one connection each.
+fn serve(calls: u64) -> Result<(String, std::thread::JoinHandle<()>)> {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/bench", listener.local_addr()?);
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(calls as usize) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    Ok((url, handle))
+}
+
+/// Per-call cost of the effect choke point vs the raw adapter, on the same loopback server.
+fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts> {
+    use crate::effects::{EFFECTS_MAX_PER_STEP, EffectGate, EffectRequest};
+    let world_dir = scratch.join("effects-world");
+    super::init::init(&world_dir, super::init::Template::Hello)?;
+    let world = World::open(&world_dir, OpenMode::Run)?;
+    let (url, server) = serve(calls * 2)?;
+    let cap = agentos_air::HttpCap {
+        urls: vec![],
+        methods: vec![],
+        max_body_bytes: 1024,
+        timeout_ms: 5000,
+    };
+
+    let started = Instant::now();
+    for _ in 0..calls {
+        let (outcome, _) = crate::effects::http::execute(&cap, "GET", &url, &[], None);
+        outcome.map_err(|e| anyhow::anyhow!("raw http call failed: {e:?}"))?;
+    }
+    let raw_http_us = started.elapsed().as_secs_f64() * 1e6 / calls as f64;
+
+    let mut gate = EffectGate::new("hello");
+    let backend = world
+        .kernel
+        .live_backend("hello")
+        .ok_or_else(|| anyhow::anyhow!("no hello agent"))?;
+    gate.set_backend(Box::new(backend));
+    let mut timed = |request: &dyn Fn() -> EffectRequest| -> Result<f64> {
+        let started = Instant::now();
+        for i in 0..calls {
+            if i % u64::from(EFFECTS_MAX_PER_STEP) == 0 {
+                gate.begin_step(1_000_000 + i);
+            }
+            gate.call(request())
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?
+                .map_err(|e| anyhow::anyhow!("gated call failed: {e:?}"))?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1e6 / calls as f64)
+    };
+    let gated_http_us = timed(&|| EffectRequest::Http {
+        method: "GET".into(),
+        url: url.clone(),
+        headers: vec![],
+        body: None,
+    })?;
+    let gated_log_us = timed(&|| EffectRequest::Log {
+        level: "info".into(),
+        message: "benchmark line".into(),
+    })?;
+    let _ = server.join();
+    Ok(EffectCosts {
+        calls,
+        raw_http_us,
+        gated_http_us,
+        gated_log_us,
+    })
 }

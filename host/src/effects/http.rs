@@ -8,6 +8,8 @@ use crate::receipts::Usage;
 use crate::runtime::bindings::agentos::core::http::{Host, Request, Response};
 use crate::runtime::bindings::agentos::core::types::{EffectError, Field};
 use agentos_air::HttpCap;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Largest request body a guest may send.
@@ -39,6 +41,30 @@ impl Host for EffectGate {
     }
 }
 
+/// The HTTP client for a time limit: no redirects followed (the 3xx goes back to the caller, as
+/// its target may lie outside the grant), no proxy, statuses as responses. One per time limit
+/// per process, so connections are pooled across calls and steps.
+pub fn client(timeout_ms: u64) -> ureq::Agent {
+    static CLIENTS: OnceLock<Mutex<HashMap<u64, ureq::Agent>>> = OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("http client cache lock");
+    clients
+        .entry(timeout_ms)
+        .or_insert_with(|| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .max_redirects_will_error(false)
+                .proxy(None)
+                .timeout_global(Some(Duration::from_millis(timeout_ms)))
+                .build()
+                .new_agent()
+        })
+        .clone()
+}
+
 /// Perform the request under `cap`.
 pub fn execute(
     cap: &HttpCap,
@@ -47,14 +73,7 @@ pub fn execute(
     headers: &[(String, String)],
     body: Option<&[u8]>,
 ) -> (EffectOutcome, Usage) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_millis(cap.timeout_ms)))
-        .build()
-        .new_agent();
+    let agent = client(cap.timeout_ms);
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(name, value);

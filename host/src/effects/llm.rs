@@ -13,7 +13,6 @@ use crate::runtime::bindings::agentos::core::llm::{Completion, CompletionRequest
 use crate::runtime::bindings::agentos::core::types::EffectError;
 use agentos_air::{LlmApi, LlmProvider};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// Most prompt bytes (all messages) one call may send.
 pub const PROMPT_MAX_BYTES: usize = 1024 * 1024;
@@ -207,13 +206,7 @@ pub fn execute(route: &LlmRoute<'_>, prompt: &Prompt<'_>) -> (EffectOutcome, Usa
     };
     let (path, body) = wire_request(provider.api, prompt);
     let url = format!("{}/{path}", provider.base_url.trim_end_matches('/'));
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_millis(route.cap.timeout_ms)))
-        .build()
-        .new_agent();
+    let agent = super::http::client(route.cap.timeout_ms);
     let mut request = agent.post(&url).header("content-type", "application/json");
     match (provider.api, &key) {
         (LlmApi::OpenaiChat, Some(key)) => request = request.header("authorization", &format!("Bearer {key}")),
