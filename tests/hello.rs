@@ -183,3 +183,38 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn budgets_are_enforced_from_journaled_receipts_across_restarts() {
+    let (_scratch, dir) = init("hello");
+    let manifest = dir.join("world.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    // Before the world's first run, its manifest may still be edited: add a budget.
+    std::fs::write(
+        &manifest,
+        text.replace("timeout_ms = 5000\n", "timeout_ms = 5000\nbudget = { calls = 2 }\n"),
+    )
+    .unwrap();
+    let (base, _server) = serve();
+    let fetch = format!(r#"fetch("{base}/ok")"#);
+    for _ in 0..2 {
+        let out = ok(&["send", s(&dir), "hello", &fetch]);
+        assert!(out.contains("→ HTTP 200"), "{out}");
+    }
+    let out = ok(&["send", s(&dir), "hello", &fetch]);
+    assert!(
+        out.contains("budget exceeded: grant `local-web` of agent `hello` has used 2 of its 2 calls"),
+        "{out}"
+    );
+    // A new process rebuilds the budget from the journal, and replay decides identically.
+    let out = ok(&["send", s(&dir), "hello", &fetch]);
+    assert!(out.contains("budget exceeded"), "{out}");
+    let all = receipts(&dir);
+    let statuses: Vec<&str> = all
+        .iter()
+        .filter(|r| r["effect"] == "http")
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ok", "ok", "budget-exceeded", "budget-exceeded"]);
+    replay_and_verify(&dir);
+}

@@ -26,7 +26,7 @@ mod manifest;
 mod validate;
 
 pub use manifest::{
-    AgentDef, BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap, LlmProvider, Manifest,
+    AgentDef, BlobCap, Budget, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap, LlmProvider, Manifest,
     ModuleDef, WorldMeta,
 };
 pub use validate::{Problem, ValidationError};

@@ -176,6 +176,18 @@ pub enum Cap {
 }
 
 impl Cap {
+    /// The capability's budget, if it has one.
+    pub fn budget(&self) -> Option<&Budget> {
+        match self {
+            Cap::Http(c) => c.budget.as_ref(),
+            Cap::Fs(c) => c.budget.as_ref(),
+            Cap::Llm(c) => c.budget.as_ref(),
+            Cap::Blob(c) => c.budget.as_ref(),
+            Cap::Emit(c) => c.budget.as_ref(),
+            _ => None,
+        }
+    }
+
     pub fn effect(&self) -> EffectKind {
         match self {
             Cap::Http(_) => EffectKind::Http,
@@ -203,6 +215,9 @@ pub struct HttpCap {
     pub max_body_bytes: u64,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Use allowed per window of logical time; none when absent.
+    #[serde(default)]
+    pub budget: Option<Budget>,
 }
 
 fn default_methods() -> Vec<String> {
@@ -217,6 +232,24 @@ fn default_timeout() -> u64 {
     10_000
 }
 
+/// Limits on a capability's use, counted from the journaled receipts of the agent holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Calls that reached the adapter.
+    #[serde(default)]
+    pub calls: Option<u64>,
+    /// Bytes sent plus received.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// LLM tokens in plus out.
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    /// Sliding window of logical (event) time; the world's whole life when absent.
+    #[serde(default)]
+    pub window_ms: Option<u64>,
+}
+
 /// Language-model completions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +262,9 @@ pub struct LlmCap {
     pub max_tokens_per_call: u32,
     #[serde(default = "default_llm_timeout")]
     pub timeout_ms: u64,
+    /// Use allowed per window of logical time; none when absent.
+    #[serde(default)]
+    pub budget: Option<Budget>,
 }
 
 fn default_max_tokens() -> u32 {
@@ -246,6 +282,9 @@ pub struct BlobCap {
     /// Largest blob the agent may put or get.
     #[serde(default = "default_blob_max")]
     pub max_bytes: u64,
+    /// Use allowed per window of logical time; none when absent.
+    #[serde(default)]
+    pub budget: Option<Budget>,
 }
 
 fn default_blob_max() -> u64 {
@@ -258,6 +297,9 @@ fn default_blob_max() -> u64 {
 pub struct EmitCap {
     /// Agents the holder may send events to.
     pub targets: Vec<String>,
+    /// Use allowed per window of logical time; none when absent.
+    #[serde(default)]
+    pub budget: Option<Budget>,
 }
 
 /// A directory on the host, mounted for the agent under the capability's name.
@@ -268,6 +310,9 @@ pub struct FsCap {
     pub dir: String,
     #[serde(default)]
     pub mode: FsMode,
+    /// Use allowed per window of logical time; none when absent.
+    #[serde(default)]
+    pub budget: Option<Budget>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,6 +69,20 @@ impl Manifest {
             }
         }
         for (name, cap) in &self.caps {
+            if let Some(budget) = cap.budget() {
+                if budget.calls.is_none() && budget.bytes.is_none() && budget.tokens.is_none() {
+                    problem(
+                        format!("caps.{name}.budget"),
+                        "a budget needs calls, bytes or tokens".into(),
+                    );
+                }
+                if budget.window_ms == Some(0) {
+                    problem(
+                        format!("caps.{name}.budget.window_ms"),
+                        "a zero window counts nothing".into(),
+                    );
+                }
+            }
             match cap {
                 Cap::Http(http) => {
                     if http.urls.is_empty() {

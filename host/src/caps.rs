@@ -3,7 +3,7 @@
 //! Pure functions over the manifest's capabilities: URL patterns and methods for http, mounts
 //! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
 
-use agentos_air::{BlobCap, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest};
+use agentos_air::{BlobCap, Budget, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest};
 use std::path::{Component, Path, PathBuf};
 
 /// Why a manifest's capabilities cannot be used by this host.
@@ -132,6 +132,7 @@ pub struct AgentGrants {
     llm: Vec<(String, LlmCap)>,
     /// The world's providers, with a key file resolved against the world directory.
     providers: std::collections::BTreeMap<String, LlmProvider>,
+    budgets: std::collections::BTreeMap<String, Budget>,
 }
 
 /// An allowed llm call: which provider to reach, under which capability's limits.
@@ -153,6 +154,10 @@ impl AgentGrants {
             blob: Vec::new(),
             emit: Vec::new(),
             llm: Vec::new(),
+            budgets: manifest
+                .grants_of(def)
+                .filter_map(|(n, c)| Some((n.to_string(), c.budget()?.clone())))
+                .collect(),
             providers: manifest
                 .providers
                 .iter()
@@ -277,7 +282,67 @@ impl AgentGrants {
     }
 }
 
+/// One call counted against a budget.
+#[derive(Debug, Clone, Copy)]
+struct BudgetUse {
+    at_ms: u64,
+    bytes: u64,
+    tokens: u64,
+}
+
+/// Use of budgeted grants, from receipts, per (agent, grant), oldest first.
+#[derive(Debug, Default)]
+pub struct BudgetLedger {
+    uses: std::collections::HashMap<(String, String), std::collections::VecDeque<BudgetUse>>,
+}
+
+impl BudgetLedger {
+    /// Count one call that reached its adapter.
+    pub fn record(&mut self, agent: &str, grant: &str, at_ms: u64, bytes: u64, tokens: u64) {
+        self.uses
+            .entry((agent.to_string(), grant.to_string()))
+            .or_default()
+            .push_back(BudgetUse { at_ms, bytes, tokens });
+    }
+
+    /// Whether one more call under `grant` fits its budget at logical time `at_ms`. A call that
+    /// crosses a byte or token limit is allowed; the ones after it are not.
+    pub fn admit(&mut self, agent: &str, grant: &str, budget: &Budget, at_ms: u64) -> Result<(), String> {
+        let Some(uses) = self.uses.get_mut(&(agent.to_string(), grant.to_string())) else {
+            return Ok(());
+        };
+        if let Some(window) = budget.window_ms {
+            while uses.front().is_some_and(|u| u.at_ms.saturating_add(window) <= at_ms) {
+                uses.pop_front();
+            }
+        }
+        let per = budget.window_ms.map(|w| format!(" per {w} ms")).unwrap_or_default();
+        let calls = uses.len() as u64;
+        let bytes: u64 = uses.iter().map(|u| u.bytes).sum();
+        let tokens: u64 = uses.iter().map(|u| u.tokens).sum();
+        for (limit, used, what) in [
+            (budget.calls, calls, "calls"),
+            (budget.bytes, bytes, "bytes"),
+            (budget.tokens, tokens, "tokens"),
+        ] {
+            if let Some(limit) = limit
+                && used >= limit
+            {
+                return Err(format!(
+                    "grant `{grant}` of agent `{agent}` has used {used} of its {limit} {what}{per}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl AgentGrants {
+    /// The budget on a grant, if any.
+    pub fn budget(&self, grant: &str) -> Option<&Budget> {
+        self.budgets.get(grant)
+    }
+
     /// Check a blob of `size_bytes` against the blob grants' size limits.
     pub fn check_blob(&self, size_bytes: u64) -> Decision {
         match self.blob.iter().find(|(_, cap)| size_bytes <= cap.max_bytes) {
@@ -456,5 +521,37 @@ mod tests {
             panic!()
         };
         assert!(reason.contains("read-only"), "{reason}");
+    }
+
+    #[test]
+    fn budgets_count_calls_bytes_and_tokens_in_a_sliding_window() {
+        let budget = Budget {
+            calls: Some(2),
+            bytes: None,
+            tokens: None,
+            window_ms: Some(1000),
+        };
+        let mut ledger = BudgetLedger::default();
+        assert!(ledger.admit("a", "web", &budget, 0).is_ok());
+        ledger.record("a", "web", 0, 10, 0);
+        ledger.record("a", "web", 500, 10, 0);
+        let error = ledger.admit("a", "web", &budget, 900).unwrap_err();
+        assert_eq!(error, "grant `web` of agent `a` has used 2 of its 2 calls per 1000 ms");
+        // Another agent's use of a grant of the same name is its own.
+        assert!(ledger.admit("b", "web", &budget, 900).is_ok());
+        // The first call leaves the window at t = 1000.
+        assert!(ledger.admit("a", "web", &budget, 1000).is_ok());
+
+        let tokens = Budget {
+            calls: None,
+            bytes: Some(100),
+            tokens: Some(50),
+            window_ms: None,
+        };
+        ledger.record("a", "models", 0, 20, 49);
+        assert!(ledger.admit("a", "models", &tokens, 10_000_000).is_ok());
+        ledger.record("a", "models", 1, 20, 1);
+        let error = ledger.admit("a", "models", &tokens, 10_000_000).unwrap_err();
+        assert!(error.contains("has used 50 of its 50 tokens"), "{error}");
     }
 }

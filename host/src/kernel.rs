@@ -170,6 +170,7 @@ impl Kernel {
             key,
             world_id,
             event_types: Arc::new(event_types),
+            budgets: Arc::default(),
         };
         Ok(Kernel {
             world_id,
@@ -188,6 +189,30 @@ impl Kernel {
     pub fn live_backend(&self, agent: &str) -> Option<LiveEffects> {
         let slot = self.agents.get(agent)?;
         Some(LiveEffects::new(&self.live, slot.grants.clone(), HashMap::new()))
+    }
+
+    /// Count a journaled receipt against its grant's budget (recovery rebuilds the ledger).
+    pub fn count_receipt(&self, receipt: &crate::receipts::ReceiptBody, at_ms: u64) {
+        use crate::receipts::ReceiptStatus;
+        let Some(grant) = &receipt.grant else { return };
+        let budgeted = self
+            .agents
+            .get(&receipt.agent)
+            .is_some_and(|slot| slot.grants.budget(grant).is_some());
+        let reached_adapter = matches!(
+            receipt.status,
+            ReceiptStatus::Ok | ReceiptStatus::Failed | ReceiptStatus::Timeout
+        );
+        if budgeted && reached_adapter {
+            let usage = &receipt.usage;
+            self.live.budgets.lock().expect("budget lock").record(
+                &receipt.agent,
+                grant,
+                at_ms,
+                usage.bytes_sent + usage.bytes_received,
+                usage.tokens_in + usage.tokens_out,
+            );
+        }
     }
 
     /// Events journaled but not yet processed.
@@ -400,7 +425,7 @@ impl Kernel {
         if let Some(backend) = backend {
             instance.gate().set_backend(backend);
         }
-        instance.gate().begin_step(seq);
+        instance.gate().begin_step(seq, ingress.at_ms);
         let (fuel_used, result) = instance.handle(event, slot.def.fuel_per_step);
         record.fuel_used = fuel_used;
         (record.effects, record.emitted) = instance.gate().end_step();

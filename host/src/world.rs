@@ -200,16 +200,22 @@ impl World {
         let started = Instant::now();
         let entries = self.kernel.journal.lock().expect("journal lock").entries()?;
         let mut ingresses = Vec::new();
+        let mut at_ms_of: HashMap<u64, u64> = HashMap::new();
         let mut recorded: HashMap<u64, Recorded> = HashMap::new();
         let mut calls: HashMap<(u64, u32), RecordedCall> = HashMap::new();
         let mut intents: HashMap<(u64, u32), crate::journal::entry::Digest> = HashMap::new();
         for entry in entries {
             match entry.body {
-                EntryBody::Ingress(ingress) => ingresses.push((entry.seq, ingress)),
+                EntryBody::Ingress(ingress) => {
+                    at_ms_of.insert(entry.seq, ingress.at_ms);
+                    ingresses.push((entry.seq, ingress));
+                }
                 EntryBody::EffectIntent(intent) => {
                     intents.insert((intent.ingress, intent.effect_index), intent.request_digest);
                 }
                 EntryBody::EffectReceipt(r) => {
+                    let at_ms = at_ms_of.get(&r.receipt.body.ingress).copied().unwrap_or_default();
+                    self.kernel.count_receipt(&r.receipt.body, at_ms);
                     calls.insert(
                         (r.receipt.body.ingress, r.receipt.body.effect_index),
                         RecordedCall {

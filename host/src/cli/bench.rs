@@ -154,6 +154,7 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
         methods: vec![],
         max_body_bytes: 1024,
         timeout_ms: 5000,
+        budget: None,
     };
 
     let started = Instant::now();
@@ -173,7 +174,7 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
         let started = Instant::now();
         for i in 0..calls {
             if i % u64::from(EFFECTS_MAX_PER_STEP) == 0 {
-                gate.begin_step(1_000_000 + i);
+                gate.begin_step(1_000_000 + i, 0);
             }
             gate.call(request())
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?

@@ -8,12 +8,12 @@ use super::{
     EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, emit, encode_outcome, fs, http, llm,
     log, outcome_status,
 };
-use crate::caps::{AgentGrants, Decision};
+use crate::caps::{AgentGrants, BudgetLedger, Decision};
 use crate::journal::SharedJournal;
 use crate::journal::entry::{Digest, EffectIntent, EntryBody, ReceiptEntry, sha256};
 use crate::receipts::{HostKey, ReceiptBody, Usage};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use wasmtime::component::Type;
 
 /// What the journal already holds for a call of a step that never committed.
@@ -34,6 +34,7 @@ pub struct LiveEffects {
     world_id: [u8; 16],
     grants: Arc<AgentGrants>,
     event_types: Arc<HashMap<String, Type>>,
+    budgets: Arc<Mutex<BudgetLedger>>,
     recovered: HashMap<(u64, u32), RecoveredCall>,
 }
 
@@ -45,6 +46,8 @@ pub struct LiveContext {
     pub world_id: [u8; 16],
     /// Every agent's event type, for checking emitted events.
     pub event_types: Arc<HashMap<String, Type>>,
+    /// Use of budgeted grants, from every receipt so far.
+    pub budgets: Arc<Mutex<BudgetLedger>>,
 }
 
 impl LiveEffects {
@@ -59,16 +62,18 @@ impl LiveEffects {
             world_id: context.world_id,
             grants,
             event_types: context.event_types.clone(),
+            budgets: context.budgets.clone(),
             recovered,
         }
     }
 
-    /// Check the grant and, if allowed, run the adapter.
-    fn execute(&self, request: &EffectRequest) -> (Option<String>, EffectOutcome, Usage) {
-        let (decision, outcome_and_usage) = match request {
+    /// Check the grant and the grant's budget and, if both allow it, run the adapter.
+    fn execute(&self, request: &EffectRequest, at_ms: u64) -> (Option<String>, EffectOutcome, Usage) {
+        type Run<'a> = Box<dyn FnOnce() -> (EffectOutcome, Usage) + 'a>;
+        let (decision, run): (Decision, Option<Run<'_>>) = match request {
             EffectRequest::Log { .. } => (
                 Decision::Allow { grant: "log".into() },
-                Some((log::execute(), Usage::default())),
+                Some(Box::new(|| (log::execute(), Usage::default()))),
             ),
             EffectRequest::Http {
                 method,
@@ -77,24 +82,41 @@ impl LiveEffects {
                 body,
             } => {
                 let (decision, cap) = self.grants.check_http(method, url);
-                let run = cap.map(|cap| http::execute(cap, method, url, headers, body.as_deref()));
-                (decision, run)
+                (
+                    decision,
+                    cap.map(|cap| {
+                        Box::new(move || http::execute(cap, method, url, headers, body.as_deref())) as Run<'_>
+                    }),
+                )
             }
             EffectRequest::FsRead { path }
             | EffectRequest::FsListDir { path }
             | EffectRequest::FsWrite { path, .. } => {
                 let write = matches!(request, EffectRequest::FsWrite { .. });
                 let (decision, target) = self.grants.check_fs(path, write);
-                let run = target.map(|(dir, relative)| fs::execute(request, &dir, &relative));
-                (decision, run)
+                (
+                    decision,
+                    target.map(|(dir, relative)| Box::new(move || fs::execute(request, &dir, &relative)) as Run<'_>),
+                )
             }
-            EffectRequest::BlobPut { contents } => {
-                let decision = self.grants.check_blob(contents.len() as u64);
-                let run = matches!(decision, Decision::Allow { .. }).then(|| blob::put(&mut self.journal(), contents));
-                (decision, run)
-            }
+            EffectRequest::BlobPut { contents } => (
+                self.grants.check_blob(contents.len() as u64),
+                Some(Box::new(|| blob::put(&mut self.journal(), contents))),
+            ),
             EffectRequest::BlobGet { digest } => {
-                return blob::get(&self.journal(), digest, |size| self.grants.check_blob(size));
+                // The size limit applies to the stored bytes, so the decision follows the lookup;
+                // reading has no side effect, so the budget may be checked after it.
+                let (grant, outcome, usage) = blob::get(&self.journal(), digest, |size| self.grants.check_blob(size));
+                if let Some(grant) = &grant
+                    && let Err(reason) = self.admit(grant, at_ms)
+                {
+                    return (
+                        Some(grant.clone()),
+                        Err(EffectFailure::BudgetExceeded(reason)),
+                        Usage::default(),
+                    );
+                }
+                return (grant, outcome, usage);
             }
             EffectRequest::Llm {
                 provider,
@@ -105,28 +127,53 @@ impl LiveEffects {
                 stop,
             } => match self.grants.check_llm(provider.as_deref(), model, *max_tokens) {
                 Ok((grant, route)) => {
-                    let prompt = llm::Prompt {
-                        model,
-                        messages,
-                        max_tokens: *max_tokens,
-                        temperature_milli: *temperature_milli,
-                        stop,
+                    let run = move || {
+                        let prompt = llm::Prompt {
+                            model,
+                            messages,
+                            max_tokens: *max_tokens,
+                            temperature_milli: *temperature_milli,
+                            stop,
+                        };
+                        llm::execute(&route, &prompt)
                     };
-                    (Decision::Allow { grant }, Some(llm::execute(&route, &prompt)))
+                    (Decision::Allow { grant }, Some(Box::new(run)))
                 }
                 Err(reason) => (Decision::Deny { reason }, None),
             },
-            EffectRequest::Emit { target, event } => {
-                let decision = self.grants.check_emit(target);
-                let run = matches!(decision, Decision::Allow { .. })
-                    .then(|| (emit::execute(&self.event_types, target, event), Usage::default()));
-                (decision, run)
-            }
+            EffectRequest::Emit { target, event } => (
+                self.grants.check_emit(target),
+                Some(Box::new(|| {
+                    (emit::execute(&self.event_types, target, event), Usage::default())
+                })),
+            ),
         };
-        match (decision, outcome_and_usage) {
-            (Decision::Allow { grant }, Some((outcome, usage))) => (Some(grant), outcome, usage),
+        match (decision, run) {
+            (Decision::Allow { grant }, Some(run)) => {
+                if let Err(reason) = self.admit(&grant, at_ms) {
+                    return (
+                        Some(grant),
+                        Err(EffectFailure::BudgetExceeded(reason)),
+                        Usage::default(),
+                    );
+                }
+                let (outcome, usage) = run();
+                (Some(grant), outcome, usage)
+            }
             (Decision::Deny { reason }, _) => (None, Err(EffectFailure::Denied(reason)), Usage::default()),
-            (Decision::Allow { .. }, None) => unreachable!("an allowed call always runs its adapter"),
+            (Decision::Allow { .. }, None) => unreachable!("an allowed call always has an adapter to run"),
+        }
+    }
+
+    /// Whether the grant's budget, if any, admits one more call at logical time `at_ms`.
+    fn admit(&self, grant: &str, at_ms: u64) -> Result<(), String> {
+        match self.grants.budget(grant) {
+            Some(budget) => self
+                .budgets
+                .lock()
+                .expect("budget lock")
+                .admit(&self.grants.agent, grant, budget, at_ms),
+            None => Ok(()),
         }
     }
 
@@ -174,6 +221,14 @@ impl LiveEffects {
     }
 }
 
+/// Whether a call with this outcome reached its adapter (and so uses its grant's budget).
+pub fn counts_against_budget(outcome: &EffectOutcome) -> bool {
+    !matches!(
+        outcome,
+        Err(EffectFailure::Denied(_) | EffectFailure::BudgetExceeded(_) | EffectFailure::InDoubt(_))
+    )
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -214,7 +269,20 @@ impl EffectBackend for LiveEffects {
             journal.commit()?;
         }
         let started = now_ms();
-        let (grant, outcome, usage) = self.execute(call.request);
+        let (grant, outcome, usage) = self.execute(call.request, call.at_ms);
+        if let Some(grant) = &grant
+            && counts_against_budget(&outcome)
+        {
+            let tokens = usage.tokens_in + usage.tokens_out;
+            let mut budgets = self.budgets.lock().expect("budget lock");
+            budgets.record(
+                call.agent,
+                grant,
+                call.at_ms,
+                usage.bytes_sent + usage.bytes_received,
+                tokens,
+            );
+        }
         self.journal_receipt(call, grant, &outcome, (started, now_ms()), usage)?;
         Ok(outcome)
     }

@@ -200,6 +200,8 @@ impl From<EffectFailure> for EffectError {
 pub struct EffectCall<'a> {
     pub agent: &'a str,
     pub ingress: u64,
+    /// Logical time of the step.
+    pub at_ms: u64,
     pub index: u32,
     pub request: &'a EffectRequest,
     pub request_bytes: &'a [u8],
@@ -217,6 +219,7 @@ pub struct EffectGate {
     agent: String,
     backend: Option<Box<dyn EffectBackend>>,
     step: Option<(u64, u32)>,
+    at_ms: u64,
     emitted: Vec<(String, String)>,
 }
 
@@ -226,6 +229,7 @@ impl EffectGate {
             agent: agent.to_string(),
             backend: None,
             step: None,
+            at_ms: 0,
             emitted: Vec::new(),
         }
     }
@@ -235,9 +239,10 @@ impl EffectGate {
         self.backend = Some(backend);
     }
 
-    /// Start numbering calls for the step of ingress entry `ingress`.
-    pub fn begin_step(&mut self, ingress: u64) {
+    /// Start numbering calls for the step of ingress entry `ingress` at logical time `at_ms`.
+    pub fn begin_step(&mut self, ingress: u64, at_ms: u64) {
         self.step = Some((ingress, 0));
+        self.at_ms = at_ms;
         self.emitted.clear();
     }
 
@@ -271,6 +276,7 @@ impl EffectGate {
         let call = EffectCall {
             agent: &self.agent,
             ingress: *ingress,
+            at_ms: self.at_ms,
             index,
             request: &request,
             request_digest: sha256(&request_bytes),
