@@ -102,3 +102,76 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_no_receipted_effect() {
     assert_eq!(count_kind(&log, "step-committed"), EVENTS);
     replay_and_verify(&dir);
 }
+
+#[test]
+fn a_non_idempotent_effect_interrupted_after_its_intent_is_in_doubt_not_retried() {
+    use agentos_host::effects::EffectRequest;
+    use agentos_host::journal::entry::{EffectIntent, EntryBody, sha256};
+    use agentos_host::world::{EventInput, OpenMode, World};
+
+    let (base, hits) = counting_server();
+    let manifest = r#"
+        [world]
+        name = "in-doubt"
+        [modules.hello]
+        component = "modules/hello.wasm"
+        [caps.data]
+        effect = "fs"
+        dir = "data"
+        [caps.api]
+        effect = "http"
+        urls = ["http://127.0.0.1:*/**"]
+        methods = ["GET", "POST"]
+        [agents.hello]
+        module = "hello"
+        grants = ["data", "api"]
+    "#;
+    let (_scratch, dir) = custom_world("hello", manifest);
+    let url = format!("{base}/orders");
+
+    // A POST runs live: its intent is journaled (and committed) before its receipt.
+    let out = ok(&["send", s(&dir), "hello", &format!(r#"post(("{url}", "order 1"))"#)]);
+    let intent = out.find("effect-intent").expect("an intent before the POST");
+    assert!(intent < out.find("http POST").unwrap(), "{out}");
+    assert_eq!(hits.lock().unwrap()[&"/orders".to_string()], 1);
+
+    // The state a crash leaves between the intent's commit and the POST's receipt: the event and
+    // the intent are durable, nothing after them is.
+    {
+        let mut world = World::open(&dir, OpenMode::Run).unwrap();
+        let seq = world
+            .ingest(
+                "hello",
+                EventInput::Wave(&format!(r#"post(("{url}", "order 2"))"#)),
+                "test",
+            )
+            .unwrap();
+        let request = EffectRequest::Http {
+            method: "POST".into(),
+            url: url.clone(),
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: Some(b"order 2".to_vec()),
+        };
+        let mut journal = world.kernel.journal.lock().unwrap();
+        journal.append(EntryBody::EffectIntent(EffectIntent {
+            ingress: seq,
+            effect_index: 0,
+            effect: "http".into(),
+            request_digest: sha256(&request.encode()),
+        }));
+        journal.commit().unwrap();
+    }
+    let out = ok(&["run", s(&dir)]);
+    assert!(out.contains("processed 1 steps"), "{out}");
+    let log = ok(&["log", s(&dir)]);
+    assert!(
+        log.contains("in doubt: http POST") && log.contains("is not retried"),
+        "{log}"
+    );
+    assert_eq!(
+        hits.lock().unwrap()[&"/orders".to_string()],
+        1,
+        "the in-doubt POST was sent again"
+    );
+    replay_and_verify(&dir);
+}

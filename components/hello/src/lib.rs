@@ -1,4 +1,4 @@
-//! The `hello` agent: exercises log, wall clock, randomness, fs and http once each.
+//! The `hello` agent: exercises log, wall clock, randomness, fs and http (GET and POST).
 //!
 //! It is the template for `agentos-host init --template hello` and the component the effect
 //! tests drive. Effect errors are logged and counted, never turned into step failures, so a
@@ -57,6 +57,24 @@ impl Agent for Hello {
                     log::warn(format!("GET {url} failed: {error:?}"));
                 }
             },
+            Event::Post((url, body)) => {
+                let request = http::Request {
+                    method: "POST".into(),
+                    url: url.clone(),
+                    headers: vec![agentos_sdk::Field {
+                        name: "content-type".into(),
+                        value: "text/plain".into(),
+                    }],
+                    body: Some(body.into_bytes()),
+                };
+                match http::send(&request) {
+                    Ok(response) => log::info(format!("POST {url} -> {}", response.status)),
+                    Err(error) => {
+                        self.errors += 1;
+                        log::warn(format!("POST {url} failed: {error:?}"));
+                    }
+                }
+            }
             Event::ReadFile(path) => match fs::read(&path) {
                 Ok(bytes) => log::info(format!("{path}: {} bytes", bytes.len())),
                 Err(error) => {
