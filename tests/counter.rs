@@ -121,10 +121,26 @@ fn a_second_process_is_refused_while_the_world_is_open() {
     let (_scratch, dir) = init("counter");
     ok(&["send", s(&dir), "counter", "increment(1)"]);
     let held = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
-    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
-    assert!(error.contains("open in another process"), "{error}");
+    for command in ["run", "replay", "verify", "log"] {
+        let error = fails(&[command, s(&dir)], 2);
+        assert!(error.contains("open in another process"), "{command}: {error}");
+    }
+    // `send` leaves the event in the world's inbox for whoever holds it (or the next `run`).
+    let out = ok(&["send", s(&dir), "counter", "increment(1)"]);
+    assert!(
+        out.contains("held by another process") && out.contains(".agentos/inbox/"),
+        "{out}"
+    );
     drop(held);
-    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let out = ok(&["run", s(&dir), "--json"]);
+    assert!(
+        out.contains(r#""queued":1"#) && out.contains(r#""committed":1"#),
+        "{out}"
+    );
+    assert!(
+        std::fs::read_dir(dir.join(".agentos/inbox")).unwrap().next().is_none(),
+        "the inbox file was not removed"
+    );
     replay_and_verify(&dir);
 }
 
@@ -179,7 +195,7 @@ fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
     let world = |name: &str, extra: &str| {
         let dir = scratch.path().join(name);
         std::fs::create_dir_all(dir.join("modules")).unwrap();
-        let component = wat::parse_str(r#"(component (import "agentos:core/timer@0.1.0" (instance)))"#).unwrap();
+        let component = wat::parse_str(r#"(component (import "agentos:core/compile@0.1.0" (instance)))"#).unwrap();
         std::fs::write(dir.join("modules/thinker.wasm"), component).unwrap();
         let manifest = format!(
             "[world]\nname = \"w\"\n[modules.thinker]\ncomponent = \"modules/thinker.wasm\"\n{extra}[agents.thinker]\nmodule = \"thinker\"\n{}",
@@ -192,14 +208,14 @@ fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
     let error = fails(&["send", s(&plain), "thinker", "x"], 2);
     assert!(
         error.contains(
-            "agent `thinker` imports `agentos:core/timer@0.1.0`: effect `timer` is not supported by this host yet"
+            "agent `thinker` imports `agentos:core/compile@0.1.0`: effect `compile` is not supported by this host yet"
         ),
         "{error}"
     );
-    let granted = world("granted", "[caps.model]\neffect = \"timer\"\n");
+    let granted = world("granted", "[caps.model]\neffect = \"compile\"\n");
     let error = fails(&["send", s(&granted), "thinker", "x"], 2);
     assert!(
-        error.contains("capability `model` for effect `timer`, which is not supported by this host yet"),
+        error.contains("capability `model` for effect `compile`, which is not supported by this host yet"),
         "{error}"
     );
     for dir in [plain, granted] {

@@ -27,7 +27,7 @@ mod validate;
 
 pub use manifest::{
     AgentDef, BlobCap, Budget, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap, LlmProvider, Manifest,
-    ModuleDef, WorldMeta,
+    ModuleDef, TimerCap, WorldMeta,
 };
 pub use validate::{Problem, ValidationError};
 

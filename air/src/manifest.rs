@@ -169,7 +169,7 @@ pub enum Cap {
     /// them parses, while the host refuses to run agents that hold them.
     Llm(LlmCap),
     Blob(BlobCap),
-    Timer(BTreeMap<String, String>),
+    Timer(TimerCap),
     Compile(BTreeMap<String, String>),
     Emit(EmitCap),
     Governance(BTreeMap<String, String>),
@@ -184,6 +184,7 @@ impl Cap {
             Cap::Llm(c) => c.budget.as_ref(),
             Cap::Blob(c) => c.budget.as_ref(),
             Cap::Emit(c) => c.budget.as_ref(),
+            Cap::Timer(c) => c.budget.as_ref(),
             _ => None,
         }
     }
@@ -289,6 +290,31 @@ pub struct BlobCap {
 
 fn default_blob_max() -> u64 {
     1024 * 1024
+}
+
+/// Timers that deliver the holder's own events later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerCap {
+    /// Shortest delay from the scheduling event's time.
+    #[serde(default)]
+    pub min_interval_ms: u64,
+    /// Most timers the holder may have pending at once.
+    #[serde(default = "default_max_pending")]
+    pub max_pending: u32,
+    /// Longest delay from the scheduling event's time.
+    #[serde(default = "default_max_delay")]
+    pub max_delay_ms: u64,
+    #[serde(default)]
+    pub budget: Option<Budget>,
+}
+
+fn default_max_pending() -> u32 {
+    100
+}
+
+fn default_max_delay() -> u64 {
+    366 * 24 * 3600 * 1000
 }
 
 /// Events to other agents of the same world.

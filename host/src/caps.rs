@@ -3,7 +3,9 @@
 //! Pure functions over the manifest's capabilities: URL patterns and methods for http, mounts
 //! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
 
-use agentos_air::{BlobCap, Budget, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest};
+use agentos_air::{
+    BlobCap, Budget, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest, TimerCap,
+};
 use std::path::{Component, Path, PathBuf};
 
 /// Why a manifest's capabilities cannot be used by this host.
@@ -130,6 +132,7 @@ pub struct AgentGrants {
     blob: Vec<(String, BlobCap)>,
     emit: Vec<(String, EmitCap)>,
     llm: Vec<(String, LlmCap)>,
+    timer: Vec<(String, TimerCap)>,
     /// The world's providers, with a key file resolved against the world directory.
     providers: std::collections::BTreeMap<String, LlmProvider>,
     budgets: std::collections::BTreeMap<String, Budget>,
@@ -154,6 +157,7 @@ impl AgentGrants {
             blob: Vec::new(),
             emit: Vec::new(),
             llm: Vec::new(),
+            timer: Vec::new(),
             budgets: manifest
                 .grants_of(def)
                 .filter_map(|(n, c)| Some((n.to_string(), c.budget()?.clone())))
@@ -188,6 +192,7 @@ impl AgentGrants {
                 Cap::Blob(blob) => grants.blob.push((name.to_string(), blob.clone())),
                 Cap::Emit(emit) => grants.emit.push((name.to_string(), emit.clone())),
                 Cap::Llm(llm) => grants.llm.push((name.to_string(), llm.clone())),
+                Cap::Timer(timer) => grants.timer.push((name.to_string(), timer.clone())),
                 other => {
                     return Err(CapError::Unsupported {
                         agent: agent.to_string(),
@@ -209,6 +214,7 @@ impl AgentGrants {
             EffectKind::Blob => !self.blob.is_empty(),
             EffectKind::Emit => !self.emit.is_empty(),
             EffectKind::Llm => !self.llm.is_empty(),
+            EffectKind::Timer => !self.timer.is_empty(),
             _ => false,
         }
     }
@@ -405,6 +411,43 @@ impl AgentGrants {
             self.agent,
             reasons.join("; ")
         ))
+    }
+
+    /// Check a timer `delay_ms` after the scheduling event, with `pending` timers already set.
+    pub fn check_timer(&self, delay_ms: u64, pending: u32) -> Decision {
+        let mut reasons = Vec::new();
+        for (name, cap) in &self.timer {
+            if delay_ms < cap.min_interval_ms {
+                reasons.push(format!(
+                    "{name}: delay {delay_ms} ms is under min_interval_ms {}",
+                    cap.min_interval_ms
+                ));
+            } else if delay_ms > cap.max_delay_ms {
+                reasons.push(format!(
+                    "{name}: delay {delay_ms} ms is over max_delay_ms {}",
+                    cap.max_delay_ms
+                ));
+            } else if pending >= cap.max_pending {
+                reasons.push(format!(
+                    "{name}: {pending} timers already pending (max_pending {})",
+                    cap.max_pending
+                ));
+            } else {
+                return Decision::Allow { grant: name.clone() };
+            }
+        }
+        Decision::Deny {
+            reason: format!(
+                "no timer grant of agent `{}` allows this timer: {}",
+                self.agent,
+                reasons.join("; ")
+            ),
+        }
+    }
+
+    /// The grant under which timers are cancelled (any timer grant).
+    pub fn timer_grant(&self) -> Option<&str> {
+        self.timer.first().map(|(name, _)| name.as_str())
     }
 
     /// Check an event sent to agent `target`.

@@ -11,11 +11,13 @@
 //! the first divergence. The kernel performs no IO itself besides the journal.
 
 use crate::caps::AgentGrants;
-use crate::effects::EffectOutcome;
 use crate::effects::live::{LiveContext, LiveEffects, RecoveredCall};
 use crate::effects::replay::{Divergence, RecordedCall, ReplayEffects};
+use crate::effects::timer::PendingTimer;
+use crate::effects::{Deferred, EffectOutcome};
 use crate::journal::entry::{
-    Digest, EntryBody, FailureKind, Ingress, Output, StepCommitted, StepFailed, Stream, sha256,
+    Digest, EntryBody, FailureKind, Ingress, Output, StepCommitted, StepFailed, Stream, TimerCancelled, TimerScheduled,
+    sha256,
 };
 use crate::journal::{JournalError, SharedJournal};
 use crate::receipts::HostKey;
@@ -54,8 +56,8 @@ pub struct StepRecord {
     pub outputs: Vec<(Stream, String)>,
     pub fuel_used: u64,
     pub effects: u32,
-    /// Events for other agents (target, canonical event), journaled only if the step commits.
-    pub emitted: Vec<(String, String)>,
+    /// Events for other agents and timers to set or cancel, journaled only if the step commits.
+    pub deferred: Vec<Deferred>,
     /// Set in replay when an effect call did not match the journal (not journaled).
     pub divergence: Option<String>,
 }
@@ -171,6 +173,7 @@ impl Kernel {
             world_id,
             event_types: Arc::new(event_types),
             budgets: Arc::default(),
+            timers: Arc::default(),
         };
         Ok(Kernel {
             world_id,
@@ -245,7 +248,7 @@ impl Kernel {
     /// `on_step` sees each record as it is journaled.
     pub fn run_until_idle(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
         let mut steps = 0;
-        while let Some((seq, ingress)) = self.inbox.pop_front() {
+        while let Some((seq, ingress)) = self.inbox.pop_front().or_else(|| self.fire_due_timer()) {
             let recovered = self.recovered.remove(&seq).unwrap_or_default();
             let backend = self.agents.get(&ingress.agent).map(|slot| {
                 Box::new(LiveEffects::new(&self.live, slot.grants.clone(), recovered))
@@ -265,20 +268,98 @@ impl Kernel {
         Ok(steps)
     }
 
+    /// Journal the firing of the first due timer (as its agent's ingress, at its due time).
+    fn fire_due_timer(&mut self) -> Option<(u64, Ingress)> {
+        let (id, timer) = self
+            .live
+            .timers
+            .lock()
+            .expect("timer lock")
+            .take_due(crate::effects::live::now_ms())?;
+        let ingress = Ingress {
+            agent: timer.agent,
+            event: timer.event,
+            at_ms: timer.due_ms,
+            source: format!("timer:{id}"),
+        };
+        let seq = self.lock().append(EntryBody::Ingress(ingress.clone()));
+        Some((seq, ingress))
+    }
+
+    /// When the next pending timer is due (logical ms), if any.
+    pub fn next_timer_due_ms(&self) -> Option<u64> {
+        self.live.timers.lock().expect("timer lock").next_due_ms()
+    }
+
+    /// Recovery: a journaled timer entry or a timer's firing.
+    pub fn restore_timer(&self, entry: &EntryBody) {
+        let mut timers = self.live.timers.lock().expect("timer lock");
+        match entry {
+            EntryBody::TimerScheduled(t) => {
+                let timer = PendingTimer {
+                    agent: t.agent.clone(),
+                    event: t.event.clone(),
+                    due_ms: t.due_ms,
+                };
+                timers.pending.insert(t.id, timer);
+            }
+            EntryBody::TimerCancelled(t) => {
+                timers.pending.remove(&t.id);
+            }
+            EntryBody::Ingress(ingress) => {
+                if let Some(id) = ingress
+                    .source
+                    .strip_prefix("timer:")
+                    .and_then(|id| id.parse::<u64>().ok())
+                {
+                    timers.pending.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Journal a live step's outputs, emitted events (if it committed) and outcome; returns the
     /// emitted events as new inbox entries.
     fn journal_record(&self, record: &StepRecord, at_ms: u64) -> Vec<(u64, Ingress)> {
         let mut journal = self.lock();
         let mut deliveries = Vec::new();
         if matches!(record.outcome, StepOutcome::Committed { .. }) {
-            for (target, event) in &record.emitted {
-                let ingress = Ingress {
-                    agent: target.clone(),
-                    event: event.clone(),
-                    at_ms,
-                    source: format!("emit:{}", record.agent),
-                };
-                deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
+            let mut timers = self.live.timers.lock().expect("timer lock");
+            for deferred in &record.deferred {
+                match deferred {
+                    Deferred::Emit { target, event } => {
+                        let ingress = Ingress {
+                            agent: target.clone(),
+                            event: event.clone(),
+                            at_ms,
+                            source: format!("emit:{}", record.agent),
+                        };
+                        deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
+                    }
+                    Deferred::TimerScheduled { id, due_ms, event } => {
+                        journal.append(EntryBody::TimerScheduled(TimerScheduled {
+                            ingress: record.ingress,
+                            id: *id,
+                            agent: record.agent.clone(),
+                            event: event.clone(),
+                            due_ms: *due_ms,
+                        }));
+                        let timer = PendingTimer {
+                            agent: record.agent.clone(),
+                            event: event.clone(),
+                            due_ms: *due_ms,
+                        };
+                        timers.pending.insert(*id, timer);
+                    }
+                    Deferred::TimerCancelled { id } => {
+                        journal.append(EntryBody::TimerCancelled(TimerCancelled {
+                            ingress: record.ingress,
+                            id: *id,
+                        }));
+                        timers.pending.remove(id);
+                    }
+                }
             }
         }
         for (stream, text) in &record.outputs {
@@ -375,7 +456,7 @@ impl Kernel {
             outputs: Vec::new(),
             fuel_used: 0,
             effects: 0,
-            emitted: Vec::new(),
+            deferred: Vec::new(),
             divergence: None,
         };
         let world_id = self.world_id;
@@ -428,7 +509,7 @@ impl Kernel {
         instance.gate().begin_step(seq, ingress.at_ms);
         let (fuel_used, result) = instance.handle(event, slot.def.fuel_per_step);
         record.fuel_used = fuel_used;
-        (record.effects, record.emitted) = instance.gate().end_step();
+        (record.effects, record.deferred) = instance.gate().end_step();
         let (stdout, stderr) = instance.take_output();
         lines(stdout, Stream::Stdout, &mut record.outputs);
         lines(stderr, Stream::Stderr, &mut record.outputs);

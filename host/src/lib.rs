@@ -9,6 +9,7 @@ pub mod caps;
 pub mod cli;
 pub mod components;
 pub mod effects;
+pub mod inbox;
 pub mod journal;
 pub mod kernel;
 pub mod receipts;

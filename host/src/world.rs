@@ -205,6 +205,7 @@ impl World {
         let mut calls: HashMap<(u64, u32), RecordedCall> = HashMap::new();
         let mut intents: HashMap<(u64, u32), crate::journal::entry::Digest> = HashMap::new();
         for entry in entries {
+            self.kernel.restore_timer(&entry.body);
             match entry.body {
                 EntryBody::Ingress(ingress) => {
                     at_ms_of.insert(entry.seq, ingress.at_ms);
@@ -247,7 +248,7 @@ impl World {
                     });
                     r.effects = step.effects;
                 }
-                EntryBody::Genesis(_) => {}
+                EntryBody::Genesis(_) | EntryBody::TimerScheduled(_) | EntryBody::TimerCancelled(_) => {}
             }
         }
         let calls = Arc::new(calls);
@@ -342,6 +343,61 @@ impl World {
             .append(EntryBody::Ingress(ingress.clone()));
         self.kernel.enqueue(seq, ingress, HashMap::new());
         Ok(seq)
+    }
+
+    /// Journal the events waiting in the inbox directory (see [`crate::inbox`]). Returns the
+    /// number journaled and, for each rejected file, where it went and why.
+    pub fn ingest_inbox(&mut self) -> Result<(usize, Vec<(PathBuf, String)>)> {
+        let files = crate::inbox::pending(&self.paths.state())?;
+        if files.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let journaled: std::collections::HashSet<String> = self
+            .kernel
+            .journal
+            .lock()
+            .expect("journal lock")
+            .entries()?
+            .into_iter()
+            .filter_map(|e| match e.body {
+                EntryBody::Ingress(i) if i.source.starts_with("inbox:") => Some(i.source),
+                _ => None,
+            })
+            .collect();
+        let (mut count, mut rejected, mut done) = (0, Vec::new(), Vec::new());
+        for file in files {
+            let source = crate::inbox::source_of(&file);
+            if journaled.contains(&source) {
+                done.push(file);
+                continue;
+            }
+            let outcome = crate::inbox::read(&file).and_then(|event| {
+                let json: serde_json::Value;
+                let input = if event.json {
+                    json = serde_json::from_str(&event.event).context("the event is not valid JSON")?;
+                    EventInput::Json(&json)
+                } else {
+                    EventInput::Wave(&event.event)
+                };
+                self.ingest(&event.agent, input, &source)
+            });
+            match outcome {
+                Ok(_) => {
+                    count += 1;
+                    done.push(file);
+                }
+                Err(error) => {
+                    let reason = format!("{error:#}");
+                    let moved = crate::inbox::reject(&file, &reason)?;
+                    rejected.push((moved, reason));
+                }
+            }
+        }
+        self.commit()?;
+        for file in done {
+            std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+        }
+        Ok((count, rejected))
     }
 
     /// Make journaled input durable.

@@ -46,12 +46,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recover the world, journal the events of --events, process everything, exit when idle.
+    /// Recover the world, journal the events of --events, process everything (firing due
+    /// timers), exit when idle.
+    ///
+    /// It also journals the events `send` left in the world's inbox directory while another
+    /// process held the world. With --follow it stays up: it fires timers when they are due and
+    /// takes inbox events as they arrive.
     Run {
         dir: PathBuf,
         /// A file of events, one per line: `<agent> <event in WAVE>`; `#` starts a comment.
         #[arg(long)]
         events: Option<PathBuf>,
+        /// Keep running until every pending timer has fired, sleeping until each is due.
+        #[arg(long)]
+        wait_timers: bool,
+        /// Keep running: fire timers when due, take events from the inbox. Stop with Ctrl-C.
+        #[arg(long, conflicts_with = "wait_timers")]
+        follow: bool,
         /// Print a JSON summary instead of text.
         #[arg(long)]
         json: bool,
@@ -126,7 +137,20 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             event,
             json,
         } => {
-            let mut world = World::open(&dir, OpenMode::Run)?;
+            let mut world = match World::open(&dir, OpenMode::Run) {
+                Ok(world) => world,
+                Err(error) if is_locked(&error) => {
+                    let event = crate::inbox::InboxEvent { agent, event, json };
+                    let file = crate::inbox::drop_event(&WorldPaths::new(&dir).state(), &event)?;
+                    println!(
+                        "{} is held by another process (`run --follow`); the event waits in its inbox: {}",
+                        dir.display(),
+                        file.display()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(error) => return Err(error),
+            };
             let parsed: serde_json::Value;
             let input = if json {
                 parsed = serde_json::from_str(&event).context("--json: the event is not valid JSON")?;
@@ -138,7 +162,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             world.run(|_| {})?;
             print_entries_from(&world, first)?;
         }
-        Command::Run { dir, events, json } => {
+        Command::Run {
+            dir,
+            events,
+            json,
+            wait_timers,
+            follow,
+        } => {
             let mut world = World::open(&dir, OpenMode::Run)?;
             let recovered = world.recovery.clone();
             let mut queued = 0;
@@ -147,10 +177,53 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             let mut committed = 0u64;
             let mut failed = 0u64;
-            let steps = world.run(|record| match record.outcome {
-                crate::kernel::StepOutcome::Committed { .. } => committed += 1,
-                crate::kernel::StepOutcome::Failed { .. } => failed += 1,
-            })?;
+            let mut steps = 0;
+            if follow {
+                println!(
+                    "following {}: recovered {} steps; firing timers when due and taking inbox events (Ctrl-C stops)",
+                    dir.display(),
+                    recovered.steps_replayed
+                );
+                std::io::Write::flush(&mut std::io::stdout())?;
+            }
+            loop {
+                {
+                    let (taken, rejected) = world.ingest_inbox()?;
+                    queued += taken;
+                    for (file, reason) in rejected {
+                        eprintln!("rejected inbox event {}: {reason}", file.display());
+                    }
+                }
+                let mut done = Vec::new();
+                steps += world.run(|record| {
+                    match record.outcome {
+                        crate::kernel::StepOutcome::Committed { .. } => committed += 1,
+                        crate::kernel::StepOutcome::Failed { .. } => failed += 1,
+                    }
+                    if follow {
+                        done.push(describe_step(record));
+                    }
+                })?;
+                // `run` has committed: what is printed now is durable.
+                for line in done {
+                    println!("{line}");
+                }
+                std::io::Write::flush(&mut std::io::stdout())?;
+                let next_due = world.kernel.next_timer_due_ms();
+                let wait_ms = match next_due {
+                    Some(due) => due.saturating_sub(crate::effects::live::now_ms()),
+                    None if follow => INBOX_POLL_MS,
+                    None => break,
+                };
+                if !follow && !wait_timers {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(if follow {
+                    wait_ms.min(INBOX_POLL_MS)
+                } else {
+                    wait_ms
+                }));
+            }
             if json {
                 println!(
                     "{}",
@@ -271,6 +344,36 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Bench { steps, json } => bench::run(steps, json)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_locked(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<crate::journal::JournalError>(),
+        Some(crate::journal::JournalError::Locked { .. })
+    )
+}
+
+/// How often `run --follow` looks into the inbox directory.
+const INBOX_POLL_MS: u64 = 100;
+
+fn describe_step(record: &crate::kernel::StepRecord) -> String {
+    match &record.outcome {
+        crate::kernel::StepOutcome::Committed { state_digest } => format!(
+            "step #{} committed: {} state sha256:{} effects {}",
+            record.ingress,
+            record.agent,
+            hex::encode(&state_digest[..6]),
+            record.effects
+        ),
+        crate::kernel::StepOutcome::Failed { kind, reason } => {
+            format!(
+                "step #{} FAILED ({}): {} — {reason}",
+                record.ingress,
+                kind.label(),
+                record.agent
+            )
+        }
+    }
 }
 
 fn print_entries_from(world: &World, first: u64) -> Result<()> {

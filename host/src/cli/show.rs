@@ -31,6 +31,8 @@ fn outcome_text(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) 
         Ok(EffectResponse::Bytes(bytes)) => format!("{} bytes", bytes.len()),
         Ok(EffectResponse::Names(names)) => format!("{} names", names.len()),
         Ok(EffectResponse::Digest(digest)) => digest,
+        Ok(EffectResponse::TimerScheduled { id, due_ms, .. }) => format!("timer {id} due at t={due_ms} ms"),
+        Ok(EffectResponse::TimerCancelled { id }) => format!("timer {id} cancelled"),
         Ok(EffectResponse::Completion {
             text,
             finish_reason,
@@ -115,6 +117,19 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
                 s.fuel_used,
                 s.effects
             ),
+        ),
+        EntryBody::TimerScheduled(t) => (
+            Some(t.agent.clone()),
+            Some(t.ingress),
+            format!(
+                "timer {} set by step #{}: {} {} at t={} ms",
+                t.id, t.ingress, t.agent, t.event, t.due_ms
+            ),
+        ),
+        EntryBody::TimerCancelled(t) => (
+            None,
+            Some(t.ingress),
+            format!("timer {} cancelled by step #{}", t.id, t.ingress),
         ),
         EntryBody::StepFailed(s) => (
             Some(s.agent.clone()),

@@ -4,14 +4,17 @@
 //! receipts are already journaled get those outcomes back (no effect runs twice), and a
 //! non-idempotent call whose intent is journaled without a receipt gets `in-doubt`.
 
+use super::EffectResponse;
+use super::timer::TimerTable;
 use super::{
     EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, emit, encode_outcome, fs, http, llm,
-    log, outcome_status,
+    log, outcome_status, timer,
 };
 use crate::caps::{AgentGrants, BudgetLedger, Decision};
 use crate::journal::SharedJournal;
 use crate::journal::entry::{Digest, EffectIntent, EntryBody, ReceiptEntry, sha256};
 use crate::receipts::{HostKey, ReceiptBody, Usage};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::Type;
@@ -35,6 +38,9 @@ pub struct LiveEffects {
     grants: Arc<AgentGrants>,
     event_types: Arc<HashMap<String, Type>>,
     budgets: Arc<Mutex<BudgetLedger>>,
+    timers: Arc<Mutex<TimerTable>>,
+    /// Timers scheduled by this step so far (not yet in the table: they commit with the step).
+    scheduled: RefCell<Vec<u64>>,
     recovered: HashMap<(u64, u32), RecoveredCall>,
 }
 
@@ -48,6 +54,8 @@ pub struct LiveContext {
     pub event_types: Arc<HashMap<String, Type>>,
     /// Use of budgeted grants, from every receipt so far.
     pub budgets: Arc<Mutex<BudgetLedger>>,
+    /// The world's pending timers.
+    pub timers: Arc<Mutex<TimerTable>>,
 }
 
 impl LiveEffects {
@@ -63,12 +71,15 @@ impl LiveEffects {
             grants,
             event_types: context.event_types.clone(),
             budgets: context.budgets.clone(),
+            timers: context.timers.clone(),
+            scheduled: RefCell::default(),
             recovered,
         }
     }
 
     /// Check the grant and the grant's budget and, if both allow it, run the adapter.
-    fn execute(&self, request: &EffectRequest, at_ms: u64) -> (Option<String>, EffectOutcome, Usage) {
+    fn execute(&self, call: &EffectCall<'_>) -> (Option<String>, EffectOutcome, Usage) {
+        let (request, at_ms) = (call.request, call.at_ms);
         type Run<'a> = Box<dyn FnOnce() -> (EffectOutcome, Usage) + 'a>;
         let (decision, run): (Decision, Option<Run<'_>>) = match request {
             EffectRequest::Log { .. } => (
@@ -141,6 +152,63 @@ impl LiveEffects {
                 }
                 Err(reason) => (Decision::Deny { reason }, None),
             },
+            EffectRequest::TimerSchedule { when, event } => {
+                let (due_ms, delay_ms) = match timer::due(*when, at_ms) {
+                    Ok(due) => due,
+                    Err(failure) => {
+                        return (
+                            self.grants.timer_grant().map(str::to_string),
+                            Err(failure),
+                            Usage::default(),
+                        );
+                    }
+                };
+                let pending = self.timers.lock().expect("timer lock").pending_of(call.agent)
+                    + self.scheduled.borrow().len() as u32;
+                let id = timer::timer_id(call.ingress, call.index);
+                let run = move || {
+                    let outcome = timer::schedule(self.event_types.get(call.agent), id, due_ms, event);
+                    if outcome.is_ok() {
+                        self.scheduled.borrow_mut().push(id);
+                    }
+                    (outcome, Usage::default())
+                };
+                (self.grants.check_timer(delay_ms, pending), Some(Box::new(run)))
+            }
+            EffectRequest::TimerCancel { id } => {
+                let Some(grant) = self.grants.timer_grant() else {
+                    return (
+                        None,
+                        Err(EffectFailure::Denied("no timer grant".into())),
+                        Usage::default(),
+                    );
+                };
+                let run = move || {
+                    let owned = self.scheduled.borrow().contains(id)
+                        || self
+                            .timers
+                            .lock()
+                            .expect("timer lock")
+                            .pending
+                            .get(id)
+                            .is_some_and(|t| t.agent == call.agent);
+                    let outcome = if owned {
+                        Ok(EffectResponse::TimerCancelled { id: *id })
+                    } else {
+                        Err(EffectFailure::Failed(format!(
+                            "agent `{}` has no pending timer {id}",
+                            call.agent
+                        )))
+                    };
+                    (outcome, Usage::default())
+                };
+                (
+                    Decision::Allow {
+                        grant: grant.to_string(),
+                    },
+                    Some(Box::new(run)),
+                )
+            }
             EffectRequest::Emit { target, event } => (
                 self.grants.check_emit(target),
                 Some(Box::new(|| {
@@ -269,7 +337,7 @@ impl EffectBackend for LiveEffects {
             journal.commit()?;
         }
         let started = now_ms();
-        let (grant, outcome, usage) = self.execute(call.request, call.at_ms);
+        let (grant, outcome, usage) = self.execute(call);
         if let Some(grant) = &grant
             && counts_against_budget(&outcome)
         {

@@ -1,7 +1,7 @@
 //! Effects: the one choke point through which every guest side effect passes.
 //!
 //! A guest call lands in an interface file (`log.rs`, `http.rs`, `fs.rs`, `blob.rs`, `emit.rs`,
-//! `llm.rs`),
+//! `llm.rs`, `timer.rs`),
 //! which converts it into an [`EffectRequest`] and hands it to [`EffectGate::call`]. The gate
 //! numbers the call within its step, encodes and hashes the request, and asks its
 //! [`EffectBackend`] for the outcome. There are two backends and the stepper cannot tell them
@@ -18,6 +18,7 @@ pub mod live;
 pub mod llm;
 pub mod log;
 pub mod replay;
+pub mod timer;
 pub mod unsupported;
 
 use crate::journal::entry::{Digest, sha256};
@@ -69,6 +70,22 @@ pub enum EffectRequest {
         temperature_milli: Option<u32>,
         stop: Vec<String>,
     },
+    TimerSchedule {
+        when: TimerWhen,
+        event: String,
+    },
+    TimerCancel {
+        id: u64,
+    },
+}
+
+/// When a timer fires, as the guest asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimerWhen {
+    /// Milliseconds after the scheduling event's logical time.
+    AfterMs(u64),
+    /// An absolute logical time.
+    AtMs(u64),
 }
 
 impl EffectRequest {
@@ -81,6 +98,7 @@ impl EffectRequest {
             EffectRequest::BlobPut { .. } | EffectRequest::BlobGet { .. } => "blob",
             EffectRequest::Emit { .. } => "emit",
             EffectRequest::Llm { .. } => "llm",
+            EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => "timer",
         }
     }
 
@@ -97,6 +115,8 @@ impl EffectRequest {
             EffectRequest::Emit { .. } => true,
             // A completion changes nothing outside; retrying costs tokens but is safe.
             EffectRequest::Llm { .. } => true,
+            // Transactional like emit: timers are journaled only when the step commits.
+            EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => true,
         }
     }
 
@@ -111,6 +131,15 @@ impl EffectRequest {
             EffectRequest::BlobPut { contents } => format!("blob put ({} bytes)", contents.len()),
             EffectRequest::BlobGet { digest } => format!("blob get {digest}"),
             EffectRequest::Emit { target, event } => format!("emit {target} {event}"),
+            EffectRequest::TimerSchedule {
+                when: TimerWhen::AfterMs(ms),
+                event,
+            } => format!("timer in {ms} ms: {event}"),
+            EffectRequest::TimerSchedule {
+                when: TimerWhen::AtMs(ms),
+                event,
+            } => format!("timer at t={ms} ms: {event}"),
+            EffectRequest::TimerCancel { id } => format!("timer cancel {id}"),
             EffectRequest::Llm {
                 provider,
                 model,
@@ -153,6 +182,40 @@ pub enum EffectResponse {
         input_tokens: u32,
         output_tokens: u32,
     },
+    TimerScheduled {
+        id: u64,
+        due_ms: u64,
+        event: String,
+    },
+    TimerCancelled {
+        id: u64,
+    },
+}
+
+/// What a step asked for that takes effect only if the step commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    Emit { target: String, event: String },
+    TimerScheduled { id: u64, due_ms: u64, event: String },
+    TimerCancelled { id: u64 },
+}
+
+impl Deferred {
+    fn of(response: &EffectResponse) -> Option<Deferred> {
+        match response {
+            EffectResponse::Emitted { target, event } => Some(Deferred::Emit {
+                target: target.clone(),
+                event: event.clone(),
+            }),
+            EffectResponse::TimerScheduled { id, due_ms, event } => Some(Deferred::TimerScheduled {
+                id: *id,
+                due_ms: *due_ms,
+                event: event.clone(),
+            }),
+            EffectResponse::TimerCancelled { id } => Some(Deferred::TimerCancelled { id: *id }),
+            _ => None,
+        }
+    }
 }
 
 /// An effect's failure as the guest sees it (`effect-error` in WIT).
@@ -220,7 +283,7 @@ pub struct EffectGate {
     backend: Option<Box<dyn EffectBackend>>,
     step: Option<(u64, u32)>,
     at_ms: u64,
-    emitted: Vec<(String, String)>,
+    deferred: Vec<Deferred>,
 }
 
 impl EffectGate {
@@ -230,7 +293,7 @@ impl EffectGate {
             backend: None,
             step: None,
             at_ms: 0,
-            emitted: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -243,15 +306,15 @@ impl EffectGate {
     pub fn begin_step(&mut self, ingress: u64, at_ms: u64) {
         self.step = Some((ingress, 0));
         self.at_ms = at_ms;
-        self.emitted.clear();
+        self.deferred.clear();
     }
 
-    /// Stop accepting calls; returns how many the step made and the events it emitted
-    /// (target, canonical event), which the stepper journals if the step commits.
-    pub fn end_step(&mut self) -> (u32, Vec<(String, String)>) {
+    /// Stop accepting calls; returns how many the step made and what it deferred (events to
+    /// send, timers to set or cancel), which the stepper journals if the step commits.
+    pub fn end_step(&mut self) -> (u32, Vec<Deferred>) {
         (
             self.step.take().map_or(0, |(_, calls)| calls),
-            std::mem::take(&mut self.emitted),
+            std::mem::take(&mut self.deferred),
         )
     }
 
@@ -287,8 +350,8 @@ impl EffectGate {
             .as_mut()
             .expect("the stepper installs a backend before the first step");
         let outcome = backend.perform(&call)?;
-        if let Ok(EffectResponse::Emitted { target, event }) = &outcome {
-            self.emitted.push((target.clone(), event.clone()));
+        if let Some(deferred) = outcome.as_ref().ok().and_then(Deferred::of) {
+            self.deferred.push(deferred);
         }
         Ok(outcome)
     }

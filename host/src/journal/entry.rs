@@ -57,6 +57,8 @@ pub enum EntryBody {
     Output(Output),
     StepCommitted(StepCommitted),
     StepFailed(StepFailed),
+    TimerScheduled(TimerScheduled),
+    TimerCancelled(TimerCancelled),
 }
 
 impl EntryBody {
@@ -69,6 +71,8 @@ impl EntryBody {
             EntryBody::Output(_) => "output",
             EntryBody::StepCommitted(_) => "step-committed",
             EntryBody::StepFailed(_) => "step-failed",
+            EntryBody::TimerScheduled(_) => "timer-scheduled",
+            EntryBody::TimerCancelled(_) => "timer-cancelled",
         }
     }
 }
@@ -148,6 +152,25 @@ pub struct StepCommitted {
     pub state_digest: Digest,
     pub fuel_used: u64,
     pub effects: u32,
+}
+
+/// A committed step set a timer; it fires as an ingress with source `timer:<id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimerScheduled {
+    pub ingress: u64,
+    pub id: u64,
+    pub agent: String,
+    /// The event to deliver, canonical WAVE.
+    pub event: String,
+    /// Logical time at which it is due.
+    pub due_ms: u64,
+}
+
+/// A committed step cancelled a pending timer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimerCancelled {
+    pub ingress: u64,
+    pub id: u64,
 }
 
 /// Why a step failed.

@@ -1,0 +1,85 @@
+//! The inbox directory: how other processes hand events to a world that `run --follow` holds.
+//!
+//! A world's journal is open in one process at a time. When `send` finds the world held, it
+//! writes the event to `<world>/.agentos/inbox/<nanos>-<pid>.event.json` (written to a temporary
+//! name, then renamed, so a reader never sees half a file). `run --follow` polls the directory,
+//! journals each event with source `inbox:<file name>`, commits, and only then deletes the
+//! file; a file whose name is already journaled (the host stopped between the two) is deleted
+//! without being journaled again. Events that do not validate move to `inbox/rejected/` with a
+//! `.reason` file beside them.
+
+use anyhow::{Context as _, Result};
+use std::path::{Path, PathBuf};
+
+const SUFFIX: &str = ".event.json";
+
+/// An event waiting in the inbox.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InboxEvent {
+    pub agent: String,
+    /// WAVE text, or JSON text when `json` is set.
+    pub event: String,
+    pub json: bool,
+}
+
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("inbox")
+}
+
+/// Leave an event for the process holding the world; returns the file written.
+pub fn drop_event(state_dir: &Path, event: &InboxEvent) -> Result<PathBuf> {
+    let inbox = dir(state_dir);
+    std::fs::create_dir_all(&inbox).with_context(|| format!("cannot create {}", inbox.display()))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{nanos:024}-{}{SUFFIX}", std::process::id());
+    let temporary = inbox.join(format!(".{name}.tmp"));
+    let target = inbox.join(&name);
+    std::fs::write(&temporary, serde_json::to_vec(event)?)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, &target).with_context(|| format!("cannot write {}", target.display()))?;
+    Ok(target)
+}
+
+/// Inbox files, oldest first.
+pub fn pending(state_dir: &Path) -> Result<Vec<PathBuf>> {
+    let inbox = dir(state_dir);
+    let Ok(entries) = std::fs::read_dir(&inbox) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The file's name, as recorded in the ingress source.
+pub fn source_of(file: &Path) -> String {
+    format!(
+        "inbox:{}",
+        file.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    )
+}
+
+pub fn read(file: &Path) -> Result<InboxEvent> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not an inbox event", file.display()))
+}
+
+/// Move a file that cannot be journaled aside, with the reason next to it.
+pub fn reject(file: &Path, reason: &str) -> Result<PathBuf> {
+    let rejected = file.parent().unwrap_or(Path::new(".")).join("rejected");
+    std::fs::create_dir_all(&rejected)?;
+    let target = rejected.join(file.file_name().unwrap_or_default());
+    std::fs::rename(file, &target)?;
+    std::fs::write(target.with_extension("reason"), reason)?;
+    Ok(target)
+}
