@@ -195,7 +195,7 @@ fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
     let world = |name: &str, extra: &str| {
         let dir = scratch.path().join(name);
         std::fs::create_dir_all(dir.join("modules")).unwrap();
-        let component = wat::parse_str(r#"(component (import "agentos:core/compile@0.1.0" (instance)))"#).unwrap();
+        let component = wat::parse_str(r#"(component (import "agentos:core/governance@0.1.0" (instance)))"#).unwrap();
         std::fs::write(dir.join("modules/thinker.wasm"), component).unwrap();
         let manifest = format!(
             "[world]\nname = \"w\"\n[modules.thinker]\ncomponent = \"modules/thinker.wasm\"\n{extra}[agents.thinker]\nmodule = \"thinker\"\n{}",
@@ -208,14 +208,14 @@ fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
     let error = fails(&["send", s(&plain), "thinker", "x"], 2);
     assert!(
         error.contains(
-            "agent `thinker` imports `agentos:core/compile@0.1.0`: effect `compile` is not supported by this host yet"
+            "agent `thinker` imports `agentos:core/governance@0.1.0`: effect `governance` is not supported by this host yet"
         ),
         "{error}"
     );
-    let granted = world("granted", "[caps.model]\neffect = \"compile\"\n");
+    let granted = world("granted", "[caps.model]\neffect = \"governance\"\n");
     let error = fails(&["send", s(&granted), "thinker", "x"], 2);
     assert!(
-        error.contains("capability `model` for effect `compile`, which is not supported by this host yet"),
+        error.contains("capability `model` for effect `governance`, which is not supported by this host yet"),
         "{error}"
     );
     for dir in [plain, granted] {

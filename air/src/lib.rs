@@ -26,8 +26,8 @@ mod manifest;
 mod validate;
 
 pub use manifest::{
-    AgentDef, BlobCap, Budget, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap, LlmProvider, Manifest,
-    ModuleDef, TimerCap, WorldMeta,
+    AgentDef, BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap,
+    LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
 pub use validate::{Problem, ValidationError};
 

@@ -170,7 +170,7 @@ pub enum Cap {
     Llm(LlmCap),
     Blob(BlobCap),
     Timer(TimerCap),
-    Compile(BTreeMap<String, String>),
+    Compile(CompileCap),
     Emit(EmitCap),
     Governance(BTreeMap<String, String>),
 }
@@ -185,6 +185,7 @@ impl Cap {
             Cap::Blob(c) => c.budget.as_ref(),
             Cap::Emit(c) => c.budget.as_ref(),
             Cap::Timer(c) => c.budget.as_ref(),
+            Cap::Compile(c) => c.budget.as_ref(),
             _ => None,
         }
     }
@@ -290,6 +291,28 @@ pub struct BlobCap {
 
 fn default_blob_max() -> u64 {
     1024 * 1024
+}
+
+/// Turning source into wasm components.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileCap {
+    /// `rust` and/or `wat`.
+    pub languages: Vec<String>,
+    #[serde(default = "default_compile_time")]
+    pub time_limit_ms: u64,
+    #[serde(default = "default_artifact_max")]
+    pub max_artifact_bytes: u64,
+    #[serde(default)]
+    pub budget: Option<Budget>,
+}
+
+fn default_compile_time() -> u64 {
+    300_000
+}
+
+fn default_artifact_max() -> u64 {
+    16 * 1024 * 1024
 }
 
 /// Timers that deliver the holder's own events later.

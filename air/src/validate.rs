@@ -164,6 +164,22 @@ impl Manifest {
                         );
                     }
                 }
+                Cap::Compile(compile) => {
+                    for language in &compile.languages {
+                        if language != "rust" && language != "wat" {
+                            problem(
+                                format!("caps.{name}.languages"),
+                                format!("`{language}` is not rust or wat"),
+                            );
+                        }
+                    }
+                    if compile.languages.is_empty() || compile.time_limit_ms == 0 {
+                        problem(
+                            format!("caps.{name}"),
+                            "needs at least one language and a positive time_limit_ms".into(),
+                        );
+                    }
+                }
                 Cap::Blob(blob) if blob.max_bytes == 0 => {
                     problem(
                         format!("caps.{name}.max_bytes"),

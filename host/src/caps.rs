@@ -4,7 +4,8 @@
 //! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
 
 use agentos_air::{
-    BlobCap, Budget, Cap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest, TimerCap,
+    BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest,
+    TimerCap,
 };
 use std::path::{Component, Path, PathBuf};
 
@@ -133,6 +134,7 @@ pub struct AgentGrants {
     emit: Vec<(String, EmitCap)>,
     llm: Vec<(String, LlmCap)>,
     timer: Vec<(String, TimerCap)>,
+    compile: Vec<(String, CompileCap)>,
     /// The world's providers, with a key file resolved against the world directory.
     providers: std::collections::BTreeMap<String, LlmProvider>,
     budgets: std::collections::BTreeMap<String, Budget>,
@@ -158,6 +160,7 @@ impl AgentGrants {
             emit: Vec::new(),
             llm: Vec::new(),
             timer: Vec::new(),
+            compile: Vec::new(),
             budgets: manifest
                 .grants_of(def)
                 .filter_map(|(n, c)| Some((n.to_string(), c.budget()?.clone())))
@@ -193,6 +196,7 @@ impl AgentGrants {
                 Cap::Emit(emit) => grants.emit.push((name.to_string(), emit.clone())),
                 Cap::Llm(llm) => grants.llm.push((name.to_string(), llm.clone())),
                 Cap::Timer(timer) => grants.timer.push((name.to_string(), timer.clone())),
+                Cap::Compile(compile) => grants.compile.push((name.to_string(), compile.clone())),
                 other => {
                     return Err(CapError::Unsupported {
                         agent: agent.to_string(),
@@ -215,6 +219,7 @@ impl AgentGrants {
             EffectKind::Emit => !self.emit.is_empty(),
             EffectKind::Llm => !self.llm.is_empty(),
             EffectKind::Timer => !self.timer.is_empty(),
+            EffectKind::Compile => !self.compile.is_empty(),
             _ => false,
         }
     }
@@ -442,6 +447,30 @@ impl AgentGrants {
                 self.agent,
                 reasons.join("; ")
             ),
+        }
+    }
+
+    /// Check a build in `language`.
+    pub fn check_compile(&self, language: &str) -> (Decision, Option<&CompileCap>) {
+        match self
+            .compile
+            .iter()
+            .find(|(_, cap)| cap.languages.iter().any(|l| l == language))
+        {
+            Some((name, cap)) => (Decision::Allow { grant: name.clone() }, Some(cap)),
+            None => {
+                let granted: Vec<&str> = self
+                    .compile
+                    .iter()
+                    .flat_map(|(_, c)| c.languages.iter().map(String::as_str))
+                    .collect();
+                let reason = format!(
+                    "no compile grant of agent `{}` allows {language}; granted: {}",
+                    self.agent,
+                    granted.join(", ")
+                );
+                (Decision::Deny { reason }, None)
+            }
         }
     }
 

@@ -133,6 +133,7 @@ impl Kernel {
         runtime: Runtime,
         genesis_ms: u64,
         agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
+        compile_dir: std::path::PathBuf,
     ) -> Result<Kernel, KernelError> {
         let mut slots = BTreeMap::new();
         for (name, def, component, grants) in agents {
@@ -174,6 +175,7 @@ impl Kernel {
             event_types: Arc::new(event_types),
             budgets: Arc::default(),
             timers: Arc::default(),
+            compile_dir,
         };
         Ok(Kernel {
             world_id,

@@ -172,7 +172,16 @@ impl World {
             let prepared = runtime.prepare(&component, &grants)?;
             agents.push((name.clone(), def.clone(), prepared, grants));
         }
-        let kernel = Kernel::new(genesis.world_id, journal, key, runtime, genesis.created_ms, agents)?;
+        let compile_dir = paths.state().join("compile");
+        let kernel = Kernel::new(
+            genesis.world_id,
+            journal,
+            key,
+            runtime,
+            genesis.created_ms,
+            agents,
+            compile_dir,
+        )?;
         let mut world = World {
             paths,
             manifest,

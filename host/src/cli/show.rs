@@ -31,6 +31,11 @@ fn outcome_text(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) 
         Ok(EffectResponse::Bytes(bytes)) => format!("{} bytes", bytes.len()),
         Ok(EffectResponse::Names(names)) => format!("{} names", names.len()),
         Ok(EffectResponse::Digest(digest)) => digest,
+        Ok(EffectResponse::Artifact {
+            digest,
+            size,
+            toolchain,
+        }) => format!("component {digest} ({size} bytes, {toolchain})"),
         Ok(EffectResponse::TimerScheduled { id, due_ms, .. }) => format!("timer {id} due at t={due_ms} ms"),
         Ok(EffectResponse::TimerCancelled { id }) => format!("timer {id} cancelled"),
         Ok(EffectResponse::Completion {

@@ -7,8 +7,8 @@
 use super::EffectResponse;
 use super::timer::TimerTable;
 use super::{
-    EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, emit, encode_outcome, fs, http, llm,
-    log, outcome_status, timer,
+    EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, compile, emit, encode_outcome, fs,
+    http, llm, log, outcome_status, timer,
 };
 use crate::caps::{AgentGrants, BudgetLedger, Decision};
 use crate::journal::SharedJournal;
@@ -39,6 +39,7 @@ pub struct LiveEffects {
     event_types: Arc<HashMap<String, Type>>,
     budgets: Arc<Mutex<BudgetLedger>>,
     timers: Arc<Mutex<TimerTable>>,
+    compile_dir: std::path::PathBuf,
     /// Timers scheduled by this step so far (not yet in the table: they commit with the step).
     scheduled: RefCell<Vec<u64>>,
     recovered: HashMap<(u64, u32), RecoveredCall>,
@@ -56,6 +57,8 @@ pub struct LiveContext {
     pub budgets: Arc<Mutex<BudgetLedger>>,
     /// The world's pending timers.
     pub timers: Arc<Mutex<TimerTable>>,
+    /// Where `compile` builds (scratch crates and a shared target directory).
+    pub compile_dir: std::path::PathBuf,
 }
 
 impl LiveEffects {
@@ -72,6 +75,7 @@ impl LiveEffects {
             event_types: context.event_types.clone(),
             budgets: context.budgets.clone(),
             timers: context.timers.clone(),
+            compile_dir: context.compile_dir.clone(),
             scheduled: RefCell::default(),
             recovered,
         }
@@ -208,6 +212,14 @@ impl LiveEffects {
                     },
                     Some(Box::new(run)),
                 )
+            }
+            EffectRequest::Compile { language, files } => {
+                let (decision, cap) = self.grants.check_compile(language);
+                let run = cap.map(|cap| {
+                    Box::new(move || compile::execute(cap, language, files, &self.journal, &self.compile_dir))
+                        as Run<'_>
+                });
+                (decision, run)
             }
             EffectRequest::Emit { target, event } => (
                 self.grants.check_emit(target),

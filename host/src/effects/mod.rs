@@ -11,6 +11,7 @@
 //! No other code path runs an adapter.
 
 pub mod blob;
+pub mod compile;
 pub mod emit;
 pub mod fs;
 pub mod http;
@@ -77,6 +78,10 @@ pub enum EffectRequest {
     TimerCancel {
         id: u64,
     },
+    Compile {
+        language: String,
+        files: Vec<(String, Vec<u8>)>,
+    },
 }
 
 /// When a timer fires, as the guest asked.
@@ -99,6 +104,7 @@ impl EffectRequest {
             EffectRequest::Emit { .. } => "emit",
             EffectRequest::Llm { .. } => "llm",
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => "timer",
+            EffectRequest::Compile { .. } => "compile",
         }
     }
 
@@ -117,6 +123,8 @@ impl EffectRequest {
             EffectRequest::Llm { .. } => true,
             // Transactional like emit: timers are journaled only when the step commits.
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => true,
+            // Local and side-effect free: a build only writes its scratch directory.
+            EffectRequest::Compile { .. } => true,
         }
     }
 
@@ -140,6 +148,10 @@ impl EffectRequest {
                 event,
             } => format!("timer at t={ms} ms: {event}"),
             EffectRequest::TimerCancel { id } => format!("timer cancel {id}"),
+            EffectRequest::Compile { language, files } => {
+                let bytes: usize = files.iter().map(|(_, c)| c.len()).sum();
+                format!("compile {language} ({} files, {bytes} bytes)", files.len())
+            }
             EffectRequest::Llm {
                 provider,
                 model,
@@ -189,6 +201,11 @@ pub enum EffectResponse {
     },
     TimerCancelled {
         id: u64,
+    },
+    Artifact {
+        digest: String,
+        size: u64,
+        toolchain: String,
     },
 }
 

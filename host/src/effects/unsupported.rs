@@ -1,7 +1,6 @@
 //! The `types` interface, which has no functions, and nothing else.
 //!
-//! Effect interfaces this host does not implement yet (llm, timer, compile,
-//! governance) are deliberately not linked: `runtime` refuses to instantiate a component that
+//! The effect interface this host does not implement yet (governance) is deliberately not linked: `runtime` refuses to instantiate a component that
 //! imports one, naming the effect, before any call could reach a stub.
 
 use super::EffectGate;

@@ -22,7 +22,7 @@ pub const CORE_VERSION: &str = "0.1.0";
 
 /// Effect interfaces this host links. Importing any other `agentos:core` effect fails
 /// instantiation with "not supported by this host yet".
-pub const SUPPORTED_EFFECTS: [EffectKind; 7] = [
+pub const SUPPORTED_EFFECTS: [EffectKind; 8] = [
     EffectKind::Log,
     EffectKind::Http,
     EffectKind::Fs,
@@ -30,6 +30,7 @@ pub const SUPPORTED_EFFECTS: [EffectKind; 7] = [
     EffectKind::Emit,
     EffectKind::Llm,
     EffectKind::Timer,
+    EffectKind::Compile,
 ];
 
 /// Why a component cannot run as an agent.
@@ -161,7 +162,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
-        use bindings::agentos::core::{blob, emit, fs, http, llm, log, timer, types};
+        use bindings::agentos::core::{blob, compile, emit, fs, http, llm, log, timer, types};
         types::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         log::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         http::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
@@ -170,6 +171,7 @@ impl Runtime {
         emit::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         llm::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         timer::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
+        compile::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         Ok(Runtime { engine, linker })
     }
 
