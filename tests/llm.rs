@@ -115,10 +115,12 @@ fn world(base: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         [caps.back]
         effect = "emit"
         targets = ["summarizer"]
+        [caps.reminders]
+        effect = "timer"
 
         [agents.summarizer]
         module = "summarizer"
-        grants = ["docs", "models", "notes", "to-archive"]
+        grants = ["docs", "models", "notes", "to-archive", "reminders"]
         config = {{ model = "small-model", notify = "archive" }}
         [agents.archive]
         module = "notifier"

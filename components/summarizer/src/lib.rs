@@ -1,10 +1,13 @@
 //! The `summarizer` agent: fs → llm → blob → emit in one step.
 //!
-//! Configuration (JSON, from the manifest): `{"model": "...", "notify": "<agent>"}`. A summary is
-//! stored as a blob and sent to the `notify` agent as `notify("<summary>")`. Effect errors are
-//! logged and counted; the agent carries on.
+//! Configuration (JSON, from the manifest): `{"model": "...", "notify": "<agent>",
+//! "remind_after_ms": 1000}`. A summary is stored as a blob, sent to the `notify` agent as
+//! `notify("<summary>")`, and, when `remind_after_ms` is set, followed by a timer that delivers
+//! `remind("<digest>")` to the agent itself. Effect errors are logged and counted; the agent
+//! carries on.
 
 use agentos_sdk::llm::{CompletionRequest, Message, Role};
+use agentos_sdk::timer::{self, When};
 use agentos_sdk::{Agent, blob, emit, fs, llm, log};
 use bindings::Event;
 
@@ -12,7 +15,9 @@ use bindings::Event;
 struct Summarizer {
     model: String,
     notify: Option<String>,
+    remind_after_ms: Option<u64>,
     summaries: Vec<String>,
+    reminders: u32,
     tokens_used: u64,
     errors: u32,
 }
@@ -21,6 +26,7 @@ struct Summarizer {
 struct Config {
     model: String,
     notify: Option<String>,
+    remind_after_ms: Option<u64>,
 }
 
 /// Quote `text` as a WAVE string literal.
@@ -81,6 +87,7 @@ impl Agent for Summarizer {
         Ok(Summarizer {
             model: config.model,
             notify: config.notify,
+            remind_after_ms: config.remind_after_ms,
             ..Summarizer::default()
         })
     }
@@ -102,6 +109,12 @@ impl Agent for Summarizer {
                 match blob::put(summary.as_bytes()) {
                     Ok(digest) => {
                         log::info(format!("summary of {path} stored as {digest}"));
+                        if let Some(delay) = self.remind_after_ms {
+                            let reminder = format!("remind({})", wave_string(&digest));
+                            if let Err(error) = timer::schedule(When::AfterMs(delay), &reminder) {
+                                log::warn(format!("reminder not set: {error:?}"));
+                            }
+                        }
                         self.summaries.push(digest);
                     }
                     Err(error) => log::warn(format!("blob put failed: {error:?}")),
@@ -111,6 +124,10 @@ impl Agent for Summarizer {
                 {
                     log::warn(format!("notify {target} failed: {error:?}"));
                 }
+            }
+            Event::Remind(digest) => {
+                self.reminders += 1;
+                log::info(format!("reminder: summary {digest} is waiting to be read"));
             }
             Event::Ask((provider, prompt)) => {
                 if let Some(answer) = self.complete(Some(provider), "Answer briefly.", prompt) {

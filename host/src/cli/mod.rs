@@ -2,6 +2,7 @@
 //! decision is made by `world`, `kernel` and `verify`.
 
 mod bench;
+mod demo;
 mod init;
 mod show;
 
@@ -96,7 +97,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the demo world end to end in DIR (a fresh temporary directory by default).
+    /// Run the demo worlds end to end in DIR (a fresh temporary directory by default).
+    ///
+    /// `basics`: a counter and a hello agent. `pipeline`: a summarizer reading a file, asking a
+    /// language model (a local stand-in on 127.0.0.1, so no network or key is needed), storing
+    /// the summary as a blob, telling a notifier agent and setting itself a reminder timer.
     Demo { dir: Option<PathBuf> },
     /// Measure stepper throughput against raw wasmtime calls and raw redb commits.
     Bench {
@@ -340,7 +345,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Demo { dir } => demo(dir)?,
+        Command::Demo { dir } => demo::run(dir)?,
         Command::Bench { steps, json } => bench::run(steps, json)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -376,7 +381,7 @@ fn describe_step(record: &crate::kernel::StepRecord) -> String {
     }
 }
 
-fn print_entries_from(world: &World, first: u64) -> Result<()> {
+pub(crate) fn print_entries_from(world: &World, first: u64) -> Result<()> {
     let journal = world.kernel.journal.lock().expect("journal lock");
     for entry in journal.entries()?.into_iter().filter(|e| e.seq >= first) {
         println!("{}", show::entry_line(&journal, &entry));
@@ -406,47 +411,4 @@ fn ingest_file(world: &mut World, file: &Path) -> Result<usize> {
         count += 1;
     }
     Ok(count)
-}
-
-fn demo(dir: Option<PathBuf>) -> Result<()> {
-    let dir = match dir {
-        Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("agentos-demo-{}", std::process::id())),
-    };
-    println!("== init: a world with a counter and a hello agent in {}", dir.display());
-    init::init(&dir, init::Template::Demo)?;
-    {
-        let mut world = World::open(&dir, OpenMode::Run)?;
-        println!("== send: events in WAVE syntax");
-        let first = world.ingest("counter", EventInput::Wave("increment(5)"), "demo")?;
-        world.ingest("counter", EventInput::Wave("increment(37)"), "demo")?;
-        world.ingest("hello", EventInput::Wave(r#"greet("ada")"#), "demo")?;
-        world.ingest("hello", EventInput::Wave(r#"read-file("data/greeting.txt")"#), "demo")?;
-        // Outside the agent's http grant: denied, with a signed receipt, without any network.
-        world.ingest("hello", EventInput::Wave(r#"fetch("https://example.com/")"#), "demo")?;
-        world.run(|_| {})?;
-        print_entries_from(&world, first)?;
-    }
-    println!("== replay: re-execute every step from the journal");
-    let replayed = World::open(&dir, OpenMode::Replay)?;
-    if let Some(divergence) = &replayed.recovery.divergence {
-        bail!("demo replay diverged at {divergence}");
-    }
-    println!(
-        "replay OK: {} steps, {} effects served from receipts",
-        replayed.recovery.steps_replayed, replayed.recovery.effects_served
-    );
-    drop(replayed);
-    println!("== verify: hash chain and signatures, no wasm");
-    let journal = open_existing_journal(&WorldPaths::new(&dir))?;
-    let report = crate::verify::verify(&journal)?;
-    println!(
-        "verify OK: {} entries, {} signed receipts",
-        report.entries, report.receipts
-    );
-    println!(
-        "\nexplore it: agentos-host log {0} | agentos-host receipts {0} --json",
-        dir.display()
-    );
-    Ok(())
 }
