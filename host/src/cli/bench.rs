@@ -84,6 +84,7 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
                 "choke_point_http_us": effects.gated_http_us,
                 "choke_point_added_us": effects.gated_http_us - effects.raw_http_us,
                 "choke_point_log_us": effects.gated_log_us,
+                "raw_ed25519_sign_us": effects.raw_sign_us,
             })
         );
     } else {
@@ -112,12 +113,18 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
             "  log line through the choke point     {:>12.1} µs   (no adapter work: pure overhead)",
             effects.gated_log_us
         );
+        println!(
+            "  raw ed25519 receipt signature        {:>12.1} µs   (the choke point without it: {:.1} µs)",
+            effects.raw_sign_us,
+            effects.gated_log_us - effects.raw_sign_us
+        );
     }
     Ok(())
 }
 
 struct EffectCosts {
     calls: u64,
+    raw_sign_us: f64,
     raw_http_us: f64,
     gated_http_us: f64,
     gated_log_us: f64,
@@ -192,11 +199,36 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
         level: "info".into(),
         message: "benchmark line".into(),
     })?;
+
+    // Floor: one raw ed25519 signature over a receipt body.
+    let key = crate::receipts::HostKey::load_or_create(&scratch.join("bench.key"))?;
+    let body = crate::receipts::ReceiptBody {
+        version: 1,
+        world_id: [0; 16],
+        ingress: 0,
+        effect_index: 0,
+        agent: "hello".into(),
+        effect: "log".into(),
+        grant: Some("log".into()),
+        request_digest: [0; 32],
+        outcome_digest: [0; 32],
+        status: crate::receipts::ReceiptStatus::Ok,
+        started_ms: 0,
+        finished_ms: 0,
+        usage: crate::receipts::Usage::default(),
+        key_id: key.key_id(),
+    };
+    let started = Instant::now();
+    for _ in 0..calls {
+        std::hint::black_box(key.sign(std::hint::black_box(body.clone())));
+    }
+    let raw_sign_us = started.elapsed().as_secs_f64() * 1e6 / calls as f64;
     let _ = server.join();
     Ok(EffectCosts {
         calls,
         raw_http_us,
         gated_http_us,
         gated_log_us,
+        raw_sign_us,
     })
 }
