@@ -142,19 +142,11 @@ fn world(base: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 
 /// Run with the provider key in the environment, as an operator would.
 fn keyed(args: &[&str]) -> String {
-    let output = host()
+    let mut command = host();
+    command
         .env("AGENTOS_TEST_LLM_KEY", KEY)
-        .env_remove("AGENTOS_TEST_UNSET_KEY")
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?}: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+        .env_remove("AGENTOS_TEST_UNSET_KEY");
+    ok_with(command, args)
 }
 
 #[test]

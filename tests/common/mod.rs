@@ -12,7 +12,12 @@ pub fn host() -> Command {
 
 /// Run the binary, expect success, return stdout.
 pub fn ok(args: &[&str]) -> String {
-    let output = host().args(args).output().expect("run agentos-host");
+    ok_with(host(), args)
+}
+
+/// Run `command` (the binary, with extra environment say), expect success, return stdout.
+pub fn ok_with(mut command: Command, args: &[&str]) -> String {
+    let output = command.args(args).output().expect("run agentos-host");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
