@@ -177,6 +177,9 @@ fn summaries_flow_through_llm_blob_and_emit_with_receipts_and_replay_without_cal
     let receipts: Vec<serde_json::Value> = serde_json::from_str(&ok(&["receipts", s(&dir), "--json"])).unwrap();
     let llm: Vec<_> = receipts.iter().filter(|r| r["effect"] == "llm").collect();
     assert_eq!(llm.len(), 2);
+    // Receipts name the provider (the default one resolved) and the model.
+    assert_eq!(llm[0]["subject"], "openai/small-model");
+    assert_eq!(llm[1]["subject"], "claude/small-model");
     assert_eq!(
         (
             llm[0]["usage"]["tokens_in"].as_u64(),

@@ -55,6 +55,10 @@ pub struct ReceiptBody {
     pub effect_index: u32,
     pub agent: String,
     pub effect: String,
+    /// What the call addressed: `provider/model` (llm), `METHOD url` (http), the path (fs), the
+    /// digest or size (blob), the target (emit), `schedule` / `cancel <id>` (timer), the
+    /// language (compile), the level (log).
+    pub subject: String,
     /// The capability that allowed (or the reason no capability allowed) the call.
     pub grant: Option<String>,
     pub request_digest: Digest,
@@ -222,6 +226,7 @@ mod tests {
             effect_index: 0,
             agent: "hello".into(),
             effect: "http".into(),
+            subject: "GET http://127.0.0.1/".into(),
             grant: Some("web".into()),
             request_digest: [1; 32],
             outcome_digest: [2; 32],

@@ -209,6 +209,7 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
         effect_index: 0,
         agent: "hello".into(),
         effect: "log".into(),
+        subject: "info".into(),
         grant: Some("log".into()),
         request_digest: [0; 32],
         outcome_digest: [0; 32],

@@ -175,6 +175,7 @@ pub fn receipt_json(
         "effect_index": b.effect_index,
         "agent": b.agent,
         "effect": b.effect,
+        "subject": b.subject,
         "grant": b.grant,
         "status": b.status.label(),
         "request": request_of(journal, r).map(|r| r.summary()),

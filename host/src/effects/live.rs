@@ -257,6 +257,22 @@ impl LiveEffects {
         }
     }
 
+    /// The receipt's subject; an llm call names the provider its grant resolved.
+    fn subject(&self, request: &EffectRequest) -> String {
+        match request {
+            EffectRequest::Llm {
+                provider: None,
+                model,
+                max_tokens,
+                ..
+            } => match self.grants.check_llm(None, model, *max_tokens) {
+                Ok((_, route)) => format!("{}/{model}", route.provider_name),
+                Err(_) => request.subject(),
+            },
+            _ => request.subject(),
+        }
+    }
+
     fn journal(&self) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
         self.journal.lock().expect("journal lock poisoned")
     }
@@ -277,6 +293,7 @@ impl LiveEffects {
             effect_index: call.index,
             agent: call.agent.to_string(),
             effect: call.request.effect().to_string(),
+            subject: self.subject(call.request),
             grant,
             request_digest: call.request_digest,
             outcome_digest: sha256(&outcome_bytes),

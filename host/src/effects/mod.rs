@@ -128,6 +128,27 @@ impl EffectRequest {
         }
     }
 
+    /// What the call addressed, as recorded in its receipt. An llm call without a provider is
+    /// recorded with the provider the grant resolved it to (see `live`).
+    pub fn subject(&self) -> String {
+        match self {
+            EffectRequest::Log { level, .. } => level.clone(),
+            EffectRequest::Http { method, url, .. } => format!("{method} {url}"),
+            EffectRequest::FsRead { path }
+            | EffectRequest::FsWrite { path, .. }
+            | EffectRequest::FsListDir { path } => path.clone(),
+            EffectRequest::BlobPut { contents } => format!("{} bytes", contents.len()),
+            EffectRequest::BlobGet { digest } => digest.clone(),
+            EffectRequest::Emit { target, .. } => target.clone(),
+            EffectRequest::Llm { provider, model, .. } => {
+                format!("{}/{model}", provider.as_deref().unwrap_or("default"))
+            }
+            EffectRequest::TimerSchedule { .. } => "schedule".into(),
+            EffectRequest::TimerCancel { id } => format!("cancel {id}"),
+            EffectRequest::Compile { language, .. } => language.clone(),
+        }
+    }
+
     /// One line for humans (`log`, divergence reports).
     pub fn summary(&self) -> String {
         match self {
