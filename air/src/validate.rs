@@ -313,4 +313,52 @@ mod tests {
         assert_eq!(back, with_caps);
         assert_eq!(back.digest(), with_caps.digest());
     }
+
+    #[test]
+    fn effect_capabilities_are_checked_against_the_world() {
+        let text = r#"
+            [world]
+            name = "w"
+            [modules.m]
+            component = "m.wasm"
+            [providers.local]
+            api = "openai-chat"
+            base_url = "localhost:8080"
+            api_key_env = "A"
+            api_key_file = "b"
+            [caps.model]
+            effect = "llm"
+            providers = ["local", "cloud"]
+            models = []
+            [caps.tell]
+            effect = "emit"
+            targets = ["ghost"]
+            [caps.build]
+            effect = "compile"
+            languages = ["cobol"]
+            [caps.web]
+            effect = "http"
+            urls = ["https://x/**"]
+            budget = { window_ms = 0 }
+            [agents.a]
+            module = "m"
+            grants = ["model", "tell", "build", "web"]
+        "#;
+        let Err(AirError::Invalid(error)) = Manifest::parse_toml(text, "world.toml") else {
+            panic!("expected a validation error");
+        };
+        let report = error.to_string();
+        for expected in [
+            "providers.local.base_url: `localhost:8080` is not an http(s) URL",
+            "providers.local: give api_key_env or api_key_file, not both",
+            "caps.model.providers: `cloud` names no provider in [providers]",
+            "caps.model.models: no model listed",
+            "caps.tell.targets: `ghost` names no agent in [agents]",
+            "caps.build.languages: `cobol` is not rust or wat",
+            "caps.web.budget: a budget needs calls, bytes or tokens",
+            "caps.web.budget.window_ms: a zero window counts nothing",
+        ] {
+            assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
+        }
+    }
 }
