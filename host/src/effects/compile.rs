@@ -5,8 +5,11 @@
 //! the toolchain (its outcome), and its times give the build's duration.
 //!
 //! A Rust build gets a generated `Cargo.toml` (a `cdylib` depending on the guest SDK of this
-//! host's checkout and on `serde`), the checkout's `Cargo.lock` so it resolves offline, and
-//! `agentos.wit` under `wit/deps/agentos-core/`; the guest supplies `src/` and `wit/world.wit`.
+//! host's checkout and on `serde`, with build scripts off), the checkout's `Cargo.lock` so it
+//! resolves offline, and `agentos.wit` under `wit/deps/agentos-core/`; the guest supplies only
+//! files under `src/` and `wit/`, so it cannot add dependencies, build scripts or cargo
+//! configuration. The build is not otherwise sandboxed: `include_bytes!` with an absolute path
+//! can still read files the host user can read.
 
 use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
 use crate::journal::Journal;
@@ -74,6 +77,13 @@ pub fn execute(
         let relative = Path::new(path);
         if path.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
             return failed(format!("source path `{path}` must be relative, without `..`"));
+        }
+        // Anything else (a `build.rs`, `.cargo/config.toml`, ...) could make cargo run code of
+        // the guest's choosing on the host.
+        if language == "rust" && !(path.starts_with("src/") || path.starts_with("wit/")) {
+            return failed(format!(
+                "source path `{path}` is outside src/ and wit/, the only directories a build may fill"
+            ));
         }
     }
     let sent = files.iter().map(|(_, c)| c.len() as u64).sum();
@@ -171,7 +181,7 @@ fn build_rust(
         std::fs::write(&target, contents).map_err(|e| io(path, e))?;
     }
     let manifest = format!(
-        "[package]\nname = \"{CRATE_NAME}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
+        "[package]\nname = \"{CRATE_NAME}\"\nversion = \"0.1.0\"\nedition = \"2024\"\nbuild = false\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
          [dependencies]\nagentos-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n[workspace]\n",
         repo.join("guest-sdk").display().to_string()
     );
@@ -235,4 +245,38 @@ fn build_rust(
         .join(format!("{}.wasm", CRATE_NAME.replace('-', "_")));
     let bytes = std::fs::read(&artifact).map_err(|e| io("reading the built component", e))?;
     Ok((bytes, rustc_version()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_cannot_add_build_scripts_or_cargo_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = std::sync::Mutex::new(Journal::open(&dir.path().join("j.redb")).unwrap());
+        let cap = CompileCap {
+            languages: vec!["rust".into()],
+            time_limit_ms: 1000,
+            max_artifact_bytes: 1 << 20,
+            budget: None,
+        };
+        for path in [
+            "build.rs",
+            ".cargo/config.toml",
+            "Cargo.toml",
+            "../escape.rs",
+            "/etc/x.rs",
+        ] {
+            let files = [(path.to_string(), b"fn main() {}".to_vec())];
+            let (outcome, _) = execute(&cap, "rust", &files, &journal, dir.path());
+            let Err(EffectFailure::Failed(reason)) = outcome else {
+                panic!("{path} was accepted")
+            };
+            assert!(
+                reason.contains(path.trim_start_matches('/')) || reason.contains(path),
+                "{path}: {reason}"
+            );
+        }
+    }
 }
