@@ -81,8 +81,7 @@ pub fn open_existing_journal(paths: &WorldPaths) -> Result<Journal> {
 
 /// The genesis entry of a journal.
 pub fn genesis(journal: &Journal) -> Result<Genesis> {
-    let first = journal.entries()?.into_iter().next();
-    match first.map(|e| e.body) {
+    match journal.entry(0)?.map(|e| e.body) {
         Some(EntryBody::Genesis(genesis)) => Ok(genesis),
         Some(other) => bail!(
             "journal {}: entry #0 is {}, not genesis",

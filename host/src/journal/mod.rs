@@ -222,6 +222,22 @@ impl Journal {
         Ok(out)
     }
 
+    /// One committed entry, decoded.
+    pub fn entry(&self, seq: u64) -> Result<Option<Entry>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+        let Some(bytes) = table.get(seq).map_err(|e| self.storage_error(e))? else {
+            return Ok(None);
+        };
+        Entry::decode(bytes.value())
+            .map(Some)
+            .map_err(|source| JournalError::Decode {
+                path: self.path.clone(),
+                seq,
+                source,
+            })
+    }
+
     /// Every committed entry, decoded, in order.
     pub fn entries(&self) -> Result<Vec<Entry>, JournalError> {
         self.raw_entries()?
