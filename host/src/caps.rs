@@ -316,6 +316,23 @@ impl BudgetLedger {
             .push_back(BudgetUse { at_ms, bytes, tokens });
     }
 
+    /// Count a receipt against its grant's budget, when the grant has one and the call reached
+    /// its adapter. Live calls and recovery both count through here.
+    pub fn count(&mut self, grants: &AgentGrants, receipt: &crate::receipts::ReceiptBody, at_ms: u64) {
+        let Some(grant) = &receipt.grant else { return };
+        if grants.budget(grant).is_some() && receipt.status.reached_adapter() {
+            let usage = &receipt.usage;
+            let tokens = usage.tokens_in + usage.tokens_out;
+            self.record(
+                &receipt.agent,
+                grant,
+                at_ms,
+                usage.bytes_sent + usage.bytes_received,
+                tokens,
+            );
+        }
+    }
+
     /// Whether one more call under `grant` fits its budget at logical time `at_ms`. A call that
     /// crosses a byte or token limit is allowed; the ones after it are not.
     pub fn admit(&mut self, agent: &str, grant: &str, budget: &Budget, at_ms: u64) -> Result<(), String> {

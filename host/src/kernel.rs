@@ -198,25 +198,12 @@ impl Kernel {
 
     /// Count a journaled receipt against its grant's budget (recovery rebuilds the ledger).
     pub fn count_receipt(&self, receipt: &crate::receipts::ReceiptBody, at_ms: u64) {
-        use crate::receipts::ReceiptStatus;
-        let Some(grant) = &receipt.grant else { return };
-        let budgeted = self
-            .agents
-            .get(&receipt.agent)
-            .is_some_and(|slot| slot.grants.budget(grant).is_some());
-        let reached_adapter = matches!(
-            receipt.status,
-            ReceiptStatus::Ok | ReceiptStatus::Failed | ReceiptStatus::Timeout
-        );
-        if budgeted && reached_adapter {
-            let usage = &receipt.usage;
-            self.live.budgets.lock().expect("budget lock").record(
-                &receipt.agent,
-                grant,
-                at_ms,
-                usage.bytes_sent + usage.bytes_received,
-                usage.tokens_in + usage.tokens_out,
-            );
+        if let Some(slot) = self.agents.get(&receipt.agent) {
+            self.live
+                .budgets
+                .lock()
+                .expect("budget lock")
+                .count(&slot.grants, receipt, at_ms);
         }
     }
 

@@ -24,6 +24,11 @@ pub enum ReceiptStatus {
 }
 
 impl ReceiptStatus {
+    /// Whether the call got as far as its adapter (and so used its grant's budget).
+    pub fn reached_adapter(self) -> bool {
+        matches!(self, ReceiptStatus::Ok | ReceiptStatus::Failed | ReceiptStatus::Timeout)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             ReceiptStatus::Ok => "ok",

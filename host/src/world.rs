@@ -211,7 +211,9 @@ impl World {
         let mut at_ms_of: HashMap<u64, u64> = HashMap::new();
         let mut recorded: HashMap<u64, Recorded> = HashMap::new();
         let mut calls: HashMap<(u64, u32), RecordedCall> = HashMap::new();
-        let mut intents: HashMap<(u64, u32), crate::journal::entry::Digest> = HashMap::new();
+        // Per step: intents and receipted call numbers, for re-executing steps that never committed.
+        let mut intents: HashMap<u64, Vec<(u32, crate::journal::entry::Digest)>> = HashMap::new();
+        let mut calls_of: HashMap<u64, Vec<u32>> = HashMap::new();
         for entry in entries {
             self.kernel.restore_timer(&entry.body);
             match entry.body {
@@ -220,11 +222,18 @@ impl World {
                     ingresses.push((entry.seq, ingress));
                 }
                 EntryBody::EffectIntent(intent) => {
-                    intents.insert((intent.ingress, intent.effect_index), intent.request_digest);
+                    intents
+                        .entry(intent.ingress)
+                        .or_default()
+                        .push((intent.effect_index, intent.request_digest));
                 }
                 EntryBody::EffectReceipt(r) => {
                     let at_ms = at_ms_of.get(&r.receipt.body.ingress).copied().unwrap_or_default();
                     self.kernel.count_receipt(&r.receipt.body, at_ms);
+                    calls_of
+                        .entry(r.receipt.body.ingress)
+                        .or_default()
+                        .push(r.receipt.body.effect_index);
                     calls.insert(
                         (r.receipt.body.ingress, r.receipt.body.effect_index),
                         RecordedCall {
@@ -283,16 +292,12 @@ impl World {
                 _ => {
                     // Never committed: re-execute live, reusing what the journal already holds.
                     let mut recovered = HashMap::new();
-                    for ((ingress_seq, index), digest) in intents.iter().filter(|((i, _), _)| *i == seq) {
-                        recovered.insert(
-                            (*ingress_seq, *index),
-                            RecoveredCall::Intent {
-                                request_digest: *digest,
-                            },
-                        );
+                    for (index, digest) in intents.remove(&seq).unwrap_or_default() {
+                        recovered.insert((seq, index), RecoveredCall::Intent { request_digest: digest });
                     }
-                    for ((ingress_seq, index), call) in calls.iter().filter(|((i, _), _)| *i == seq) {
-                        let journal = self.kernel.journal.lock().expect("journal lock");
+                    let journal = self.kernel.journal.lock().expect("journal lock");
+                    for index in calls_of.remove(&seq).unwrap_or_default() {
+                        let call = &calls[&(seq, index)];
                         let outcome = journal
                             .payload_bytes(&call.outcome)?
                             .and_then(|bytes| crate::kernel::decode_outcome(&bytes))
@@ -300,13 +305,14 @@ impl World {
                                 format!("receipt of step #{seq} call #{index} has an unreadable outcome")
                             })?;
                         recovered.insert(
-                            (*ingress_seq, *index),
+                            (seq, index),
                             RecoveredCall::Receipt {
                                 request_digest: call.request_digest,
                                 outcome,
                             },
                         );
                     }
+                    drop(journal);
                     self.kernel.enqueue(seq, ingress, recovered);
                 }
             }

@@ -286,7 +286,7 @@ impl LiveEffects {
         usage: Usage,
     ) -> wasmtime::Result<()> {
         let outcome_bytes = encode_outcome(outcome);
-        let receipt = self.key.sign(ReceiptBody {
+        let body = ReceiptBody {
             version: 1,
             world_id: self.world_id,
             ingress: call.ingress,
@@ -302,7 +302,12 @@ impl LiveEffects {
             finished_ms,
             usage,
             key_id: self.key.key_id(),
-        });
+        };
+        self.budgets
+            .lock()
+            .expect("budget lock")
+            .count(&self.grants, &body, call.at_ms);
+        let receipt = self.key.sign(body);
         let mut journal = self
             .journal
             .lock()
@@ -316,14 +321,6 @@ impl LiveEffects {
         }));
         Ok(())
     }
-}
-
-/// Whether a call with this outcome reached its adapter (and so uses its grant's budget).
-pub fn counts_against_budget(outcome: &EffectOutcome) -> bool {
-    !matches!(
-        outcome,
-        Err(EffectFailure::Denied(_) | EffectFailure::BudgetExceeded(_) | EffectFailure::InDoubt(_))
-    )
 }
 
 pub fn now_ms() -> u64 {
@@ -367,19 +364,6 @@ impl EffectBackend for LiveEffects {
         }
         let started = now_ms();
         let (grant, outcome, usage) = self.execute(call);
-        if let Some(grant) = &grant
-            && counts_against_budget(&outcome)
-        {
-            let tokens = usage.tokens_in + usage.tokens_out;
-            let mut budgets = self.budgets.lock().expect("budget lock");
-            budgets.record(
-                call.agent,
-                grant,
-                call.at_ms,
-                usage.bytes_sent + usage.bytes_received,
-                tokens,
-            );
-        }
         self.journal_receipt(call, grant, &outcome, (started, now_ms()), usage)?;
         Ok(outcome)
     }
