@@ -170,7 +170,7 @@ impl Kernel {
             .collect();
         let live = LiveContext {
             journal: journal.clone(),
-            key,
+            signer: Arc::new(crate::receipts::ReceiptSigner::spawn(key)),
             world_id,
             event_types: Arc::new(event_types),
             budgets: Arc::default(),

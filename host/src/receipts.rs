@@ -204,6 +204,55 @@ impl HostKey {
     }
 }
 
+/// Signs receipts on a thread of its own, so a step goes on (its next adapter call, its guest
+/// code) while the receipts it has produced are being signed; the step's journal commit waits for
+/// the signatures (see [`crate::journal::Journal::append_deferred`]).
+pub struct ReceiptSigner {
+    key_id: [u8; 8],
+    jobs: std::sync::mpsc::Sender<(ReceiptBody, std::sync::mpsc::SyncSender<SignedReceipt>)>,
+}
+
+/// A receipt handed to the signer; [`PendingReceipt::wait`] returns it signed.
+pub struct PendingReceipt(std::sync::mpsc::Receiver<SignedReceipt>);
+
+impl PendingReceipt {
+    pub fn wait(self) -> SignedReceipt {
+        self.0
+            .recv()
+            .expect("the receipt signer thread outlives every pending receipt")
+    }
+}
+
+impl ReceiptSigner {
+    /// Start the signing thread; it stops when the signer is dropped.
+    pub fn spawn(key: std::sync::Arc<HostKey>) -> ReceiptSigner {
+        let (jobs, queue) = std::sync::mpsc::channel::<(ReceiptBody, std::sync::mpsc::SyncSender<SignedReceipt>)>();
+        let key_id = key.key_id();
+        std::thread::Builder::new()
+            .name("receipt-signer".into())
+            .spawn(move || {
+                for (body, reply) in queue {
+                    // The receiver is gone only if its step was abandoned; nothing to deliver then.
+                    let _ = reply.send(key.sign(body));
+                }
+            })
+            .expect("spawn the receipt signer thread");
+        ReceiptSigner { key_id, jobs }
+    }
+
+    pub fn key_id(&self) -> [u8; 8] {
+        self.key_id
+    }
+
+    pub fn submit(&self, body: ReceiptBody) -> PendingReceipt {
+        let (reply, receiver) = std::sync::mpsc::sync_channel(1);
+        self.jobs
+            .send((body, reply))
+            .expect("the receipt signer thread runs as long as its signer");
+        PendingReceipt(receiver)
+    }
+}
+
 /// Write a file readable by its owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -282,6 +331,30 @@ mod tests {
             actual, expected,
             "receipt signing bytes changed; if intended, bump the receipt version and rerun with AGENTOS_BLESS=1"
         );
+    }
+
+    #[test]
+    fn the_signer_thread_signs_what_the_key_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = std::sync::Arc::new(HostKey::load_or_create(&dir.path().join("k")).unwrap());
+        let signer = ReceiptSigner::spawn(key.clone());
+        let pending: Vec<_> = (0..10)
+            .map(|i| {
+                let mut body = body(&key);
+                body.effect_index = i;
+                signer.submit(body)
+            })
+            .collect();
+        for (i, pending) in pending.into_iter().enumerate() {
+            let receipt = pending.wait();
+            assert_eq!(receipt.body.effect_index, i as u32);
+            receipt.verify(&key.public()).unwrap();
+            assert_eq!(
+                receipt,
+                key.sign(receipt.body.clone()),
+                "ed25519 signatures are deterministic"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The live backend: grant check → intent → adapter → signed receipt → result.
 //!
+//! The receipt is signed on the world's signer thread while the step goes on; it is journaled
+//! (and the step committed) only once signed.
+//!
 //! It also serves recovery: when a step that never committed is re-executed, calls whose
 //! receipts are already journaled get those outcomes back (no effect runs twice), and a
 //! non-idempotent call whose intent is journaled without a receipt gets `in-doubt`.
@@ -13,7 +16,7 @@ use super::{
 use crate::caps::{AgentGrants, BudgetLedger, Decision};
 use crate::journal::SharedJournal;
 use crate::journal::entry::{Digest, EffectIntent, EntryBody, ReceiptEntry, sha256};
-use crate::receipts::{HostKey, ReceiptBody, Usage};
+use crate::receipts::{ReceiptBody, ReceiptSigner, Usage};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,7 +36,7 @@ pub enum RecoveredCall {
 
 pub struct LiveEffects {
     journal: SharedJournal,
-    key: Arc<HostKey>,
+    signer: Arc<ReceiptSigner>,
     world_id: [u8; 16],
     grants: Arc<AgentGrants>,
     event_types: Arc<HashMap<String, Type>>,
@@ -49,7 +52,7 @@ pub struct LiveEffects {
 #[derive(Clone)]
 pub struct LiveContext {
     pub journal: SharedJournal,
-    pub key: Arc<HostKey>,
+    pub signer: Arc<ReceiptSigner>,
     pub world_id: [u8; 16],
     /// Every agent's event type, for checking emitted events.
     pub event_types: Arc<HashMap<String, Type>>,
@@ -69,7 +72,7 @@ impl LiveEffects {
     ) -> LiveEffects {
         LiveEffects {
             journal: context.journal.clone(),
-            key: context.key.clone(),
+            signer: context.signer.clone(),
             world_id: context.world_id,
             grants,
             event_types: context.event_types.clone(),
@@ -301,24 +304,26 @@ impl LiveEffects {
             started_ms,
             finished_ms,
             usage,
-            key_id: self.key.key_id(),
+            key_id: self.signer.key_id(),
         };
         self.budgets
             .lock()
             .expect("budget lock")
             .count(&self.grants, &body, call.at_ms);
-        let receipt = self.key.sign(body);
+        let receipt = self.signer.submit(body);
         let mut journal = self
             .journal
             .lock()
             .map_err(|_| wasmtime::format_err!("journal lock poisoned"))?;
         let request = journal.payload(call.request_bytes);
         let outcome = journal.payload(&outcome_bytes);
-        journal.append(EntryBody::EffectReceipt(ReceiptEntry {
-            receipt,
-            request,
-            outcome,
-        }));
+        journal.append_deferred(move || {
+            EntryBody::EffectReceipt(ReceiptEntry {
+                receipt: receipt.wait(),
+                request,
+                outcome,
+            })
+        });
         Ok(())
     }
 }

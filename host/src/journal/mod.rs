@@ -2,8 +2,11 @@
 //!
 //! The journal owns the redb tables (see [`tables`]), assigns sequence numbers, chains hashes
 //! and batches appends: entries and blobs are buffered by [`Journal::append`] /
-//! [`Journal::put_blob`] and written in one fsynced transaction by [`Journal::commit`]. It knows
-//! nothing of wasm or effects; it stores what it is given and checks its own invariants.
+//! [`Journal::put_blob`] and written in one fsynced transaction by [`Journal::commit`]. An entry
+//! may be appended before its body is finished ([`Journal::append_deferred`], for receipts still
+//! being signed): its seq is fixed at once, its bytes and hash when the batch is sealed. The
+//! journal knows nothing of wasm or effects; it stores what it is given and checks its own
+//! invariants.
 
 pub mod entry;
 pub mod tables;
@@ -39,13 +42,22 @@ pub enum JournalError {
     },
 }
 
+/// An appended entry body: finished, or finished by a closure when the batch is sealed.
+enum PendingBody {
+    Ready(EntryBody),
+    Deferred(Box<dyn FnOnce() -> EntryBody + Send>),
+}
+
 /// An open world journal (holds the file lock for as long as it lives).
 pub struct Journal {
     db: Database,
     path: PathBuf,
     next_seq: u64,
     last_hash: Digest,
-    pending: Vec<(u64, Vec<u8>, Digest)>,
+    /// Appended since the last seal, in seq order; `last_hash` chains up to the sealed ones.
+    pending: Vec<(u64, PendingBody)>,
+    /// Encoded and chained, waiting to be written.
+    sealed: Vec<(u64, Vec<u8>, Digest)>,
     pending_blobs: HashMap<Digest, Vec<u8>>,
 }
 
@@ -80,6 +92,7 @@ impl Journal {
             next_seq: 0,
             last_hash: [0; 32],
             pending: Vec::new(),
+            sealed: Vec::new(),
             pending_blobs: HashMap::new(),
         };
         let txn = journal.db.begin_write().map_err(|e| storage(e.into()))?;
@@ -153,20 +166,41 @@ impl Journal {
 
     /// Buffer an entry; it becomes durable at the next [`Journal::commit`]. Returns its seq.
     pub fn append(&mut self, body: EntryBody) -> u64 {
+        self.push(PendingBody::Ready(body))
+    }
+
+    /// Buffer an entry whose body `finish` produces when the batch is sealed (it may block, e.g.
+    /// on a signature being computed elsewhere). Its seq is fixed now and returned.
+    pub fn append_deferred(&mut self, finish: impl FnOnce() -> EntryBody + Send + 'static) -> u64 {
+        self.push(PendingBody::Deferred(Box::new(finish)))
+    }
+
+    fn push(&mut self, body: PendingBody) -> u64 {
         let seq = self.next_seq;
-        let entry = Entry {
-            seq,
-            prev_hash: self.last_hash,
-            body,
-        };
-        let stored = entry.encode();
-        let hash = entry_hash(&stored);
-        // Pair assertion: what we store decodes to what we meant to store.
-        debug_assert_eq!(Entry::decode(&stored).ok().as_ref(), Some(&entry));
-        self.pending.push((seq, stored, hash));
-        self.last_hash = hash;
+        self.pending.push((seq, body));
         self.next_seq += 1;
         seq
+    }
+
+    /// Finish, encode and chain every buffered entry, in seq order, without writing anything.
+    pub fn seal(&mut self) {
+        for (seq, body) in std::mem::take(&mut self.pending) {
+            let body = match body {
+                PendingBody::Ready(body) => body,
+                PendingBody::Deferred(finish) => finish(),
+            };
+            let entry = Entry {
+                seq,
+                prev_hash: self.last_hash,
+                body,
+            };
+            let stored = entry.encode();
+            let hash = entry_hash(&stored);
+            // Pair assertion: what we store decodes to what we meant to store.
+            debug_assert_eq!(Entry::decode(&stored).ok().as_ref(), Some(&entry));
+            self.sealed.push((seq, stored, hash));
+            self.last_hash = hash;
+        }
     }
 
     /// Buffer a blob; returns its sha256.
@@ -178,7 +212,8 @@ impl Journal {
 
     /// Write every buffered entry and blob in one fsynced transaction.
     pub fn commit(&mut self) -> Result<(), JournalError> {
-        if self.pending.is_empty() && self.pending_blobs.is_empty() {
+        self.seal();
+        if self.sealed.is_empty() && self.pending_blobs.is_empty() {
             return Ok(());
         }
         let txn = self.db.begin_write().map_err(|e| self.storage_error(e))?;
@@ -191,13 +226,13 @@ impl Journal {
                     .insert(digest.as_slice(), bytes.as_slice())
                     .map_err(|e| self.storage_error(e))?;
             }
-            for (seq, stored, _) in &self.pending {
+            for (seq, stored, _) in &self.sealed {
                 let previous = journal
                     .insert(*seq, stored.as_slice())
                     .map_err(|e| self.storage_error(e))?;
                 assert!(previous.is_none(), "journal entry #{seq} written twice");
             }
-            if let Some((seq, _, hash)) = self.pending.last() {
+            if let Some((seq, _, hash)) = self.sealed.last() {
                 let mut head = seq.to_le_bytes().to_vec();
                 head.extend_from_slice(hash);
                 meta.insert(META_HEAD, head.as_slice())
@@ -205,7 +240,7 @@ impl Journal {
             }
         }
         txn.commit().map_err(|e| self.storage_error(e))?;
-        self.pending.clear();
+        self.sealed.clear();
         self.pending_blobs.clear();
         Ok(())
     }
