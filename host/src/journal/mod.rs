@@ -184,11 +184,18 @@ impl Journal {
 
     /// Finish, encode and chain every buffered entry, in seq order, without writing anything.
     pub fn seal(&mut self) {
-        for (seq, body) in std::mem::take(&mut self.pending) {
-            let body = match body {
-                PendingBody::Ready(body) => body,
-                PendingBody::Deferred(finish) => finish(),
-            };
+        // Finished last to first: deferred bodies come from a FIFO (the receipt signer), so
+        // waiting for the last one once leaves every earlier one ready, with no wait of its own.
+        let mut finished: Vec<(u64, EntryBody)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .rev()
+            .map(|(seq, body)| match body {
+                PendingBody::Ready(body) => (seq, body),
+                PendingBody::Deferred(finish) => (seq, finish()),
+            })
+            .collect();
+        finished.reverse();
+        for (seq, body) in finished {
             let entry = Entry {
                 seq,
                 prev_hash: self.last_hash,
@@ -371,6 +378,28 @@ mod tests {
         }
         assert_eq!(entries.len(), 6);
         assert_eq!(journal.stored_head().unwrap().unwrap(), (5, entry_hash(&raw[5].1)));
+    }
+
+    #[test]
+    fn deferred_entries_keep_their_seq_and_chain_when_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("j.redb")).unwrap();
+        let (finish, finished) = std::sync::mpsc::channel();
+        journal.append(ingress(0));
+        let deferred = journal.append_deferred(move || finished.recv().unwrap());
+        journal.append(ingress(2));
+        assert_eq!((deferred, journal.len()), (1, 3));
+        finish.send(ingress(1)).unwrap();
+        journal.commit().unwrap();
+        let raw = journal.raw_entries().unwrap();
+        let entries = journal.entries().unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.body.clone()).collect::<Vec<_>>(),
+            [ingress(0), ingress(1), ingress(2)]
+        );
+        for (window, entry) in raw.windows(2).zip(&entries[1..]) {
+            assert_eq!(entry.prev_hash, entry_hash(&window[0].1));
+        }
     }
 
     #[test]
