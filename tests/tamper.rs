@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-use redb::ReadableTable as _;
+use redb::{ReadableDatabase as _, ReadableTable as _};
 
 const JOURNAL: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("journal");
 
@@ -117,4 +117,171 @@ fn replay_names_the_exact_step_where_history_and_re_execution_diverge() {
     // And verify sees the rewritten entry through the hash chain.
     let error = fails(&["verify", s(&dir)], 1);
     assert!(error.contains(&format!("entry #{seq}")), "{error}");
+}
+
+// The tamper matrix: each alteration is caught by `verify`, which names the entry and the fault.
+
+use agentos_host::journal::entry::{Entry, EntryBody, entry_hash};
+
+const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+const BLOBS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("blobs");
+
+fn read_entries(dir: &std::path::Path) -> Vec<Entry> {
+    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(JOURNAL).unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|row| Entry::decode(row.unwrap().1.value()).unwrap())
+        .collect()
+}
+
+/// Replace the journal with `entries`, renumbered, re-chained and with the head re-pointed: all
+/// that someone holding the file but not the host key can do.
+fn forge_journal(dir: &std::path::Path, mut entries: Vec<Entry>) {
+    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(JOURNAL).unwrap();
+        table.retain(|_, _| false).unwrap();
+        let mut prev_hash = [0u8; 32];
+        for (seq, entry) in entries.iter_mut().enumerate() {
+            entry.seq = seq as u64;
+            entry.prev_hash = prev_hash;
+            let bytes = entry.encode();
+            prev_hash = entry_hash(&bytes);
+            table.insert(seq as u64, bytes.as_slice()).unwrap();
+        }
+        let mut head = (entries.len() as u64 - 1).to_le_bytes().to_vec();
+        head.extend_from_slice(&prev_hash);
+        txn.open_table(META).unwrap().insert("head", head.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+fn greeted_world(names: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (scratch, dir) = init("hello");
+    for name in names {
+        ok(&["send", s(&dir), "hello", &format!(r#"greet("{name}")"#)]);
+    }
+    (scratch, dir)
+}
+
+fn receipt_positions(entries: &[Entry]) -> Vec<usize> {
+    (0..entries.len())
+        .filter(|&i| matches!(entries[i].body, EntryBody::EffectReceipt(_)))
+        .collect()
+}
+
+#[test]
+fn a_deleted_or_swapped_entry_is_named() {
+    let (_scratch, dir) = greeted_world(&["ada", "bob"]);
+    let (_copy_scratch, copy) = init("counter");
+    std::fs::remove_dir_all(&copy).unwrap();
+    copy_dir(&dir, &copy);
+    {
+        let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(JOURNAL).unwrap().remove(4).unwrap();
+        txn.commit().unwrap();
+    }
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(error.contains("entry #5: out of sequence: expected #4 here"), "{error}");
+
+    let (a, b) = (read_entries(&copy)[3].encode(), read_entries(&copy)[4].encode());
+    rewrite_entry(&copy, 3, |bytes| *bytes = b);
+    rewrite_entry(&copy, 4, |bytes| *bytes = a);
+    let error = fails(&["verify", s(&copy)], 1);
+    assert!(
+        error.contains("entry #3: is stored at #3 but says it is #4 (entries were swapped)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_receipt_removed_and_the_chain_rebuilt_is_caught_by_the_checkpoint_after_it() {
+    let (_scratch, dir) = greeted_world(&["ada", "bob"]);
+    let mut entries = read_entries(&dir);
+    let removed = receipt_positions(&entries)[2];
+    entries.remove(removed);
+    forge_journal(&dir, entries);
+    let checkpoint = read_entries(&dir)
+        .iter()
+        .filter(|e| matches!(e.body, EntryBody::Checkpoint(_)))
+        .nth(1)
+        .unwrap()
+        .seq;
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!("entry #{checkpoint}: checkpoint states 4 receipts"))
+            && error.contains("the receipts before it give 3")
+            && error.contains("a receipt was removed, added or altered"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_receipt_copied_from_another_world_or_signed_by_another_key_is_named() {
+    let (_scratch, dir) = greeted_world(&["ada"]);
+    let (_other_scratch, other) = greeted_world(&["ada"]);
+    let mut entries = read_entries(&dir);
+    let at = receipt_positions(&entries)[1];
+    entries[at] = read_entries(&other)[at].clone();
+    forge_journal(&dir, entries);
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!("entry #{at}: receipt belongs to world ")),
+        "{error}"
+    );
+
+    let (_scratch, dir) = greeted_world(&["ada"]);
+    let mut entries = read_entries(&dir);
+    let at = receipt_positions(&entries)[0];
+    let scratch = tempfile::tempdir().unwrap();
+    let stranger = agentos_host::receipts::HostKey::load_or_create(&scratch.path().join("stranger.key")).unwrap();
+    let EntryBody::EffectReceipt(r) = &mut entries[at].body else {
+        unreachable!()
+    };
+    r.receipt.body.key_id = stranger.key_id();
+    r.receipt = stranger.sign(r.receipt.body.clone());
+    forge_journal(&dir, entries);
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{at}: receipt signed by key {}, not by the expected host key",
+            hex::encode(stranger.key_id())
+        )),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_blob_that_no_longer_matches_its_digest_is_named() {
+    let (_scratch, dir) = greeted_world(&["ada"]);
+    let digest = {
+        let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let digest = {
+            let mut blobs = txn.open_table(BLOBS).unwrap();
+            let (digest, mut bytes): (Vec<u8>, Vec<u8>) = {
+                let (k, v) = blobs.first().unwrap().unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            };
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x40;
+            blobs.insert(digest.as_slice(), bytes.as_slice()).unwrap();
+            digest
+        };
+        txn.commit().unwrap();
+        digest
+    };
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!(
+            "blob sha256:{} no longer matches its digest",
+            hex::encode(&digest)
+        )),
+        "{error}"
+    );
 }

@@ -99,7 +99,7 @@ pub struct SignedReceipt {
 pub enum ReceiptError {
     #[error("signature is {0} bytes, not 64")]
     SignatureLength(usize),
-    #[error("signed by key {found}, not by this world's host key {expected}")]
+    #[error("signed by key {found}, not by the expected host key {expected}")]
     UnknownKey { found: String, expected: String },
     #[error("signature does not verify under the world's host key")]
     BadSignature,
@@ -107,21 +107,29 @@ pub enum ReceiptError {
 
 impl SignedReceipt {
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), ReceiptError> {
-        let expected = key_id(key);
-        if self.body.key_id != expected {
-            return Err(ReceiptError::UnknownKey {
-                found: hex::encode(self.body.key_id),
-                expected: hex::encode(expected),
-            });
-        }
-        let bytes: [u8; 64] = self
-            .signature
-            .as_slice()
-            .try_into()
-            .map_err(|_| ReceiptError::SignatureLength(self.signature.len()))?;
-        key.verify(&self.body.signing_bytes(), &Signature::from_bytes(&bytes))
-            .map_err(|_| ReceiptError::BadSignature)
+        verify_signature(key, self.body.key_id, &self.body.signing_bytes(), &self.signature)
     }
+}
+
+/// Check `signature` over `signed_bytes` by `key`, whose id the signed body names as `claimed_key_id`.
+pub fn verify_signature(
+    key: &VerifyingKey,
+    claimed_key_id: [u8; 8],
+    signed_bytes: &[u8],
+    signature: &[u8],
+) -> Result<(), ReceiptError> {
+    let expected = key_id(key);
+    if claimed_key_id != expected {
+        return Err(ReceiptError::UnknownKey {
+            found: hex::encode(claimed_key_id),
+            expected: hex::encode(expected),
+        });
+    }
+    let bytes: [u8; 64] = signature
+        .try_into()
+        .map_err(|_| ReceiptError::SignatureLength(signature.len()))?;
+    key.verify(signed_bytes, &Signature::from_bytes(&bytes))
+        .map_err(|_| ReceiptError::BadSignature)
 }
 
 /// Short identifier of a public key.
@@ -196,11 +204,15 @@ impl HostKey {
     }
 
     pub fn sign(&self, body: ReceiptBody) -> SignedReceipt {
-        let signature = self.signing.sign(&body.signing_bytes());
         SignedReceipt {
+            signature: self.signature(&body.signing_bytes()),
             body,
-            signature: signature.to_bytes().to_vec(),
         }
+    }
+
+    /// An ed25519 signature over `signed_bytes` (which must carry their own domain prefix).
+    pub fn signature(&self, signed_bytes: &[u8]) -> Vec<u8> {
+        self.signing.sign(signed_bytes).to_bytes().to_vec()
     }
 }
 

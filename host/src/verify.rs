@@ -3,10 +3,12 @@
 //! Every entry must decode, carry its own sequence number and the hash of its predecessor;
 //! the first must be genesis; the head recorded in `meta` must be the last entry; every
 //! receipt must be signed by the genesis key for this world and commit to the request and
-//! outcome payloads stored beside it; every blob must hash to its key.
+//! outcome payloads stored beside it; every checkpoint must be signed by that key and state the
+//! size and root of the receipt log up to it; every blob must hash to its key.
 
 use crate::journal::entry::{Entry, EntryBody, Genesis, entry_hash, sha256};
 use crate::journal::{Journal, JournalError};
+use crate::transparency::{Frontier, SignedCheckpoint, receipt_leaf};
 use ed25519_dalek::VerifyingKey;
 
 /// A successful verification.
@@ -15,8 +17,12 @@ pub struct VerifyReport {
     pub entries: u64,
     pub receipts: u64,
     pub steps: u64,
+    pub checkpoints: u64,
     pub world_id: String,
     pub public_key: String,
+    /// The last checkpoint of the journal, if any.
+    #[serde(skip)]
+    pub latest_checkpoint: Option<SignedCheckpoint>,
 }
 
 /// The first thing found wrong.
@@ -28,6 +34,8 @@ pub enum VerifyError {
     Entry { seq: u64, problem: String },
     #[error("journal head: {0}")]
     Head(String),
+    #[error("{0}")]
+    Blob(String),
 }
 
 fn bad(seq: u64, problem: impl Into<String>) -> VerifyError {
@@ -43,6 +51,7 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
     let mut report = VerifyReport::default();
     let mut genesis: Option<(Genesis, VerifyingKey)> = None;
     let mut prev_hash = [0u8; 32];
+    let mut log = Frontier::default();
     for (index, (seq, bytes)) in raw.iter().enumerate() {
         let seq = *seq;
         if seq != index as u64 {
@@ -113,7 +122,32 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                         ));
                     }
                 }
+                log.push(&receipt_leaf(&r.receipt));
                 report.receipts += 1;
+            }
+            (EntryBody::Checkpoint(c), Some((g, key))) => {
+                if c.body.world_id != g.world_id {
+                    return Err(bad(
+                        seq,
+                        format!("checkpoint belongs to world {}", hex::encode(c.body.world_id)),
+                    ));
+                }
+                c.verify(key).map_err(|e| bad(seq, format!("checkpoint {e}")))?;
+                if (c.body.tree_size, c.body.root_hash) != (log.size, log.root()) {
+                    return Err(bad(
+                        seq,
+                        format!(
+                            "checkpoint states {} receipts with root {}, but the receipts before it give {} with root {} \
+                             (a receipt was removed, added or altered)",
+                            c.body.tree_size,
+                            hex::encode(c.body.root_hash),
+                            log.size,
+                            hex::encode(log.root())
+                        ),
+                    ));
+                }
+                report.checkpoints += 1;
+                report.latest_checkpoint = Some(c.clone());
             }
             (EntryBody::StepCommitted(_) | EntryBody::StepFailed(_), _) => report.steps += 1,
             _ => {}
@@ -130,6 +164,12 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
         }
         None if raw.is_empty() => {}
         None => return Err(VerifyError::Head("no head recorded".into())),
+    }
+    if let Some(digest) = journal.mismatched_blobs()?.first() {
+        return Err(VerifyError::Blob(format!(
+            "blob sha256:{} no longer matches its digest (its bytes were altered)",
+            hex::encode(digest)
+        )));
     }
     if let Some((g, _)) = &genesis {
         for (name, digest) in &g.modules {

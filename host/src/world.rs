@@ -148,6 +148,12 @@ impl World {
             }
         };
         check_matches_genesis(&paths, &manifest, &genesis, &key)?;
+        if mode == OpenMode::Run {
+            journal
+                .lock()
+                .expect("fresh lock")
+                .sign_checkpoints(genesis.world_id, key.clone());
+        }
 
         let runtime = Runtime::new()?;
         let mut agents = Vec::new();
@@ -265,7 +271,10 @@ impl World {
                     });
                     r.effects = step.effects;
                 }
-                EntryBody::Genesis(_) | EntryBody::TimerScheduled(_) | EntryBody::TimerCancelled(_) => {}
+                EntryBody::Genesis(_)
+                | EntryBody::TimerScheduled(_)
+                | EntryBody::TimerCancelled(_)
+                | EntryBody::Checkpoint(_) => {}
             }
         }
         let calls = Arc::new(calls);

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod init;
+mod proofs;
 mod show;
 
 use crate::journal::entry::EntryBody;
@@ -89,11 +90,46 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the hash chain, every receipt signature and every blob; runs no wasm.
+    /// Check the hash chain, every receipt and checkpoint signature, the receipt log behind
+    /// every checkpoint, and every blob; runs no wasm.
     ///
     /// Exits 1 naming the first bad entry.
     Verify {
         dir: PathBuf,
+        /// Also check that the world's receipt log extends this earlier checkpoint (a JSON file
+        /// from `agentos-host checkpoint`): a truncated or rewritten log fails.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the world's latest signed checkpoint (JSON): keep it to check the world against later
+    /// with `verify --checkpoint`.
+    Checkpoint { dir: PathBuf },
+    /// Print a proof (JSON) that a receipt is in the world's receipt log, or with --consistency
+    /// that an older checkpoint's log is a prefix of a newer one's.
+    ///
+    /// RECEIPT is the journal entry number of the receipt (as `receipts` and `log` show it). The
+    /// proof is checked offline by `verify-proof` or any RFC 6962 implementation.
+    Prove {
+        dir: PathBuf,
+        #[arg(required_unless_present = "consistency")]
+        receipt: Option<String>,
+        /// Two checkpoint sizes (numbers of receipts), older first.
+        #[arg(long, num_args = 2, value_names = ["OLD_SIZE", "NEW_SIZE"], conflicts_with = "receipt")]
+        consistency: Option<Vec<u64>>,
+        /// Write the proof to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check a proof file offline, with only the host's public key: no world directory needed.
+    ///
+    /// Exits 1 if the proof does not check, naming what is wrong.
+    VerifyProof {
+        file: PathBuf,
+        /// The world's host public key, hex (`verify` and `receipts --json` print it).
+        #[arg(long, value_name = "HEX")]
+        public_key: String,
         #[arg(long)]
         json: bool,
     },
@@ -322,29 +358,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 None => {}
             }
         }
-        Command::Verify { dir, json } => {
-            let journal = open_existing_journal(&WorldPaths::new(&dir))?;
-            match crate::verify::verify(&journal) {
-                Ok(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string(&report)?);
-                    } else {
-                        println!(
-                            "verify OK: {} entries hash-chained, {} receipts signed by {}, {} steps",
-                            report.entries, report.receipts, report.public_key, report.steps
-                        );
-                    }
-                }
-                Err(error) => {
-                    if json {
-                        println!("{}", serde_json::json!({ "ok": false, "error": error.to_string() }));
-                    } else {
-                        eprintln!("verify FAILED: {error}");
-                    }
-                    return Ok(ExitCode::from(1));
-                }
-            }
-        }
+        Command::Verify { dir, checkpoint, json } => return proofs::verify(&dir, checkpoint.as_deref(), json),
+        Command::Checkpoint { dir } => proofs::checkpoint(&dir)?,
+        Command::Prove {
+            dir,
+            receipt,
+            consistency,
+            output,
+        } => proofs::prove(&dir, receipt.as_deref(), consistency.as_deref(), output.as_deref())?,
+        Command::VerifyProof { file, public_key, json } => return proofs::verify_proof(&file, &public_key, json),
         Command::Demo { dir } => demo::run(dir)?,
         Command::Bench { steps, json } => bench::run(steps, json)?,
     }

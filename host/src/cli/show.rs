@@ -136,6 +136,15 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
             Some(t.ingress),
             format!("timer {} cancelled by step #{}", t.id, t.ingress),
         ),
+        EntryBody::Checkpoint(c) => (
+            None,
+            None,
+            format!(
+                "checkpoint: {} receipts, root sha256:{} (signed)",
+                c.body.tree_size,
+                short(&c.body.root_hash)
+            ),
+        ),
         EntryBody::StepFailed(s) => (
             Some(s.agent.clone()),
             Some(s.ingress),

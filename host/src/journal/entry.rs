@@ -5,14 +5,19 @@
 //! so changing, removing or reordering any entry breaks the chain at that entry.
 
 use crate::receipts::SignedReceipt;
+use crate::transparency::SignedCheckpoint;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 /// A sha256 digest.
 pub type Digest = [u8; 32];
 
-/// Version of the on-disk format this host writes (and the only one it reads).
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk format this host writes. Version history (`docs/journal.md`):
+/// 1 — first release; 2 — adds checkpoint entries and the transparency state in `meta`.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this host still opens (and upgrades in place on first open).
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
 
 const ENTRY_DOMAIN: &[u8] = b"agentos.entry.v1\0";
 
@@ -59,6 +64,8 @@ pub enum EntryBody {
     StepFailed(StepFailed),
     TimerScheduled(TimerScheduled),
     TimerCancelled(TimerCancelled),
+    /// The host's signed statement of the receipt log's size and root at the end of a commit.
+    Checkpoint(SignedCheckpoint),
 }
 
 impl EntryBody {
@@ -73,6 +80,7 @@ impl EntryBody {
             EntryBody::StepFailed(_) => "step-failed",
             EntryBody::TimerScheduled(_) => "timer-scheduled",
             EntryBody::TimerCancelled(_) => "timer-cancelled",
+            EntryBody::Checkpoint(_) => "checkpoint",
         }
     }
 }

@@ -11,11 +11,15 @@
 pub mod entry;
 pub mod tables;
 
-use entry::{Digest, Entry, EntryBody, FORMAT_VERSION, entry_hash, sha256};
+use crate::receipts::HostKey;
+use crate::transparency::{Frontier, SignedCheckpoint, receipt_leaf};
+use entry::{Digest, Entry, EntryBody, FORMAT_VERSION, OLDEST_READABLE_FORMAT, entry_hash, sha256};
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tables::{BLOBS, JOURNAL, META, META_FORMAT_VERSION, META_HEAD};
+use std::sync::Arc;
+use tables::{BLOBS, JOURNAL, META, META_FORMAT_VERSION, META_HEAD, META_TRANSPARENCY};
 
 /// Operating errors of the journal.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +33,8 @@ pub enum JournalError {
         source: redb::Error,
     },
     #[error(
-        "journal {path} has format version {found}, this host reads version {FORMAT_VERSION}; \
-         use a host release that matches the world"
+        "journal {path} has format version {found}, this host reads versions \
+         {OLDEST_READABLE_FORMAT} to {FORMAT_VERSION}; use a host release that reads version {found}"
     )]
     Version { path: PathBuf, found: u32 },
     #[error("journal {path}: entry #{seq} does not decode: {source}")]
@@ -59,6 +63,17 @@ pub struct Journal {
     /// Encoded and chained, waiting to be written.
     sealed: Vec<(u64, Vec<u8>, Digest)>,
     pending_blobs: HashMap<Digest, Vec<u8>>,
+    /// The receipt log as of the sealed entries.
+    log: TransparencyState,
+    /// Who signs a checkpoint at each commit that added receipts (unset: no checkpoints).
+    checkpoint_signer: Option<([u8; 16], Arc<HostKey>)>,
+}
+
+/// The receipt log's right edge and the size of its last checkpoint (kept in `meta`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TransparencyState {
+    frontier: Frontier,
+    checkpointed: u64,
 }
 
 impl std::fmt::Debug for Journal {
@@ -94,6 +109,8 @@ impl Journal {
             pending: Vec::new(),
             sealed: Vec::new(),
             pending_blobs: HashMap::new(),
+            log: TransparencyState::default(),
+            checkpoint_signer: None,
         };
         let txn = journal.db.begin_write().map_err(|e| storage(e.into()))?;
         {
@@ -102,19 +119,19 @@ impl Journal {
                 .get(META_FORMAT_VERSION)
                 .map_err(|e| storage(e.into()))?
                 .map(|v| v.value().to_vec());
-            match version {
-                None => {
+            let found = version.map(|bytes| u32::from_le_bytes(bytes.as_slice().try_into().unwrap_or([0xff; 4])));
+            match found {
+                Some(found) if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&found) => {
+                    return Err(JournalError::Version {
+                        path: path.to_path_buf(),
+                        found,
+                    });
+                }
+                Some(FORMAT_VERSION) => {}
+                // New, or older and upgraded in place: later formats only add entry kinds and meta keys.
+                _ => {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
                         .map_err(|e| storage(e.into()))?;
-                }
-                Some(bytes) => {
-                    let found = u32::from_le_bytes(bytes.as_slice().try_into().unwrap_or([0xff; 4]));
-                    if found != FORMAT_VERSION {
-                        return Err(JournalError::Version {
-                            path: path.to_path_buf(),
-                            found,
-                        });
-                    }
                 }
             }
             txn.open_table(JOURNAL).map_err(|e| storage(e.into()))?;
@@ -125,6 +142,14 @@ impl Journal {
             journal.next_seq = seq + 1;
             journal.last_hash = hash;
         }
+        journal.log = match journal.meta(META_TRANSPARENCY)? {
+            Some(bytes) => postcard::from_bytes(&bytes).map_err(|source| JournalError::Decode {
+                path: path.to_path_buf(),
+                seq: journal.next_seq,
+                source,
+            })?,
+            None => journal.rebuild_transparency()?,
+        };
         Ok(journal)
     }
 
@@ -153,6 +178,38 @@ impl Journal {
         let seq = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
         let hash: Digest = bytes[8..].try_into().expect("32 bytes");
         Ok(Some((seq, hash)))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.storage_error(e))?;
+        Ok(meta
+            .get(key)
+            .map_err(|e| self.storage_error(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// The receipt log of a journal written before `meta` kept it: read every receipt once.
+    fn rebuild_transparency(&self) -> Result<TransparencyState, JournalError> {
+        let mut log = TransparencyState::default();
+        for entry in self.entries()? {
+            match &entry.body {
+                EntryBody::EffectReceipt(r) => log.frontier.push(&receipt_leaf(&r.receipt)),
+                EntryBody::Checkpoint(c) => log.checkpointed = c.body.tree_size,
+                _ => {}
+            }
+        }
+        Ok(log)
+    }
+
+    /// From now on, sign a checkpoint of the receipt log at each commit that added receipts.
+    pub fn sign_checkpoints(&mut self, world_id: [u8; 16], key: Arc<HostKey>) {
+        self.checkpoint_signer = Some((world_id, key));
+    }
+
+    /// Number of receipts in the log, sealed entries included.
+    pub fn receipt_count(&self) -> u64 {
+        self.log.frontier.size
     }
 
     /// Number of entries, committed or pending.
@@ -205,6 +262,9 @@ impl Journal {
             let hash = entry_hash(&stored);
             // Pair assertion: what we store decodes to what we meant to store.
             debug_assert_eq!(Entry::decode(&stored).ok().as_ref(), Some(&entry));
+            if let EntryBody::EffectReceipt(r) = &entry.body {
+                self.log.frontier.push(&receipt_leaf(&r.receipt));
+            }
             self.sealed.push((seq, stored, hash));
             self.last_hash = hash;
         }
@@ -220,6 +280,14 @@ impl Journal {
     /// Write every buffered entry and blob in one fsynced transaction.
     pub fn commit(&mut self) -> Result<(), JournalError> {
         self.seal();
+        if let Some((world_id, key)) = &self.checkpoint_signer
+            && self.log.frontier.size > self.log.checkpointed
+        {
+            let checkpoint = SignedCheckpoint::sign(key, *world_id, &self.log.frontier);
+            self.log.checkpointed = checkpoint.body.tree_size;
+            self.append(EntryBody::Checkpoint(checkpoint));
+            self.seal();
+        }
         if self.sealed.is_empty() && self.pending_blobs.is_empty() {
             return Ok(());
         }
@@ -245,6 +313,9 @@ impl Journal {
                 meta.insert(META_HEAD, head.as_slice())
                     .map_err(|e| self.storage_error(e))?;
             }
+            let log = postcard::to_allocvec(&self.log).expect("the transparency state always encodes");
+            meta.insert(META_TRANSPARENCY, log.as_slice())
+                .map_err(|e| self.storage_error(e))?;
         }
         txn.commit().map_err(|e| self.storage_error(e))?;
         self.sealed.clear();
@@ -292,6 +363,20 @@ impl Journal {
                 })
             })
             .collect()
+    }
+
+    /// Digests of committed blobs whose bytes no longer hash to their key.
+    pub fn mismatched_blobs(&self) -> Result<Vec<Digest>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(BLOBS).map_err(|e| self.storage_error(e))?;
+        let mut bad = Vec::new();
+        for row in table.iter().map_err(|e| self.storage_error(e))? {
+            let (key, bytes) = row.map_err(|e| self.storage_error(e))?;
+            if sha256(bytes.value()).as_slice() != key.value() {
+                bad.push(key.value().try_into().unwrap_or([0; 32]));
+            }
+        }
+        Ok(bad)
     }
 
     /// A blob by digest (pending blobs included).

@@ -2,7 +2,9 @@
 //!
 //! `journal`: seq → stored entry bytes. `blobs`: sha256 → bytes (component artifacts and large
 //! payloads). `meta`: format version, world id, and the head of the chain (`head` = seq ‖ hash),
-//! which lets `verify` notice a removed or altered last entry.
+//! which lets `verify` notice a removed or altered last entry; `transparency` = the receipt
+//! log's right edge and last checkpointed size, so a reopened journal goes on without rereading
+//! every receipt.
 
 use redb::TableDefinition;
 
@@ -12,3 +14,4 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 pub const META_FORMAT_VERSION: &str = "format_version";
 pub const META_HEAD: &str = "head";
+pub const META_TRANSPARENCY: &str = "transparency";

@@ -1,0 +1,390 @@
+//! The transparency log: every receipt is a leaf of an RFC 6962 Merkle tree, and the host signs
+//! a checkpoint (world id, tree size, root hash) at each journal commit that added receipts.
+//!
+//! A receipt's leaf is `sha256(signed bytes of the receipt)`; leaf and node hashes follow RFC 6962
+//! §2.1 (`SHA-256(0x00 || leaf)`, `SHA-256(0x01 || left || right)`), so inclusion and consistency
+//! proofs check with any RFC 6962 / RFC 9162 implementation (`docs/journal.md` has the formats).
+//! The journal keeps only the tree's right edge ([`Frontier`]); proofs are built from the leaves
+//! on demand ([`ProofTree`]) and checked offline with only a public key ([`verify_inclusion`],
+//! [`verify_consistency`]). This module does no IO.
+
+use crate::journal::entry::{Digest, sha256};
+use crate::receipts::{HostKey, ReceiptError, SignedReceipt, verify_signature};
+use ct_merkle::mem_backed_tree::MemoryBackedTree;
+use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// Domain separation prefix of a checkpoint's signed bytes.
+pub const CHECKPOINT_DOMAIN: &[u8] = b"agentos.checkpoint.v1\0";
+
+/// The leaf a receipt contributes to the log: sha256 of its signed bytes.
+pub fn receipt_leaf(receipt: &SignedReceipt) -> Digest {
+    sha256(&receipt.body.signing_bytes())
+}
+
+/// RFC 6962 leaf hash: `SHA-256(0x00 || leaf)`.
+pub fn leaf_hash(leaf: &[u8]) -> Digest {
+    Sha256::new().chain_update([0x00]).chain_update(leaf).finalize().into()
+}
+
+/// RFC 6962 interior node hash: `SHA-256(0x01 || left || right)`.
+fn node_hash(left: &Digest, right: &Digest) -> Digest {
+    Sha256::new()
+        .chain_update([0x01])
+        .chain_update(left)
+        .chain_update(right)
+        .finalize()
+        .into()
+}
+
+/// The right edge of the tree: the roots of its perfect subtrees, largest first (one per set bit
+/// of `size`). Enough to append leaves and compute the root without the leaves themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frontier {
+    pub size: u64,
+    pub peaks: Vec<Digest>,
+}
+
+impl Frontier {
+    pub fn push(&mut self, leaf: &Digest) {
+        let mut hash = leaf_hash(leaf);
+        let mut size = self.size;
+        while size & 1 == 1 {
+            let left = self.peaks.pop().expect("one peak per set bit of the size");
+            hash = node_hash(&left, &hash);
+            size >>= 1;
+        }
+        self.peaks.push(hash);
+        self.size += 1;
+    }
+
+    /// The RFC 6962 Merkle tree hash of the leaves so far (`SHA-256("")` when empty).
+    pub fn root(&self) -> Digest {
+        match self.peaks.split_last() {
+            None => sha256(b""),
+            Some((last, rest)) => rest.iter().rev().fold(*last, |right, left| node_hash(left, &right)),
+        }
+    }
+}
+
+/// What a checkpoint attests. Field order is part of the signed format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointBody {
+    pub version: u8,
+    pub world_id: [u8; 16],
+    /// Number of receipts in the log.
+    pub tree_size: u64,
+    pub root_hash: Digest,
+    /// First 8 bytes of sha256(public key) of the signing key.
+    pub key_id: [u8; 8],
+}
+
+impl CheckpointBody {
+    /// The exact bytes the signature covers: the domain prefix, then postcard.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = CHECKPOINT_DOMAIN.to_vec();
+        bytes.extend(postcard::to_allocvec(self).expect("checkpoint bodies always encode"));
+        bytes
+    }
+
+    /// Decode signed bytes back into a body (for proofs carried outside the journal).
+    pub fn from_signing_bytes(bytes: &[u8]) -> Result<CheckpointBody, ProofError> {
+        let body = bytes
+            .strip_prefix(CHECKPOINT_DOMAIN)
+            .ok_or_else(|| ProofError::Malformed("checkpoint bytes do not start with agentos.checkpoint.v1".into()))?;
+        postcard::from_bytes(body).map_err(|e| ProofError::Malformed(format!("checkpoint bytes do not decode: {e}")))
+    }
+}
+
+/// A checkpoint with the host's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCheckpoint {
+    pub body: CheckpointBody,
+    pub signature: Vec<u8>,
+}
+
+impl SignedCheckpoint {
+    pub fn sign(key: &HostKey, world_id: [u8; 16], frontier: &Frontier) -> SignedCheckpoint {
+        let body = CheckpointBody {
+            version: 1,
+            world_id,
+            tree_size: frontier.size,
+            root_hash: frontier.root(),
+            key_id: key.key_id(),
+        };
+        SignedCheckpoint {
+            signature: key.signature(&body.signing_bytes()),
+            body,
+        }
+    }
+
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), ReceiptError> {
+        verify_signature(key, self.body.key_id, &self.body.signing_bytes(), &self.signature)
+    }
+}
+
+/// Why a proof does not check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("malformed proof: {0}")]
+    Malformed(String),
+    #[error("leaf {index} is outside a tree of {size} leaves")]
+    OutOfRange { index: u64, size: u64 },
+    #[error("the audit path does not lead from the leaf to the checkpoint's root hash")]
+    NotIncluded,
+    #[error("the older checkpoint attests {old} receipts, the newer log holds only {new}: the log was truncated")]
+    Truncated { old: u64, new: u64 },
+    #[error(
+        "the proof does not show the tree of {old} leaves is a prefix of the tree of {new} leaves: \
+         the log was rewritten"
+    )]
+    Inconsistent { old: u64, new: u64 },
+}
+
+fn output(digest: &Digest) -> sha2::digest::Output<Sha256> {
+    sha2::digest::Output::<Sha256>::clone_from_slice(digest)
+}
+
+fn digests(bytes: &[u8]) -> Vec<Digest> {
+    bytes
+        .chunks(32)
+        .map(|chunk| chunk.try_into().expect("proof bytes are whole sha256 digests"))
+        .collect()
+}
+
+/// The whole tree over some leaves, in memory, for building proofs.
+pub struct ProofTree(MemoryBackedTree<Sha256, Digest>);
+
+impl ProofTree {
+    pub fn new(leaves: &[Digest]) -> ProofTree {
+        let mut tree = MemoryBackedTree::new();
+        for leaf in leaves {
+            tree.push(*leaf);
+        }
+        ProofTree(tree)
+    }
+
+    pub fn size(&self) -> u64 {
+        self.0.len()
+    }
+
+    pub fn root(&self) -> Digest {
+        (*self.0.root().as_bytes()).into()
+    }
+
+    /// The audit path of leaf `index` in this tree (RFC 6962 `PATH(m, D[n])`), leaf side first.
+    pub fn inclusion(&self, index: u64) -> Result<Vec<Digest>, ProofError> {
+        if index >= self.size() {
+            return Err(ProofError::OutOfRange {
+                index,
+                size: self.size(),
+            });
+        }
+        Ok(digests(self.0.prove_inclusion(index as usize).as_bytes()))
+    }
+
+    /// The consistency proof (RFC 6962 `PROOF(m, D[n])`) from the first `old_size` leaves to this
+    /// tree; empty when `old_size` is 0 or the whole tree.
+    pub fn consistency(&self, old_size: u64) -> Result<Vec<Digest>, ProofError> {
+        let new_size = self.size();
+        if old_size > new_size {
+            return Err(ProofError::Truncated {
+                old: old_size,
+                new: new_size,
+            });
+        }
+        if old_size == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(digests(
+            self.0.prove_consistency((new_size - old_size) as usize).as_bytes(),
+        ))
+    }
+}
+
+/// Check that `leaf` is leaf `index` of the tree of `size` leaves whose root is `root`.
+pub fn verify_inclusion(
+    leaf: &Digest,
+    index: u64,
+    size: u64,
+    root: &Digest,
+    path: &[Digest],
+) -> Result<(), ProofError> {
+    if index >= size {
+        return Err(ProofError::OutOfRange { index, size });
+    }
+    let proof = InclusionProof::<Sha256>::from_digests(path.iter().map(output).collect::<Vec<_>>().iter());
+    RootHash::<Sha256>::new(output(root), size)
+        .verify_inclusion(leaf, index, &proof)
+        .map_err(|e| match e {
+            ct_merkle::InclusionVerifError::MalformedProof => {
+                ProofError::Malformed(format!("an audit path of {} hashes does not fit this tree", path.len()))
+            }
+            _ => ProofError::NotIncluded,
+        })
+}
+
+/// Check that the tree (`old_size`, `old_root`) is a prefix of the tree (`new_size`, `new_root`).
+pub fn verify_consistency(
+    (old_size, old_root): (u64, &Digest),
+    (new_size, new_root): (u64, &Digest),
+    proof: &[Digest],
+) -> Result<(), ProofError> {
+    let inconsistent = ProofError::Inconsistent {
+        old: old_size,
+        new: new_size,
+    };
+    if old_size > new_size {
+        return Err(ProofError::Truncated {
+            old: old_size,
+            new: new_size,
+        });
+    }
+    if old_size == 0 || old_size == new_size {
+        // Every tree extends the empty one; a tree is consistent with itself only if equal.
+        return if proof.is_empty() && (old_size == 0 || old_root == new_root) {
+            Ok(())
+        } else {
+            Err(inconsistent)
+        };
+    }
+    let consistency = ConsistencyProof::<Sha256>::from_digests(proof.iter().map(output).collect::<Vec<_>>().iter());
+    RootHash::<Sha256>::new(output(new_root), new_size)
+        .verify_consistency(&RootHash::new(output(old_root), old_size), &consistency)
+        .map_err(|_| inconsistent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(n: u64) -> Vec<Digest> {
+        (0..n).map(|i| sha256(&i.to_le_bytes())).collect()
+    }
+
+    /// RFC 6962 reference tree (transparency-dev/merkle and certificate-transparency test data):
+    /// these eight leaves hash to this root.
+    #[test]
+    fn frontier_root_matches_the_rfc_6962_reference_tree() {
+        let data = [
+            "",
+            "00",
+            "10",
+            "2021",
+            "3031",
+            "40414243",
+            "5051525354555657",
+            "606162636465666768696a6b6c6d6e6f",
+        ];
+        let mut peaks: Vec<Digest> = Vec::new();
+        let mut size = 0u64;
+        for leaf in data {
+            // Same algorithm as Frontier::push, over raw leaf bytes rather than digests.
+            let mut hash = leaf_hash(&hex::decode(leaf).unwrap());
+            let mut bits = size;
+            while bits & 1 == 1 {
+                hash = node_hash(&peaks.pop().unwrap(), &hash);
+                bits >>= 1;
+            }
+            peaks.push(hash);
+            size += 1;
+        }
+        let frontier = Frontier { size, peaks };
+        assert_eq!(
+            hex::encode(frontier.root()),
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+        );
+        assert_eq!(
+            hex::encode(Frontier::default().root()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn frontier_and_proof_tree_agree_at_every_size() {
+        let all = leaves(70);
+        let mut frontier = Frontier::default();
+        for (n, leaf) in all.iter().enumerate() {
+            frontier.push(leaf);
+            assert_eq!(frontier.root(), ProofTree::new(&all[..=n]).root(), "size {}", n + 1);
+        }
+    }
+
+    #[test]
+    fn every_leaf_of_small_trees_proves_and_nothing_else_does() {
+        for size in 1..=33u64 {
+            let all = leaves(size);
+            let tree = ProofTree::new(&all);
+            let root = tree.root();
+            for index in 0..size {
+                let path = tree.inclusion(index).unwrap();
+                verify_inclusion(&all[index as usize], index, size, &root, &path).unwrap();
+                let wrong_leaf = sha256(b"not a receipt");
+                assert_eq!(
+                    verify_inclusion(&wrong_leaf, index, size, &root, &path),
+                    Err(ProofError::NotIncluded)
+                );
+                if size > 1 {
+                    let other = (index + 1) % size;
+                    assert!(verify_inclusion(&all[index as usize], other, size, &root, &path).is_err());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_leaves_of_a_large_tree_prove() {
+        let size = 100_003;
+        let all = leaves(size);
+        let tree = ProofTree::new(&all);
+        let root = tree.root();
+        let mut index = 12_345u64;
+        for _ in 0..200 {
+            index = index
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407)
+                % size;
+            let path = tree.inclusion(index).unwrap();
+            assert!(path.len() <= 17);
+            verify_inclusion(&all[index as usize], index, size, &root, &path).unwrap();
+        }
+    }
+
+    #[test]
+    fn consistency_between_every_pair_of_small_sizes() {
+        let all = leaves(20);
+        for new in 0..=20u64 {
+            let tree = ProofTree::new(&all[..new as usize]);
+            for old in 0..=new {
+                let old_root = ProofTree::new(&all[..old as usize]).root();
+                let proof = tree.consistency(old).unwrap();
+                verify_consistency((old, &old_root), (new, &tree.root()), &proof).unwrap();
+                if old > 0 && old < new {
+                    let forged = ProofTree::new(&leaves(old + 1)[1..]).root();
+                    assert!(verify_consistency((old, &forged), (new, &tree.root()), &proof).is_err());
+                }
+            }
+        }
+        let tree = ProofTree::new(&all[..5]);
+        assert_eq!(tree.consistency(6), Err(ProofError::Truncated { old: 6, new: 5 }));
+    }
+
+    #[test]
+    fn checkpoints_sign_and_round_trip_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HostKey::load_or_create(&dir.path().join("k")).unwrap();
+        let mut frontier = Frontier::default();
+        for leaf in leaves(3) {
+            frontier.push(&leaf);
+        }
+        let checkpoint = SignedCheckpoint::sign(&key, [4; 16], &frontier);
+        checkpoint.verify(&key.public()).unwrap();
+        let decoded = CheckpointBody::from_signing_bytes(&checkpoint.body.signing_bytes()).unwrap();
+        assert_eq!(decoded, checkpoint.body);
+        let mut forged = checkpoint.clone();
+        forged.body.tree_size = 2;
+        assert_eq!(forged.verify(&key.public()), Err(ReceiptError::BadSignature));
+    }
+}
