@@ -189,12 +189,10 @@ fn budgets_are_enforced_from_journaled_receipts_across_restarts() {
     let (_scratch, dir) = init("hello");
     let manifest = dir.join("world.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    // Before the world's first run, its manifest may still be edited: add a budget.
-    std::fs::write(
-        &manifest,
-        text.replace("timeout_ms = 5000\n", "timeout_ms = 5000\nbudget = { calls = 2 }\n"),
-    )
-    .unwrap();
+    // Before the world's first run, its manifest may still be edited: add a budget, and
+    // snapshot after every step so each restart restores the budget ledger from a snapshot.
+    let text = text.replace("timeout_ms = 5000\n", "timeout_ms = 5000\nbudget = { calls = 2 }\n");
+    std::fs::write(&manifest, text + "snapshot_every = 1\n").unwrap();
     let (base, _server) = serve();
     let fetch = format!(r#"fetch("{base}/ok")"#);
     for _ in 0..2 {

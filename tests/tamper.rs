@@ -285,3 +285,46 @@ fn a_blob_that_no_longer_matches_its_digest_is_named() {
         "{error}"
     );
 }
+
+#[test]
+fn a_snapshot_that_does_not_match_replay_is_named() {
+    let (_scratch, dir) = init("counter");
+    let manifest = dir.join("world.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text + "snapshot_every = 1\n").unwrap();
+    for n in 1..=3 {
+        ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
+    }
+    replay_and_verify(&dir);
+    // Point the second snapshot at the first one's state (a real blob, just the wrong one).
+    let mut entries = read_entries(&dir);
+    let snapshots: Vec<usize> = (0..entries.len())
+        .filter(|&i| matches!(entries[i].body, EntryBody::Snapshot(_)))
+        .collect();
+    let EntryBody::Snapshot(first) = entries[snapshots[0]].body.clone() else {
+        unreachable!()
+    };
+    let EntryBody::Snapshot(second) = &mut entries[snapshots[1]].body else {
+        unreachable!()
+    };
+    second.agents = first.agents.clone();
+    let (seq, step) = (snapshots[1], second.after_step);
+    forge_journal(&dir, entries);
+
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{seq}: snapshot of agent `counter` is sha256:{}, but its last committed step recorded state",
+            hex::encode(first.agents[0].1)
+        )),
+        "{error}"
+    );
+    let error = fails(&["replay", s(&dir), "--all"], 1);
+    assert!(
+        error.contains(&format!(
+            "replay DIVERGED at step #{step} (agent `counter`): snapshot #{seq} records state sha256:{}, re-execution gave",
+            hex::encode(first.agents[0].1)
+        )),
+        "{error}"
+    );
+}

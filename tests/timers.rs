@@ -17,6 +17,8 @@ const MANIFEST: &str = r#"
     [agents.ticker]
     module = "ticker"
     grants = ["clock"]
+    # Every restart starts from a snapshot, which must carry the pending timers.
+    snapshot_every = 1
 "#;
 
 fn fired(dir: &std::path::Path) -> Vec<String> {

@@ -80,6 +80,15 @@ pub struct AgentDef {
     /// Linear memory cap per instance.
     #[serde(default = "default_memory")]
     pub memory_max_bytes: u64,
+    /// Snapshot the agent's state (`lifecycle.snapshot()`) into the journal's blob store at
+    /// least every this many of its committed steps, so a reopened world replays only what came
+    /// after; 0: only when the world snapshots for another agent.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+}
+
+fn default_snapshot_every() -> u64 {
+    AgentDef::DEFAULT_SNAPSHOT_EVERY
 }
 
 fn null_config() -> String {
@@ -97,6 +106,7 @@ fn default_memory() -> u64 {
 impl AgentDef {
     pub const DEFAULT_FUEL_PER_STEP: u64 = 100_000_000;
     pub const DEFAULT_MEMORY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
 }
 
 /// Accepts any TOML/JSON value and keeps it as compact JSON text, so the model stays encodable.

@@ -294,7 +294,7 @@ impl AgentGrants {
 }
 
 /// One call counted against a budget.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct BudgetUse {
     at_ms: u64,
     bytes: u64,
@@ -302,9 +302,9 @@ struct BudgetUse {
 }
 
 /// Use of budgeted grants, from receipts, per (agent, grant), oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct BudgetLedger {
-    uses: std::collections::HashMap<(String, String), std::collections::VecDeque<BudgetUse>>,
+    uses: std::collections::BTreeMap<(String, String), std::collections::VecDeque<BudgetUse>>,
 }
 
 impl BudgetLedger {

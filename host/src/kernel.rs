@@ -16,8 +16,8 @@ use crate::effects::replay::{Divergence, RecordedCall, ReplayEffects};
 use crate::effects::timer::PendingTimer;
 use crate::effects::{Deferred, EffectOutcome};
 use crate::journal::entry::{
-    Digest, EntryBody, FailureKind, Ingress, Output, StepCommitted, StepFailed, Stream, TimerCancelled, TimerScheduled,
-    sha256,
+    Digest, EntryBody, FailureKind, Ingress, Output, Snapshot, StepCommitted, StepFailed, Stream, TimerCancelled,
+    TimerScheduled, sha256,
 };
 use crate::journal::{JournalError, SharedJournal};
 use crate::receipts::HostKey;
@@ -38,6 +38,19 @@ pub struct AgentSlot {
     /// The last committed snapshot and its digest: what a failed step rolls back to.
     state: Vec<u8>,
     pub state_digest: Digest,
+    /// Committed steps since the world's last snapshot entry.
+    steps_since_snapshot: u64,
+}
+
+/// The stepper's own state, as a snapshot stores it (`postcard`, in the blob table).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct KernelState {
+    pub last_at_ms: u64,
+    pub last_step: u64,
+    pub timers: crate::effects::timer::TimerTable,
+    pub budgets: crate::caps::BudgetLedger,
+    /// Ingress entries journaled but not yet processed, in order.
+    pub pending: Vec<u64>,
 }
 
 /// How one step ended.
@@ -77,6 +90,8 @@ pub enum KernelError {
     Journal(#[from] JournalError),
     #[error("agent `{agent}`: {reason}")]
     Agent { agent: String, reason: String },
+    #[error("the world's latest snapshot cannot be restored: {0}")]
+    Snapshot(String),
 }
 
 /// The first place where re-execution disagreed with the journal.
@@ -102,6 +117,8 @@ pub struct Kernel {
     inbox: VecDeque<(u64, Ingress)>,
     recovered: HashMap<u64, HashMap<(u64, u32), RecoveredCall>>,
     last_at_ms: u64,
+    /// Ingress seq of the last step processed (live or replayed).
+    last_step: u64,
 }
 
 fn call_error(error: CallError) -> (FailureKind, String) {
@@ -161,6 +178,7 @@ impl Kernel {
                     instance: Some(instance),
                     state,
                     state_digest,
+                    steps_since_snapshot: 0,
                 },
             );
         }
@@ -186,6 +204,7 @@ impl Kernel {
             inbox: VecDeque::new(),
             recovered: HashMap::new(),
             last_at_ms: genesis_ms,
+            last_step: 0,
         })
     }
 
@@ -250,11 +269,82 @@ impl Kernel {
             on_step(&record);
             steps += 1;
             if steps % STEPS_PER_COMMIT == 0 {
-                self.lock().commit()?;
+                self.commit_with_snapshot()?;
             }
         }
-        self.lock().commit()?;
+        self.commit_with_snapshot()?;
         Ok(steps)
+    }
+
+    /// Commit, first journaling a snapshot if an agent has reached its snapshot interval.
+    fn commit_with_snapshot(&mut self) -> Result<(), KernelError> {
+        let due = self
+            .agents
+            .values()
+            .any(|slot| slot.def.snapshot_every > 0 && slot.steps_since_snapshot >= slot.def.snapshot_every);
+        // Right after a crash, queued steps still hold journaled intents and receipts to reuse.
+        if due && self.recovered.is_empty() {
+            self.snapshot();
+        }
+        self.lock().commit()?;
+        Ok(())
+    }
+
+    /// Journal a snapshot of every agent and of the stepper (blobs deduplicate unchanged states).
+    pub fn snapshot(&mut self) {
+        let state = KernelState {
+            last_at_ms: self.last_at_ms,
+            last_step: self.last_step,
+            timers: std::mem::take(&mut *self.live.timers.lock().expect("timer lock")),
+            budgets: std::mem::take(&mut *self.live.budgets.lock().expect("budget lock")),
+            pending: self.inbox.iter().map(|(seq, _)| *seq).collect(),
+        };
+        let bytes = postcard::to_allocvec(&state).expect("kernel state always encodes");
+        *self.live.timers.lock().expect("timer lock") = state.timers;
+        *self.live.budgets.lock().expect("budget lock") = state.budgets;
+        let mut journal = self.journal.lock().expect("journal lock poisoned");
+        let kernel = journal.put_blob(&bytes);
+        let agents = self
+            .agents
+            .iter_mut()
+            .map(|(name, slot)| {
+                slot.steps_since_snapshot = 0;
+                (name.clone(), journal.put_blob(&slot.state))
+            })
+            .collect();
+        journal.append(EntryBody::Snapshot(Snapshot {
+            after_step: self.last_step,
+            agents,
+            kernel,
+        }));
+    }
+
+    /// Start from a journaled snapshot: agent states (restored into fresh instances at their
+    /// next step) and the stepper's state. Returns the ingress entries it had not processed.
+    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<Vec<u64>, KernelError> {
+        let journal = self.journal.lock().expect("journal lock poisoned");
+        let missing = |what: String| KernelError::Snapshot(format!("{what} is missing from the blob table"));
+        for (name, digest) in &snapshot.agents {
+            let slot = self.agents.get_mut(name).ok_or_else(|| {
+                KernelError::Snapshot(format!("it names agent `{name}`, which the world does not have"))
+            })?;
+            let state = journal
+                .blob(digest)?
+                .ok_or_else(|| missing(format!("agent `{name}`'s state sha256:{}", hex::encode(digest))))?;
+            slot.state_digest = sha256(&state);
+            slot.state = state;
+            slot.instance = None;
+        }
+        let bytes = journal
+            .blob(&snapshot.kernel)?
+            .ok_or_else(|| missing("the stepper state".into()))?;
+        let state: KernelState = postcard::from_bytes(&bytes)
+            .map_err(|e| KernelError::Snapshot(format!("the stepper state does not decode: {e}")))?;
+        self.last_at_ms = state.last_at_ms;
+        self.last_step = state.last_step;
+        *self.live.timers.lock().expect("timer lock") = state.timers;
+        *self.live.budgets.lock().expect("budget lock") = state.budgets;
+        Ok(state.pending)
     }
 
     /// Journal the firing of the first due timer (as its agent's ingress, at its due time).
@@ -449,6 +539,7 @@ impl Kernel {
             divergence: None,
         };
         let world_id = self.world_id;
+        self.last_step = seq;
         let Some(slot) = self.agents.get_mut(&ingress.agent) else {
             record.outcome = StepOutcome::Failed {
                 kind: FailureKind::Undeliverable,
@@ -507,6 +598,7 @@ impl Kernel {
             Ok(state) => {
                 slot.state_digest = sha256(&state);
                 slot.state = state;
+                slot.steps_since_snapshot += 1;
                 StepOutcome::Committed {
                     state_digest: slot.state_digest,
                 }

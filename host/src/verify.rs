@@ -4,7 +4,8 @@
 //! the first must be genesis; the head recorded in `meta` must be the last entry; every
 //! receipt must be signed by the genesis key for this world and commit to the request and
 //! outcome payloads stored beside it; every checkpoint must be signed by that key and state the
-//! size and root of the receipt log up to it; every blob must hash to its key.
+//! size and root of the receipt log up to it; every snapshot must hold the states its agents'
+//! last committed steps recorded; every blob must hash to its key.
 
 use crate::journal::entry::{Entry, EntryBody, Genesis, entry_hash, sha256};
 use crate::journal::{Journal, JournalError};
@@ -18,6 +19,7 @@ pub struct VerifyReport {
     pub receipts: u64,
     pub steps: u64,
     pub checkpoints: u64,
+    pub snapshots: u64,
     pub world_id: String,
     pub public_key: String,
     /// The last checkpoint of the journal, if any.
@@ -52,6 +54,8 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
     let mut genesis: Option<(Genesis, VerifyingKey)> = None;
     let mut prev_hash = [0u8; 32];
     let mut log = Frontier::default();
+    // Each agent's state digest as of its last committed step, to check snapshots against.
+    let mut states: std::collections::HashMap<String, [u8; 32]> = std::collections::HashMap::new();
     for (index, (seq, bytes)) in raw.iter().enumerate() {
         let seq = *seq;
         if seq != index as u64 {
@@ -149,7 +153,37 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                 report.checkpoints += 1;
                 report.latest_checkpoint = Some(c.clone());
             }
-            (EntryBody::StepCommitted(_) | EntryBody::StepFailed(_), _) => report.steps += 1,
+            (EntryBody::StepCommitted(step), _) => {
+                states.insert(step.agent.clone(), step.state_digest);
+                report.steps += 1;
+            }
+            (EntryBody::StepFailed(_), _) => report.steps += 1,
+            (EntryBody::Snapshot(snapshot), _) => {
+                for (agent, digest) in &snapshot.agents {
+                    if journal.blob(digest)?.is_none() {
+                        return Err(bad(
+                            seq,
+                            format!("snapshot of agent `{agent}` is missing from the blob table"),
+                        ));
+                    }
+                    if let Some(committed) = states.get(agent)
+                        && committed != digest
+                    {
+                        return Err(bad(
+                            seq,
+                            format!(
+                                "snapshot of agent `{agent}` is sha256:{}, but its last committed step recorded state sha256:{}",
+                                hex::encode(digest),
+                                hex::encode(committed)
+                            ),
+                        ));
+                    }
+                }
+                if journal.blob(&snapshot.kernel)?.is_none() {
+                    return Err(bad(seq, "snapshot's stepper state is missing from the blob table"));
+                }
+                report.snapshots += 1;
+            }
             _ => {}
         }
         report.entries += 1;

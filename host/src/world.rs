@@ -16,7 +16,7 @@ use crate::receipts::HostKey;
 use crate::runtime::Runtime;
 use agentos_air::Manifest;
 use anyhow::{Context as _, Result, bail};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -101,6 +101,12 @@ pub struct ReplayReport {
     pub divergence: Option<ReplayDivergence>,
     pub elapsed: Duration,
     pub pending: usize,
+    /// The snapshot entry replay started from (`None`: genesis).
+    pub from_snapshot: Option<u64>,
+    /// Snapshots compared with re-executed states.
+    pub snapshots_checked: u64,
+    /// Each agent's state digest (hex) at the end.
+    pub agent_states: BTreeMap<String, String>,
 }
 
 /// An open, recovered world.
@@ -115,10 +121,20 @@ pub struct World {
 /// How to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
-    /// Create genesis if needed; refuse a world whose replay diverges.
+    /// Create genesis if needed; start from the latest snapshot; refuse a world whose replay
+    /// diverges.
     Run,
     /// Never write; report divergences instead of refusing.
-    Replay,
+    Replay(ReplayFrom),
+}
+
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// Genesis: every step re-executed, every snapshot checked against re-execution.
+    Genesis,
+    /// The latest snapshot at or before this entry number (the latest of all when `None`).
+    Snapshot(Option<u64>),
 }
 
 impl World {
@@ -130,7 +146,7 @@ impl World {
     pub fn open_with_progress(root: &Path, mode: OpenMode, progress: impl FnMut(u64, u64)) -> Result<World> {
         let paths = WorldPaths::new(root);
         let manifest = read_manifest(&paths)?;
-        let journal = if mode == OpenMode::Replay {
+        let journal = if matches!(mode, OpenMode::Replay(_)) {
             open_existing_journal(&paths)?
         } else {
             std::fs::create_dir_all(paths.state())
@@ -194,7 +210,14 @@ impl World {
             kernel,
             recovery: ReplayReport::default(),
         };
-        world.recovery = world.recover(progress)?;
+        let start = match mode {
+            OpenMode::Run | OpenMode::Replay(ReplayFrom::Snapshot(None)) => {
+                world.kernel.journal.lock().expect("journal lock").latest_snapshot()
+            }
+            OpenMode::Replay(ReplayFrom::Snapshot(Some(at))) => world.snapshot_at_or_before(at)?,
+            OpenMode::Replay(ReplayFrom::Genesis) => None,
+        };
+        world.recovery = world.recover(start, progress)?;
         if mode == OpenMode::Run
             && let Some(divergence) = &world.recovery.divergence
         {
@@ -208,12 +231,58 @@ impl World {
         Ok(world)
     }
 
-    /// Replay every committed step and queue the rest. Stops at the first divergence.
-    /// `progress` sees (done, total) counts.
-    fn recover(&mut self, mut progress: impl FnMut(u64, u64)) -> Result<ReplayReport> {
+    /// The last snapshot entry at or before entry `at`.
+    fn snapshot_at_or_before(&self, at: u64) -> Result<Option<u64>> {
+        let journal = self.kernel.journal.lock().expect("journal lock");
+        Ok(journal
+            .entries()?
+            .iter()
+            .filter(|e| e.seq <= at && matches!(e.body, EntryBody::Snapshot(_)))
+            .map(|e| e.seq)
+            .next_back())
+    }
+
+    /// Restore the snapshot at entry `seq`; returns the ingresses it had not processed.
+    fn restore_snapshot(&mut self, seq: u64) -> Result<Vec<(u64, Ingress)>> {
+        let journal = self.kernel.journal.clone();
+        let entry = |seq: u64| -> Result<EntryBody> {
+            let journal = journal.lock().expect("journal lock");
+            Ok(journal
+                .entry(seq)?
+                .with_context(|| format!("entry #{seq} is missing"))?
+                .body)
+        };
+        let EntryBody::Snapshot(snapshot) = entry(seq)? else {
+            bail!("entry #{seq} is not a snapshot");
+        };
+        let pending = self
+            .kernel
+            .restore(&snapshot)
+            .with_context(|| format!("snapshot #{seq}"))?;
+        pending
+            .into_iter()
+            .map(|p| match entry(p)? {
+                EntryBody::Ingress(ingress) => Ok((p, ingress)),
+                other => bail!(
+                    "snapshot #{seq} lists entry #{p} as unprocessed, but it is {}",
+                    other.kind()
+                ),
+            })
+            .collect()
+    }
+
+    /// Replay every committed step after `snapshot` (from genesis when `None`) and queue the
+    /// rest. Stops at the first divergence. `progress` sees (done, total) counts.
+    fn recover(&mut self, snapshot: Option<u64>, mut progress: impl FnMut(u64, u64)) -> Result<ReplayReport> {
         let started = Instant::now();
-        let entries = self.kernel.journal.lock().expect("journal lock").entries()?;
-        let mut ingresses = Vec::new();
+        let mut ingresses = match snapshot {
+            Some(seq) => self.restore_snapshot(seq)?,
+            None => Vec::new(),
+        };
+        let first = snapshot.map_or(0, |seq| seq + 1);
+        let entries = self.kernel.journal.lock().expect("journal lock").entries_from(first)?;
+        // Snapshots to check against re-execution, by the step after which each was taken.
+        let mut snapshots: HashMap<u64, Vec<(u64, crate::journal::entry::Snapshot)>> = HashMap::new();
         let mut at_ms_of: HashMap<u64, u64> = HashMap::new();
         let mut recorded: HashMap<u64, Recorded> = HashMap::new();
         let mut calls: HashMap<(u64, u32), RecordedCall> = HashMap::new();
@@ -271,6 +340,12 @@ impl World {
                     });
                     r.effects = step.effects;
                 }
+                EntryBody::Snapshot(snapshot) => {
+                    snapshots
+                        .entry(snapshot.after_step)
+                        .or_default()
+                        .push((entry.seq, snapshot));
+                }
                 EntryBody::Genesis(_)
                 | EntryBody::TimerScheduled(_)
                 | EntryBody::TimerCancelled(_)
@@ -295,7 +370,8 @@ impl World {
                     if matches!(record.outcome, StepOutcome::Failed { .. }) {
                         report.failed_steps += 1;
                     }
-                    report.divergence = divergence;
+                    report.divergence =
+                        divergence.or_else(|| self.check_snapshots(snapshots.remove(&seq), &mut report));
                     progress(report.steps_replayed, total);
                 }
                 _ => {
@@ -327,8 +403,41 @@ impl World {
             }
         }
         report.pending = self.kernel.pending();
+        report.from_snapshot = snapshot;
+        report.agent_states = self
+            .kernel
+            .agents
+            .iter()
+            .map(|(name, slot)| (name.clone(), hex::encode(slot.state_digest)))
+            .collect();
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Compare snapshots taken right after a replayed step with the agents' re-executed states.
+    fn check_snapshots(
+        &self,
+        snapshots: Option<Vec<(u64, crate::journal::entry::Snapshot)>>,
+        report: &mut ReplayReport,
+    ) -> Option<ReplayDivergence> {
+        for (seq, snapshot) in snapshots.unwrap_or_default() {
+            report.snapshots_checked += 1;
+            for (agent, digest) in &snapshot.agents {
+                let replayed = self.kernel.agents.get(agent).map(|slot| slot.state_digest);
+                if replayed != Some(*digest) {
+                    return Some(ReplayDivergence {
+                        ingress: snapshot.after_step,
+                        agent: agent.clone(),
+                        detail: format!(
+                            "snapshot #{seq} records state sha256:{}, re-execution gave {}",
+                            hex::encode(digest),
+                            replayed.map_or("no such agent".into(), |d| format!("sha256:{}", hex::encode(d)))
+                        ),
+                    });
+                }
+            }
+        }
+        None
     }
 
     /// Validate and journal an event for `agent` (WAVE text or JSON). Returns its seq.
@@ -480,7 +589,11 @@ fn check_matches_genesis(paths: &WorldPaths, manifest: &Manifest, genesis: &Gene
             hex::encode(genesis.host_public_key)
         );
     }
-    if genesis.manifest_digest != manifest.digest() {
+    // The manifest of record as this host reads it: a later host may add defaulted fields,
+    // which changes the canonical digest of an unchanged configuration.
+    let same_as_record = genesis.manifest_digest == manifest.digest()
+        || Manifest::parse_json(&genesis.manifest_json, "genesis").is_ok_and(|m| m.digest() == manifest.digest());
+    if !same_as_record {
         bail!(
             "{} changed since the world was created (manifest of record sha256:{}, file sha256:{}); \
              changing a world's configuration goes through governance, which this host does not support yet — \

@@ -5,7 +5,7 @@
 
 use super::init;
 use super::print_entries_from;
-use crate::world::{EventInput, OpenMode, World, WorldPaths, open_existing_journal};
+use crate::world::{EventInput, OpenMode, ReplayFrom, World, WorldPaths, open_existing_journal};
 use anyhow::{Result, bail};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -126,7 +126,7 @@ grants = ["notes", "reply"]
 }
 
 fn replay_and_verify(dir: &Path) -> Result<()> {
-    let replayed = World::open(dir, OpenMode::Replay)?;
+    let replayed = World::open(dir, OpenMode::Replay(ReplayFrom::Genesis))?;
     if let Some(divergence) = &replayed.recovery.divergence {
         bail!("demo replay diverged at {divergence}");
     }

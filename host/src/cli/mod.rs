@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod init;
 mod proofs;
+mod replay;
 mod show;
 
 use crate::journal::entry::EntryBody;
@@ -82,11 +83,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-execute every step, serving effects from receipts, and compare with the journal.
+    /// Re-execute steps, serving effects from receipts, and compare with the journal.
     ///
+    /// By default (and with --all) from genesis: every step, and every snapshot is checked
+    /// against the re-executed states. With --from, from a snapshot: only the steps after it.
     /// Exits 1 at the first divergence, naming the step, the agent and what differed.
     Replay {
         dir: PathBuf,
+        /// From genesis (the default).
+        #[arg(long, conflicts_with = "from")]
+        all: bool,
+        /// From the latest snapshot at or before entry SEQ, or `latest`.
+        #[arg(long, value_name = "SEQ|latest")]
+        from: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -307,57 +316,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             }
         }
-        Command::Replay { dir, json } => {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} steps ({per_sec})")
-                    .expect("valid template"),
-            );
-            let world = World::open_with_progress(&dir, OpenMode::Replay, |done, total| {
-                if total >= 1000 {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                }
-            })?;
-            bar.finish_and_clear();
-            let report = &world.recovery;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "steps_replayed": report.steps_replayed,
-                        "effects_served_from_receipts": report.effects_served,
-                        "failed_steps_reproduced": report.failed_steps,
-                        "pending": report.pending,
-                        "elapsed_ms": report.elapsed.as_millis() as u64,
-                        "divergence": report.divergence.as_ref().map(|d| serde_json::json!({
-                            "step": d.ingress, "agent": d.agent, "detail": d.detail
-                        })),
-                    })
-                );
-            }
-            match &report.divergence {
-                Some(divergence) => {
-                    if !json {
-                        eprintln!("replay DIVERGED at {divergence}");
-                    }
-                    return Ok(ExitCode::from(1));
-                }
-                None if !json => println!(
-                    "replay OK: {} steps re-executed ({} failed as recorded), {} effects served from receipts, identical state digests and outputs, {:.1} ms{}",
-                    report.steps_replayed,
-                    report.failed_steps,
-                    report.effects_served,
-                    report.elapsed.as_secs_f64() * 1e3,
-                    if report.pending > 0 {
-                        format!("; {} events pending", report.pending)
-                    } else {
-                        String::new()
-                    }
-                ),
-                None => {}
-            }
-        }
+        Command::Replay {
+            dir,
+            all: _,
+            from,
+            json,
+        } => return replay::run(&dir, from.as_deref(), json),
         Command::Verify { dir, checkpoint, json } => return proofs::verify(&dir, checkpoint.as_deref(), json),
         Command::Checkpoint { dir } => proofs::checkpoint(&dir)?,
         Command::Prove {

@@ -37,11 +37,12 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "verify OK: {} entries hash-chained, {} receipts signed by {}, {} checkpoints, {} steps{}",
+                    "verify OK: {} entries hash-chained, {} receipts signed by {}, {} checkpoints, {} snapshots, {} steps{}",
                     report.entries,
                     report.receipts,
                     report.public_key,
                     report.checkpoints,
+                    report.snapshots,
                     report.steps,
                     old.as_ref()
                         .map(|(path, _)| format!("; extends the checkpoint in {}", path.display()))

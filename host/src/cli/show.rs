@@ -136,6 +136,20 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
             Some(t.ingress),
             format!("timer {} cancelled by step #{}", t.id, t.ingress),
         ),
+        EntryBody::Snapshot(snapshot) => (
+            None,
+            Some(snapshot.after_step),
+            format!(
+                "snapshot after step #{}: {}",
+                snapshot.after_step,
+                snapshot
+                    .agents
+                    .iter()
+                    .map(|(agent, digest)| format!("{agent} sha256:{}", short(digest)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
         EntryBody::Checkpoint(c) => (
             None,
             None,

@@ -40,7 +40,7 @@ impl Host for EffectGate {
 }
 
 /// A timer that has been journaled and has neither fired nor been cancelled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingTimer {
     pub agent: String,
     pub event: String,
@@ -48,7 +48,7 @@ pub struct PendingTimer {
 }
 
 /// The world's pending timers, by id.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TimerTable {
     pub pending: BTreeMap<u64, PendingTimer>,
 }

@@ -66,6 +66,8 @@ pub enum EntryBody {
     TimerCancelled(TimerCancelled),
     /// The host's signed statement of the receipt log's size and root at the end of a commit.
     Checkpoint(SignedCheckpoint),
+    /// Every agent's state and the stepper's own, after a step: where reopening starts.
+    Snapshot(Snapshot),
 }
 
 impl EntryBody {
@@ -81,8 +83,21 @@ impl EntryBody {
             EntryBody::TimerScheduled(_) => "timer-scheduled",
             EntryBody::TimerCancelled(_) => "timer-cancelled",
             EntryBody::Checkpoint(_) => "checkpoint",
+            EntryBody::Snapshot(_) => "snapshot",
         }
     }
+}
+
+/// The world's state after the step of ingress `after_step`: each agent's `lifecycle.snapshot()`
+/// bytes and the stepper's state (pending timers, budget use, clock, unprocessed events), all in
+/// the blob table by digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub after_step: u64,
+    /// (agent, sha256 of its snapshot bytes), by agent name.
+    pub agents: Vec<(String, Digest)>,
+    /// sha256 of the stepper state blob (`postcard(KernelState)`).
+    pub kernel: Digest,
 }
 
 /// The first entry: who this world is and what it runs.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tables::{BLOBS, JOURNAL, META, META_FORMAT_VERSION, META_HEAD, META_TRANSPARENCY};
+use tables::{BLOBS, JOURNAL, META, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_TRANSPARENCY};
 
 /// Operating errors of the journal.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,8 @@ pub struct Journal {
     pending_blobs: HashMap<Digest, Vec<u8>>,
     /// The receipt log as of the sealed entries.
     log: TransparencyState,
+    /// Seq of the last snapshot entry, sealed entries included.
+    latest_snapshot: Option<u64>,
     /// Who signs a checkpoint at each commit that added receipts (unset: no checkpoints).
     checkpoint_signer: Option<([u8; 16], Arc<HostKey>)>,
 }
@@ -110,6 +112,7 @@ impl Journal {
             sealed: Vec::new(),
             pending_blobs: HashMap::new(),
             log: TransparencyState::default(),
+            latest_snapshot: None,
             checkpoint_signer: None,
         };
         let txn = journal.db.begin_write().map_err(|e| storage(e.into()))?;
@@ -150,6 +153,9 @@ impl Journal {
             })?,
             None => journal.rebuild_transparency()?,
         };
+        journal.latest_snapshot = journal
+            .meta(META_LATEST_SNAPSHOT)?
+            .and_then(|bytes| bytes.try_into().ok().map(u64::from_le_bytes));
         Ok(journal)
     }
 
@@ -207,6 +213,11 @@ impl Journal {
         self.checkpoint_signer = Some((world_id, key));
     }
 
+    /// Seq of the last snapshot entry, if any (sealed entries included).
+    pub fn latest_snapshot(&self) -> Option<u64> {
+        self.latest_snapshot
+    }
+
     /// Number of receipts in the log, sealed entries included.
     pub fn receipt_count(&self) -> u64 {
         self.log.frontier.size
@@ -262,8 +273,10 @@ impl Journal {
             let hash = entry_hash(&stored);
             // Pair assertion: what we store decodes to what we meant to store.
             debug_assert_eq!(Entry::decode(&stored).ok().as_ref(), Some(&entry));
-            if let EntryBody::EffectReceipt(r) = &entry.body {
-                self.log.frontier.push(&receipt_leaf(&r.receipt));
+            match &entry.body {
+                EntryBody::EffectReceipt(r) => self.log.frontier.push(&receipt_leaf(&r.receipt)),
+                EntryBody::Snapshot(_) => self.latest_snapshot = Some(seq),
+                _ => {}
             }
             self.sealed.push((seq, stored, hash));
             self.last_hash = hash;
@@ -316,6 +329,10 @@ impl Journal {
             let log = postcard::to_allocvec(&self.log).expect("the transparency state always encodes");
             meta.insert(META_TRANSPARENCY, log.as_slice())
                 .map_err(|e| self.storage_error(e))?;
+            if let Some(seq) = self.latest_snapshot {
+                meta.insert(META_LATEST_SNAPSHOT, seq.to_le_bytes().as_slice())
+                    .map_err(|e| self.storage_error(e))?;
+            }
         }
         txn.commit().map_err(|e| self.storage_error(e))?;
         self.sealed.clear();
@@ -353,16 +370,24 @@ impl Journal {
 
     /// Every committed entry, decoded, in order.
     pub fn entries(&self) -> Result<Vec<Entry>, JournalError> {
-        self.raw_entries()?
-            .into_iter()
-            .map(|(seq, bytes)| {
-                Entry::decode(&bytes).map_err(|source| JournalError::Decode {
-                    path: self.path.clone(),
-                    seq,
-                    source,
-                })
-            })
-            .collect()
+        self.entries_from(0)
+    }
+
+    /// The committed entries from `first` on, decoded, in order.
+    pub fn entries_from(&self, first: u64) -> Result<Vec<Entry>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+        let mut out = Vec::new();
+        for row in table.range(first..).map_err(|e| self.storage_error(e))? {
+            let (seq, bytes) = row.map_err(|e| self.storage_error(e))?;
+            let entry = Entry::decode(bytes.value()).map_err(|source| JournalError::Decode {
+                path: self.path.clone(),
+                seq: seq.value(),
+                source,
+            })?;
+            out.push(entry);
+        }
+        Ok(out)
     }
 
     /// Digests of committed blobs whose bytes no longer hash to their key.

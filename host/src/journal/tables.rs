@@ -4,7 +4,7 @@
 //! payloads). `meta`: format version, world id, and the head of the chain (`head` = seq ‖ hash),
 //! which lets `verify` notice a removed or altered last entry; `transparency` = the receipt
 //! log's right edge and last checkpointed size, so a reopened journal goes on without rereading
-//! every receipt.
+//! every receipt; `latest_snapshot` = seq of the last snapshot entry, where reopening starts).
 
 use redb::TableDefinition;
 
@@ -15,3 +15,4 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const META_FORMAT_VERSION: &str = "format_version";
 pub const META_HEAD: &str = "head";
 pub const META_TRANSPARENCY: &str = "transparency";
+pub const META_LATEST_SNAPSHOT: &str = "latest_snapshot";
