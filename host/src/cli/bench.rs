@@ -16,7 +16,7 @@ fn per_second(count: u64, started: Instant) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
-pub fn run(steps: u64, json: bool) -> Result<()> {
+pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let world_dir = scratch.path().join("bench-world");
     super::init::init(&world_dir, super::init::Template::Counter)?;
@@ -70,6 +70,8 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
     let durable = per_second(durable_steps, started);
 
     let effects = effect_overhead(scratch.path(), (steps / 10).max(200))?;
+    let recovery = super::bench_verifiability::recovery(scratch.path(), recovery_steps)?;
+    let verify = super::bench_verifiability::verify_throughput(scratch.path(), (steps / 4).max(100))?;
 
     if json {
         println!(
@@ -85,6 +87,15 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
                 "choke_point_added_us": effects.gated_http_us - effects.raw_http_us,
                 "choke_point_log_us": effects.gated_log_us,
                 "raw_ed25519_sign_us": effects.raw_sign_us,
+                "recovery_steps": recovery.steps,
+                "recovery_snapshots": recovery.snapshots,
+                "open_from_snapshot_and_step_ms": recovery.open_and_step_ms,
+                "replay_from_genesis_ms": recovery.replay_from_genesis_ms,
+                "verify_entries": verify.entries,
+                "verify_entries_per_s": verify.verify_entries_per_s,
+                "verify_receipts_per_s": verify.verify_receipts_per_s,
+                "raw_ed25519_verifications_per_s": verify.raw_verifications_per_s,
+                "verify_vs_raw_ratio": verify.verify_receipts_per_s / verify.raw_verifications_per_s,
             })
         );
     } else {
@@ -116,6 +127,30 @@ pub fn run(steps: u64, json: bool) -> Result<()> {
         println!(
             "  raw ed25519 receipt signature        {:>12.1} µs   (done on the signer thread, overlapping adapters)",
             effects.raw_sign_us
+        );
+        println!(
+            "recovery, a counter world of {} steps with {} snapshots",
+            recovery.steps, recovery.snapshots
+        );
+        println!(
+            "  open from latest snapshot + 1 step   {:>12.1} ms   (durable)",
+            recovery.open_and_step_ms
+        );
+        println!(
+            "  replay from genesis                  {:>12.1} ms   ratio {:.1}x slower",
+            recovery.replay_from_genesis_ms,
+            recovery.replay_from_genesis_ms / recovery.open_and_step_ms
+        );
+        println!("verify, {} entries with {} receipts", verify.entries, verify.receipts);
+        println!(
+            "  raw ed25519 verifications            {:>12.0} /s",
+            verify.raw_verifications_per_s
+        );
+        println!(
+            "  verify (receipts checked)            {:>12.0} /s   ratio {:.2} of raw ({:.0} entries/s)",
+            verify.verify_receipts_per_s,
+            verify.verify_receipts_per_s / verify.raw_verifications_per_s,
+            verify.verify_entries_per_s
         );
     }
     Ok(())

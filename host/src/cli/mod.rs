@@ -2,6 +2,7 @@
 //! decision is made by `world`, `kernel` and `verify`.
 
 mod bench;
+mod bench_verifiability;
 mod demo;
 mod init;
 mod proofs;
@@ -153,6 +154,9 @@ enum Command {
         /// Steps per measurement.
         #[arg(long, default_value_t = 20_000)]
         steps: u64,
+        /// Steps of the world reopened from its snapshot and replayed from genesis.
+        #[arg(long, default_value_t = 100_000)]
+        recovery_steps: u64,
         #[arg(long)]
         json: bool,
     },
@@ -332,7 +336,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => proofs::prove(&dir, receipt.as_deref(), consistency.as_deref(), output.as_deref())?,
         Command::VerifyProof { file, public_key, json } => return proofs::verify_proof(&file, &public_key, json),
         Command::Demo { dir } => demo::run(dir)?,
-        Command::Bench { steps, json } => bench::run(steps, json)?,
+        Command::Bench {
+            steps,
+            recovery_steps,
+            json,
+        } => bench::run(steps, recovery_steps, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }
