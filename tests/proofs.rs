@@ -134,3 +134,56 @@ fn a_journal_cut_back_before_an_older_checkpoint_fails_against_it() {
         "{error}"
     );
 }
+
+#[test]
+fn an_audit_bundle_verifies_replays_and_proves_without_the_world() {
+    let (scratch, dir) = init("hello");
+    let manifest = dir.join("world.toml");
+    std::fs::write(
+        &manifest,
+        std::fs::read_to_string(&manifest).unwrap() + "snapshot_every = 2\n",
+    )
+    .unwrap();
+    for name in ["ada", "bob", "cy"] {
+        ok(&["send", s(&dir), "hello", &format!(r#"greet("{name}")"#)]);
+    }
+    let key = public_key(&dir);
+    let receipt = seqs_of(&log_json(&dir), "effect-receipt")[3];
+    let bundle = scratch.path().join("audit.agentos");
+    let out = ok(&["export", s(&dir), s(&bundle)]);
+    assert!(out.contains("exported") && out.contains("blobs"), "{out}");
+    let error = fails(&["export", s(&dir), s(&bundle)], 2);
+    assert!(error.contains("already exists"), "{error}");
+    let original_log = ok(&["log", s(&dir)]);
+    // The auditor has the bundle and the public key, nothing else.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(&bundle).unwrap();
+
+    let out = ok(&["verify", s(&bundle)]);
+    assert!(
+        out.contains("6 receipts") && out.contains(&key) && out.contains("3 steps"),
+        "{out}"
+    );
+    let out = ok(&["replay", s(&bundle)]);
+    assert!(
+        out.contains("replay OK from genesis: 3 steps re-executed") && out.contains("1 snapshots matched"),
+        "{out}"
+    );
+    let out = ok(&["replay", s(&bundle), "--from", "latest"]);
+    assert!(out.contains("replay OK from snapshot #"), "{out}");
+    assert_eq!(ok(&["log", s(&bundle)]), original_log);
+    let proof = scratch.path().join("proof.json");
+    ok(&["prove", s(&bundle), &receipt.to_string(), "-o", s(&proof)]);
+    ok(&["verify-proof", s(&proof), "--public-key", &key]);
+    assert_eq!(
+        std::fs::read(&bundle).unwrap(),
+        bytes,
+        "reading a bundle never changes it"
+    );
+
+    // A journal file that is not a bundle is named as such.
+    let (_other_scratch, other) = init("counter");
+    ok(&["send", s(&other), "counter", "increment(1)"]);
+    let error = fails(&["verify", s(&other.join(".agentos/journal.redb"))], 2);
+    assert!(error.contains("is a journal file but not an audit bundle"), "{error}");
+}

@@ -72,7 +72,11 @@ pub struct AgentDef {
     #[serde(default)]
     pub grants: Vec<String>,
     /// Configuration handed to `lifecycle.init`, as JSON text (`null` when absent).
-    #[serde(default = "null_config", deserialize_with = "config_as_json")]
+    #[serde(
+        default = "null_config",
+        deserialize_with = "config_as_json",
+        serialize_with = "config_as_value"
+    )]
     pub config: String,
     /// Wasm fuel per step (roughly, instructions).
     #[serde(default = "default_fuel")]
@@ -113,6 +117,17 @@ impl AgentDef {
 fn config_as_json<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
     let value = serde_json::Value::deserialize(de)?;
     Ok(value.to_string())
+}
+
+/// The inverse of [`config_as_json`] for human-readable formats (JSON and TOML get the value
+/// back, so a manifest round-trips); the canonical binary encoding keeps the text.
+fn config_as_value<S: serde::Serializer>(config: &str, ser: S) -> Result<S::Ok, S::Error> {
+    if ser.is_human_readable() {
+        let value: serde_json::Value = serde_json::from_str(config).map_err(serde::ser::Error::custom)?;
+        value.serialize(ser)
+    } else {
+        ser.serialize_str(config)
+    }
 }
 
 /// The effect interfaces of `agentos:core`.

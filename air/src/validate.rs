@@ -315,6 +315,18 @@ mod tests {
     }
 
     #[test]
+    fn agents_with_config_round_trip_through_json() {
+        let text = "[world]\nname = \"w\"\n[modules.m]\ncomponent = \"m.wasm\"\n\
+                    [agents.plain]\nmodule = \"m\"\n\
+                    [agents.configured]\nmodule = \"m\"\nconfig = { model = \"small\", limits = [1, 2] }\n";
+        let manifest = Manifest::parse_toml(text, "world.toml").unwrap();
+        assert_eq!(manifest.agents["plain"].config, "null");
+        let back = Manifest::parse_json(&manifest.to_json(), "journal").unwrap();
+        assert_eq!(back, manifest);
+        assert_eq!(back.digest(), manifest.digest());
+    }
+
+    #[test]
     fn effect_capabilities_are_checked_against_the_world() {
         let text = r#"
             [world]

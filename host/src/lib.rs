@@ -5,6 +5,7 @@
 //! Modules point one way: `cli` → `world` → `kernel` / `effects` / `runtime` → `journal`,
 //! `receipts`, `caps`. See ARCHITECTURE.md for the invariants each one keeps.
 
+pub mod bundle;
 pub mod caps;
 pub mod cli;
 pub mod components;

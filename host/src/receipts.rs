@@ -195,6 +195,15 @@ impl HostKey {
         }
     }
 
+    /// A fresh key that lives in memory only (for opening a world that will sign nothing).
+    pub fn ephemeral() -> Result<HostKey, KeyError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
+        Ok(HostKey {
+            signing: SigningKey::from_bytes(&secret),
+        })
+    }
+
     pub fn public(&self) -> VerifyingKey {
         self.signing.verifying_key()
     }

@@ -145,31 +145,32 @@ impl World {
     /// Open, reporting replay progress as (steps done, steps to replay).
     pub fn open_with_progress(root: &Path, mode: OpenMode, progress: impl FnMut(u64, u64)) -> Result<World> {
         let paths = WorldPaths::new(root);
-        let manifest = read_manifest(&paths)?;
-        let journal = if matches!(mode, OpenMode::Replay(_)) {
-            open_existing_journal(&paths)?
-        } else {
-            std::fs::create_dir_all(paths.state())
-                .with_context(|| format!("cannot create {}", paths.state().display()))?;
-            Journal::open(&paths.journal())?
-        };
-        let key = Arc::new(HostKey::load_or_create(&paths.key())?);
-        let journal: SharedJournal = Arc::new(Mutex::new(journal));
-        let genesis = {
-            let mut j = journal.lock().expect("fresh lock");
-            if j.is_empty() {
-                write_genesis(&mut j, &paths, &manifest, &key)?
-            } else {
-                genesis(&j)?
+        let (manifest, journal, key, genesis) = match mode {
+            // Replay needs only the journal: the manifest of record is in genesis, and nothing is
+            // signed (effects are served from receipts), so the key file is not read.
+            OpenMode::Replay(_) => {
+                let journal = open_existing_journal(&paths)?;
+                let genesis = genesis(&journal)?;
+                let manifest = Manifest::parse_json(&genesis.manifest_json, "the journal's genesis entry")?;
+                (manifest, journal, Arc::new(HostKey::ephemeral()?), genesis)
+            }
+            OpenMode::Run => {
+                let manifest = read_manifest(&paths)?;
+                std::fs::create_dir_all(paths.state())
+                    .with_context(|| format!("cannot create {}", paths.state().display()))?;
+                let mut journal = Journal::open(&paths.journal())?;
+                let key = Arc::new(HostKey::load_or_create(&paths.key())?);
+                let genesis = if journal.is_empty() {
+                    write_genesis(&mut journal, &paths, &manifest, &key)?
+                } else {
+                    genesis(&journal)?
+                };
+                check_matches_genesis(&paths, &manifest, &genesis, &key)?;
+                journal.sign_checkpoints(genesis.world_id, key.clone());
+                (manifest, journal, key, genesis)
             }
         };
-        check_matches_genesis(&paths, &manifest, &genesis, &key)?;
-        if mode == OpenMode::Run {
-            journal
-                .lock()
-                .expect("fresh lock")
-                .sign_checkpoints(genesis.world_id, key.clone());
-        }
+        let journal: SharedJournal = Arc::new(Mutex::new(journal));
 
         let runtime = Runtime::new()?;
         let mut agents = Vec::new();
@@ -591,8 +592,8 @@ fn check_matches_genesis(paths: &WorldPaths, manifest: &Manifest, genesis: &Gene
     }
     // The manifest of record as this host reads it: a later host may add defaulted fields,
     // which changes the canonical digest of an unchanged configuration.
-    let same_as_record = genesis.manifest_digest == manifest.digest()
-        || Manifest::parse_json(&genesis.manifest_json, "genesis").is_ok_and(|m| m.digest() == manifest.digest());
+    let same_as_record =
+        Manifest::parse_json(&genesis.manifest_json, "genesis").is_ok_and(|m| m.digest() == manifest.digest());
     if !same_as_record {
         bail!(
             "{} changed since the world was created (manifest of record sha256:{}, file sha256:{}); \

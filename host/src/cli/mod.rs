@@ -9,6 +9,7 @@ mod proofs;
 mod replay;
 mod show;
 
+use crate::bundle::ReadTarget;
 use crate::journal::entry::EntryBody;
 use crate::world::{EventInput, OpenMode, World, WorldPaths, genesis, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
@@ -73,6 +74,7 @@ enum Command {
     },
     /// Print the journal as a timeline of inputs, steps, effects, receipts and failures.
     Log {
+        /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
         /// One JSON object per entry (JSON lines).
         #[arg(long)]
@@ -80,6 +82,7 @@ enum Command {
     },
     /// List effect receipts; with --json, each with its signed bytes, signature and public key.
     Receipts {
+        /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
         #[arg(long)]
         json: bool,
@@ -90,6 +93,7 @@ enum Command {
     /// against the re-executed states. With --from, from a snapshot: only the steps after it.
     /// Exits 1 at the first divergence, naming the step, the agent and what differed.
     Replay {
+        /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
         /// From genesis (the default).
         #[arg(long, conflicts_with = "from")]
@@ -105,6 +109,7 @@ enum Command {
     ///
     /// Exits 1 naming the first bad entry.
     Verify {
+        /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
         /// Also check that the world's receipt log extends this earlier checkpoint (a JSON file
         /// from `agentos-host checkpoint`): a truncated or rewritten log fails.
@@ -113,15 +118,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an audit bundle: the world's whole journal in one file (entries, receipts,
+    /// checkpoints, snapshots, blobs and components, manifest of record, public key).
+    ///
+    /// `verify`, `replay`, `log`, `receipts`, `checkpoint` and `prove` accept the bundle in place
+    /// of the world directory.
+    Export {
+        dir: PathBuf,
+        /// The bundle file to create (must not exist).
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the world's latest signed checkpoint (JSON): keep it to check the world against later
     /// with `verify --checkpoint`.
-    Checkpoint { dir: PathBuf },
+    Checkpoint {
+        /// A world directory, or an audit bundle file written by `export`.
+        dir: PathBuf,
+    },
     /// Print a proof (JSON) that a receipt is in the world's receipt log, or with --consistency
     /// that an older checkpoint's log is a prefix of a newer one's.
     ///
     /// RECEIPT is the journal entry number of the receipt (as `receipts` and `log` show it). The
     /// proof is checked offline by `verify-proof` or any RFC 6962 implementation.
     Prove {
+        /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
         #[arg(required_unless_present = "consistency")]
         receipt: Option<String>,
@@ -294,7 +315,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Log { dir, json } => {
-            let journal = open_existing_journal(&WorldPaths::new(&dir))?;
+            let target = ReadTarget::resolve(&dir)?;
+            let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
             for entry in journal.entries()? {
                 if json {
                     println!("{}", show::entry_json(&journal, &entry));
@@ -304,7 +326,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Receipts { dir, json } => {
-            let journal = open_existing_journal(&WorldPaths::new(&dir))?;
+            let target = ReadTarget::resolve(&dir)?;
+            let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
             let public_key = genesis(&journal)?.host_public_key;
             let mut all = Vec::new();
             for entry in journal.entries()? {
@@ -328,6 +351,20 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => return replay::run(&dir, from.as_deref(), json),
         Command::Verify { dir, checkpoint, json } => return proofs::verify(&dir, checkpoint.as_deref(), json),
         Command::Checkpoint { dir } => proofs::checkpoint(&dir)?,
+        Command::Export { dir, file, json } => {
+            let summary = crate::bundle::export(&dir, &file)?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "exported {} entries and {} blobs ({} bytes) to {}",
+                    summary.entries,
+                    summary.blobs,
+                    summary.bytes,
+                    file.display()
+                );
+            }
+        }
         Command::Prove {
             dir,
             receipt,

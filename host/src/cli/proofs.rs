@@ -1,5 +1,6 @@
 //! `verify`, `checkpoint`, `prove` and `verify-proof`: the auditor's commands.
 
+use crate::bundle::ReadTarget;
 use crate::proofs::{ReceiptLog, check_checkpoint_file, checkpoint_file, verify_proof_text};
 use crate::world::{WorldPaths, genesis, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
@@ -8,7 +9,8 @@ use std::process::ExitCode;
 
 /// Verify a world; with `old_checkpoint`, also that its receipt log extends that checkpoint.
 pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let journal = open_existing_journal(&WorldPaths::new(dir))?;
+    let target = ReadTarget::resolve(dir)?;
+    let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
     let old = match old_checkpoint {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -63,7 +65,8 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
 }
 
 pub fn checkpoint(dir: &Path) -> Result<()> {
-    let journal = open_existing_journal(&WorldPaths::new(dir))?;
+    let target = ReadTarget::resolve(dir)?;
+    let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
     let log = ReceiptLog::read(&journal)?;
     let Some(latest) = log.checkpoints.last() else {
         bail!(
@@ -76,7 +79,8 @@ pub fn checkpoint(dir: &Path) -> Result<()> {
 }
 
 pub fn prove(dir: &Path, receipt: Option<&str>, consistency: Option<&[u64]>, output: Option<&Path>) -> Result<()> {
-    let journal = open_existing_journal(&WorldPaths::new(dir))?;
+    let target = ReadTarget::resolve(dir)?;
+    let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
     let log = ReceiptLog::read(&journal)?;
     let text = match (receipt, consistency) {
         (_, Some(&[old, new])) => serde_json::to_string_pretty(&log.prove_consistency(old, new)?)?,

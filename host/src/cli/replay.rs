@@ -20,7 +20,8 @@ pub fn run(dir: &Path, from: Option<&str>, json: bool) -> Result<ExitCode> {
         indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} steps ({per_sec})")
             .expect("valid template"),
     );
-    let world = World::open_with_progress(dir, OpenMode::Replay(start), |done, total| {
+    let target = crate::bundle::ReadTarget::resolve(dir)?;
+    let world = World::open_with_progress(target.root(), OpenMode::Replay(start), |done, total| {
         if total >= 1000 {
             bar.set_length(total);
             bar.set_position(done);

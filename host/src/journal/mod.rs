@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tables::{BLOBS, JOURNAL, META, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_TRANSPARENCY};
+use tables::{
+    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_TRANSPARENCY,
+};
 
 /// Operating errors of the journal.
 #[derive(Debug, thiserror::Error)]
@@ -390,6 +392,37 @@ impl Journal {
         Ok(out)
     }
 
+    /// Copy every committed entry and blob and the `meta` table into a new file at `path` (which
+    /// must not exist), marked as an audit bundle with `description`. Returns (entries, blobs).
+    pub fn export(&self, path: &Path, description: &str) -> Result<(u64, u64), JournalError> {
+        let target_error = |source: redb::Error| JournalError::Storage {
+            path: path.to_path_buf(),
+            source,
+        };
+        if path.exists() {
+            return Err(target_error(redb::Error::Io(std::io::ErrorKind::AlreadyExists.into())));
+        }
+        let copy = || -> Result<(u64, u64), redb::Error> {
+            let source = self.db.begin_read()?;
+            let target = Database::create(path)?;
+            let txn = target.begin_write()?;
+            let entries = copy_table(&source, &txn, JOURNAL)?;
+            let blobs = copy_table(&source, &txn, BLOBS)?;
+            copy_table(&source, &txn, META)?;
+            txn.open_table(META)?.insert(META_BUNDLE, description.as_bytes())?;
+            txn.commit()?;
+            Ok((entries, blobs))
+        };
+        copy().map_err(target_error)
+    }
+
+    /// The description of the audit bundle this journal was exported as, if it is one.
+    pub fn bundle_description(&self) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .meta(META_BUNDLE)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Digests of committed blobs whose bytes no longer hash to their key.
     pub fn mismatched_blobs(&self) -> Result<Vec<Digest>, JournalError> {
         let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
@@ -416,6 +449,23 @@ impl Journal {
             .map_err(|e| self.storage_error(e))?
             .map(|v| v.value().to_vec()))
     }
+}
+
+/// Copy every row of `table` from one transaction to another; returns the number of rows.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    from: &redb::ReadTransaction,
+    to: &redb::WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<u64, redb::Error> {
+    let source = from.open_table(table)?;
+    let mut target = to.open_table(table)?;
+    let mut rows = 0;
+    for row in source.iter()? {
+        let (key, value) = row?;
+        target.insert(key.value(), value.value())?;
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 /// The journal as shared by the stepper and the live effect backend (one world, one writer).

@@ -16,3 +16,5 @@ pub const META_FORMAT_VERSION: &str = "format_version";
 pub const META_HEAD: &str = "head";
 pub const META_TRANSPARENCY: &str = "transparency";
 pub const META_LATEST_SNAPSHOT: &str = "latest_snapshot";
+/// Present only in audit bundles (`agentos-host export`): JSON describing the export.
+pub const META_BUNDLE: &str = "bundle";
