@@ -187,3 +187,57 @@ fn an_audit_bundle_verifies_replays_and_proves_without_the_world() {
     let error = fails(&["verify", s(&other.join(".agentos/journal.redb"))], 2);
     assert!(error.contains("is a journal file but not an audit bundle"), "{error}");
 }
+
+#[test]
+fn a_rotated_key_signs_from_its_entry_on_and_proofs_follow_the_chain() {
+    let (scratch, dir) = init("hello");
+    ok(&["send", s(&dir), "hello", r#"greet("ada")"#]);
+    let genesis_key = public_key(&dir);
+    let before = scratch.path().join("before.json");
+    std::fs::write(&before, ok(&["checkpoint", s(&dir)])).unwrap();
+    let old_key_file = std::fs::read(dir.join(".agentos/host.key")).unwrap();
+
+    let rotated: serde_json::Value = serde_json::from_str(&ok(&["rotate-key", s(&dir), "--json"])).unwrap();
+    assert_eq!(rotated["old_public_key"], genesis_key.as_str());
+    let new_key = rotated["new_public_key"].as_str().unwrap().to_string();
+    assert_ne!(std::fs::read(dir.join(".agentos/host.key")).unwrap(), old_key_file);
+    ok(&["send", s(&dir), "hello", r#"greet("bob")"#]);
+
+    let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&dir), "--json"])).unwrap();
+    assert_eq!(report["key_rotations"], 1);
+    assert_eq!(report["key_in_force"], new_key.as_str());
+    assert_eq!(report["public_key"], genesis_key.as_str());
+    ok(&["verify", s(&dir), "--checkpoint", s(&before)]);
+
+    // Receipts on both sides of the rotation prove from the genesis key alone.
+    let receipts = seqs_of(&log_json(&dir), "effect-receipt");
+    for seq in [receipts[0], receipts[3]] {
+        let file = scratch.path().join(format!("proof-{seq}.json"));
+        ok(&["prove", s(&dir), &seq.to_string(), "-o", s(&file)]);
+        let out = ok(&["verify-proof", s(&file), "--public-key", &genesis_key]);
+        assert!(out.contains("proof OK"), "{out}");
+        // Trusting only the new key, the chain does not start where the file says it does.
+        let error = fails(&["verify-proof", s(&file), "--public-key", &new_key], 1);
+        assert!(error.contains("key rotation 1: rotation names key"), "{error}");
+    }
+
+    // A rotation that stopped after journaling, before installing the new key file, is
+    // completed by the next open.
+    let state = dir.join(".agentos");
+    std::fs::rename(state.join("host.key"), state.join("host.key.next")).unwrap();
+    std::fs::write(state.join("host.key"), &old_key_file).unwrap();
+    ok(&["send", s(&dir), "hello", r#"greet("cy")"#]);
+    assert!(!state.join("host.key.next").exists());
+    let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&dir), "--json"])).unwrap();
+    assert_eq!(report["receipts"], 6);
+    // A key file that is neither the key in force nor a pending rotation is refused.
+    std::fs::write(state.join("host.key"), &old_key_file).unwrap();
+    let error = fails(&["send", s(&dir), "hello", r#"greet("eve")"#], 2);
+    assert!(
+        error.contains(&format!(
+            "does not hold the host key in force for this world (public key {new_key})"
+        )),
+        "{error}"
+    );
+    replay_and_verify(&dir);
+}

@@ -328,3 +328,54 @@ fn a_snapshot_that_does_not_match_replay_is_named() {
         "{error}"
     );
 }
+
+#[test]
+fn after_a_rotation_the_old_key_and_unknown_rotations_are_refused() {
+    let (_scratch, dir) = greeted_world(&["ada"]);
+    let old_key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    ok(&["rotate-key", s(&dir)]);
+    ok(&["send", s(&dir), "hello", r#"greet("bob")"#]);
+    let entries = read_entries(&dir);
+
+    // A receipt after the rotation, re-signed with the retired key.
+    let mut forged = entries.clone();
+    let at = *receipt_positions(&forged).last().unwrap();
+    let EntryBody::EffectReceipt(r) = &mut forged[at].body else {
+        unreachable!()
+    };
+    r.receipt.body.key_id = old_key.key_id();
+    r.receipt = old_key.sign(r.receipt.body.clone());
+    let (_copy_scratch, copy) = init("counter");
+    std::fs::remove_dir_all(&copy).unwrap();
+    copy_dir(&dir, &copy);
+    forge_journal(&copy, forged);
+    let error = fails(&["verify", s(&copy)], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{at}: receipt signed by key {}, not by the expected host key",
+            hex::encode(old_key.key_id())
+        )),
+        "{error}"
+    );
+
+    // A rotation to a key of someone else's choosing, signed by a stranger.
+    let mut forged = entries;
+    let at = (0..forged.len())
+        .find(|&i| matches!(forged[i].body, EntryBody::KeyRotation(_)))
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let stranger = agentos_host::receipts::HostKey::load_or_create(&scratch.path().join("s.key")).unwrap();
+    let EntryBody::KeyRotation(rotation) = &mut forged[at].body else {
+        unreachable!()
+    };
+    *rotation = agentos_host::rotation::KeyRotation::new(rotation.body.world_id, &stranger, &stranger);
+    forge_journal(&dir, forged);
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{at}: key rotation: rotation names key {}",
+            hex::encode(stranger.key_id())
+        )),
+        "{error}"
+    );
+}

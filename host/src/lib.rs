@@ -15,6 +15,7 @@ pub mod journal;
 pub mod kernel;
 pub mod proofs;
 pub mod receipts;
+pub mod rotation;
 pub mod runtime;
 pub mod transparency;
 pub mod values;

@@ -7,7 +7,8 @@
 
 use crate::journal::entry::{Digest, EntryBody, sha256};
 use crate::journal::{Journal, JournalError};
-use crate::receipts::{RECEIPT_DOMAIN, ReceiptBody, verify_signature};
+use crate::receipts::{RECEIPT_DOMAIN, ReceiptBody, key_id, verify_signature};
+use crate::rotation::{KeyRotation, RotationBody};
 use crate::transparency::{
     CheckpointBody, ProofError, ProofTree, SignedCheckpoint, receipt_leaf, verify_consistency, verify_inclusion,
 };
@@ -36,10 +37,23 @@ pub struct ReceiptFile {
     pub signature: String,
 }
 
+/// A key rotation as carried in files: the statement and both signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationFile {
+    pub signed_bytes: String,
+    pub old_signature: String,
+    pub new_signature: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionProofFile {
     pub format: String,
+    /// The world's key rotations before the checkpoint, oldest first: the chain from the
+    /// genesis key to the keys that signed the receipt and the checkpoint.
+    #[serde(default)]
+    pub key_rotations: Vec<RotationFile>,
     pub leaf_index: u64,
     pub receipt: ReceiptFile,
     /// RFC 6962 audit path, leaf side first, hex sha256 each.
@@ -51,6 +65,8 @@ pub struct InclusionProofFile {
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyProofFile {
     pub format: String,
+    #[serde(default)]
+    pub key_rotations: Vec<RotationFile>,
     pub old: CheckpointFile,
     pub new: CheckpointFile,
     /// RFC 6962 consistency proof, hex sha256 each.
@@ -72,10 +88,14 @@ pub enum ProveError {
     Proof(#[from] ProofError),
 }
 
-/// The receipt log of a journal: each receipt's leaf with its seq, and every checkpoint.
+/// The receipt log of a journal: each receipt's leaf with its seq, every checkpoint and every
+/// key rotation.
 pub struct ReceiptLog {
     pub leaves: Vec<(u64, Digest)>,
     pub checkpoints: Vec<SignedCheckpoint>,
+    /// Entry number of each checkpoint.
+    checkpoint_seqs: Vec<u64>,
+    rotations: Vec<(u64, KeyRotation)>,
 }
 
 impl ReceiptLog {
@@ -83,11 +103,17 @@ impl ReceiptLog {
         let mut log = ReceiptLog {
             leaves: Vec::new(),
             checkpoints: Vec::new(),
+            checkpoint_seqs: Vec::new(),
+            rotations: Vec::new(),
         };
         for entry in journal.entries()? {
-            match &entry.body {
+            match entry.body {
                 EntryBody::EffectReceipt(r) => log.leaves.push((entry.seq, receipt_leaf(&r.receipt))),
-                EntryBody::Checkpoint(c) => log.checkpoints.push(c.clone()),
+                EntryBody::Checkpoint(c) => {
+                    log.checkpoints.push(c);
+                    log.checkpoint_seqs.push(entry.seq);
+                }
+                EntryBody::KeyRotation(r) => log.rotations.push((entry.seq, r)),
                 _ => {}
             }
         }
@@ -99,10 +125,35 @@ impl ReceiptLog {
         ProofTree::new(&leaves)
     }
 
-    fn checkpoint_of_size(&self, size: u64) -> Result<&SignedCheckpoint, ProveError> {
+    /// Every key that has been in force, from `genesis_key` on (rotations as `verify` checked them).
+    pub fn keys(&self, genesis_key: VerifyingKey) -> Vec<VerifyingKey> {
+        let rotated = self
+            .rotations
+            .iter()
+            .filter_map(|(_, r)| VerifyingKey::from_bytes(&r.body.new_public_key).ok());
+        std::iter::once(genesis_key).chain(rotated).collect()
+    }
+
+    /// The rotations journaled before entry `seq`, as carried in files.
+    fn rotations_before(&self, seq: u64) -> Vec<RotationFile> {
+        self.rotations
+            .iter()
+            .filter(|(at, _)| *at < seq)
+            .map(|(_, r)| RotationFile {
+                signed_bytes: hex::encode(r.body.signing_bytes()),
+                old_signature: hex::encode(&r.old_signature),
+                new_signature: hex::encode(&r.new_signature),
+            })
+            .collect()
+    }
+
+    /// The checkpoint of `size` receipts, with its entry number.
+    fn checkpoint_of_size(&self, size: u64) -> Result<(u64, &SignedCheckpoint), ProveError> {
         self.checkpoints
             .iter()
-            .find(|c| c.body.tree_size == size)
+            .zip(&self.checkpoint_seqs)
+            .find(|(c, _)| c.body.tree_size == size)
+            .map(|(c, seq)| (*seq, c))
             .ok_or_else(|| ProveError::NoCheckpointOfSize {
                 size,
                 available: summarize_sizes(self.checkpoints.iter().map(|c| c.body.tree_size)),
@@ -116,10 +167,11 @@ impl ReceiptLog {
             .iter()
             .position(|(s, _)| *s == seq)
             .ok_or(ProveError::NotAReceipt(seq))? as u64;
-        let checkpoint = self
+        let (checkpoint, checkpoint_seq) = self
             .checkpoints
             .last()
-            .filter(|c| c.body.tree_size > index)
+            .zip(self.checkpoint_seqs.last())
+            .filter(|(c, _)| c.body.tree_size > index)
             .ok_or(ProveError::NotCheckpointed(seq))?;
         let path = self.tree(checkpoint.body.tree_size).inclusion(index)?;
         let Some(EntryBody::EffectReceipt(r)) = journal.entry(seq)?.map(|e| e.body) else {
@@ -127,6 +179,7 @@ impl ReceiptLog {
         };
         Ok(InclusionProofFile {
             format: INCLUSION_FORMAT.into(),
+            key_rotations: self.rotations_before(*checkpoint_seq),
             leaf_index: index,
             receipt: ReceiptFile {
                 journal_seq: seq,
@@ -147,11 +200,12 @@ impl ReceiptLog {
             }
             .into());
         }
-        let old = self.checkpoint_of_size(old_size)?;
-        let new = self.checkpoint_of_size(new_size)?;
+        let (_, old) = self.checkpoint_of_size(old_size)?;
+        let (new_seq, new) = self.checkpoint_of_size(new_size)?;
         let proof = self.tree(new_size).consistency(old_size)?;
         Ok(ConsistencyProofFile {
             format: CONSISTENCY_FORMAT.into(),
+            key_rotations: self.rotations_before(new_seq),
             old: checkpoint_file(old),
             new: checkpoint_file(new),
             proof: proof.iter().map(hex::encode).collect(),
@@ -206,15 +260,44 @@ fn digest(what: &str, text: &str) -> Result<Digest, ProofError> {
         .map_err(|_| ProofError::Malformed(format!("{what} is not a 32-byte sha256")))
 }
 
+/// The chain of keys from `trusted` through every carried rotation, each checked against the
+/// key it replaces.
+pub fn key_chain(trusted: &VerifyingKey, rotations: &[RotationFile]) -> Result<Vec<VerifyingKey>, ProofError> {
+    let mut chain = vec![*trusted];
+    for (n, file) in rotations.iter().enumerate() {
+        let rotation = KeyRotation {
+            body: RotationBody::from_signing_bytes(&unhex("rotation signed_bytes", &file.signed_bytes)?)
+                .map_err(ProofError::Malformed)?,
+            old_signature: unhex("rotation old_signature", &file.old_signature)?,
+            new_signature: unhex("rotation new_signature", &file.new_signature)?,
+        };
+        let next = rotation
+            .verify(chain.last().expect("the chain starts with the trusted key"))
+            .map_err(|e| ProofError::Malformed(format!("key rotation {}: {e}", n + 1)))?;
+        chain.push(next);
+    }
+    Ok(chain)
+}
+
+/// The key of `chain` with id `id`, or why no key of the chain is it.
+fn key_with_id(chain: &[VerifyingKey], id: [u8; 8], what: &str) -> Result<VerifyingKey, ProofError> {
+    chain.iter().copied().find(|k| key_id(k) == id).ok_or_else(|| {
+        ProofError::Malformed(format!(
+            "{what} signed by key {}, which is neither the given public key nor one it handed over to",
+            hex::encode(id)
+        ))
+    })
+}
+
 /// Decode a carried checkpoint, check its signature and that its readable fields match its bytes.
-pub fn check_checkpoint_file(file: &CheckpointFile, key: &VerifyingKey) -> Result<SignedCheckpoint, ProofError> {
+pub fn check_checkpoint_file(file: &CheckpointFile, chain: &[VerifyingKey]) -> Result<SignedCheckpoint, ProofError> {
     let body = CheckpointBody::from_signing_bytes(&unhex("checkpoint signed_bytes", &file.signed_bytes)?)?;
     let checkpoint = SignedCheckpoint {
         body,
         signature: unhex("checkpoint signature", &file.signature)?,
     };
     checkpoint
-        .verify(key)
+        .verify(&key_with_id(chain, checkpoint.body.key_id, "checkpoint")?)
         .map_err(|e| ProofError::Malformed(format!("checkpoint {e}")))?;
     let stated = (file.world_id.as_str(), file.tree_size, file.root_hash.as_str());
     let signed = (
@@ -235,14 +318,15 @@ pub fn check_checkpoint_file(file: &CheckpointFile, key: &VerifyingKey) -> Resul
 pub type Verified = String;
 
 pub fn verify_inclusion_file(file: &InclusionProofFile, key: &VerifyingKey) -> Result<Verified, ProofError> {
-    let checkpoint = check_checkpoint_file(&file.checkpoint, key)?;
+    let chain = key_chain(key, &file.key_rotations)?;
+    let checkpoint = check_checkpoint_file(&file.checkpoint, &chain)?;
     let signed_bytes = unhex("receipt signed_bytes", &file.receipt.signed_bytes)?;
     let body: ReceiptBody = signed_bytes
         .strip_prefix(RECEIPT_DOMAIN)
         .and_then(|bytes| postcard::from_bytes(bytes).ok())
         .ok_or_else(|| ProofError::Malformed("receipt signed_bytes are not an agentos.receipt.v1 body".into()))?;
     verify_signature(
-        key,
+        &key_with_id(&chain, body.key_id, "the receipt is")?,
         body.key_id,
         &signed_bytes,
         &unhex("receipt signature", &file.receipt.signature)?,
@@ -282,8 +366,9 @@ pub fn verify_inclusion_file(file: &InclusionProofFile, key: &VerifyingKey) -> R
 }
 
 pub fn verify_consistency_file(file: &ConsistencyProofFile, key: &VerifyingKey) -> Result<Verified, ProofError> {
-    let old = check_checkpoint_file(&file.old, key)?;
-    let new = check_checkpoint_file(&file.new, key)?;
+    let chain = key_chain(key, &file.key_rotations)?;
+    let old = check_checkpoint_file(&file.old, &chain)?;
+    let new = check_checkpoint_file(&file.new, &chain)?;
     if old.body.world_id != new.body.world_id {
         return Err(ProofError::Malformed(
             "the two checkpoints belong to different worlds".into(),

@@ -1,11 +1,12 @@
 //! `verify`: check a world's journal without running any wasm.
 //!
-//! Every entry must decode, carry its own sequence number and the hash of its predecessor;
-//! the first must be genesis; the head recorded in `meta` must be the last entry; every
-//! receipt must be signed by the genesis key for this world and commit to the request and
-//! outcome payloads stored beside it; every checkpoint must be signed by that key and state the
-//! size and root of the receipt log up to it; every snapshot must hold the states its agents'
-//! last committed steps recorded; every blob must hash to its key.
+//! Every entry must decode, carry its own sequence number and the hash of its predecessor; the
+//! first must be genesis; the head recorded in `meta` must be the last entry. Signatures are
+//! checked against the key in force: the genesis key, then each key a rotation introduces
+//! (rotations are signed by the key they replace). Every receipt must be this world's and commit
+//! to the request and outcome payloads stored beside it; every checkpoint must state the size and
+//! root of the receipt log up to it; every snapshot must hold the states its agents' last
+//! committed steps recorded; every blob must hash to its key.
 
 use crate::journal::entry::{Entry, EntryBody, Genesis, entry_hash, sha256};
 use crate::journal::{Journal, JournalError};
@@ -21,7 +22,11 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     pub snapshots: u64,
     pub world_id: String,
+    /// The genesis public key.
     pub public_key: String,
+    pub key_rotations: u64,
+    /// The public key that signs from the last entry on (the genesis key unless rotated).
+    pub key_in_force: String,
     /// The last checkpoint of the journal, if any.
     #[serde(skip)]
     pub latest_checkpoint: Option<SignedCheckpoint>,
@@ -85,12 +90,13 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
             ));
         }
         prev_hash = entry_hash(bytes);
-        match (&entry.body, &genesis) {
+        match (&entry.body, &mut genesis) {
             (EntryBody::Genesis(g), None) if seq == 0 => {
                 let key = VerifyingKey::from_bytes(&g.host_public_key)
                     .map_err(|e| bad(seq, format!("genesis public key is not a valid ed25519 key: {e}")))?;
                 report.world_id = hex::encode(g.world_id);
                 report.public_key = hex::encode(g.host_public_key);
+                report.key_in_force = report.public_key.clone();
                 genesis = Some((g.clone(), key));
             }
             (EntryBody::Genesis(_), _) => return Err(bad(seq, "a second genesis entry")),
@@ -128,6 +134,19 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                 }
                 log.push(&receipt_leaf(&r.receipt));
                 report.receipts += 1;
+            }
+            (EntryBody::KeyRotation(rotation), Some((g, key))) => {
+                if rotation.body.world_id != g.world_id {
+                    return Err(bad(
+                        seq,
+                        format!("key rotation belongs to world {}", hex::encode(rotation.body.world_id)),
+                    ));
+                }
+                *key = rotation
+                    .verify(key)
+                    .map_err(|e| bad(seq, format!("key rotation: {e}")))?;
+                report.key_rotations += 1;
+                report.key_in_force = hex::encode(key.as_bytes());
             }
             (EntryBody::Checkpoint(c), Some((g, key))) => {
                 if c.body.world_id != g.world_id {

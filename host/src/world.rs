@@ -48,6 +48,10 @@ impl WorldPaths {
     pub fn key(&self) -> PathBuf {
         self.state().join("host.key")
     }
+    /// The next host key while a rotation is under way.
+    pub fn next_key(&self) -> PathBuf {
+        self.state().join("host.key.next")
+    }
     pub fn cache(&self) -> PathBuf {
         self.state().join("cache")
     }
@@ -159,13 +163,16 @@ impl World {
                 std::fs::create_dir_all(paths.state())
                     .with_context(|| format!("cannot create {}", paths.state().display()))?;
                 let mut journal = Journal::open(&paths.journal())?;
-                let key = Arc::new(HostKey::load_or_create(&paths.key())?);
-                let genesis = if journal.is_empty() {
-                    write_genesis(&mut journal, &paths, &manifest, &key)?
+                let (genesis, key) = if journal.is_empty() {
+                    let key = HostKey::load_or_create(&paths.key())?;
+                    (write_genesis(&mut journal, &paths, &manifest, &key)?, key)
                 } else {
-                    genesis(&journal)?
+                    let genesis = genesis(&journal)?;
+                    let in_force = journal.rotated_key().unwrap_or(genesis.host_public_key);
+                    (genesis, key_in_force(&paths, in_force)?)
                 };
-                check_matches_genesis(&paths, &manifest, &genesis, &key)?;
+                let key = Arc::new(key);
+                check_matches_genesis(&paths, &manifest, &genesis)?;
                 journal.sign_checkpoints(genesis.world_id, key.clone());
                 (manifest, journal, key, genesis)
             }
@@ -350,7 +357,8 @@ impl World {
                 EntryBody::Genesis(_)
                 | EntryBody::TimerScheduled(_)
                 | EntryBody::TimerCancelled(_)
-                | EntryBody::Checkpoint(_) => {}
+                | EntryBody::Checkpoint(_)
+                | EntryBody::KeyRotation(_) => {}
             }
         }
         let calls = Arc::new(calls);
@@ -582,14 +590,7 @@ fn write_genesis(journal: &mut Journal, paths: &WorldPaths, manifest: &Manifest,
     Ok(genesis)
 }
 
-fn check_matches_genesis(paths: &WorldPaths, manifest: &Manifest, genesis: &Genesis, key: &HostKey) -> Result<()> {
-    if genesis.host_public_key != key.public().to_bytes() {
-        bail!(
-            "{} does not hold the key this world was created with (genesis public key {}); restore the original key file",
-            paths.key().display(),
-            hex::encode(genesis.host_public_key)
-        );
-    }
+fn check_matches_genesis(paths: &WorldPaths, manifest: &Manifest, genesis: &Genesis) -> Result<()> {
     // The manifest of record as this host reads it: a later host may add defaulted fields,
     // which changes the canonical digest of an unchanged configuration.
     let same_as_record =
@@ -619,6 +620,49 @@ fn check_matches_genesis(paths: &WorldPaths, manifest: &Manifest, genesis: &Gene
         }
     }
     Ok(())
+}
+
+/// The host key file holding the key in force, completing a rotation that stopped between
+/// journaling the new key and installing its file.
+fn key_in_force(paths: &WorldPaths, in_force: [u8; 32]) -> Result<HostKey> {
+    let key = HostKey::load_or_create(&paths.key())?;
+    if key.public().to_bytes() == in_force {
+        return Ok(key);
+    }
+    if paths.next_key().exists() {
+        let next = HostKey::load_or_create(&paths.next_key())?;
+        if next.public().to_bytes() == in_force {
+            std::fs::rename(paths.next_key(), paths.key())
+                .with_context(|| format!("cannot install {}", paths.key().display()))?;
+            return Ok(next);
+        }
+    }
+    bail!(
+        "{} does not hold the host key in force for this world (public key {}); restore the original key file",
+        paths.key().display(),
+        hex::encode(in_force)
+    )
+}
+
+/// Replace the world's host key: journal a rotation signed by the key in force and the new key,
+/// then install the new key file. Returns (old public key, new public key).
+pub fn rotate_key(root: &Path) -> Result<([u8; 32], [u8; 32])> {
+    let paths = WorldPaths::new(root);
+    let mut journal = open_existing_journal(&paths)?;
+    let genesis = genesis(&journal)?;
+    let old = key_in_force(&paths, journal.rotated_key().unwrap_or(genesis.host_public_key))?;
+    // A leftover from a rotation that stopped before journaling: never in force.
+    let _ = std::fs::remove_file(paths.next_key());
+    let new = HostKey::load_or_create(&paths.next_key())?;
+    journal.append(EntryBody::KeyRotation(crate::rotation::KeyRotation::new(
+        genesis.world_id,
+        &old,
+        &new,
+    )));
+    journal.commit()?;
+    std::fs::rename(paths.next_key(), paths.key())
+        .with_context(|| format!("cannot install {}", paths.key().display()))?;
+    Ok((old.public().to_bytes(), new.public().to_bytes()))
 }
 
 /// Text of an output line for display.

@@ -130,6 +130,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the world's host key: journal a rotation signed by the key in force and by the
+    /// new key, then install the new key file. Later receipts and checkpoints are signed by the
+    /// new key; `verify` and `verify-proof` follow the chain from the genesis key.
+    RotateKey {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the world's latest signed checkpoint (JSON): keep it to check the world against later
     /// with `verify --checkpoint`.
     Checkpoint {
@@ -351,6 +359,21 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => return replay::run(&dir, from.as_deref(), json),
         Command::Verify { dir, checkpoint, json } => return proofs::verify(&dir, checkpoint.as_deref(), json),
         Command::Checkpoint { dir } => proofs::checkpoint(&dir)?,
+        Command::RotateKey { dir, json } => {
+            let (old, new) = crate::world::rotate_key(&dir)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "old_public_key": hex::encode(old), "new_public_key": hex::encode(new) })
+                );
+            } else {
+                println!(
+                    "host key rotated: {} → {} (journaled, signed by both)",
+                    hex::encode(old),
+                    hex::encode(new)
+                );
+            }
+        }
         Command::Export { dir, file, json } => {
             let summary = crate::bundle::export(&dir, &file)?;
             if json {

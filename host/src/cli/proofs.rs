@@ -26,9 +26,10 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
         .and_then(|report| {
             if let Some((path, file)) = &old {
                 let key = ed25519_dalek::VerifyingKey::from_bytes(&genesis(&journal)?.host_public_key)?;
-                let checkpoint = check_checkpoint_file(file, &key).with_context(|| format!("{}", path.display()))?;
-                ReceiptLog::read(&journal)?
-                    .check_extends(&checkpoint)
+                let log = ReceiptLog::read(&journal)?;
+                let checkpoint =
+                    check_checkpoint_file(file, &log.keys(key)).with_context(|| format!("{}", path.display()))?;
+                log.check_extends(&checkpoint)
                     .with_context(|| format!("against the checkpoint in {}", path.display()))?;
             }
             Ok(report)
@@ -39,10 +40,18 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "verify OK: {} entries hash-chained, {} receipts signed by {}, {} checkpoints, {} snapshots, {} steps{}",
+                    "verify OK: {} entries hash-chained, {} receipts signed by {}{}, {} checkpoints, {} snapshots, {} steps{}",
                     report.entries,
                     report.receipts,
                     report.public_key,
+                    if report.key_rotations > 0 {
+                        format!(
+                            " and after {} key rotation(s) by {}",
+                            report.key_rotations, report.key_in_force
+                        )
+                    } else {
+                        String::new()
+                    },
                     report.checkpoints,
                     report.snapshots,
                     report.steps,

@@ -150,6 +150,15 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
                     .join(", ")
             ),
         ),
+        EntryBody::KeyRotation(r) => (
+            None,
+            None,
+            format!(
+                "host key rotated: key {} hands over to {} (signed by both)",
+                hex::encode(r.body.old_key_id),
+                hex::encode(r.body.new_public_key)
+            ),
+        ),
         EntryBody::Checkpoint(c) => (
             None,
             None,

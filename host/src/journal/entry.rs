@@ -68,6 +68,8 @@ pub enum EntryBody {
     Checkpoint(SignedCheckpoint),
     /// Every agent's state and the stepper's own, after a step: where reopening starts.
     Snapshot(Snapshot),
+    /// The host key in force is replaced; every later signature is by the new key.
+    KeyRotation(crate::rotation::KeyRotation),
 }
 
 impl EntryBody {
@@ -84,6 +86,7 @@ impl EntryBody {
             EntryBody::TimerCancelled(_) => "timer-cancelled",
             EntryBody::Checkpoint(_) => "checkpoint",
             EntryBody::Snapshot(_) => "snapshot",
+            EntryBody::KeyRotation(_) => "key-rotation",
         }
     }
 }

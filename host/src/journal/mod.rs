@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tables::{
-    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_TRANSPARENCY,
+    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_ROTATED_KEYS,
+    META_TRANSPARENCY,
 };
 
 /// Operating errors of the journal.
@@ -69,6 +70,8 @@ pub struct Journal {
     log: TransparencyState,
     /// Seq of the last snapshot entry, sealed entries included.
     latest_snapshot: Option<u64>,
+    /// Public keys put in force by key-rotation entries, sealed entries included.
+    rotated_keys: Vec<[u8; 32]>,
     /// Who signs a checkpoint at each commit that added receipts (unset: no checkpoints).
     checkpoint_signer: Option<([u8; 16], Arc<HostKey>)>,
 }
@@ -115,6 +118,7 @@ impl Journal {
             pending_blobs: HashMap::new(),
             log: TransparencyState::default(),
             latest_snapshot: None,
+            rotated_keys: Vec::new(),
             checkpoint_signer: None,
         };
         let txn = journal.db.begin_write().map_err(|e| storage(e.into()))?;
@@ -158,6 +162,10 @@ impl Journal {
         journal.latest_snapshot = journal
             .meta(META_LATEST_SNAPSHOT)?
             .and_then(|bytes| bytes.try_into().ok().map(u64::from_le_bytes));
+        journal.rotated_keys = journal
+            .meta(META_ROTATED_KEYS)?
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .unwrap_or_default();
         Ok(journal)
     }
 
@@ -220,6 +228,11 @@ impl Journal {
         self.latest_snapshot
     }
 
+    /// The public key in force: the last one a key rotation introduced, if any.
+    pub fn rotated_key(&self) -> Option<[u8; 32]> {
+        self.rotated_keys.last().copied()
+    }
+
     /// Number of receipts in the log, sealed entries included.
     pub fn receipt_count(&self) -> u64 {
         self.log.frontier.size
@@ -278,6 +291,7 @@ impl Journal {
             match &entry.body {
                 EntryBody::EffectReceipt(r) => self.log.frontier.push(&receipt_leaf(&r.receipt)),
                 EntryBody::Snapshot(_) => self.latest_snapshot = Some(seq),
+                EntryBody::KeyRotation(r) => self.rotated_keys.push(r.body.new_public_key),
                 _ => {}
             }
             self.sealed.push((seq, stored, hash));
@@ -331,6 +345,11 @@ impl Journal {
             let log = postcard::to_allocvec(&self.log).expect("the transparency state always encodes");
             meta.insert(META_TRANSPARENCY, log.as_slice())
                 .map_err(|e| self.storage_error(e))?;
+            if !self.rotated_keys.is_empty() {
+                let keys = postcard::to_allocvec(&self.rotated_keys).expect("keys always encode");
+                meta.insert(META_ROTATED_KEYS, keys.as_slice())
+                    .map_err(|e| self.storage_error(e))?;
+            }
             if let Some(seq) = self.latest_snapshot {
                 meta.insert(META_LATEST_SNAPSHOT, seq.to_le_bytes().as_slice())
                     .map_err(|e| self.storage_error(e))?;

@@ -16,5 +16,7 @@ pub const META_FORMAT_VERSION: &str = "format_version";
 pub const META_HEAD: &str = "head";
 pub const META_TRANSPARENCY: &str = "transparency";
 pub const META_LATEST_SNAPSHOT: &str = "latest_snapshot";
+/// Public keys put in force by key rotations, in order (postcard `Vec<[u8; 32]>`).
+pub const META_ROTATED_KEYS: &str = "rotated_keys";
 /// Present only in audit bundles (`agentos-host export`): JSON describing the export.
 pub const META_BUNDLE: &str = "bundle";

@@ -1,0 +1,121 @@
+//! Key rotation: a world's host key is replaced by journaling a statement that introduces the
+//! new key, signed by the key in force and countersigned by the new one. Verification follows
+//! the chain of keys from the genesis key: every signature is checked against the key in force
+//! at its entry. This module does no IO.
+
+use crate::receipts::{HostKey, key_id};
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// Domain separation prefix of a rotation statement's signed bytes.
+pub const ROTATION_DOMAIN: &[u8] = b"agentos.key-rotation.v1\0";
+
+/// What a rotation states. Field order is part of the signed format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationBody {
+    pub version: u8,
+    pub world_id: [u8; 16],
+    /// Id of the key in force, which signs this statement.
+    pub old_key_id: [u8; 8],
+    /// The key in force from this entry on.
+    pub new_public_key: [u8; 32],
+}
+
+impl RotationBody {
+    /// The bytes both signatures cover: the domain prefix, then postcard.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = ROTATION_DOMAIN.to_vec();
+        bytes.extend(postcard::to_allocvec(self).expect("rotation statements always encode"));
+        bytes
+    }
+
+    pub fn from_signing_bytes(bytes: &[u8]) -> Result<RotationBody, String> {
+        let body = bytes
+            .strip_prefix(ROTATION_DOMAIN)
+            .ok_or("rotation bytes do not start with agentos.key-rotation.v1")?;
+        postcard::from_bytes(body).map_err(|e| format!("rotation bytes do not decode: {e}"))
+    }
+}
+
+/// A rotation statement with the old key's signature and the new key's countersignature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    pub body: RotationBody,
+    pub old_signature: Vec<u8>,
+    pub new_signature: Vec<u8>,
+}
+
+impl KeyRotation {
+    pub fn new(world_id: [u8; 16], old: &HostKey, new: &HostKey) -> KeyRotation {
+        let body = RotationBody {
+            version: 1,
+            world_id,
+            old_key_id: old.key_id(),
+            new_public_key: new.public().to_bytes(),
+        };
+        let bytes = body.signing_bytes();
+        KeyRotation {
+            old_signature: old.signature(&bytes),
+            new_signature: new.signature(&bytes),
+            body,
+        }
+    }
+
+    /// Check the statement against the key in force; returns the key it puts in force.
+    pub fn verify(&self, in_force: &VerifyingKey) -> Result<VerifyingKey, String> {
+        if self.body.old_key_id != key_id(in_force) {
+            return Err(format!(
+                "rotation names key {} as the one in force, but the key in force is {}",
+                hex::encode(self.body.old_key_id),
+                hex::encode(key_id(in_force))
+            ));
+        }
+        let new = VerifyingKey::from_bytes(&self.body.new_public_key)
+            .map_err(|e| format!("the new key is not a valid ed25519 public key: {e}"))?;
+        let bytes = self.body.signing_bytes();
+        for (who, key, signature) in [
+            ("the key in force", in_force, &self.old_signature),
+            ("the new key", &new, &self.new_signature),
+        ] {
+            let signature =
+                Signature::from_slice(signature).map_err(|_| format!("{who}'s signature is not 64 bytes"))?;
+            key.verify(&bytes, &signature)
+                .map_err(|_| format!("{who}'s signature does not verify"))?;
+        }
+        Ok(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotation_verifies_under_the_old_key_only_and_puts_the_new_one_in_force() {
+        let (old, new, stranger) = (
+            HostKey::ephemeral().unwrap(),
+            HostKey::ephemeral().unwrap(),
+            HostKey::ephemeral().unwrap(),
+        );
+        let rotation = KeyRotation::new([1; 16], &old, &new);
+        assert_eq!(rotation.verify(&old.public()), Ok(new.public()));
+        assert!(
+            rotation
+                .verify(&stranger.public())
+                .unwrap_err()
+                .contains("key in force is")
+        );
+        let mut forged = rotation.clone();
+        forged.body.new_public_key = stranger.public().to_bytes();
+        assert!(
+            forged
+                .verify(&old.public())
+                .unwrap_err()
+                .contains("signature does not verify")
+        );
+        assert_eq!(
+            RotationBody::from_signing_bytes(&rotation.body.signing_bytes()),
+            Ok(rotation.body)
+        );
+    }
+}
