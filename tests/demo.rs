@@ -1,4 +1,5 @@
-//! The README's first command: the demo worlds run end to end, offline, and stay replayable.
+//! The README's first command: the demo worlds run end to end, offline, and stay replayable;
+//! and the benchmark runs.
 
 mod common;
 use common::*;
@@ -15,4 +16,24 @@ fn the_demo_runs_end_to_end_offline() {
     for world in ["basics", "pipeline"] {
         replay_and_verify(&scratch.path().join(world));
     }
+}
+
+/// The benchmark runs every measurement (small sizes; its numbers are not judged here).
+#[test]
+fn bench_reports_every_measurement_against_its_floor() {
+    let out = ok(&["bench", "--steps", "400", "--recovery-steps", "1500", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for field in [
+        "journaled_vs_raw_ratio",
+        "durable_vs_raw_commit_ratio",
+        "choke_point_log_us",
+        "raw_ed25519_sign_us",
+        "open_from_snapshot_and_step_ms",
+        "replay_from_genesis_ms",
+        "verify_vs_raw_ratio",
+    ] {
+        assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {report}");
+    }
+    assert_eq!(report["recovery_steps"], 1501);
+    assert!(report["recovery_snapshots"].as_u64().unwrap() >= 1, "{report}");
 }
