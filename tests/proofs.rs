@@ -138,12 +138,7 @@ fn a_journal_cut_back_before_an_older_checkpoint_fails_against_it() {
 #[test]
 fn an_audit_bundle_verifies_replays_and_proves_without_the_world() {
     let (scratch, dir) = init("hello");
-    let manifest = dir.join("world.toml");
-    std::fs::write(
-        &manifest,
-        std::fs::read_to_string(&manifest).unwrap() + "snapshot_every = 2\n",
-    )
-    .unwrap();
+    append_to_manifest(&dir, "snapshot_every = 2\n");
     for name in ["ada", "bob", "cy"] {
         ok(&["send", s(&dir), "hello", &format!(r#"greet("{name}")"#)]);
     }

@@ -13,9 +13,7 @@ fn replay_json(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
 #[test]
 fn recovery_from_a_snapshot_equals_replay_from_genesis() {
     let (scratch, dir) = init("counter");
-    let manifest = dir.join("world.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text + "snapshot_every = 100\n").unwrap();
+    append_to_manifest(&dir, "snapshot_every = 100\n");
     let events = scratch.path().join("events.txt");
     let lines: String = (1..=3000).map(|n| format!("counter increment({})\n", n % 7)).collect();
     std::fs::write(&events, lines).unwrap();

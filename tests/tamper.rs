@@ -168,6 +168,15 @@ fn greeted_world(names: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
     (scratch, dir)
 }
 
+/// Sign a receipt entry's body with `key` instead of the host key.
+fn resign_receipt(entry: &mut Entry, key: &agentos_host::receipts::HostKey) {
+    let EntryBody::EffectReceipt(r) = &mut entry.body else {
+        panic!("entry #{} is not a receipt", entry.seq)
+    };
+    r.receipt.body.key_id = key.key_id();
+    r.receipt = key.sign(r.receipt.body.clone());
+}
+
 fn receipt_positions(entries: &[Entry]) -> Vec<usize> {
     (0..entries.len())
         .filter(|&i| matches!(entries[i].body, EntryBody::EffectReceipt(_)))
@@ -240,11 +249,7 @@ fn a_receipt_copied_from_another_world_or_signed_by_another_key_is_named() {
     let at = receipt_positions(&entries)[0];
     let scratch = tempfile::tempdir().unwrap();
     let stranger = agentos_host::receipts::HostKey::load_or_create(&scratch.path().join("stranger.key")).unwrap();
-    let EntryBody::EffectReceipt(r) = &mut entries[at].body else {
-        unreachable!()
-    };
-    r.receipt.body.key_id = stranger.key_id();
-    r.receipt = stranger.sign(r.receipt.body.clone());
+    resign_receipt(&mut entries[at], &stranger);
     forge_journal(&dir, entries);
     let error = fails(&["verify", s(&dir)], 1);
     assert!(
@@ -289,9 +294,7 @@ fn a_blob_that_no_longer_matches_its_digest_is_named() {
 #[test]
 fn a_snapshot_that_does_not_match_replay_is_named() {
     let (_scratch, dir) = init("counter");
-    let manifest = dir.join("world.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text + "snapshot_every = 1\n").unwrap();
+    append_to_manifest(&dir, "snapshot_every = 1\n");
     for n in 1..=3 {
         ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
     }
@@ -340,11 +343,7 @@ fn after_a_rotation_the_old_key_and_unknown_rotations_are_refused() {
     // A receipt after the rotation, re-signed with the retired key.
     let mut forged = entries.clone();
     let at = *receipt_positions(&forged).last().unwrap();
-    let EntryBody::EffectReceipt(r) = &mut forged[at].body else {
-        unreachable!()
-    };
-    r.receipt.body.key_id = old_key.key_id();
-    r.receipt = old_key.sign(r.receipt.body.clone());
+    resign_receipt(&mut forged[at], &old_key);
     let (_copy_scratch, copy) = init("counter");
     std::fs::remove_dir_all(&copy).unwrap();
     copy_dir(&dir, &copy);

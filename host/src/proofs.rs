@@ -7,7 +7,7 @@
 
 use crate::journal::entry::{Digest, EntryBody, sha256};
 use crate::journal::{Journal, JournalError};
-use crate::receipts::{RECEIPT_DOMAIN, ReceiptBody, key_id, verify_signature};
+use crate::receipts::{RECEIPT_DOMAIN, ReceiptBody, from_domain_separated, key_id, verify_signature};
 use crate::rotation::{KeyRotation, RotationBody};
 use crate::transparency::{
     CheckpointBody, ProofError, ProofTree, SignedCheckpoint, receipt_leaf, verify_consistency, verify_inclusion,
@@ -321,10 +321,8 @@ pub fn verify_inclusion_file(file: &InclusionProofFile, key: &VerifyingKey) -> R
     let chain = key_chain(key, &file.key_rotations)?;
     let checkpoint = check_checkpoint_file(&file.checkpoint, &chain)?;
     let signed_bytes = unhex("receipt signed_bytes", &file.receipt.signed_bytes)?;
-    let body: ReceiptBody = signed_bytes
-        .strip_prefix(RECEIPT_DOMAIN)
-        .and_then(|bytes| postcard::from_bytes(bytes).ok())
-        .ok_or_else(|| ProofError::Malformed("receipt signed_bytes are not an agentos.receipt.v1 body".into()))?;
+    let body: ReceiptBody = from_domain_separated(RECEIPT_DOMAIN, &signed_bytes)
+        .map_err(|e| ProofError::Malformed(format!("receipt: {e}")))?;
     verify_signature(
         &key_with_id(&chain, body.key_id, "the receipt is")?,
         body.key_id,

@@ -80,10 +80,25 @@ pub struct ReceiptBody {
 impl ReceiptBody {
     /// The exact bytes the signature covers.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut bytes = RECEIPT_DOMAIN.to_vec();
-        bytes.extend(postcard::to_allocvec(self).expect("receipt bodies always encode"));
-        bytes
+        domain_separated(RECEIPT_DOMAIN, self)
     }
+}
+
+/// `domain ‖ postcard(body)`: the bytes a host signature covers (receipts, checkpoints, key
+/// rotations each have their own domain).
+pub fn domain_separated<T: Serialize>(domain: &[u8], body: &T) -> Vec<u8> {
+    let mut bytes = domain.to_vec();
+    bytes.extend(postcard::to_allocvec(body).expect("signed bodies always encode"));
+    bytes
+}
+
+/// The body back from bytes made by [`domain_separated`]; the error says what they are not.
+pub fn from_domain_separated<T: serde::de::DeserializeOwned>(domain: &[u8], bytes: &[u8]) -> Result<T, String> {
+    let name = String::from_utf8_lossy(domain.strip_suffix(b"\0").unwrap_or(domain)).into_owned();
+    let body = bytes
+        .strip_prefix(domain)
+        .ok_or_else(|| format!("the signed bytes do not start with {name}"))?;
+    postcard::from_bytes(body).map_err(|e| format!("the signed bytes are not a {name} body: {e}"))
 }
 
 /// A receipt body with its signature.

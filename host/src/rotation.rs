@@ -3,7 +3,7 @@
 //! the chain of keys from the genesis key: every signature is checked against the key in force
 //! at its entry. This module does no IO.
 
-use crate::receipts::{HostKey, key_id};
+use crate::receipts::{HostKey, domain_separated, from_domain_separated, key_id};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -24,16 +24,11 @@ pub struct RotationBody {
 impl RotationBody {
     /// The bytes both signatures cover: the domain prefix, then postcard.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut bytes = ROTATION_DOMAIN.to_vec();
-        bytes.extend(postcard::to_allocvec(self).expect("rotation statements always encode"));
-        bytes
+        domain_separated(ROTATION_DOMAIN, self)
     }
 
     pub fn from_signing_bytes(bytes: &[u8]) -> Result<RotationBody, String> {
-        let body = bytes
-            .strip_prefix(ROTATION_DOMAIN)
-            .ok_or("rotation bytes do not start with agentos.key-rotation.v1")?;
-        postcard::from_bytes(body).map_err(|e| format!("rotation bytes do not decode: {e}"))
+        from_domain_separated(ROTATION_DOMAIN, bytes)
     }
 }
 

@@ -9,7 +9,9 @@
 //! [`verify_consistency`]). This module does no IO.
 
 use crate::journal::entry::{Digest, sha256};
-use crate::receipts::{HostKey, ReceiptError, SignedReceipt, verify_signature};
+use crate::receipts::{
+    HostKey, ReceiptError, SignedReceipt, domain_separated, from_domain_separated, verify_signature,
+};
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use ed25519_dalek::VerifyingKey;
@@ -84,17 +86,12 @@ pub struct CheckpointBody {
 impl CheckpointBody {
     /// The exact bytes the signature covers: the domain prefix, then postcard.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut bytes = CHECKPOINT_DOMAIN.to_vec();
-        bytes.extend(postcard::to_allocvec(self).expect("checkpoint bodies always encode"));
-        bytes
+        domain_separated(CHECKPOINT_DOMAIN, self)
     }
 
     /// Decode signed bytes back into a body (for proofs carried outside the journal).
     pub fn from_signing_bytes(bytes: &[u8]) -> Result<CheckpointBody, ProofError> {
-        let body = bytes
-            .strip_prefix(CHECKPOINT_DOMAIN)
-            .ok_or_else(|| ProofError::Malformed("checkpoint bytes do not start with agentos.checkpoint.v1".into()))?;
-        postcard::from_bytes(body).map_err(|e| ProofError::Malformed(format!("checkpoint bytes do not decode: {e}")))
+        from_domain_separated(CHECKPOINT_DOMAIN, bytes).map_err(|e| ProofError::Malformed(format!("checkpoint: {e}")))
     }
 }
 

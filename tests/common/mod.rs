@@ -53,6 +53,14 @@ pub fn init(template: &str) -> (tempfile::TempDir, PathBuf) {
     (scratch, dir)
 }
 
+/// Append `lines` to a world's `world.toml` before its first run (they land in its last
+/// section, an agent's in every template).
+pub fn append_to_manifest(dir: &Path, lines: &str) {
+    let manifest = dir.join("world.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text + lines).unwrap();
+}
+
 /// A world directory with the given component copied in and `world.toml` text.
 pub fn custom_world(component: &str, manifest: &str) -> (tempfile::TempDir, PathBuf) {
     let scratch = tempfile::tempdir().unwrap();
