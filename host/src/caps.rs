@@ -302,7 +302,7 @@ struct BudgetUse {
 }
 
 /// Use of budgeted grants, from receipts, per (agent, grant), oldest first.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct BudgetLedger {
     uses: std::collections::BTreeMap<(String, String), std::collections::VecDeque<BudgetUse>>,
 }

@@ -295,13 +295,11 @@ impl Kernel {
         let state = KernelState {
             last_at_ms: self.last_at_ms,
             last_step: self.last_step,
-            timers: std::mem::take(&mut *self.live.timers.lock().expect("timer lock")),
-            budgets: std::mem::take(&mut *self.live.budgets.lock().expect("budget lock")),
+            timers: self.live.timers.lock().expect("timer lock").clone(),
+            budgets: self.live.budgets.lock().expect("budget lock").clone(),
             pending: self.inbox.iter().map(|(seq, _)| *seq).collect(),
         };
         let bytes = postcard::to_allocvec(&state).expect("kernel state always encodes");
-        *self.live.timers.lock().expect("timer lock") = state.timers;
-        *self.live.budgets.lock().expect("budget lock") = state.budgets;
         let mut journal = self.journal.lock().expect("journal lock poisoned");
         let kernel = journal.put_blob(&bytes);
         let agents = self

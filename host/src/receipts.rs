@@ -199,12 +199,9 @@ impl HostKey {
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = [0u8; 32];
-                getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
-                write_private(path, &secret).map_err(io)?;
-                Ok(HostKey {
-                    signing: SigningKey::from_bytes(&secret),
-                })
+                let key = HostKey::ephemeral()?;
+                write_private(path, key.signing.as_bytes()).map_err(io)?;
+                Ok(key)
             }
             Err(e) => Err(io(e)),
         }

@@ -48,7 +48,7 @@ pub struct PendingTimer {
 }
 
 /// The world's pending timers, by id.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TimerTable {
     pub pending: BTreeMap<u64, PendingTimer>,
 }
