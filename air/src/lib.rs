@@ -2,7 +2,9 @@
 //!
 //! This crate is pure: it parses TOML or JSON text into the [`Manifest`] model, validates it
 //! (reporting every problem at once, each naming the file and the definition), and gives the
-//! model a canonical encoding (postcard of the normalised model) and an identity (sha256).
+//! model a canonical encoding (postcard of the normalised model) and an identity (sha256), for
+//! the manifest and for each definition in it. Changes are data too: a [`Patch`] adds, replaces
+//! or removes definitions against a base manifest hash ([`diff`], [`apply`]).
 //! It knows nothing of wasmtime, redb or the file system beyond the text it is handed.
 //!
 //! ```
@@ -23,12 +25,14 @@
 //! ```
 
 mod manifest;
+mod patch;
 mod validate;
 
 pub use manifest::{
     AgentDef, BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap,
     LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
+pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, diff};
 pub use validate::{Problem, ValidationError};
 
 /// Why a manifest could not be read.
