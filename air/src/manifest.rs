@@ -404,7 +404,7 @@ impl Manifest {
             file: file.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        manifest.validate(file)?;
+        manifest.validate(file).map_err(|e| e.located_in(text))?;
         Ok(manifest)
     }
 

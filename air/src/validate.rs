@@ -9,6 +9,8 @@ pub struct Problem {
     /// Dotted path of the definition, e.g. `agents.hello.grants`.
     pub definition: String,
     pub message: String,
+    /// 1-based (line, column) of the definition's key in the TOML source, when known.
+    pub at: Option<(usize, usize)>,
 }
 
 /// Every problem found in one manifest.
@@ -23,13 +25,56 @@ impl fmt::Display for ValidationError {
         let count = self.problems.len();
         write!(f, "{}: {count} problem{}", self.file, if count == 1 { "" } else { "s" })?;
         for problem in &self.problems {
-            write!(f, "\n  {}: {}", problem.definition, problem.message)?;
+            match problem.at {
+                Some((line, column)) => write!(
+                    f,
+                    "\n  {}:{line}:{column}: {}: {}",
+                    self.file, problem.definition, problem.message
+                )?,
+                None => write!(f, "\n  {}: {}", problem.definition, problem.message)?,
+            }
         }
         Ok(())
     }
 }
 
 impl std::error::Error for ValidationError {}
+
+impl ValidationError {
+    /// Attach to each problem the line and column of its definition in the TOML `text`.
+    pub fn located_in(mut self, text: &str) -> ValidationError {
+        if let Ok(document) = toml::de::DeTable::parse(text) {
+            for problem in &mut self.problems {
+                problem.at = locate(document.get_ref(), &problem.definition).map(|offset| line_column(text, offset));
+            }
+        }
+        self
+    }
+}
+
+/// Byte offset of the deepest key of the dotted `path` present in `table`.
+fn locate(mut table: &toml::de::DeTable<'_>, path: &str) -> Option<usize> {
+    let mut found = None;
+    for segment in path.split('.') {
+        let Some((key, value)) = table.iter().find(|(key, _)| key.get_ref().as_ref() == segment) else {
+            break;
+        };
+        found = Some(key.span().start);
+        match value.get_ref() {
+            toml::de::DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    found
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
 
 fn is_name(name: &str) -> bool {
     !name.is_empty()
@@ -44,7 +89,13 @@ impl Manifest {
     /// Check references, names and constraints; `file` names the source in the report.
     pub fn validate(&self, file: &str) -> Result<(), ValidationError> {
         let mut problems = Vec::new();
-        let mut problem = |definition: String, message: String| problems.push(Problem { definition, message });
+        let mut problem = |definition: String, message: String| {
+            problems.push(Problem {
+                definition,
+                message,
+                at: None,
+            })
+        };
 
         for (kind, names) in [
             ("modules", self.modules.keys().collect::<Vec<_>>()),
@@ -274,10 +325,16 @@ mod tests {
         };
         let report = error.to_string();
         assert!(report.starts_with("world.toml: 3 problems"), "{report}");
-        assert!(report.contains("caps.web.urls: `ftp://x` cannot match"), "{report}");
-        assert!(report.contains("agents.a.module: `nope` names no module"), "{report}");
         assert!(
-            report.contains("agents.a.grants: `ghost` names no capability"),
+            report.contains("world.toml:8:13: caps.web.urls: `ftp://x` cannot match"),
+            "{report}"
+        );
+        assert!(
+            report.contains("world.toml:10:13: agents.a.module: `nope` names no module"),
+            "{report}"
+        );
+        assert!(
+            report.contains("world.toml:11:13: agents.a.grants: `ghost` names no capability"),
             "{report}"
         );
     }

@@ -1,6 +1,7 @@
 //! The `agentos-host` command line: argument parsing and output formatting only; every
 //! decision is made by `world`, `kernel` and `verify`.
 
+mod air;
 mod bench;
 mod bench_verifiability;
 mod demo;
@@ -171,6 +172,11 @@ enum Command {
         public_key: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Work with AIR, the world's configuration as data: check, show, hash, diff.
+    Air {
+        #[command(subcommand)]
+        command: air::AirCommand,
     },
     /// Run the demo worlds end to end in DIR (a fresh temporary directory by default).
     ///
@@ -395,6 +401,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             output,
         } => proofs::prove(&dir, receipt.as_deref(), consistency.as_deref(), output.as_deref())?,
         Command::VerifyProof { file, public_key, json } => return proofs::verify_proof(&file, &public_key, json),
+        Command::Air { command } => return air::run(command),
         Command::Demo { dir } => demo::run(dir)?,
         Command::Bench {
             steps,

@@ -1,0 +1,130 @@
+//! `agentos-host air …`: the world's configuration as data — check, show, hash and diff AIR
+//! manifests (`world.toml`, or JSON of the same model).
+
+use crate::bundle::ReadTarget;
+use crate::world::{WorldPaths, genesis, open_existing_journal};
+use agentos_air::{AirError, Manifest, diff};
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum AirCommand {
+    /// Validate a manifest: every problem at once, each with file, line, column and definition.
+    ///
+    /// PATH is a world directory (its world.toml) or a manifest file (.toml, or .json). Exits 1
+    /// when the manifest is not valid.
+    Check { path: PathBuf },
+    /// Print the manifest of record a world's journal holds (genesis), definition by definition.
+    Show {
+        /// A world directory, or an audit bundle file written by `export`.
+        dir: PathBuf,
+        /// The whole manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the manifest's identity and each definition's (sha256 of the canonical encoding).
+    Hash {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the patch (TOML, or JSON with --json) that turns manifest OLD into manifest NEW.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Read a manifest from a world directory's world.toml, a .json file or a .toml file.
+fn read(path: &Path) -> Result<Manifest, anyhow::Error> {
+    let file = if path.is_dir() {
+        WorldPaths::new(path).manifest()
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let parsed = if file.extension().is_some_and(|e| e == "json") {
+        Manifest::parse_json(&text, &name)
+    } else {
+        Manifest::parse_toml(&text, &name)
+    };
+    Ok(parsed?)
+}
+
+pub fn run(command: AirCommand) -> Result<ExitCode> {
+    match command {
+        AirCommand::Check { path } => match read(&path) {
+            Ok(manifest) => println!(
+                "{}: valid — world `{}`: {} modules, {} capabilities, {} agents, {} providers; sha256:{}",
+                path.display(),
+                manifest.world.name,
+                manifest.modules.len(),
+                manifest.caps.len(),
+                manifest.agents.len(),
+                manifest.providers.len(),
+                hex::encode(manifest.digest())
+            ),
+            Err(error) if error.downcast_ref::<AirError>().is_some() => {
+                eprintln!("{error}");
+                return Ok(ExitCode::from(1));
+            }
+            Err(error) => return Err(error),
+        },
+        AirCommand::Show { dir, json } => {
+            let target = ReadTarget::resolve(&dir)?;
+            let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
+            let genesis = genesis(&journal)?;
+            let manifest = Manifest::parse_json(&genesis.manifest_json, "the journal's genesis entry")?;
+            if json {
+                println!("{}", manifest.to_json());
+            } else {
+                println!("manifest of record sha256:{}", hex::encode(manifest.digest()));
+                print_definitions(&manifest);
+            }
+        }
+        AirCommand::Hash { path, json } => {
+            let manifest = read(&path)?;
+            if json {
+                let definitions: serde_json::Map<String, serde_json::Value> = manifest
+                    .definitions()
+                    .iter()
+                    .map(|((kind, name), d)| (format!("{}.{name}", kind.label()), hex::encode(d.digest(name)).into()))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({ "manifest": hex::encode(manifest.digest()), "definitions": definitions })
+                );
+            } else {
+                println!("sha256:{}  manifest", hex::encode(manifest.digest()));
+                print_definitions(&manifest);
+            }
+        }
+        AirCommand::Diff { old, new, json } => {
+            let patch = diff(&read(&old)?, &read(&new)?);
+            if json {
+                println!("{}", patch.to_json());
+            } else {
+                for line in patch.summary() {
+                    println!("# {line}");
+                }
+                print!("{}", patch.to_toml().map_err(anyhow::Error::msg)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_definitions(manifest: &Manifest) {
+    for ((kind, name), definition) in manifest.definitions() {
+        println!(
+            "sha256:{}  {} {name}",
+            hex::encode(definition.digest(&name)),
+            kind.label()
+        );
+    }
+}

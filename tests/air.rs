@@ -1,0 +1,89 @@
+//! `agentos-host air`: check, show, hash and diff manifests through the binary.
+
+mod common;
+use common::*;
+
+use agentos_air::{Manifest, Patch, apply};
+
+#[test]
+fn check_reports_every_problem_with_file_line_and_column() {
+    let scratch = tempfile::tempdir().unwrap();
+    let bad = scratch.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[world]\nname = \"w\"\n[caps.web]\neffect = \"http\"\nurls = [\"ftp://x\"]\n[agents.a]\nmodule = \"nope\"\ngrants = [\"web\", \"ghost\"]\n",
+    )
+    .unwrap();
+    let error = fails(&["air", "check", s(&bad)], 1);
+    let file = bad.display();
+    for expected in [
+        format!("{file}: 3 problems"),
+        format!("{file}:5:1: caps.web.urls: `ftp://x` cannot match"),
+        format!("{file}:7:1: agents.a.module: `nope` names no module"),
+        format!("{file}:8:1: agents.a.grants: `ghost` names no capability"),
+    ] {
+        assert!(error.contains(&expected), "{expected}\n{error}");
+    }
+    std::fs::write(&bad, "[world\n").unwrap();
+    let error = fails(&["air", "check", s(&bad)], 1);
+    assert!(error.contains("line 1, column 7"), "{error}");
+    let json = scratch.path().join("w.json");
+    std::fs::write(&json, r#"{"world": {"name": "w"}, "colour": "blue"}"#).unwrap();
+    let error = fails(&["air", "check", s(&json)], 1);
+    assert!(error.contains("unknown field `colour`"), "{error}");
+}
+
+#[test]
+fn diff_prints_a_patch_that_turns_one_manifest_into_the_other() {
+    let (scratch, dir) = init("hello");
+    let out = ok(&["air", "check", s(&dir)]);
+    assert!(
+        out.contains("valid — world `world`: 1 modules, 2 capabilities, 1 agents"),
+        "{out}"
+    );
+    let old_text = std::fs::read_to_string(dir.join("world.toml")).unwrap();
+    let new = scratch.path().join("new.toml");
+    let new_text =
+        old_text.replace("grants = [\"data\", \"local-web\"]", "grants = [\"data\"]") + "snapshot_every = 10\n";
+    std::fs::write(&new, &new_text).unwrap();
+
+    let patch_text = ok(&["air", "diff", s(&dir), s(&new)]);
+    assert!(patch_text.starts_with("# ~ agent hello\n"), "{patch_text}");
+    let patch = Patch::parse_toml(&patch_text, "diff output").unwrap();
+    let old = Manifest::parse_toml(&old_text, "old").unwrap();
+    assert_eq!(
+        apply(&patch, &old).unwrap(),
+        Manifest::parse_toml(&new_text, "new").unwrap()
+    );
+    let json = ok(&["air", "diff", s(&dir), s(&new), "--json"]);
+    assert_eq!(Patch::parse_json(&json, "diff output").unwrap(), patch);
+
+    // The hashes name the manifest and each definition; the patch's base is the old manifest's.
+    let hashes: serde_json::Value = serde_json::from_str(&ok(&["air", "hash", s(&dir), "--json"])).unwrap();
+    assert_eq!(hashes["manifest"], hex::encode(patch.base));
+    assert_eq!(hashes["definitions"].as_object().unwrap().len(), 5);
+}
+
+#[test]
+fn show_prints_the_manifest_of_record_from_the_journal() {
+    let (scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let file_digest = hex::encode(
+        Manifest::parse_toml(&std::fs::read_to_string(dir.join("world.toml")).unwrap(), "w")
+            .unwrap()
+            .digest(),
+    );
+    let out = ok(&["air", "show", s(&dir)]);
+    assert!(
+        out.starts_with(&format!("manifest of record sha256:{file_digest}\n")),
+        "{out}"
+    );
+    assert!(out.contains(" agent counter\n"), "{out}");
+    let bundle = scratch.path().join("b.agentos");
+    ok(&["export", s(&dir), s(&bundle)]);
+    let json = ok(&["air", "show", s(&bundle), "--json"]);
+    assert_eq!(
+        hex::encode(Manifest::parse_json(&json, "show").unwrap().digest()),
+        file_digest
+    );
+}
