@@ -113,10 +113,14 @@ impl AgentDef {
     pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
 }
 
-/// Accepts any TOML/JSON value and keeps it as compact JSON text, so the model stays encodable.
+/// Accepts any TOML/JSON value and keeps it as compact JSON text, so the model stays encodable
+/// (the canonical binary form holds the text itself).
 fn config_as_json<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
-    let value = serde_json::Value::deserialize(de)?;
-    Ok(value.to_string())
+    if de.is_human_readable() {
+        Ok(serde_json::Value::deserialize(de)?.to_string())
+    } else {
+        String::deserialize(de)
+    }
 }
 
 /// The inverse of [`config_as_json`] for human-readable formats (JSON and TOML get the value
@@ -184,19 +188,61 @@ impl std::fmt::Display for EffectKind {
     }
 }
 
-/// A named, parameterised capability.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "effect", rename_all = "kebab-case")]
-pub enum Cap {
+/// The two serde forms of [`Cap`], from one list of variants: authored text (TOML, JSON) tags
+/// the table with `effect = "http"`; the canonical binary form is an ordinary enum, which
+/// postcard can decode.
+macro_rules! cap_forms {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty)),* $(,)?) => {
+        /// A named, parameterised capability.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Cap {
+            $($(#[$doc])* $variant($ty)),*
+        }
+
+        #[derive(Serialize, Deserialize)]
+        #[serde(tag = "effect", rename_all = "kebab-case")]
+        enum AuthoredCap {
+            $($variant($ty)),*
+        }
+
+        #[derive(Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        enum CanonicalCap {
+            $($variant($ty)),*
+        }
+
+        impl Serialize for Cap {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                if ser.is_human_readable() {
+                    match self.clone() { $(Cap::$variant(c) => AuthoredCap::$variant(c)),* }.serialize(ser)
+                } else {
+                    match self.clone() { $(Cap::$variant(c) => CanonicalCap::$variant(c)),* }.serialize(ser)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for Cap {
+            fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Cap, D::Error> {
+                Ok(if de.is_human_readable() {
+                    match AuthoredCap::deserialize(de)? { $(AuthoredCap::$variant(c) => Cap::$variant(c)),* }
+                } else {
+                    match CanonicalCap::deserialize(de)? { $(CanonicalCap::$variant(c) => Cap::$variant(c)),* }
+                })
+            }
+        }
+    };
+}
+
+cap_forms! {
     Http(HttpCap),
     Fs(FsCap),
-    /// Effects whose constraints a later format version defines; kept so a manifest that grants
-    /// them parses, while the host refuses to run agents that hold them.
     Llm(LlmCap),
     Blob(BlobCap),
     Timer(TimerCap),
     Compile(CompileCap),
     Emit(EmitCap),
+    /// Governance constraints are defined by the governance issue; kept so a manifest that grants
+    /// them parses, while the host refuses to run agents that hold them.
     Governance(BTreeMap<String, String>),
 }
 
@@ -423,8 +469,17 @@ impl Manifest {
         postcard::to_allocvec(self).expect("the manifest model always encodes")
     }
 
-    /// The JSON form, which [`Manifest::parse_json`] reads back. Journals store this form (the
-    /// canonical bytes are for identity only: postcard cannot decode the tagged `Cap` enum).
+    /// The model back from its canonical bytes, validated; `file` names the source in errors.
+    pub fn from_canonical_bytes(bytes: &[u8], file: &str) -> Result<Manifest, AirError> {
+        let manifest: Manifest = postcard::from_bytes(bytes).map_err(|e| AirError::Syntax {
+            file: file.to_string(),
+            message: format!("not the canonical encoding of a manifest: {e}"),
+        })?;
+        manifest.validate(file)?;
+        Ok(manifest)
+    }
+
+    /// The JSON form, which [`Manifest::parse_json`] reads back (journals store this form).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("the manifest model always encodes as JSON")
     }
