@@ -26,13 +26,16 @@
 
 mod manifest;
 mod patch;
+pub mod schema;
 mod validate;
+pub mod wit;
 
 pub use manifest::{
     AgentDef, BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap,
     LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
 pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, diff};
+pub use schema::{Schema, TypeExpr};
 pub use validate::{Problem, ValidationError};
 
 /// Why a manifest could not be read.

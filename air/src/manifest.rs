@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub world: WorldMeta,
+    /// Named types for agents' events (see [`crate::schema`]).
+    #[serde(default)]
+    pub schemas: BTreeMap<String, crate::Schema>,
     #[serde(default)]
     pub modules: BTreeMap<String, ModuleDef>,
     #[serde(default)]
@@ -68,6 +71,10 @@ pub struct ModuleDef {
 #[serde(deny_unknown_fields)]
 pub struct AgentDef {
     pub module: String,
+    /// The variant schema of the events the agent handles; its WIT world is generated from it
+    /// (`agentos-host air wit`). Without it the component's own event type is used.
+    #[serde(default)]
+    pub event: Option<String>,
     /// Names of `caps` entries this agent holds.
     #[serde(default)]
     pub grants: Vec<String>,

@@ -6,6 +6,7 @@
 //! applied with [`apply`], which refuses a patch made against another manifest or a definition
 //! that changed since, and validates the result. This module does no IO.
 
+use crate::Schema;
 use crate::ValidationError;
 use crate::manifest::{AgentDef, Cap, LlmProvider, Manifest, ModuleDef, WorldMeta};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ pub type Digest = [u8; 32];
 pub enum DefKind {
     /// The `[world]` table (one definition, named `world`).
     World,
+    Schema,
     Module,
     Cap,
     Agent,
@@ -31,6 +33,7 @@ impl DefKind {
     pub fn label(self) -> &'static str {
         match self {
             DefKind::World => "world",
+            DefKind::Schema => "schema",
             DefKind::Module => "module",
             DefKind::Cap => "cap",
             DefKind::Agent => "agent",
@@ -44,6 +47,7 @@ impl DefKind {
 #[serde(untagged)]
 pub enum Definition {
     World(WorldMeta),
+    Schema(Schema),
     Module(ModuleDef),
     Cap(Cap),
     Agent(AgentDef),
@@ -54,6 +58,7 @@ impl Definition {
     pub fn kind(&self) -> DefKind {
         match self {
             Definition::World(_) => DefKind::World,
+            Definition::Schema(_) => DefKind::Schema,
             Definition::Module(_) => DefKind::Module,
             Definition::Cap(_) => DefKind::Cap,
             Definition::Agent(_) => DefKind::Agent,
@@ -66,6 +71,7 @@ impl Definition {
     pub fn digest(&self, name: &str) -> Digest {
         let canonical = match self {
             Definition::World(d) => postcard::to_allocvec(&(self.kind(), name, d)),
+            Definition::Schema(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Module(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Cap(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Agent(d) => postcard::to_allocvec(&(self.kind(), name, d)),
@@ -79,6 +85,7 @@ impl Definition {
     fn from_value(kind: DefKind, value: serde_json::Value) -> Result<Definition, serde_json::Error> {
         Ok(match kind {
             DefKind::World => Definition::World(serde_json::from_value(value)?),
+            DefKind::Schema => Definition::Schema(serde_json::from_value(value)?),
             DefKind::Module => Definition::Module(serde_json::from_value(value)?),
             DefKind::Cap => Definition::Cap(serde_json::from_value(value)?),
             DefKind::Agent => Definition::Agent(serde_json::from_value(value)?),
@@ -96,9 +103,14 @@ impl Manifest {
             Definition::World(self.world.clone()),
         );
         let named = self
-            .modules
+            .schemas
             .iter()
-            .map(|(n, d)| (DefKind::Module, n, Definition::Module(d.clone())))
+            .map(|(n, d)| (DefKind::Schema, n, Definition::Schema(d.clone())))
+            .chain(
+                self.modules
+                    .iter()
+                    .map(|(n, d)| (DefKind::Module, n, Definition::Module(d.clone()))),
+            )
             .chain(
                 self.caps
                     .iter()
@@ -125,6 +137,9 @@ impl Manifest {
         let name = name.to_string();
         match definition {
             Definition::World(d) => self.world = d,
+            Definition::Schema(d) => {
+                self.schemas.insert(name, d);
+            }
             Definition::Module(d) => {
                 self.modules.insert(name, d);
             }
@@ -144,6 +159,9 @@ impl Manifest {
     fn remove(&mut self, kind: DefKind, name: &str) {
         match kind {
             DefKind::World => {}
+            DefKind::Schema => {
+                self.schemas.remove(name);
+            }
             DefKind::Module => {
                 self.modules.remove(name);
             }

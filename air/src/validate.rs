@@ -86,6 +86,71 @@ fn is_name(name: &str) -> bool {
 }
 
 impl Manifest {
+    /// Schema names, members, references and cycles.
+    fn validate_schemas(&self, problem: &mut impl FnMut(String, String)) {
+        use crate::Schema;
+        for (name, schema) in &self.schemas {
+            let at = format!("schemas.{name}");
+            if !crate::schema::is_identifier(name) {
+                problem(
+                    at.clone(),
+                    "schema names are WIT identifiers: lowercase words of letters and digits joined by `-`".into(),
+                );
+            }
+            let members = schema.member_names();
+            if members.is_empty() && !matches!(schema, Schema::Alias(_)) {
+                problem(at.clone(), "needs at least one field, case or flag".into());
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for member in members {
+                if !seen.insert(member) {
+                    problem(at.clone(), format!("`{member}` appears twice"));
+                }
+            }
+            for referenced in schema.names() {
+                if !self.schemas.contains_key(referenced) {
+                    problem(at.clone(), format!("`{referenced}` names no schema in [schemas]"));
+                }
+            }
+        }
+        // Cycles: depth-first, reporting each schema found on a cycle once.
+        let mut done = std::collections::BTreeSet::new();
+        for start in self.schemas.keys() {
+            let mut path = Vec::new();
+            self.find_cycle(start, &mut path, &mut done, problem);
+        }
+    }
+
+    fn find_cycle<'a>(
+        &'a self,
+        name: &'a str,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+        problem: &mut impl FnMut(String, String),
+    ) {
+        if let Some(position) = path.iter().position(|n| *n == name) {
+            let cycle: Vec<&str> = path[position..].iter().copied().chain([name]).collect();
+            problem(
+                format!("schemas.{name}"),
+                format!(
+                    "refers to itself through {} (schemas cannot be recursive)",
+                    cycle.join(" → ")
+                ),
+            );
+            return;
+        }
+        if done.contains(name) {
+            return;
+        }
+        let Some(schema) = self.schemas.get(name) else { return };
+        path.push(name);
+        for next in schema.names() {
+            self.find_cycle(next, path, done, problem);
+        }
+        path.pop();
+        done.insert(name);
+    }
+
     /// Check references, names and constraints; `file` names the source in the report.
     pub fn validate(&self, file: &str) -> Result<(), ValidationError> {
         let mut problems = Vec::new();
@@ -109,6 +174,21 @@ impl Manifest {
                         "names are 1-64 characters of a-z, 0-9, `-`, `_`, starting with a letter".into(),
                     );
                 }
+            }
+        }
+        self.validate_schemas(&mut problem);
+        for (name, agent) in &self.agents {
+            let Some(event) = &agent.event else { continue };
+            match self.schemas.get(event) {
+                None => problem(
+                    format!("agents.{name}.event"),
+                    format!("`{event}` names no schema in [schemas]"),
+                ),
+                Some(crate::Schema::Variant(_)) => {}
+                Some(_) => problem(
+                    format!("agents.{name}.event"),
+                    format!("schema `{event}` is not a variant; an agent handles a variant of events"),
+                ),
             }
         }
         for (name, module) in &self.modules {
@@ -381,6 +461,44 @@ mod tests {
         let back = Manifest::parse_json(&manifest.to_json(), "journal").unwrap();
         assert_eq!(back, manifest);
         assert_eq!(back.digest(), manifest.digest());
+    }
+
+    #[test]
+    fn schema_problems_are_all_reported() {
+        let text = r#"
+            [world]
+            name = "w"
+            [schemas.a]
+            record = ["next: b", "x: u32", "x: u8"]
+            [schemas.b]
+            type = "option<a>"
+            [schemas.c]
+            variant = ["go(ghost)"]
+            [schemas.d]
+            enum = []
+            [modules.m]
+            component = "m.wasm"
+            [agents.one]
+            module = "m"
+            event = "a"
+            [agents.two]
+            module = "m"
+            event = "nothing"
+        "#;
+        let Err(AirError::Invalid(error)) = Manifest::parse_toml(text, "world.toml") else {
+            panic!("expected a validation error");
+        };
+        let report = error.to_string();
+        for expected in [
+            "world.toml:4:22: schemas.a: `x` appears twice",
+            "schemas.a: refers to itself through a → b → a (schemas cannot be recursive)",
+            "schemas.c: `ghost` names no schema in [schemas]",
+            "schemas.d: needs at least one field, case or flag",
+            "agents.one.event: schema `a` is not a variant",
+            "agents.two.event: `nothing` names no schema in [schemas]",
+        ] {
+            assert!(report.contains(expected), "{expected}\n{report}");
+        }
     }
 
     #[test]

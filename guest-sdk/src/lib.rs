@@ -101,18 +101,14 @@ macro_rules! export_agent {
                 world: $world,
                 path: $path,
                 runtime_path: "::agentos_sdk::wit_bindgen::rt",
+                // Every agent world imports `log` (and so `types`); the other effect interfaces
+                // only where granted, so they are bound here when present and the SDK's typed
+                // wrappers (`agentos_sdk::effects`) call the same imports.
                 with: {
                     "agentos:core/types@0.1.0": ::agentos_sdk::__bindings::agentos::core::types,
                     "agentos:core/log@0.1.0": ::agentos_sdk::__bindings::agentos::core::log,
-                    "agentos:core/http@0.1.0": ::agentos_sdk::__bindings::agentos::core::http,
-                    "agentos:core/llm@0.1.0": ::agentos_sdk::__bindings::agentos::core::llm,
-                    "agentos:core/fs@0.1.0": ::agentos_sdk::__bindings::agentos::core::fs,
-                    "agentos:core/blob@0.1.0": ::agentos_sdk::__bindings::agentos::core::blob,
-                    "agentos:core/timer@0.1.0": ::agentos_sdk::__bindings::agentos::core::timer,
-                    "agentos:core/compile@0.1.0": ::agentos_sdk::__bindings::agentos::core::compile,
-                    "agentos:core/emit@0.1.0": ::agentos_sdk::__bindings::agentos::core::emit,
-                    "agentos:core/governance@0.1.0": ::agentos_sdk::__bindings::agentos::core::governance,
                 },
+                generate_all,
             });
         }
 

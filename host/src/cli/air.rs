@@ -1,5 +1,5 @@
 //! `agentos-host air …`: the world's configuration as data — check, show, hash and diff AIR
-//! manifests (`world.toml`, or JSON of the same model).
+//! manifests (`world.toml`, or JSON of the same model), and generate agents' WIT worlds.
 
 use crate::bundle::ReadTarget;
 use crate::world::{WorldPaths, genesis, open_existing_journal};
@@ -29,6 +29,16 @@ pub enum AirCommand {
         path: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Generate the WIT world of each agent that has an event schema (or of --agent A): its
+    /// imports are exactly the effects its grants allow. Build the agent's component against it.
+    Wit {
+        path: PathBuf,
+        #[arg(long)]
+        agent: Option<String>,
+        /// Write `<agent>.wit` files into DIR instead of printing.
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
     },
     /// Print the patch (TOML, or JSON with --json) that turns manifest OLD into manifest NEW.
     Diff {
@@ -102,6 +112,36 @@ pub fn run(command: AirCommand) -> Result<ExitCode> {
             } else {
                 println!("sha256:{}  manifest", hex::encode(manifest.digest()));
                 print_definitions(&manifest);
+            }
+        }
+        AirCommand::Wit { path, agent, output } => {
+            let manifest = read(&path)?;
+            let agents: Vec<String> = match agent {
+                Some(agent) => vec![agent],
+                None => manifest
+                    .agents
+                    .iter()
+                    .filter(|(_, def)| def.event.is_some())
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+            };
+            if agents.is_empty() {
+                anyhow::bail!(
+                    "no agent of {} has an event schema (`event = \"<variant schema>\"`)",
+                    path.display()
+                );
+            }
+            for agent in agents {
+                let wit = agentos_air::wit::agent_world(&manifest, &agent)?;
+                match &output {
+                    Some(dir) => {
+                        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                        let file = dir.join(format!("{agent}.wit"));
+                        std::fs::write(&file, wit).with_context(|| format!("cannot write {}", file.display()))?;
+                        println!("wrote {}", file.display());
+                    }
+                    None => print!("{wit}"),
+                }
             }
         }
         AirCommand::Diff { old, new, json } => {

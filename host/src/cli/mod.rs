@@ -173,7 +173,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Work with AIR, the world's configuration as data: check, show, hash, diff.
+    /// Work with AIR, the world's configuration as data: check, show, hash, diff, wit.
     Air {
         #[command(subcommand)]
         command: air::AirCommand,
