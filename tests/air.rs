@@ -157,3 +157,51 @@ fn a_component_built_from_the_generated_wit_runs_in_its_world() {
     assert!(error.contains("does not match agent `counter`'s event type"), "{error}");
     replay_and_verify(&world);
 }
+
+/// A component whose event type is not its agent's schema is refused at load, with every
+/// difference named; one that matches runs.
+#[test]
+fn a_component_that_does_not_match_its_event_schema_is_refused_with_a_precise_diff() {
+    let manifest = |event: &str| {
+        format!(
+            "[world]\nname = \"w\"\n[schemas.counter-event]\nvariant = {event}\n\
+             [modules.counter]\ncomponent = \"modules/counter.wasm\"\n\
+             [agents.counter]\nmodule = \"counter\"\nevent = \"counter-event\"\n"
+        )
+    };
+    let (_ok_scratch, matching) = custom_world("counter", &manifest(r#"["increment(u32)", "reset"]"#));
+    ok(&["send", s(&matching), "counter", "increment(2)"]);
+    replay_and_verify(&matching);
+
+    for (event, expected) in [
+        (
+            r#"["increment(u64)", "reset"]"#,
+            "event.increment: AIR says u64, the component has u32",
+        ),
+        (
+            r#"["increment(u32)", "reset", "double"]"#,
+            "event: the component lacks case `double`",
+        ),
+        (r#"["reset", "increment(u32)"]"#, "cases are in another order"),
+        (
+            r#"["increment", "reset"]"#,
+            "event.increment: AIR says no payload, the component has u32",
+        ),
+    ] {
+        let (_scratch, dir) = custom_world("counter", &manifest(event));
+        let error = fails(&["send", s(&dir), "counter", "reset"], 2);
+        assert!(
+            error.contains(
+                "agent `counter`: component modules/counter.wasm does not match its event schema `counter-event`"
+            ) && error.contains(expected),
+            "{expected}\n{error}"
+        );
+        assert!(log_json(&dir).is_empty(), "nothing journaled, not even genesis");
+    }
+    // A world whose first open failed is not bound to what failed: fix the manifest, it opens.
+    let (_scratch, dir) = custom_world("counter", &manifest(r#"["increment(u64)", "reset"]"#));
+    fails(&["send", s(&dir), "counter", "reset"], 2);
+    std::fs::write(dir.join("world.toml"), manifest(r#"["increment(u32)", "reset"]"#)).unwrap();
+    ok(&["send", s(&dir), "counter", "reset"]);
+    replay_and_verify(&dir);
+}

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod caps;
 pub mod cli;
 pub mod components;
+pub mod conformance;
 pub mod effects;
 pub mod inbox;
 pub mod journal;

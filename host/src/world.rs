@@ -199,6 +199,16 @@ impl World {
             let component = runtime.load(&def.module, &bytes, &paths.root.join(&module.component), &paths.cache())?;
             let grants = AgentGrants::from_manifest(&manifest, name, &paths.root)?;
             let prepared = runtime.prepare(&component, &grants)?;
+            if let Some(schema) = &def.event {
+                let differences = crate::conformance::differences(&manifest, schema, &prepared.event_type);
+                if !differences.is_empty() {
+                    bail!(
+                        "agent `{name}`: component {} does not match its event schema `{schema}`:\n  {}\n                         (regenerate its WIT world with `agentos-host air wit` and rebuild it)",
+                        module.component,
+                        differences.join("\n  ")
+                    );
+                }
+            }
             agents.push((name.clone(), def.clone(), prepared, grants));
         }
         let compile_dir = paths.state().join("compile");
@@ -211,6 +221,9 @@ impl World {
             agents,
             compile_dir,
         )?;
+        // A new world's genesis becomes durable only once its agents loaded and initialised, so
+        // a world whose first open fails can be fixed and opened again.
+        kernel.journal.lock().expect("journal lock").commit()?;
         let mut world = World {
             paths,
             manifest,
@@ -561,6 +574,7 @@ pub enum EventInput<'a> {
     Json(&'a serde_json::Value),
 }
 
+/// Append (not yet commit) the genesis entry of a new world, with its module bytes as blobs.
 fn write_genesis(journal: &mut Journal, paths: &WorldPaths, manifest: &Manifest, key: &HostKey) -> Result<Genesis> {
     let mut modules = Vec::new();
     for (name, module) in &manifest.modules {
@@ -586,7 +600,6 @@ fn write_genesis(journal: &mut Journal, paths: &WorldPaths, manifest: &Manifest,
         modules,
     };
     journal.append(EntryBody::Genesis(genesis.clone()));
-    journal.commit()?;
     Ok(genesis)
 }
 
