@@ -161,8 +161,8 @@ fn a_component_that_is_not_an_agent_is_refused() {
         "{error}"
     );
     assert!(error.contains("agentos:core/lifecycle@0.1.0"), "{error}");
-    // Genesis was written before the component was refused; what is journaled stays valid.
-    assert!(ok(&["verify", s(&dir)]).starts_with("verify OK: 1 entries"));
+    // A world whose first open is refused journals nothing, not even genesis.
+    assert!(ok(&["verify", s(&dir)]).starts_with("verify OK: 0 entries"));
 
     std::fs::write(dir.join("modules/empty.wasm"), b"\0asm not really").unwrap();
     let fresh = scratch.path().join("world2");
@@ -219,7 +219,7 @@ fn effects_this_host_does_not_implement_yet_are_refused_at_load() {
         "{error}"
     );
     for dir in [plain, granted] {
-        assert!(ok(&["verify", s(&dir)]).starts_with("verify OK: 1 entries"));
+        assert!(ok(&["verify", s(&dir)]).starts_with("verify OK: 0 entries"));
     }
 }
 
