@@ -26,6 +26,7 @@
 
 mod manifest;
 mod patch;
+pub mod policy;
 pub mod schema;
 mod validate;
 pub mod wit;
@@ -35,6 +36,7 @@ pub use manifest::{
     LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
 pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, diff};
+pub use policy::{Decision, Policy, Rule};
 pub use schema::{Schema, TypeExpr};
 pub use validate::{Problem, ValidationError};
 

@@ -26,6 +26,9 @@ pub struct Manifest {
     /// Language-model endpoints that `llm` capabilities may use.
     #[serde(default)]
     pub providers: BTreeMap<String, LlmProvider>,
+    /// Who may approve changes to this world (see [`crate::policy`]).
+    #[serde(default)]
+    pub policy: Option<crate::Policy>,
 }
 
 /// A language-model endpoint. Its API key never enters the manifest: it is read from the named

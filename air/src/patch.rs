@@ -6,9 +6,9 @@
 //! applied with [`apply`], which refuses a patch made against another manifest or a definition
 //! that changed since, and validates the result. This module does no IO.
 
-use crate::Schema;
 use crate::ValidationError;
 use crate::manifest::{AgentDef, Cap, LlmProvider, Manifest, ModuleDef, WorldMeta};
+use crate::{Policy, Schema};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -27,6 +27,8 @@ pub enum DefKind {
     Cap,
     Agent,
     Provider,
+    /// The `[policy]` table (one definition, named `policy`).
+    Policy,
 }
 
 impl DefKind {
@@ -38,6 +40,7 @@ impl DefKind {
             DefKind::Cap => "cap",
             DefKind::Agent => "agent",
             DefKind::Provider => "provider",
+            DefKind::Policy => "policy",
         }
     }
 }
@@ -52,6 +55,7 @@ pub enum Definition {
     Cap(Cap),
     Agent(AgentDef),
     Provider(LlmProvider),
+    Policy(Policy),
 }
 
 impl Definition {
@@ -63,6 +67,7 @@ impl Definition {
             Definition::Cap(_) => DefKind::Cap,
             Definition::Agent(_) => DefKind::Agent,
             Definition::Provider(_) => DefKind::Provider,
+            Definition::Policy(_) => DefKind::Policy,
         }
     }
 
@@ -76,6 +81,7 @@ impl Definition {
             Definition::Cap(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Agent(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Provider(d) => postcard::to_allocvec(&(self.kind(), name, d)),
+            Definition::Policy(d) => postcard::to_allocvec(&(self.kind(), name, d)),
         }
         .expect("definitions always encode");
         Sha256::digest(canonical).into()
@@ -90,6 +96,7 @@ impl Definition {
             DefKind::Cap => Definition::Cap(serde_json::from_value(value)?),
             DefKind::Agent => Definition::Agent(serde_json::from_value(value)?),
             DefKind::Provider => Definition::Provider(serde_json::from_value(value)?),
+            DefKind::Policy => Definition::Policy(serde_json::from_value(value)?),
         })
     }
 }
@@ -129,6 +136,12 @@ impl Manifest {
         for (kind, name, definition) in named {
             all.insert((kind, name.clone()), definition);
         }
+        if let Some(policy) = &self.policy {
+            all.insert(
+                (DefKind::Policy, "policy".to_string()),
+                Definition::Policy(policy.clone()),
+            );
+        }
         all
     }
 
@@ -152,6 +165,7 @@ impl Manifest {
             Definition::Provider(d) => {
                 self.providers.insert(name, d);
             }
+            Definition::Policy(d) => self.policy = Some(d),
         }
     }
 
@@ -174,6 +188,7 @@ impl Manifest {
             DefKind::Provider => {
                 self.providers.remove(name);
             }
+            DefKind::Policy => self.policy = None,
         }
     }
 }
@@ -416,6 +431,16 @@ impl Patch {
                     .ok_or_else(|| malformed(format!("{:?} needs the pre_image hash", change.op)))?;
                 digest("pre_image", text).map_err(malformed)
             };
+            let single = match change.kind {
+                DefKind::World => Some("world"),
+                DefKind::Policy => Some("policy"),
+                _ => None,
+            };
+            if let Some(single) = single
+                && change.name != single
+            {
+                return Err(malformed(format!("the {single} definition is named `{single}`")));
+            }
             let action = match change.op {
                 Op::Add => Action::Add(definition(change.definition.clone())?),
                 Op::Replace => Action::Replace {

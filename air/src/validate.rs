@@ -177,6 +177,9 @@ impl Manifest {
             }
         }
         self.validate_schemas(&mut problem);
+        for (definition, message) in self.policy.iter().flat_map(crate::Policy::problems) {
+            problem(definition, message);
+        }
         for (name, agent) in &self.agents {
             let Some(event) = &agent.event else { continue };
             match self.schemas.get(event) {
@@ -499,6 +502,31 @@ mod tests {
         ] {
             assert!(report.contains(expected), "{expected}\n{report}");
         }
+    }
+
+    #[test]
+    fn policy_problems_are_all_reported() {
+        let key = "ab".repeat(32);
+        let text = format!(
+            "[world]\nname = \"w\"\n[policy]\napprovers = {{ ada = \"{key}\", bob = \"xyz\" }}\nquorum = 3\n\
+             rules = [{{ effect = \"*\", decision = \"allow\" }}, {{ effect = \"http\", decision = \"deny\" }}, \
+             {{ effect = \"telepathy\", decision = \"deny\" }}]\n"
+        );
+        let Err(AirError::Invalid(error)) = Manifest::parse_toml(&text, "world.toml") else {
+            panic!("expected a validation error");
+        };
+        let report = error.to_string();
+        for expected in [
+            "policy.approvers.bob: `xyz` is not an ed25519 public key",
+            "policy.quorum: quorum 3 cannot be met by 2 approvers",
+            "policy.rules[2]: can never apply: rule 1 already decides every `http` change",
+            "policy.rules[3]: `telepathy` is not an effect",
+        ] {
+            assert!(report.contains(expected), "{expected}\n{report}");
+        }
+        let fine = format!("[world]\nname = \"w\"\n[policy]\napprovers = {{ ada = \"{key}\" }}\n");
+        let policy = Manifest::parse_toml(&fine, "w").unwrap().policy.unwrap();
+        assert_eq!((policy.quorum, policy.require_clean_shadow), (1, false));
     }
 
     #[test]

@@ -34,8 +34,14 @@ fn manifests() -> impl Strategy<Value = Manifest> {
     let modules = prop::collection::btree_set("[a-d]", 1..4);
     let caps = prop::collection::btree_map("[p-s]", (0u8..3, 1u64..5), 0..4);
     let agents = prop::collection::btree_map("[w-z]", (any::<prop::sample::Index>(), any::<u16>(), 0usize..3), 0..4);
-    ("[a-c]{1,3}", modules, caps, agents).prop_map(|(world, modules, caps, agents)| {
+    ("[a-c]{1,3}", modules, caps, agents, 0u32..3).prop_map(|(world, modules, caps, agents, quorum)| {
         let mut text = format!("[world]\nname = \"{world}\"\n");
+        if quorum > 0 {
+            let keys: Vec<String> = (0..quorum)
+                .map(|n| format!("k{n} = \"{}\"", format!("{n:02x}").repeat(32)))
+                .collect();
+            text += &format!("[policy]\napprovers = {{ {} }}\nquorum = {quorum}\n", keys.join(", "));
+        }
         let modules: Vec<String> = modules.into_iter().collect();
         for m in &modules {
             text += &format!("[modules.{m}]\ncomponent = \"modules/{m}.wasm\"\n");
