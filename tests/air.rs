@@ -205,3 +205,32 @@ fn a_component_that_does_not_match_its_event_schema_is_refused_with_a_precise_di
     ok(&["send", s(&dir), "counter", "reset"]);
     replay_and_verify(&dir);
 }
+
+/// A module may pin its component by sha256; other bytes are refused before anything is journaled.
+#[test]
+fn a_module_pinned_by_sha256_accepts_only_those_bytes() {
+    let built = agentos_host::components::ensure_built("counter").unwrap();
+    let digest = hex::encode(agentos_host::journal::entry::sha256(&std::fs::read(built).unwrap()));
+    let manifest = |pin: &str| {
+        format!(
+            "[world]\nname = \"w\"\n[modules.counter]\ncomponent = \"modules/counter.wasm\"\nsha256 = \"{pin}\"\n\
+             crate = \"components/counter\"\n[agents.counter]\nmodule = \"counter\"\n"
+        )
+    };
+    let wrong = "0".repeat(64);
+    let (_scratch, dir) = custom_world("counter", &manifest(&wrong));
+    let error = fails(&["send", s(&dir), "counter", "reset"], 2);
+    assert!(
+        error.contains(&format!("has sha256:{digest}, but")) && error.contains(&format!("pins sha256:{wrong}")),
+        "{error}"
+    );
+    std::fs::write(dir.join("world.toml"), manifest(&digest)).unwrap();
+    ok(&["send", s(&dir), "counter", "increment(3)"]);
+    replay_and_verify(&dir);
+    std::fs::write(dir.join("world.toml"), manifest("not-a-digest")).unwrap();
+    let error = fails(&["air", "check", s(&dir)], 1);
+    assert!(
+        error.contains("modules.counter.sha256: `not-a-digest` is not a sha256"),
+        "{error}"
+    );
+}

@@ -67,6 +67,12 @@ pub struct WorldMeta {
 pub struct ModuleDef {
     /// Path of the `.wasm` component, relative to the world directory.
     pub component: String,
+    /// The component's sha256 (hex): when given, the host refuses any other bytes.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Path of the crate that builds the component (documentation for people and tools).
+    #[serde(default, rename = "crate")]
+    pub crate_path: Option<String>,
 }
 
 /// One agent: which module runs it, what it may do, how much it may use per step.

@@ -195,6 +195,14 @@ impl Manifest {
             }
         }
         for (name, module) in &self.modules {
+            if let Some(digest) = &module.sha256
+                && (digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+            {
+                problem(
+                    format!("modules.{name}.sha256"),
+                    format!("`{digest}` is not a sha256 (64 lowercase hex digits)"),
+                );
+            }
             if !module.component.ends_with(".wasm") {
                 problem(
                     format!("modules.{name}.component"),

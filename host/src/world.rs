@@ -586,7 +586,18 @@ fn write_genesis(journal: &mut Journal, paths: &WorldPaths, manifest: &Manifest,
                 paths.manifest().display()
             )
         })?;
-        modules.push((name.clone(), journal.put_blob(&bytes)));
+        let digest = journal.put_blob(&bytes);
+        if let Some(pinned) = &module.sha256
+            && *pinned != hex::encode(digest)
+        {
+            bail!(
+                "module `{name}`: {} has sha256:{}, but {} pins sha256:{pinned}",
+                path.display(),
+                hex::encode(digest),
+                paths.manifest().display()
+            );
+        }
+        modules.push((name.clone(), digest));
     }
     let mut world_id = [0u8; 16];
     getrandom::fill(&mut world_id).map_err(|e| anyhow::anyhow!("cannot draw a world id: {e}"))?;
