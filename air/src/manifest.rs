@@ -476,7 +476,7 @@ impl Manifest {
             file: file.to_string(),
             message: e.to_string(),
         })?;
-        manifest.validate(file)?;
+        manifest.validate(file).map_err(|e| e.located_in_json(text))?;
         Ok(manifest)
     }
 

@@ -52,6 +52,91 @@ impl ValidationError {
     }
 }
 
+impl ValidationError {
+    /// Attach to each problem the line and column of its definition in the JSON `text`.
+    pub fn located_in_json(mut self, text: &str) -> ValidationError {
+        let mut keys = std::collections::HashMap::new();
+        json_value(text.as_bytes(), 0, "", &mut keys);
+        for problem in &mut self.problems {
+            let mut path = problem.definition.as_str();
+            problem.at = loop {
+                if let Some(offset) = keys.get(path) {
+                    break Some(line_column(text, *offset));
+                }
+                match path.rfind('.') {
+                    Some(dot) => path = &path[..dot],
+                    None => break None,
+                }
+            };
+        }
+        self
+    }
+}
+
+/// Walk one JSON value at byte `i` (the text is valid JSON: serde_json parsed it), recording the
+/// offset of each object key by dotted path (first occurrence). Returns the offset after it.
+fn json_value(b: &[u8], mut i: usize, path: &str, keys: &mut std::collections::HashMap<String, usize>) -> usize {
+    let skip_space = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let string_end = |mut i: usize| {
+        i += 1;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        i + 1
+    };
+    i = skip_space(i);
+    match b.get(i) {
+        Some(b'{') => {
+            i += 1;
+            loop {
+                i = skip_space(i);
+                match b.get(i) {
+                    Some(b'"') => {
+                        let end = string_end(i);
+                        let key = String::from_utf8_lossy(&b[i + 1..end.saturating_sub(1).max(i + 1)]);
+                        let key_path = if path.is_empty() {
+                            key.into_owned()
+                        } else {
+                            format!("{path}.{key}")
+                        };
+                        keys.entry(key_path.clone()).or_insert(i);
+                        i = skip_space(end);
+                        i = json_value(b, i + 1, &key_path, keys); // past the `:`
+                    }
+                    Some(b',') => i += 1,
+                    Some(b'}') => return i + 1,
+                    _ => return b.len(),
+                }
+            }
+        }
+        Some(b'[') => {
+            i += 1;
+            loop {
+                i = skip_space(i);
+                match b.get(i) {
+                    Some(b']') => return i + 1,
+                    Some(b',') => i += 1,
+                    Some(_) => i = json_value(b, i, path, keys),
+                    None => return b.len(),
+                }
+            }
+        }
+        Some(b'"') => string_end(i),
+        Some(_) => {
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            i
+        }
+        None => b.len(),
+    }
+}
+
 /// Byte offset of the deepest key of the dotted `path` present in `table`.
 fn locate(mut table: &toml::de::DeTable<'_>, path: &str) -> Option<usize> {
     let mut found = None;
@@ -428,6 +513,23 @@ mod tests {
             report.contains("world.toml:11:13: agents.a.grants: `ghost` names no capability"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn problems_in_json_carry_line_and_column_too() {
+        let text = "{\n  \"world\": {\"name\": \"w\"},\n  \"caps\": {\"web\": {\"effect\": \"http\", \"urls\": [\"ftp://x\"]}},\n  \
+                    \"agents\": {\n    \"a\": {\"module\": \"nope\", \"grants\": [\"web\", \"gh\\\"ost\"]}\n  }\n}\n";
+        let Err(AirError::Invalid(error)) = Manifest::parse_json(text, "world.json") else {
+            panic!("expected a validation error");
+        };
+        let report = error.to_string();
+        for expected in [
+            "world.json:3:38: caps.web.urls: `ftp://x` cannot match",
+            "world.json:5:11: agents.a.module: `nope` names no module",
+            "world.json:5:29: agents.a.grants: `gh\"ost` names no capability",
+        ] {
+            assert!(report.contains(expected), "{expected}\n{report}");
+        }
     }
 
     #[test]
