@@ -4,7 +4,7 @@
 //! with defaults are filled in at parse time, so two texts that mean the same world encode to
 //! the same bytes.
 
-use crate::AirError;
+use crate::{AirError, ValidationError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -476,8 +476,20 @@ impl Manifest {
             file: file.to_string(),
             message: e.to_string(),
         })?;
-        manifest.validate(file).map_err(|e| e.located_in_json(text))?;
-        Ok(manifest)
+        let duplicates = crate::validate::duplicate_json_keys(text);
+        match manifest.validate(file) {
+            Ok(()) if duplicates.is_empty() => Ok(manifest),
+            Ok(()) => Err(ValidationError {
+                file: file.to_string(),
+                problems: duplicates,
+            }
+            .into()),
+            Err(error) => {
+                let mut error = error.located_in_json(text);
+                error.problems.splice(0..0, duplicates);
+                Err(error.into())
+            }
+        }
     }
 
     /// The canonical bytes: postcard of the model.

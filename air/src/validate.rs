@@ -52,6 +52,25 @@ impl ValidationError {
     }
 }
 
+/// Keys a JSON object repeats (serde keeps the last silently), as problems with their position.
+pub(crate) fn duplicate_json_keys(text: &str) -> Vec<Problem> {
+    let mut keys = std::collections::HashMap::new();
+    json_value(text.as_bytes(), 0, "", &mut keys);
+    let mut duplicates: Vec<Problem> = keys
+        .iter()
+        .filter_map(|(path, offset)| {
+            let path = path.strip_prefix('\u{0}')?;
+            Some(Problem {
+                definition: path.to_string(),
+                message: "is defined twice; one definition per name".into(),
+                at: Some(line_column(text, *offset)),
+            })
+        })
+        .collect();
+    duplicates.sort_by_key(|p| p.at);
+    duplicates
+}
+
 impl ValidationError {
     /// Attach to each problem the line and column of its definition in the JSON `text`.
     pub fn located_in_json(mut self, text: &str) -> ValidationError {
@@ -104,9 +123,17 @@ fn json_value(b: &[u8], mut i: usize, path: &str, keys: &mut std::collections::H
                         } else {
                             format!("{path}.{key}")
                         };
-                        keys.entry(key_path.clone()).or_insert(i);
+                        // A repeated key is recorded under a marked path for `duplicate_json_keys`,
+                        // and its value walked under another mark, so its members are not repeats.
+                        let inner_path = if keys.contains_key(&key_path) {
+                            keys.entry(format!("\u{0}{key_path}")).or_insert(i);
+                            format!("\u{1}{key_path}")
+                        } else {
+                            keys.insert(key_path.clone(), i);
+                            key_path
+                        };
                         i = skip_space(end);
-                        i = json_value(b, i + 1, &key_path, keys); // past the `:`
+                        i = json_value(b, i + 1, &inner_path, keys); // past the `:`
                     }
                     Some(b',') => i += 1,
                     Some(b'}') => return i + 1,
@@ -523,6 +550,14 @@ mod tests {
             panic!("expected a validation error");
         };
         let report = error.to_string();
+        let duplicated = "{\"world\": {\"name\": \"w\"},\n \"modules\": {\"m\": {\"component\": \"m.wasm\"}, \"m\": {\"component\": \"n.wasm\"}}}";
+        let Err(AirError::Invalid(twice)) = Manifest::parse_json(duplicated, "d.json") else {
+            panic!("expected the repeated key to be refused");
+        };
+        assert_eq!(
+            twice.to_string(),
+            "d.json: 1 problem\n  d.json:2:44: modules.m: is defined twice; one definition per name"
+        );
         for expected in [
             "world.json:3:38: caps.web.urls: `ftp://x` cannot match",
             "world.json:5:11: agents.a.module: `nope` names no module",
