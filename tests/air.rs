@@ -187,6 +187,10 @@ fn a_component_that_does_not_match_its_event_schema_is_refused_with_a_precise_di
             r#"["increment", "reset"]"#,
             "event.increment: AIR says no payload, the component has u32",
         ),
+        (
+            "[\"increment(point)\", \"reset\"]\n[schemas.point]\nrecord = [\"x: u32\"]",
+            "event.increment: AIR says a record `point`, the component has u32",
+        ),
     ] {
         let (_scratch, dir) = custom_world("counter", &manifest(event));
         let error = fails(&["send", s(&dir), "counter", "reset"], 2);

@@ -56,10 +56,7 @@ fn compare_named(manifest: &Manifest, schema: &str, ty: &Type, at: &str, found: 
                 mismatch(found, &format!("flags {{ {} }}", names.join(", ")));
             }
         }
-        (schema, _) => mismatch(
-            found,
-            &format!("{} `{}`", kind(schema), at.rsplit('.').next().unwrap_or(at)),
-        ),
+        (definition, _) => mismatch(found, &format!("{} `{schema}`", kind(definition))),
     }
 }
 
