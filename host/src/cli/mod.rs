@@ -6,6 +6,7 @@ mod bench;
 mod bench_verifiability;
 mod demo;
 mod init;
+mod keys;
 mod proofs;
 mod replay;
 mod show;
@@ -172,6 +173,11 @@ enum Command {
         public_key: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Keys for people who approve governed changes: new, list, show.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Work with AIR, the world's configuration as data: check, show, hash, diff, wit.
     Air {
@@ -402,6 +408,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => proofs::prove(&dir, receipt.as_deref(), consistency.as_deref(), output.as_deref())?,
         Command::VerifyProof { file, public_key, json } => return proofs::verify_proof(&file, &public_key, json),
         Command::Air { command } => return air::run(command),
+        Command::Keys { command } => keys::run(command)?,
         Command::Demo { dir } => demo::run(dir)?,
         Command::Bench {
             steps,
