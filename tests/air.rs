@@ -86,6 +86,7 @@ fn show_prints_the_manifest_of_record_from_the_journal() {
         hex::encode(Manifest::parse_json(&json, "show").unwrap().digest()),
         file_digest
     );
+    replay_and_verify(&dir);
 }
 
 /// The counter's Rust source, built against the WIT world generated from AIR (not its own
