@@ -143,12 +143,19 @@ fn json_value(b: &[u8], mut i: usize, path: &str, keys: &mut std::collections::H
         }
         Some(b'[') => {
             i += 1;
+            let mut element = 0;
             loop {
                 i = skip_space(i);
                 match b.get(i) {
                     Some(b']') => return i + 1,
                     Some(b',') => i += 1,
-                    Some(_) => i = json_value(b, i, path, keys),
+                    Some(_) => {
+                        // Elements are numbered from 1, as problems name them (`policy.rules[2]`).
+                        element += 1;
+                        let element_path = format!("{path}[{element}]");
+                        keys.entry(element_path.clone()).or_insert(i);
+                        i = json_value(b, i, &element_path, keys);
+                    }
                     None => return b.len(),
                 }
             }
@@ -557,6 +564,16 @@ mod tests {
         assert_eq!(
             twice.to_string(),
             "d.json: 1 problem\n  d.json:2:44: modules.m: is defined twice; one definition per name"
+        );
+        // Objects in an array are elements, not repeats of one another; problems point at them.
+        let rules = "{\"world\": {\"name\": \"w\"}, \"policy\": {\"rules\": [\n\
+                     {\"effect\": \"http\", \"decision\": \"deny\"},\n {\"effect\": \"ghost\", \"decision\": \"deny\"}]}}";
+        let Err(AirError::Invalid(rule)) = Manifest::parse_json(rules, "r.json") else {
+            panic!("expected the unknown effect to be refused");
+        };
+        assert_eq!(
+            rule.to_string(),
+            "r.json: 1 problem\n  r.json:3:2: policy.rules[2]: `ghost` is not an effect"
         );
         for expected in [
             "world.json:3:38: caps.web.urls: `ftp://x` cannot match",
