@@ -10,7 +10,7 @@
 
 use crate::journal::entry::{Entry, EntryBody, Genesis, entry_hash, sha256};
 use crate::journal::{Journal, JournalError};
-use crate::transparency::{Frontier, SignedCheckpoint, receipt_leaf};
+use crate::transparency::{Frontier, receipt_leaf};
 use ed25519_dalek::VerifyingKey;
 
 /// A successful verification.
@@ -27,9 +27,6 @@ pub struct VerifyReport {
     pub key_rotations: u64,
     /// The public key that signs from the last entry on (the genesis key unless rotated).
     pub key_in_force: String,
-    /// The last checkpoint of the journal, if any.
-    #[serde(skip)]
-    pub latest_checkpoint: Option<SignedCheckpoint>,
 }
 
 /// The first thing found wrong.
@@ -170,7 +167,6 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                     ));
                 }
                 report.checkpoints += 1;
-                report.latest_checkpoint = Some(c.clone());
             }
             (EntryBody::StepCommitted(step), _) => {
                 states.insert(step.agent.clone(), step.state_digest);

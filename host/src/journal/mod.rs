@@ -233,11 +233,6 @@ impl Journal {
         self.rotated_keys.last().copied()
     }
 
-    /// Number of receipts in the log, sealed entries included.
-    pub fn receipt_count(&self) -> u64 {
-        self.log.frontier.size
-    }
-
     /// Number of entries, committed or pending.
     pub fn len(&self) -> u64 {
         self.next_seq
