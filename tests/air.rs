@@ -75,7 +75,9 @@ fn show_prints_the_manifest_of_record_from_the_journal() {
     );
     let out = ok(&["air", "show", s(&dir)]);
     assert!(
-        out.starts_with(&format!("manifest of record sha256:{file_digest}\n")),
+        out.starts_with(&format!(
+            "manifest of record in force since entry #0: sha256:{file_digest}\n"
+        )),
         "{out}"
     );
     assert!(out.contains(" agent counter\n"), "{out}");
@@ -105,52 +107,12 @@ fn a_component_built_from_the_generated_wit_runs_in_its_world() {
     .unwrap();
 
     let crate_dir = scratch.path().join("counter");
-    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
-    std::fs::copy(repo.join("components/counter/src/lib.rs"), crate_dir.join("src/lib.rs")).unwrap();
-    std::fs::write(
-        crate_dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"counter\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
-             [dependencies]\nagentos-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
-             [profile.release]\nopt-level = \"s\"\nstrip = \"debuginfo\"\n\n[workspace]\n",
-            repo.join("guest-sdk").display().to_string()
-        ),
-    )
-    .unwrap();
-    std::fs::copy(repo.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
-    let deps = crate_dir.join("wit/deps/agentos-core");
-    std::fs::create_dir_all(&deps).unwrap();
-    std::fs::copy(repo.join("wit/agentos.wit"), deps.join("agentos.wit")).unwrap();
+    let source = std::fs::read_to_string(repo.join("components/counter/src/lib.rs")).unwrap();
+    guest_crate(&crate_dir, "counter", &source);
     let out = ok(&["air", "wit", s(&world), "-o", s(&crate_dir.join("wit"))]);
     assert!(out.contains("counter.wit"), "{out}");
-
-    let target = repo.join("target/air-generated");
-    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--offline",
-            "--quiet",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .current_dir(&crate_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building the counter against the generated world failed"
-    );
-    std::fs::copy(
-        target.join("wasm32-wasip2/release/counter.wasm"),
-        world.join("modules/counter.wasm"),
-    )
-    .unwrap();
+    let built = build_guest_crate(&crate_dir, &repo.join("target/air-generated"), "counter");
+    std::fs::copy(built, world.join("modules/counter.wasm")).unwrap();
 
     ok(&["send", s(&world), "counter", "increment(5)"]);
     ok(&["send", s(&world), "counter", "reset"]);

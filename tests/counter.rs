@@ -97,7 +97,7 @@ fn a_malformed_manifest_names_file_and_line() {
     .unwrap();
     let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
     assert!(
-        error.contains("changed since the world was created") && error.contains("governance"),
+        error.contains("differs from the manifest in force") && error.contains("agentos-host propose"),
         "{error}"
     );
 

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-use redb::{ReadableDatabase as _, ReadableTable as _};
+use redb::ReadableTable as _;
 
 const JOURNAL: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("journal");
 
@@ -121,44 +121,9 @@ fn replay_names_the_exact_step_where_history_and_re_execution_diverge() {
 
 // The tamper matrix: each alteration is caught by `verify`, which names the entry and the fault.
 
-use agentos_host::journal::entry::{Entry, EntryBody, entry_hash};
+use agentos_host::journal::entry::{Entry, EntryBody};
 
-const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
 const BLOBS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("blobs");
-
-fn read_entries(dir: &std::path::Path) -> Vec<Entry> {
-    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
-    let txn = db.begin_read().unwrap();
-    let table = txn.open_table(JOURNAL).unwrap();
-    table
-        .iter()
-        .unwrap()
-        .map(|row| Entry::decode(row.unwrap().1.value()).unwrap())
-        .collect()
-}
-
-/// Replace the journal with `entries`, renumbered, re-chained and with the head re-pointed: all
-/// that someone holding the file but not the host key can do.
-fn forge_journal(dir: &std::path::Path, mut entries: Vec<Entry>) {
-    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut table = txn.open_table(JOURNAL).unwrap();
-        table.retain(|_, _| false).unwrap();
-        let mut prev_hash = [0u8; 32];
-        for (seq, entry) in entries.iter_mut().enumerate() {
-            entry.seq = seq as u64;
-            entry.prev_hash = prev_hash;
-            let bytes = entry.encode();
-            prev_hash = entry_hash(&bytes);
-            table.insert(seq as u64, bytes.as_slice()).unwrap();
-        }
-        let mut head = (entries.len() as u64 - 1).to_le_bytes().to_vec();
-        head.extend_from_slice(&prev_hash);
-        txn.open_table(META).unwrap().insert("head", head.as_slice()).unwrap();
-    }
-    txn.commit().unwrap();
-}
 
 fn greeted_world(names: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
     let (scratch, dir) = init("hello");

@@ -512,6 +512,13 @@ impl Manifest {
         serde_json::to_string(self).expect("the manifest model always encodes as JSON")
     }
 
+    /// The TOML form, as `world.toml` holds it; fails only for what TOML cannot hold (a `null`
+    /// inside an agent's config).
+    pub fn to_toml(&self) -> Result<String, String> {
+        let value = crate::patch::without_nulls(serde_json::to_value(self).expect("the manifest model always encodes"));
+        toml::to_string(&value).map_err(|e| format!("the manifest cannot be written as TOML: {e}"))
+    }
+
     /// sha256 of the canonical bytes: the manifest's identity.
     pub fn digest(&self) -> [u8; 32] {
         Sha256::digest(self.canonical_bytes()).into()

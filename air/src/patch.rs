@@ -506,7 +506,7 @@ impl Patch {
 
 /// Drop `null` members of objects (absent optional fields), which TOML cannot express and the
 /// model reads back as absent.
-fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+pub(crate) fn without_nulls(value: serde_json::Value) -> serde_json::Value {
     match value {
         serde_json::Value::Object(members) => members
             .into_iter()

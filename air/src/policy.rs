@@ -12,8 +12,11 @@
 //! ]
 //! ```
 //!
-//! The governance loop reads it; this module only defines and checks it.
+//! Every change needs `quorum` approvals, except one that only grants capabilities whose
+//! effects the rules `allow`. A change that grants an effect the rules `deny` is refused; an
+//! effect no rule matches needs approval. [`judge`] applies this to a (current, proposed) pair.
 
+use crate::{EffectKind, Manifest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -92,5 +95,170 @@ impl Policy {
             decided.entry(rule.effect.as_str()).or_insert(n + 1);
         }
         problems
+    }
+}
+
+impl Policy {
+    /// What the rules decide for a change that grants `effect` (the first match; approval
+    /// when none matches).
+    pub fn decide(&self, effect: EffectKind) -> Decision {
+        self.rules
+            .iter()
+            .find(|rule| rule.effect == "*" || rule.effect == effect.name())
+            .map_or(Decision::RequireApproval, |rule| rule.decision)
+    }
+}
+
+/// A capability a change grants to an agent that did not hold it (or held it narrower).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Widening {
+    pub agent: String,
+    pub cap: String,
+    pub effect: EffectKind,
+    pub decision: Decision,
+}
+
+impl std::fmt::Display for Widening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "agent `{}` gains cap `{}` ({} effect; policy: {})",
+            self.agent,
+            self.cap,
+            self.effect.name(),
+            match self.decision {
+                Decision::Allow => "allow",
+                Decision::Deny => "deny",
+                Decision::RequireApproval => "require-approval",
+            }
+        )
+    }
+}
+
+/// What the policy of `current` says about changing it to `proposed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// Capabilities the change grants, each with the rules' decision.
+    pub widenings: Vec<Widening>,
+    /// Approvals the change needs (0 for a change that only grants allowed effects).
+    pub approvals_needed: u32,
+}
+
+impl Judgement {
+    /// The widenings the policy refuses.
+    pub fn denied(&self) -> impl Iterator<Item = &Widening> {
+        self.widenings.iter().filter(|w| w.decision == Decision::Deny)
+    }
+}
+
+/// Judge a change from `current` to `proposed` under `current`'s policy (a world without one
+/// needs one approval, which nobody can give). `components_changed` says whether any module's
+/// bytes differ, which the manifests alone do not show.
+pub fn judge(current: &Manifest, proposed: &Manifest, components_changed: bool) -> Judgement {
+    let policy = current.policy.clone().unwrap_or_default();
+    let mut widenings = Vec::new();
+    for (agent, def) in &proposed.agents {
+        let held: BTreeMap<&str, &crate::Cap> = current
+            .agents
+            .get(agent)
+            .map(|old| current.grants_of(old).collect())
+            .unwrap_or_default();
+        for (cap, granted) in proposed.grants_of(def) {
+            if held.get(cap) != Some(&granted) {
+                widenings.push(Widening {
+                    agent: agent.clone(),
+                    cap: cap.to_string(),
+                    effect: granted.effect(),
+                    decision: policy.decide(granted.effect()),
+                });
+            }
+        }
+    }
+    // Everything but grants and capability definitions, as it was.
+    let mut rest = proposed.clone();
+    rest.caps = current.caps.clone();
+    for (agent, def) in rest.agents.iter_mut() {
+        if let Some(old) = current.agents.get(agent) {
+            def.grants = old.grants.clone();
+        }
+    }
+    let grants_only = !components_changed && rest == *current;
+    let all_allowed = widenings.iter().all(|w| w.decision == Decision::Allow);
+    Judgement {
+        approvals_needed: if grants_only && all_allowed && !widenings.is_empty() {
+            0
+        } else {
+            policy.quorum
+        },
+        widenings,
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            approvers: BTreeMap::new(),
+            quorum: 1,
+            require_clean_shadow: false,
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(grants: &str, rules: &str, component: &str) -> Manifest {
+        let text = format!(
+            r#"
+            [world]
+            name = "w"
+            [modules.m]
+            component = "{component}"
+            [caps.out]
+            effect = "http"
+            urls = ["https://example.org/*"]
+            [caps.notes]
+            effect = "timer"
+            [caps.store]
+            effect = "blob"
+            [agents.a]
+            module = "m"
+            grants = [{grants}]
+            [policy]
+            approvers = {{ ada = "{key}" }}
+            rules = [{rules}]
+            "#,
+            key = "11".repeat(32)
+        );
+        Manifest::parse_toml(&text, "w.toml").unwrap()
+    }
+
+    #[test]
+    fn only_grants_of_allowed_effects_skip_approval_and_denied_effects_are_named() {
+        let rules = r#"{ effect = "http", decision = "deny" }, { effect = "blob", decision = "allow" }"#;
+        let base = world("", rules, "m.wasm");
+        let allowed = judge(&base, &world(r#""store""#, rules, "m.wasm"), false);
+        assert_eq!((allowed.approvals_needed, allowed.denied().count()), (0, 0));
+        // The same grant with new component bytes, or with another change, needs the quorum.
+        assert_eq!(
+            judge(&base, &world(r#""store""#, rules, "m.wasm"), true).approvals_needed,
+            1
+        );
+        assert_eq!(
+            judge(&base, &world(r#""store""#, rules, "n.wasm"), false).approvals_needed,
+            1
+        );
+        // No rule for `timer`: approval.
+        assert_eq!(
+            judge(&base, &world(r#""notes""#, rules, "m.wasm"), false).approvals_needed,
+            1
+        );
+        let denied = judge(&base, &world(r#""out", "store""#, rules, "m.wasm"), false);
+        let names: Vec<String> = denied.denied().map(|w| w.to_string()).collect();
+        assert_eq!(names, ["agent `a` gains cap `out` (http effect; policy: deny)"]);
+        // Nothing granted: not a grants-only change, so approval.
+        assert_eq!(judge(&base, &base, false).approvals_needed, 1);
     }
 }

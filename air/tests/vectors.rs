@@ -54,3 +54,17 @@ fn vectors_encode_to_their_pinned_bytes_and_hashes_and_decode_back() {
         "the canonical encoding changed; if intended, it changes every manifest's identity: rerun with AGENTOS_BLESS=1"
     );
 }
+
+#[test]
+fn every_vector_manifest_round_trips_through_its_toml_form() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let manifest = Manifest::parse_toml(&std::fs::read_to_string(&path).unwrap(), "v").unwrap();
+            let text = manifest.to_toml().unwrap();
+            let again =
+                Manifest::parse_toml(&text, "written").unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+            assert_eq!(again.digest(), manifest.digest(), "{}", path.display());
+        }
+    }
+}

@@ -154,43 +154,23 @@ impl Kernel {
     ) -> Result<Kernel, KernelError> {
         let mut slots = BTreeMap::new();
         for (name, def, component, grants) in agents {
-            let agent_error = |reason: String| KernelError::Agent {
-                agent: name.clone(),
-                reason,
-            };
-            let mut instance = runtime
-                .instantiate(&component, &world_id, def.memory_max_bytes)
-                .map_err(|e| agent_error(e.to_string()))?;
-            instance.begin_step(&world_id, 0, genesis_ms);
-            instance
-                .init(&def.config)
-                .map_err(|e| agent_error(format!("init failed: {}", call_error(e).1)))?;
-            let state = instance
-                .snapshot()
-                .map_err(|e| agent_error(format!("snapshot failed: {}", call_error(e).1)))?;
-            let state_digest = sha256(&state);
-            slots.insert(
+            let slot = start_slot(
+                &runtime,
+                &world_id,
+                (0, genesis_ms),
                 name.clone(),
-                AgentSlot {
-                    def,
-                    component,
-                    grants: Arc::new(grants),
-                    instance: Some(instance),
-                    state,
-                    state_digest,
-                    steps_since_snapshot: 0,
-                },
-            );
+                def,
+                component,
+                grants,
+                None,
+            )?;
+            slots.insert(name, slot);
         }
-        let event_types = slots
-            .iter()
-            .map(|(name, slot)| (name.clone(), slot.component.event_type.clone()))
-            .collect();
         let live = LiveContext {
             journal: journal.clone(),
             signer: Arc::new(crate::receipts::ReceiptSigner::spawn(key)),
             world_id,
-            event_types: Arc::new(event_types),
+            event_types: Arc::new(event_types(&slots)),
             budgets: Arc::default(),
             timers: Arc::default(),
             compile_dir,
@@ -206,6 +186,45 @@ impl Kernel {
             last_at_ms: genesis_ms,
             last_step: 0,
         })
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Switch to a new set of agents (a manifest change): every agent is instantiated from its
+    /// new component and grants; one the world already had gets its last committed state through
+    /// `lifecycle.restore` (the new module migrates it), a new one is initialised from its
+    /// config. `clock` is the (entry, logical ms) the agents see. Nothing changes unless every
+    /// agent starts; returns each agent's state digest after the switch.
+    pub fn migrate(
+        &mut self,
+        agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
+        clock: (u64, u64),
+    ) -> Result<Vec<(String, Digest)>, KernelError> {
+        let mut slots = BTreeMap::new();
+        for (name, def, component, grants) in agents {
+            let previous = self.agents.get(&name).map(|slot| slot.state.as_slice());
+            let slot = start_slot(
+                &self.runtime,
+                &self.world_id,
+                clock,
+                name.clone(),
+                def,
+                component,
+                grants,
+                previous,
+            )?;
+            slots.insert(name, slot);
+        }
+        self.live.event_types = Arc::new(event_types(&slots));
+        self.agents = slots;
+        self.last_at_ms = self.last_at_ms.max(clock.1);
+        Ok(self
+            .agents
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.state_digest))
+            .collect())
     }
 
     /// A live effect backend for `agent`, as its steps get one (used by the benchmark to measure
@@ -620,6 +639,59 @@ impl Kernel {
         };
         record
     }
+}
+
+/// Instantiate an agent and give it its starting state: `previous` through `lifecycle.restore`,
+/// else `lifecycle.init` with its config. `clock` is the (entry, logical ms) it sees.
+#[allow(clippy::too_many_arguments)]
+fn start_slot(
+    runtime: &Runtime,
+    world_id: &[u8; 16],
+    clock: (u64, u64),
+    name: String,
+    def: AgentDef,
+    component: AgentComponent,
+    grants: AgentGrants,
+    previous: Option<&[u8]>,
+) -> Result<AgentSlot, KernelError> {
+    let agent_error = |reason: String| KernelError::Agent {
+        agent: name.clone(),
+        reason,
+    };
+    let mut instance = runtime
+        .instantiate(&component, world_id, def.memory_max_bytes)
+        .map_err(|e| agent_error(e.to_string()))?;
+    instance.begin_step(world_id, clock.0, clock.1);
+    match previous {
+        Some(state) => instance.restore(state).map_err(|e| {
+            agent_error(format!(
+                "restore rejected the state it had before the change: {}",
+                call_error(e).1
+            ))
+        })?,
+        None => instance
+            .init(&def.config)
+            .map_err(|e| agent_error(format!("init failed: {}", call_error(e).1)))?,
+    }
+    let state = instance
+        .snapshot()
+        .map_err(|e| agent_error(format!("snapshot failed: {}", call_error(e).1)))?;
+    Ok(AgentSlot {
+        def,
+        component,
+        grants: Arc::new(grants),
+        instance: Some(instance),
+        state_digest: sha256(&state),
+        state,
+        steps_since_snapshot: 0,
+    })
+}
+
+fn event_types(slots: &BTreeMap<String, AgentSlot>) -> HashMap<String, wasmtime::component::Type> {
+    slots
+        .iter()
+        .map(|(name, slot)| (name.clone(), slot.component.event_type.clone()))
+        .collect()
 }
 
 /// One phrase for an outcome, for divergence reports.

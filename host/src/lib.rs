@@ -11,6 +11,7 @@ pub mod cli;
 pub mod components;
 pub mod conformance;
 pub mod effects;
+pub mod governance;
 pub mod inbox;
 pub mod journal;
 pub mod kernel;

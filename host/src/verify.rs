@@ -6,8 +6,11 @@
 //! (rotations are signed by the key they replace). Every receipt must be this world's and commit
 //! to the request and outcome payloads stored beside it; every checkpoint must state the size and
 //! root of the receipt log up to it; every snapshot must hold the states its agents' last
-//! committed steps recorded; every blob must hash to its key.
+//! committed steps recorded; every blob must hash to its key. Every proposal and verdict must
+//! carry its signer's signature, and every manifest change must have had, when it was applied,
+//! the approvals the policy then in force required.
 
+use crate::governance::ledger::Ledger;
 use crate::journal::entry::{Entry, EntryBody, Genesis, entry_hash, sha256};
 use crate::journal::{Journal, JournalError};
 use crate::transparency::{Frontier, receipt_leaf};
@@ -27,6 +30,10 @@ pub struct VerifyReport {
     pub key_rotations: u64,
     /// The public key that signs from the last entry on (the genesis key unless rotated).
     pub key_in_force: String,
+    /// Proposals and verdicts, each signature checked.
+    pub governance: u64,
+    /// Manifest changes, each checked to have had the approvals its policy required.
+    pub manifest_changes: u64,
 }
 
 /// The first thing found wrong.
@@ -54,6 +61,7 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
     let raw = journal.raw_entries()?;
     let mut report = VerifyReport::default();
     let mut genesis: Option<(Genesis, VerifyingKey)> = None;
+    let mut ledger: Option<Ledger> = None;
     let mut prev_hash = [0u8; 32];
     let mut log = Frontier::default();
     // Each agent's state digest as of its last committed step, to check snapshots against.
@@ -94,6 +102,7 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                 report.world_id = hex::encode(g.world_id);
                 report.public_key = hex::encode(g.host_public_key);
                 report.key_in_force = report.public_key.clone();
+                ledger = Some(Ledger::new(g).map_err(|e| bad(seq, format!("{e:#}")))?);
                 genesis = Some((g.clone(), key));
             }
             (EntryBody::Genesis(_), _) => return Err(bad(seq, "a second genesis entry")),
@@ -168,6 +177,28 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                 }
                 report.checkpoints += 1;
             }
+            (EntryBody::Proposal(proposal), Some((g, key))) => {
+                if proposal.body.world_id != g.world_id {
+                    return Err(bad(seq, "proposal belongs to another world"));
+                }
+                proposal.verify(key).map_err(|e| bad(seq, format!("proposal: {e}")))?;
+                report.governance += 1;
+            }
+            (EntryBody::Verdict(verdict), Some((g, _))) => {
+                if verdict.body.world_id != g.world_id {
+                    return Err(bad(seq, "verdict belongs to another world"));
+                }
+                verdict.verify().map_err(|e| bad(seq, format!("verdict: {e}")))?;
+                report.governance += 1;
+            }
+            (EntryBody::ManifestApplied(applied), _) => {
+                for (name, digest) in &applied.modules {
+                    if journal.blob(digest)?.is_none() {
+                        return Err(bad(seq, format!("module `{name}` component blob is missing")));
+                    }
+                }
+                report.manifest_changes += 1;
+            }
             (EntryBody::StepCommitted(step), _) => {
                 states.insert(step.agent.clone(), step.state_digest);
                 report.steps += 1;
@@ -200,6 +231,9 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                 report.snapshots += 1;
             }
             _ => {}
+        }
+        if let Some(ledger) = &mut ledger {
+            ledger.observe(seq, &entry.body).map_err(|problem| bad(seq, problem))?;
         }
         report.entries += 1;
     }

@@ -3,18 +3,22 @@
 //!
 //! Opening a world reads the manifest, writes genesis on first open (recording the manifest,
 //! the host public key and every module's bytes), checks that the manifest and key still match
-//! the journal, loads and checks each agent's component, and recovers by replaying every
-//! committed step. Events journaled but never processed are queued for [`World::run`].
+//! the manifest of record in force (genesis, or the last applied governance change), loads and
+//! checks each agent's component, and recovers from the latest snapshot by replaying every
+//! committed step after it, redoing any manifest change on the way. Events journaled but never
+//! processed are queued for [`World::run`].
 
 use crate::caps::AgentGrants;
 use crate::effects::live::{RecoveredCall, now_ms};
 use crate::effects::replay::RecordedCall;
+use crate::governance::ledger::Configuration;
+use crate::governance::record::ManifestApplied;
 use crate::journal::entry::{EntryBody, FORMAT_VERSION, Genesis, Ingress, Stream};
 use crate::journal::{Journal, SharedJournal};
 use crate::kernel::{Kernel, Recorded, ReplayDivergence, StepOutcome, StepRecord};
 use crate::receipts::HostKey;
-use crate::runtime::Runtime;
-use agentos_air::Manifest;
+use crate::runtime::{AgentComponent, Runtime};
+use agentos_air::{AgentDef, Manifest};
 use anyhow::{Context as _, Result, bail};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -116,10 +120,13 @@ pub struct ReplayReport {
 /// An open, recovered world.
 pub struct World {
     pub paths: WorldPaths,
-    pub manifest: Manifest,
+    /// The manifest of record in force and its components.
+    pub configuration: Configuration,
     pub genesis: Genesis,
     pub kernel: Kernel,
     pub recovery: ReplayReport,
+    /// Things the user should know that do not stop the world (for the CLI to print).
+    pub notices: Vec<String>,
 }
 
 /// How to open.
@@ -130,6 +137,9 @@ pub enum OpenMode {
     Run,
     /// Never write; report divergences instead of refusing.
     Replay(ReplayFrom),
+    /// Like `Run` for an existing world, but from the manifest of record alone: `world.toml`
+    /// is not read (governance commands, which may be changing it).
+    Govern,
 }
 
 /// Where a replay starts.
@@ -149,68 +159,59 @@ impl World {
     /// Open, reporting replay progress as (steps done, steps to replay).
     pub fn open_with_progress(root: &Path, mode: OpenMode, progress: impl FnMut(u64, u64)) -> Result<World> {
         let paths = WorldPaths::new(root);
-        let (manifest, journal, key, genesis) = match mode {
-            // Replay needs only the journal: the manifest of record is in genesis, and nothing is
+        let mut notices = Vec::new();
+        let (journal, key, genesis) = match mode {
+            // Replay needs only the journal: the manifests of record are in it, and nothing is
             // signed (effects are served from receipts), so the key file is not read.
             OpenMode::Replay(_) => {
                 let journal = open_existing_journal(&paths)?;
                 let genesis = genesis(&journal)?;
-                let manifest = Manifest::parse_json(&genesis.manifest_json, "the journal's genesis entry")?;
-                (manifest, journal, Arc::new(HostKey::ephemeral()?), genesis)
+                (journal, Arc::new(HostKey::ephemeral()?), genesis)
             }
-            OpenMode::Run => {
-                let manifest = read_manifest(&paths)?;
-                std::fs::create_dir_all(paths.state())
-                    .with_context(|| format!("cannot create {}", paths.state().display()))?;
-                let mut journal = Journal::open(&paths.journal())?;
-                let (genesis, key) = if journal.is_empty() {
-                    let key = HostKey::load_or_create(&paths.key())?;
-                    (write_genesis(&mut journal, &paths, &manifest, &key)?, key)
-                } else {
-                    let genesis = genesis(&journal)?;
-                    let in_force = journal.rotated_key().unwrap_or(genesis.host_public_key);
-                    (genesis, key_in_force(&paths, in_force)?)
+            OpenMode::Run | OpenMode::Govern => {
+                let file_manifest = match mode {
+                    OpenMode::Run => Some(read_manifest(&paths)?),
+                    _ => None,
                 };
+                let mut journal = match &file_manifest {
+                    Some(_) => {
+                        std::fs::create_dir_all(paths.state())
+                            .with_context(|| format!("cannot create {}", paths.state().display()))?;
+                        Journal::open(&paths.journal())?
+                    }
+                    None => open_existing_journal(&paths)?,
+                };
+                let (genesis, key) = match &file_manifest {
+                    Some(manifest) if journal.is_empty() => {
+                        let key = HostKey::load_or_create(&paths.key())?;
+                        (write_genesis(&mut journal, &paths, manifest, &key)?, key)
+                    }
+                    _ => {
+                        let genesis = genesis(&journal)?;
+                        let in_force = journal.rotated_key().unwrap_or(genesis.host_public_key);
+                        (genesis, key_in_force(&paths, in_force)?)
+                    }
+                };
+                if let Some(manifest) = &file_manifest {
+                    let in_force = configuration_at(&journal, &genesis, u64::MAX)?;
+                    check_matches_record(&paths, manifest, &in_force, &mut notices)?;
+                }
                 let key = Arc::new(key);
-                check_matches_genesis(&paths, &manifest, &genesis)?;
                 journal.sign_checkpoints(genesis.world_id, key.clone());
-                (manifest, journal, key, genesis)
+                (journal, key, genesis)
             }
         };
-        let journal: SharedJournal = Arc::new(Mutex::new(journal));
-
-        let runtime = Runtime::new()?;
-        let mut agents = Vec::new();
-        for (name, def) in &manifest.agents {
-            let module = &manifest.modules[&def.module];
-            let digest = genesis
-                .modules
-                .iter()
-                .find(|(m, _)| m == &def.module)
-                .map(|(_, d)| *d)
-                .with_context(|| format!("genesis records no module `{}`", def.module))?;
-            let bytes = journal.lock().expect("journal lock").blob(&digest)?.with_context(|| {
-                format!(
-                    "module `{}` (sha256:{}) is missing from the journal",
-                    def.module,
-                    hex::encode(digest)
-                )
-            })?;
-            let component = runtime.load(&def.module, &bytes, &paths.root.join(&module.component), &paths.cache())?;
-            let grants = AgentGrants::from_manifest(&manifest, name, &paths.root)?;
-            let prepared = runtime.prepare(&component, &grants)?;
-            if let Some(schema) = &def.event {
-                let differences = crate::conformance::differences(&manifest, schema, &prepared.event_type);
-                if !differences.is_empty() {
-                    bail!(
-                        "agent `{name}`: component {} does not match its event schema `{schema}`:\n  {}\n                         (regenerate its WIT world with `agentos-host air wit` and rebuild it)",
-                        module.component,
-                        differences.join("\n  ")
-                    );
-                }
+        let start = match mode {
+            OpenMode::Run | OpenMode::Govern | OpenMode::Replay(ReplayFrom::Snapshot(None)) => {
+                journal.latest_snapshot()
             }
-            agents.push((name.clone(), def.clone(), prepared, grants));
-        }
+            OpenMode::Replay(ReplayFrom::Snapshot(Some(at))) => snapshot_at_or_before(&journal, at)?,
+            OpenMode::Replay(ReplayFrom::Genesis) => None,
+        };
+        let configuration = configuration_at(&journal, &genesis, start.unwrap_or(0))?;
+        let journal: SharedJournal = Arc::new(Mutex::new(journal));
+        let runtime = Runtime::new()?;
+        let agents = load_agents(&runtime, &journal, &paths, &configuration)?;
         let compile_dir = paths.state().join("compile");
         let kernel = Kernel::new(
             genesis.world_id,
@@ -226,20 +227,14 @@ impl World {
         kernel.journal.lock().expect("journal lock").commit()?;
         let mut world = World {
             paths,
-            manifest,
+            configuration,
             genesis,
             kernel,
             recovery: ReplayReport::default(),
-        };
-        let start = match mode {
-            OpenMode::Run | OpenMode::Replay(ReplayFrom::Snapshot(None)) => {
-                world.kernel.journal.lock().expect("journal lock").latest_snapshot()
-            }
-            OpenMode::Replay(ReplayFrom::Snapshot(Some(at))) => world.snapshot_at_or_before(at)?,
-            OpenMode::Replay(ReplayFrom::Genesis) => None,
+            notices,
         };
         world.recovery = world.recover(start, progress)?;
-        if mode == OpenMode::Run
+        if matches!(mode, OpenMode::Run | OpenMode::Govern)
             && let Some(divergence) = &world.recovery.divergence
         {
             bail!(
@@ -250,17 +245,6 @@ impl World {
             );
         }
         Ok(world)
-    }
-
-    /// The last snapshot entry at or before entry `at`.
-    fn snapshot_at_or_before(&self, at: u64) -> Result<Option<u64>> {
-        let journal = self.kernel.journal.lock().expect("journal lock");
-        Ok(journal
-            .entries()?
-            .iter()
-            .filter(|e| e.seq <= at && matches!(e.body, EntryBody::Snapshot(_)))
-            .map(|e| e.seq)
-            .next_back())
     }
 
     /// Restore the snapshot at entry `seq`; returns the ingresses it had not processed.
@@ -292,8 +276,9 @@ impl World {
             .collect()
     }
 
-    /// Replay every committed step after `snapshot` (from genesis when `None`) and queue the
-    /// rest. Stops at the first divergence. `progress` sees (done, total) counts.
+    /// Replay every committed step after `snapshot` (from genesis when `None`), redoing the
+    /// manifest changes on the way, and queue the rest. Stops at the first divergence.
+    /// `progress` sees (done, total) counts.
     fn recover(&mut self, snapshot: Option<u64>, mut progress: impl FnMut(u64, u64)) -> Result<ReplayReport> {
         let started = Instant::now();
         let mut ingresses = match snapshot {
@@ -302,35 +287,39 @@ impl World {
         };
         let first = snapshot.map_or(0, |seq| seq + 1);
         let entries = self.kernel.journal.lock().expect("journal lock").entries_from(first)?;
-        // Snapshots to check against re-execution, by the step after which each was taken.
-        let mut snapshots: HashMap<u64, Vec<(u64, crate::journal::entry::Snapshot)>> = HashMap::new();
-        let mut at_ms_of: HashMap<u64, u64> = HashMap::new();
-        let mut recorded: HashMap<u64, Recorded> = HashMap::new();
-        let mut calls: HashMap<(u64, u32), RecordedCall> = HashMap::new();
-        // Per step: intents and receipted call numbers, for re-executing steps that never committed.
-        let mut intents: HashMap<u64, Vec<(u32, crate::journal::entry::Digest)>> = HashMap::new();
-        let mut calls_of: HashMap<u64, Vec<u32>> = HashMap::new();
+        let total = entries
+            .iter()
+            .filter(|e| matches!(e.body, EntryBody::StepCommitted(_) | EntryBody::StepFailed(_)))
+            .count() as u64;
+        let mut history = RecordedHistory::default();
+        let mut report = ReplayReport::default();
         for entry in entries {
             self.kernel.restore_timer(&entry.body);
             match entry.body {
                 EntryBody::Ingress(ingress) => {
-                    at_ms_of.insert(entry.seq, ingress.at_ms);
+                    history.at_ms_of.insert(entry.seq, ingress.at_ms);
                     ingresses.push((entry.seq, ingress));
                 }
                 EntryBody::EffectIntent(intent) => {
-                    intents
+                    history
+                        .intents
                         .entry(intent.ingress)
                         .or_default()
                         .push((intent.effect_index, intent.request_digest));
                 }
                 EntryBody::EffectReceipt(r) => {
-                    let at_ms = at_ms_of.get(&r.receipt.body.ingress).copied().unwrap_or_default();
+                    let at_ms = history
+                        .at_ms_of
+                        .get(&r.receipt.body.ingress)
+                        .copied()
+                        .unwrap_or_default();
                     self.kernel.count_receipt(&r.receipt.body, at_ms);
-                    calls_of
+                    history
+                        .calls_of
                         .entry(r.receipt.body.ingress)
                         .or_default()
                         .push(r.receipt.body.effect_index);
-                    calls.insert(
+                    history.calls.insert(
                         (r.receipt.body.ingress, r.receipt.body.effect_index),
                         RecordedCall {
                             request_digest: r.receipt.body.request_digest,
@@ -340,21 +329,22 @@ impl World {
                     );
                 }
                 EntryBody::Output(output) => {
-                    recorded
+                    history
+                        .recorded
                         .entry(output.ingress)
                         .or_default()
                         .outputs
                         .push((output.stream, output.text));
                 }
                 EntryBody::StepCommitted(step) => {
-                    let r = recorded.entry(step.ingress).or_default();
+                    let r = history.recorded.entry(step.ingress).or_default();
                     r.outcome = Some(StepOutcome::Committed {
                         state_digest: step.state_digest,
                     });
                     r.effects = step.effects;
                 }
                 EntryBody::StepFailed(step) => {
-                    let r = recorded.entry(step.ingress).or_default();
+                    let r = history.recorded.entry(step.ingress).or_default();
                     r.outcome = Some(StepOutcome::Failed {
                         kind: step.kind,
                         reason: step.reason,
@@ -362,26 +352,70 @@ impl World {
                     r.effects = step.effects;
                 }
                 EntryBody::Snapshot(snapshot) => {
-                    snapshots
+                    history
+                        .snapshots
                         .entry(snapshot.after_step)
                         .or_default()
                         .push((entry.seq, snapshot));
+                }
+                EntryBody::ManifestApplied(applied) => {
+                    // Every step before a manifest change finished under the old manifest.
+                    let before = std::mem::take(&mut ingresses);
+                    self.replay_recorded(
+                        before,
+                        &mut history,
+                        &mut report,
+                        &mut |done| progress(done, total),
+                        false,
+                    )?;
+                    if report.divergence.is_none() {
+                        report.divergence = self.redo_manifest_change(entry.seq, &applied)?;
+                    }
                 }
                 EntryBody::Genesis(_)
                 | EntryBody::TimerScheduled(_)
                 | EntryBody::TimerCancelled(_)
                 | EntryBody::Checkpoint(_)
-                | EntryBody::KeyRotation(_) => {}
+                | EntryBody::KeyRotation(_)
+                | EntryBody::Proposal(_)
+                | EntryBody::Verdict(_)
+                | EntryBody::ShadowReport(_)
+                | EntryBody::ApplyRefused(_) => {}
             }
         }
-        let calls = Arc::new(calls);
-        let mut report = ReplayReport::default();
-        let total = ingresses
+        self.replay_recorded(
+            ingresses,
+            &mut history,
+            &mut report,
+            &mut |done| progress(done, total),
+            true,
+        )?;
+        report.pending = self.kernel.pending();
+        report.from_snapshot = snapshot;
+        report.agent_states = self
+            .kernel
+            .agents
             .iter()
-            .filter(|(seq, _)| recorded.get(seq).is_some_and(|r| r.outcome.is_some()))
-            .count() as u64;
+            .map(|(name, slot)| (name.clone(), hex::encode(slot.state_digest)))
+            .collect();
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Re-execute the recorded steps of `ingresses`. Those never committed are queued to run
+    /// live (reusing what the journal already holds) when `last`; before a manifest change
+    /// every step must have finished.
+    fn replay_recorded(
+        &mut self,
+        ingresses: Vec<(u64, Ingress)>,
+        history: &mut RecordedHistory,
+        report: &mut ReplayReport,
+        progress: &mut dyn FnMut(u64),
+        last: bool,
+    ) -> Result<()> {
+        let calls = Arc::new(std::mem::take(&mut history.calls));
         for (seq, ingress) in ingresses {
-            match recorded.get(&seq) {
+            match history.recorded.get(&seq) {
                 Some(r) if r.outcome.is_some() => {
                     if report.divergence.is_some() {
                         continue;
@@ -393,17 +427,24 @@ impl World {
                         report.failed_steps += 1;
                     }
                     report.divergence =
-                        divergence.or_else(|| self.check_snapshots(snapshots.remove(&seq), &mut report));
-                    progress(report.steps_replayed, total);
+                        divergence.or_else(|| self.check_snapshots(history.snapshots.remove(&seq), report));
+                    progress(report.steps_replayed);
+                }
+                _ if !last => {
+                    report.divergence.get_or_insert(ReplayDivergence {
+                        ingress: seq,
+                        agent: ingress.agent.clone(),
+                        detail: "the step never finished, yet the manifest changed after it".into(),
+                    });
                 }
                 _ => {
                     // Never committed: re-execute live, reusing what the journal already holds.
                     let mut recovered = HashMap::new();
-                    for (index, digest) in intents.remove(&seq).unwrap_or_default() {
+                    for (index, digest) in history.intents.remove(&seq).unwrap_or_default() {
                         recovered.insert((seq, index), RecoveredCall::Intent { request_digest: digest });
                     }
                     let journal = self.kernel.journal.lock().expect("journal lock");
-                    for index in calls_of.remove(&seq).unwrap_or_default() {
+                    for index in history.calls_of.remove(&seq).unwrap_or_default() {
                         let call = &calls[&(seq, index)];
                         let outcome = journal
                             .payload_bytes(&call.outcome)?
@@ -424,16 +465,39 @@ impl World {
                 }
             }
         }
-        report.pending = self.kernel.pending();
-        report.from_snapshot = snapshot;
-        report.agent_states = self
-            .kernel
-            .agents
-            .iter()
-            .map(|(name, slot)| (name.clone(), hex::encode(slot.state_digest)))
-            .collect();
-        report.elapsed = started.elapsed();
-        Ok(report)
+        Ok(())
+    }
+
+    /// Replay of a manifest-applied entry: load the new agents, migrate, and compare the
+    /// migrated states with the recorded ones.
+    fn redo_manifest_change(&mut self, seq: u64, applied: &ManifestApplied) -> Result<Option<ReplayDivergence>> {
+        let configuration = Configuration::of_applied(seq, applied)?;
+        let diverged = |agent: &str, detail: String| {
+            Ok(Some(ReplayDivergence {
+                ingress: seq,
+                agent: agent.to_string(),
+                detail,
+            }))
+        };
+        let agents = load_agents(self.kernel.runtime(), &self.kernel.journal, &self.paths, &configuration)
+            .with_context(|| format!("redoing the manifest change of entry #{seq}"))?;
+        let migrated = match self.kernel.migrate(agents, (applied.proposal, applied.at_ms)) {
+            Ok(migrated) => migrated,
+            Err(error) => return diverged("", format!("the recorded manifest change fails on replay: {error}")),
+        };
+        if migrated != applied.agents {
+            let agent = migrated
+                .iter()
+                .zip(&applied.agents)
+                .find(|(a, b)| a != b)
+                .map_or(String::new(), |((name, _), _)| name.clone());
+            return diverged(
+                &agent,
+                format!("the manifest change of entry #{seq} migrated the agents' states differently than recorded"),
+            );
+        }
+        self.configuration = configuration;
+        Ok(None)
     }
 
     /// Compare snapshots taken right after a replayed step with the agents' re-executed states.
@@ -560,6 +624,63 @@ impl World {
         Ok(())
     }
 
+    /// Switch the running world to `manifest` (with component table `modules`) as proposal
+    /// `proposal` asks: load and check the new components, migrate every agent's state, then
+    /// journal the change with a snapshot and commit. `Ok(Err(reason))`: the new manifest
+    /// cannot run (a component does not match its world, a `restore` rejected the old state);
+    /// nothing changed and nothing was journaled.
+    pub fn change_configuration(
+        &mut self,
+        proposal: (u64, crate::journal::entry::Digest),
+        manifest: Manifest,
+        modules: Vec<(String, crate::journal::entry::Digest)>,
+    ) -> Result<Result<u64, String>> {
+        if self.kernel.pending() > 0 {
+            bail!(
+                "{} event(s) are waiting to be processed; run the world first (`agentos-host run {}`)",
+                self.kernel.pending(),
+                self.paths.root.display()
+            );
+        }
+        let mut configuration = Configuration {
+            since: 0,
+            digest: manifest.digest(),
+            manifest,
+            modules,
+            proposal: Some(proposal.0),
+        };
+        let agents = match load_agents(self.kernel.runtime(), &self.kernel.journal, &self.paths, &configuration) {
+            Ok(agents) => agents,
+            Err(error) => return Ok(Err(format!("{error:#}"))),
+        };
+        let at_ms = self.kernel.next_time_ms();
+        let migrated = match self.kernel.migrate(agents, (proposal.0, at_ms)) {
+            Ok(migrated) => migrated,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        let applied = ManifestApplied {
+            proposal: proposal.0,
+            proposal_hash: proposal.1,
+            previous: self.configuration.digest,
+            manifest_json: configuration.manifest.to_json(),
+            manifest_digest: configuration.digest,
+            modules: configuration.modules.clone(),
+            at_ms,
+            agents: migrated,
+        };
+        let seq = self
+            .kernel
+            .journal
+            .lock()
+            .expect("journal lock")
+            .append(EntryBody::ManifestApplied(applied));
+        self.kernel.snapshot();
+        self.commit()?;
+        configuration.since = seq;
+        self.configuration = configuration;
+        Ok(Ok(seq))
+    }
+
     /// Process every queued event; returns the step records.
     pub fn run(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize> {
         self.commit()?;
@@ -567,11 +688,91 @@ impl World {
     }
 }
 
+/// What the journal recorded after the starting point, gathered for replay.
+#[derive(Default)]
+struct RecordedHistory {
+    /// Snapshots to check against re-execution, by the step after which each was taken.
+    snapshots: HashMap<u64, Vec<(u64, crate::journal::entry::Snapshot)>>,
+    at_ms_of: HashMap<u64, u64>,
+    recorded: HashMap<u64, Recorded>,
+    calls: HashMap<(u64, u32), RecordedCall>,
+    /// Per step: intents and receipted call numbers, for re-executing steps that never committed.
+    intents: HashMap<u64, Vec<(u32, crate::journal::entry::Digest)>>,
+    calls_of: HashMap<u64, Vec<u32>>,
+}
+
 /// An event as the user wrote it.
 #[derive(Debug, Clone, Copy)]
 pub enum EventInput<'a> {
     Wave(&'a str),
     Json(&'a serde_json::Value),
+}
+
+/// The last snapshot entry at or before entry `at`.
+fn snapshot_at_or_before(journal: &Journal, at: u64) -> Result<Option<u64>> {
+    Ok(journal
+        .entries()?
+        .iter()
+        .filter(|e| e.seq <= at && matches!(e.body, EntryBody::Snapshot(_)))
+        .map(|e| e.seq)
+        .next_back())
+}
+
+/// The manifest of record in force at entry `seq`: genesis, or the last manifest change before it.
+pub fn configuration_at(journal: &Journal, genesis: &Genesis, seq: u64) -> Result<Configuration> {
+    let Some(&change) = journal.manifest_changes().iter().rev().find(|&&c| c < seq) else {
+        return Configuration::of_genesis(genesis);
+    };
+    match journal.entry(change)?.map(|e| e.body) {
+        Some(EntryBody::ManifestApplied(applied)) => Configuration::of_applied(change, &applied),
+        _ => bail!(
+            "journal {}: entry #{change} is listed as a manifest change but is not one",
+            journal.path().display()
+        ),
+    }
+}
+
+/// An agent ready for the stepper: its definition, checked component and grants.
+pub type LoadedAgent = (String, AgentDef, AgentComponent, AgentGrants);
+
+/// Load every agent of `configuration` from the components in the journal's blob table,
+/// checking each against its event schema.
+pub fn load_agents(
+    runtime: &Runtime,
+    journal: &SharedJournal,
+    paths: &WorldPaths,
+    configuration: &Configuration,
+) -> Result<Vec<LoadedAgent>> {
+    let manifest = &configuration.manifest;
+    let mut agents = Vec::new();
+    for (name, def) in &manifest.agents {
+        let module = &manifest.modules[&def.module];
+        let digest = configuration
+            .module_digest(&def.module)
+            .with_context(|| format!("the manifest of record lists no component for module `{}`", def.module))?;
+        let bytes = journal.lock().expect("journal lock").blob(&digest)?.with_context(|| {
+            format!(
+                "module `{}` (sha256:{}) is missing from the journal",
+                def.module,
+                hex::encode(digest)
+            )
+        })?;
+        let component = runtime.load(&def.module, &bytes, &paths.root.join(&module.component), &paths.cache())?;
+        let grants = AgentGrants::from_manifest(manifest, name, &paths.root)?;
+        let prepared = runtime.prepare(&component, &grants)?;
+        if let Some(schema) = &def.event {
+            let differences = crate::conformance::differences(manifest, schema, &prepared.event_type);
+            if !differences.is_empty() {
+                bail!(
+                    "agent `{name}`: component {} does not match its event schema `{schema}`:\n  {}\n                     (regenerate its WIT world with `agentos-host air wit` and rebuild it)",
+                    module.component,
+                    differences.join("\n  ")
+                );
+            }
+        }
+        agents.push((name.clone(), def.clone(), prepared, grants));
+    }
+    Ok(agents)
 }
 
 /// Append (not yet commit) the genesis entry of a new world, with its module bytes as blobs.
@@ -614,32 +815,41 @@ fn write_genesis(journal: &mut Journal, paths: &WorldPaths, manifest: &Manifest,
     Ok(genesis)
 }
 
-fn check_matches_genesis(paths: &WorldPaths, manifest: &Manifest, genesis: &Genesis) -> Result<()> {
-    // The manifest of record as this host reads it: a later host may add defaulted fields,
-    // which changes the canonical digest of an unchanged configuration.
-    let same_as_record =
-        Manifest::parse_json(&genesis.manifest_json, "genesis").is_ok_and(|m| m.digest() == manifest.digest());
-    if !same_as_record {
+/// `world.toml` must say what the manifest of record in force says: the world never runs
+/// anything else, and a changed file would otherwise be silently ignored. A component file
+/// rebuilt since is only noted: the world runs the recorded bytes.
+fn check_matches_record(
+    paths: &WorldPaths,
+    manifest: &Manifest,
+    in_force: &Configuration,
+    notices: &mut Vec<String>,
+) -> Result<()> {
+    // Compare as this host reads the record: a later host may add defaulted fields, which
+    // changes the canonical digest of an unchanged configuration.
+    if in_force.manifest.digest() != manifest.digest() {
         bail!(
-            "{} changed since the world was created (manifest of record sha256:{}, file sha256:{}); \
-             changing a world's configuration goes through governance, which this host does not support yet — \
-             restore the file or create a new world",
-            paths.manifest().display(),
-            hex::encode(genesis.manifest_digest),
-            hex::encode(manifest.digest())
+            "{file} differs from the manifest in force (sha256:{record}; the file is sha256:{ours}); \
+             a world's configuration changes through governance: `agentos-host propose {dir} --from {file}`, \
+             then approve and apply it — or restore the file (`agentos-host history {dir}` shows the record)",
+            file = paths.manifest().display(),
+            record = hex::encode(in_force.digest),
+            ours = hex::encode(manifest.digest()),
+            dir = paths.root.display(),
         );
     }
     for (name, module) in &manifest.modules {
         let path = paths.root.join(&module.component);
         if let Ok(bytes) = std::fs::read(&path) {
             let digest = crate::journal::entry::sha256(&bytes);
-            if genesis.modules.iter().any(|(m, d)| m == name && *d != digest) {
-                bail!(
-                    "module `{name}`: {} differs from the component recorded at genesis (sha256:{}); \
-                     upgrading a module goes through governance, which this host does not support yet",
+            if in_force.module_digest(name).is_some_and(|d| d != digest) {
+                notices.push(format!(
+                    "module `{name}`: {} (sha256:{}) is not the component in force; the world runs the recorded one \
+                     (to run the new build, propose it: `agentos-host propose {} --from {}`)",
                     path.display(),
-                    hex::encode(digest)
-                );
+                    hex::encode(&digest[..8]),
+                    paths.root.display(),
+                    paths.manifest().display()
+                ));
             }
         }
     }

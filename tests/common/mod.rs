@@ -91,3 +91,121 @@ pub fn log_json(dir: &Path) -> Vec<serde_json::Value> {
 pub fn count_kind(log: &[serde_json::Value], kind: &str) -> usize {
     log.iter().filter(|e| e["kind"] == kind).count()
 }
+
+/// Build a variant of example component `component` whose `src/lib.rs` is `edit`ed, as crate
+/// `name` (plain `cargo build --target wasm32-wasip2`, outside the workspace); returns the
+/// component's path.
+pub fn build_variant(component: &str, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let repo = repo();
+    let crate_dir = repo.join("target/variants").join(name);
+    let source = std::fs::read_to_string(repo.join("components").join(component).join("src/lib.rs")).unwrap();
+    let edited = edit(source.clone());
+    assert_ne!(edited, source, "the variant must differ from {component}");
+    guest_crate(&crate_dir, name, &edited);
+    let world = std::fs::read_to_string(repo.join("components").join(component).join("wit/world.wit")).unwrap();
+    write_if_changed(&crate_dir.join("wit/world.wit"), &world);
+    build_guest_crate(&crate_dir, &repo.join("target/variants/target"), name)
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A guest crate `name` in `crate_dir` with `lib_source` as `src/lib.rs`, depending on the
+/// checkout's guest SDK, with `agentos:core` under `wit/deps` (its own world is the caller's).
+pub fn guest_crate(crate_dir: &Path, name: &str, lib_source: &str) {
+    let repo = repo();
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    std::fs::create_dir_all(crate_dir.join("wit/deps/agentos-core")).unwrap();
+    write_if_changed(&crate_dir.join("src/lib.rs"), lib_source);
+    write_if_changed(
+        &crate_dir.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
+             [dependencies]\nagentos-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+             [profile.release]\nopt-level = \"s\"\nstrip = \"debuginfo\"\n\n[workspace]\n",
+            repo.join("guest-sdk").display().to_string()
+        ),
+    );
+    write_if_changed(
+        &crate_dir.join("Cargo.lock"),
+        &std::fs::read_to_string(repo.join("Cargo.lock")).unwrap(),
+    );
+    write_if_changed(
+        &crate_dir.join("wit/deps/agentos-core/agentos.wit"),
+        &std::fs::read_to_string(repo.join("wit/agentos.wit")).unwrap(),
+    );
+}
+
+/// `cargo build --release --target wasm32-wasip2` of a guest crate into `target`; returns the
+/// component's path.
+pub fn build_guest_crate(crate_dir: &Path, target: &Path, name: &str) -> PathBuf {
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--offline",
+            "--quiet",
+            "--target-dir",
+        ])
+        .arg(target)
+        .current_dir(crate_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {} failed", crate_dir.display());
+    target.join("wasm32-wasip2/release").join(format!("{name}.wasm"))
+}
+
+/// Write `text` unless the file already holds it (keeps cargo's freshness checks cheap).
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+const JOURNAL_TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("journal");
+const META_TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+
+/// Every entry of a world's journal, read straight from the redb file.
+pub fn read_entries(dir: &Path) -> Vec<agentos_host::journal::entry::Entry> {
+    use redb::{ReadableDatabase as _, ReadableTable as _};
+    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(JOURNAL_TABLE).unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|row| agentos_host::journal::entry::Entry::decode(row.unwrap().1.value()).unwrap())
+        .collect()
+}
+
+/// Replace the journal with `entries`, renumbered, re-chained and with the head re-pointed: all
+/// that someone holding the file but not the host key can do.
+pub fn forge_journal(dir: &Path, mut entries: Vec<agentos_host::journal::entry::Entry>) {
+    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(JOURNAL_TABLE).unwrap();
+        table.retain(|_, _| false).unwrap();
+        let mut prev_hash = [0u8; 32];
+        for (seq, entry) in entries.iter_mut().enumerate() {
+            entry.seq = seq as u64;
+            entry.prev_hash = prev_hash;
+            let bytes = entry.encode();
+            prev_hash = agentos_host::journal::entry::entry_hash(&bytes);
+            table.insert(seq as u64, bytes.as_slice()).unwrap();
+        }
+        let mut head = (entries.len() as u64 - 1).to_le_bytes().to_vec();
+        head.extend_from_slice(&prev_hash);
+        txn.open_table(META_TABLE)
+            .unwrap()
+            .insert("head", head.as_slice())
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}

@@ -2,7 +2,7 @@
 //! manifests (`world.toml`, or JSON of the same model), and generate agents' WIT worlds.
 
 use crate::bundle::ReadTarget;
-use crate::world::{WorldPaths, genesis, open_existing_journal};
+use crate::world::{WorldPaths, configuration_at, genesis, open_existing_journal};
 use agentos_air::{AirError, Manifest, diff};
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
@@ -16,7 +16,8 @@ pub enum AirCommand {
     /// PATH is a world directory (its world.toml) or a manifest file (.toml, or .json). Exits 1
     /// when the manifest is not valid.
     Check { path: PathBuf },
-    /// Print the manifest of record a world's journal holds (genesis), definition by definition.
+    /// Print the manifest of record in force (genesis, or the last applied change), definition
+    /// by definition.
     Show {
         /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
@@ -88,12 +89,16 @@ pub fn run(command: AirCommand) -> Result<ExitCode> {
         AirCommand::Show { dir, json } => {
             let target = ReadTarget::resolve(&dir)?;
             let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
-            let genesis = genesis(&journal)?;
-            let manifest = Manifest::parse_json(&genesis.manifest_json, "the journal's genesis entry")?;
+            let in_force = configuration_at(&journal, &genesis(&journal)?, u64::MAX)?;
+            let manifest = in_force.manifest;
             if json {
                 println!("{}", manifest.to_json());
             } else {
-                println!("manifest of record sha256:{}", hex::encode(manifest.digest()));
+                println!(
+                    "manifest of record in force since entry #{}: sha256:{}",
+                    in_force.since,
+                    hex::encode(in_force.digest)
+                );
                 print_definitions(&manifest);
             }
         }

@@ -63,6 +63,18 @@ fn describe(name: &str, key: &HostKey, json: bool) -> String {
     }
 }
 
+/// A person's key by name.
+pub fn load(name: &str) -> Result<HostKey> {
+    let path = key_path(name)?;
+    if !path.exists() {
+        bail!(
+            "no key `{name}` in {} (create it with `agentos-host keys new {name}`)",
+            keys_dir()?.display()
+        );
+    }
+    Ok(HostKey::load_or_create(&path)?)
+}
+
 pub fn run(command: KeysCommand) -> Result<()> {
     match command {
         KeysCommand::New { name, json } => {
@@ -81,16 +93,7 @@ pub fn run(command: KeysCommand) -> Result<()> {
                 eprintln!("secret key written to {} (readable by you only)", path.display());
             }
         }
-        KeysCommand::Show { name, json } => {
-            let path = key_path(&name)?;
-            if !path.exists() {
-                bail!(
-                    "no key `{name}` in {} (create it with `agentos-host keys new {name}`)",
-                    keys_dir()?.display()
-                );
-            }
-            println!("{}", describe(&name, &HostKey::load_or_create(&path)?, json));
-        }
+        KeysCommand::Show { name, json } => println!("{}", describe(&name, &load(&name)?, json)),
         KeysCommand::List { json } => {
             let dir = keys_dir()?;
             let mut names: Vec<String> = match std::fs::read_dir(&dir) {

@@ -5,6 +5,7 @@ mod air;
 mod bench;
 mod bench_verifiability;
 mod demo;
+mod govern;
 mod init;
 mod keys;
 mod proofs;
@@ -174,6 +175,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Govern(govern::GovernCommand),
     /// Keys for people who approve governed changes: new, list, show.
     Keys {
         #[command(subcommand)]
@@ -232,7 +235,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             event,
             json,
         } => {
-            let mut world = match World::open(&dir, OpenMode::Run) {
+            let mut world = match open_to_run(&dir) {
                 Ok(world) => world,
                 Err(error) if is_locked(&error) => {
                     let event = crate::inbox::InboxEvent { agent, event, json };
@@ -264,7 +267,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             wait_timers,
             follow,
         } => {
-            let mut world = World::open(&dir, OpenMode::Run)?;
+            let mut world = open_to_run(&dir)?;
             let recovered = world.recovery.clone();
             let mut queued = 0;
             if let Some(file) = &events {
@@ -409,6 +412,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::VerifyProof { file, public_key, json } => return proofs::verify_proof(&file, &public_key, json),
         Command::Air { command } => return air::run(command),
         Command::Keys { command } => keys::run(command)?,
+        Command::Govern(command) => govern::run(command)?,
         Command::Demo { dir } => demo::run(dir)?,
         Command::Bench {
             steps,
@@ -417,6 +421,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => bench::run(steps, recovery_steps, json)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Open a world to run it, telling the user what they should know about it.
+fn open_to_run(dir: &Path) -> Result<World> {
+    let world = World::open(dir, OpenMode::Run)?;
+    for notice in &world.notices {
+        eprintln!("note: {notice}");
+    }
+    Ok(world)
 }
 
 fn is_locked(error: &anyhow::Error) -> bool {

@@ -40,7 +40,7 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "verify OK: {} entries hash-chained, {} receipts signed by {}{}, {} checkpoints, {} snapshots, {} steps{}",
+                    "verify OK: {} entries hash-chained, {} receipts signed by {}{}, {} checkpoints, {} snapshots, {} steps{}{}",
                     report.entries,
                     report.receipts,
                     report.public_key,
@@ -55,6 +55,14 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
                     report.checkpoints,
                     report.snapshots,
                     report.steps,
+                    if report.governance + report.manifest_changes > 0 {
+                        format!(
+                            ", {} signed proposals and verdicts, {} manifest changes each approved as its policy required",
+                            report.governance, report.manifest_changes
+                        )
+                    } else {
+                        String::new()
+                    },
                     old.as_ref()
                         .map(|(path, _)| format!("; extends the checkpoint in {}", path.display()))
                         .unwrap_or_default()

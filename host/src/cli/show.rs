@@ -168,6 +168,67 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
                 short(&c.body.root_hash)
             ),
         ),
+        EntryBody::Proposal(p) => (
+            None,
+            None,
+            format!(
+                "proposal by {}{}: {:?} against manifest sha256:{} (hash sha256:{})",
+                p.body.author,
+                p.body
+                    .reverts_to
+                    .map_or(String::new(), |to| format!(", reverting to sha256:{}", short(&to))),
+                p.body.description,
+                short(&p.body.base),
+                short(&p.body.hash())
+            ),
+        ),
+        EntryBody::Verdict(v) => (
+            None,
+            None,
+            format!(
+                "proposal #{} {} by {} (key {}){}",
+                v.body.proposal,
+                v.body.verdict.label(),
+                v.body.approver,
+                short(&v.public_key),
+                if v.body.comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {:?}", v.body.comment)
+                }
+            ),
+        ),
+        EntryBody::ShadowReport(r) => (
+            None,
+            None,
+            format!(
+                "shadow run of proposal #{}: {} — {} (report sha256:{})",
+                r.proposal,
+                if r.clean { "clean" } else { "NOT CLEAN" },
+                r.summary,
+                short(&r.report)
+            ),
+        ),
+        EntryBody::ManifestApplied(a) => (
+            None,
+            None,
+            format!(
+                "proposal #{} applied: manifest sha256:{} → sha256:{}; agents migrated: {}",
+                a.proposal,
+                short(&a.previous),
+                short(&a.manifest_digest),
+                a.agents
+                    .iter()
+                    .map(|(agent, digest)| format!("{agent} sha256:{}", short(digest)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        EntryBody::ApplyRefused(r) => (
+            None,
+            None,
+            format!("proposal #{} NOT applied, nothing changed: {}", r.proposal, r.reason),
+        ),
         EntryBody::StepFailed(s) => (
             Some(s.agent.clone()),
             Some(s.ingress),

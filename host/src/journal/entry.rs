@@ -13,8 +13,10 @@ use sha2::{Digest as _, Sha256};
 pub type Digest = [u8; 32];
 
 /// Version of the on-disk format this host writes. Version history (`docs/journal.md`):
-/// 1 — first release; 2 — adds checkpoint entries and the transparency state in `meta`.
-pub const FORMAT_VERSION: u32 = 2;
+/// 1 — first release; 2 — adds checkpoint entries and the transparency state in `meta`;
+/// 3 — adds the governance entries (proposal, verdict, shadow report, manifest applied, apply
+/// refused) and `manifest_changes` in `meta`.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest format this host still opens (and upgrades in place on first open).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -70,6 +72,16 @@ pub enum EntryBody {
     Snapshot(Snapshot),
     /// The host key in force is replaced; every later signature is by the new key.
     KeyRotation(crate::rotation::KeyRotation),
+    /// A signed proposal to change the manifest (governance).
+    Proposal(crate::governance::record::Proposal),
+    /// A signed approval or rejection of a proposal.
+    Verdict(crate::governance::record::SignedVerdict),
+    /// The report of a shadow run of a proposal.
+    ShadowReport(crate::governance::record::ShadowRecord),
+    /// The manifest of record changes here (a proposal applied).
+    ManifestApplied(crate::governance::record::ManifestApplied),
+    /// An approved proposal could not be applied; nothing changed.
+    ApplyRefused(crate::governance::record::ApplyRefused),
 }
 
 impl EntryBody {
@@ -87,6 +99,11 @@ impl EntryBody {
             EntryBody::Checkpoint(_) => "checkpoint",
             EntryBody::Snapshot(_) => "snapshot",
             EntryBody::KeyRotation(_) => "key-rotation",
+            EntryBody::Proposal(_) => "proposal",
+            EntryBody::Verdict(_) => "verdict",
+            EntryBody::ShadowReport(_) => "shadow-report",
+            EntryBody::ManifestApplied(_) => "manifest-applied",
+            EntryBody::ApplyRefused(_) => "apply-refused",
         }
     }
 }

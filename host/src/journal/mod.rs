@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tables::{
-    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_ROTATED_KEYS,
-    META_TRANSPARENCY,
+    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_MANIFEST_CHANGES,
+    META_ROTATED_KEYS, META_TRANSPARENCY,
 };
 
 /// Operating errors of the journal.
@@ -72,6 +72,8 @@ pub struct Journal {
     latest_snapshot: Option<u64>,
     /// Public keys put in force by key-rotation entries, sealed entries included.
     rotated_keys: Vec<[u8; 32]>,
+    /// Entry numbers of manifest-applied entries, sealed entries included.
+    manifest_changes: Vec<u64>,
     /// Who signs a checkpoint at each commit that added receipts (unset: no checkpoints).
     checkpoint_signer: Option<([u8; 16], Arc<HostKey>)>,
 }
@@ -119,6 +121,7 @@ impl Journal {
             log: TransparencyState::default(),
             latest_snapshot: None,
             rotated_keys: Vec::new(),
+            manifest_changes: Vec::new(),
             checkpoint_signer: None,
         };
         let txn = journal.db.begin_write().map_err(|e| storage(e.into()))?;
@@ -164,6 +167,10 @@ impl Journal {
             .and_then(|bytes| bytes.try_into().ok().map(u64::from_le_bytes));
         journal.rotated_keys = journal
             .meta(META_ROTATED_KEYS)?
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .unwrap_or_default();
+        journal.manifest_changes = journal
+            .meta(META_MANIFEST_CHANGES)?
             .and_then(|bytes| postcard::from_bytes(&bytes).ok())
             .unwrap_or_default();
         Ok(journal)
@@ -233,6 +240,11 @@ impl Journal {
         self.rotated_keys.last().copied()
     }
 
+    /// Entry numbers of the manifest-applied entries (sealed ones included), in order.
+    pub fn manifest_changes(&self) -> &[u64] {
+        &self.manifest_changes
+    }
+
     /// Number of entries, committed or pending.
     pub fn len(&self) -> u64 {
         self.next_seq
@@ -287,6 +299,7 @@ impl Journal {
                 EntryBody::EffectReceipt(r) => self.log.frontier.push(&receipt_leaf(&r.receipt)),
                 EntryBody::Snapshot(_) => self.latest_snapshot = Some(seq),
                 EntryBody::KeyRotation(r) => self.rotated_keys.push(r.body.new_public_key),
+                EntryBody::ManifestApplied(_) => self.manifest_changes.push(seq),
                 _ => {}
             }
             self.sealed.push((seq, stored, hash));
@@ -343,6 +356,11 @@ impl Journal {
             if !self.rotated_keys.is_empty() {
                 let keys = postcard::to_allocvec(&self.rotated_keys).expect("keys always encode");
                 meta.insert(META_ROTATED_KEYS, keys.as_slice())
+                    .map_err(|e| self.storage_error(e))?;
+            }
+            if !self.manifest_changes.is_empty() {
+                let changes = postcard::to_allocvec(&self.manifest_changes).expect("entry numbers always encode");
+                meta.insert(META_MANIFEST_CHANGES, changes.as_slice())
                     .map_err(|e| self.storage_error(e))?;
             }
             if let Some(seq) = self.latest_snapshot {

@@ -18,5 +18,7 @@ pub const META_TRANSPARENCY: &str = "transparency";
 pub const META_LATEST_SNAPSHOT: &str = "latest_snapshot";
 /// Public keys put in force by key rotations, in order (postcard `Vec<[u8; 32]>`).
 pub const META_ROTATED_KEYS: &str = "rotated_keys";
+/// Entry numbers of the manifest-applied entries, in order (postcard `Vec<u64>`).
+pub const META_MANIFEST_CHANGES: &str = "manifest_changes";
 /// Present only in audit bundles (`agentos-host export`): JSON describing the export.
 pub const META_BUNDLE: &str = "bundle";

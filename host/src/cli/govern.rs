@@ -1,0 +1,365 @@
+//! `agentos-host propose | approve | reject | apply | revert | history`: the governance loop
+//! from the command line. Decisions are made in `governance`; this module parses and prints.
+
+use crate::governance::ledger::{Ledger, ProposalState, Readiness};
+use crate::governance::propose::{Journaled, Source};
+use crate::governance::record::{Author, Verdict};
+use crate::world::{WorldPaths, open_existing_journal};
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum GovernCommand {
+    /// Journal a signed proposal to change the world's manifest, and print what it changes.
+    ///
+    /// The change is a patch file (from `agentos-host air diff`, TOML or .json) or, with --from,
+    /// a whole manifest (e.g. the world's world.toml, edited). Every module's component is read
+    /// now and pinned by digest. Nothing is journaled if the patch does not apply to the manifest
+    /// in force, changes nothing, or grants an effect the policy denies.
+    Propose {
+        dir: PathBuf,
+        /// A patch file.
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        patch: Option<PathBuf>,
+        /// A whole manifest file; the proposal is its difference from the manifest in force.
+        #[arg(long, value_name = "MANIFEST")]
+        from: Option<PathBuf>,
+        /// The author's key (`agentos-host keys new NAME`).
+        #[arg(long, value_name = "NAME")]
+        key: String,
+        /// Why: shown in `log` and `history`.
+        #[arg(short, long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a proposal with your key; only keys the policy in force names count.
+    Approve(VerdictArgs),
+    /// Reject a proposal with your key: it can no longer be applied.
+    Reject(VerdictArgs),
+    /// Switch the world to an approved proposal's manifest; each agent's new module receives
+    /// its old state through `restore`.
+    ///
+    /// Refuses (saying what is missing) without the approvals the policy requires, after a
+    /// rejection, for a proposal already applied or written against an older manifest. If a new
+    /// component does not match its world or a `restore` rejects the old state, nothing changes
+    /// and the reason is journaled.
+    Apply {
+        dir: PathBuf,
+        proposal: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Return to an earlier manifest: journal a proposal to revert, approve it with your key,
+    /// and apply it if that meets the policy (otherwise print what is still missing).
+    Revert {
+        dir: PathBuf,
+        /// The configuration to return to: the entry number it came into force at, or its
+        /// manifest digest (from `history`); default: the last one that differs from the current.
+        #[arg(long, value_name = "ENTRY|DIGEST")]
+        to: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        key: String,
+        #[arg(short, long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every manifest the world has run and every proposal: who proposed, what shadow runs
+    /// found, who approved or rejected, when it applied.
+    History {
+        /// A world directory, or an audit bundle file written by `export`.
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerdictArgs {
+    dir: PathBuf,
+    /// The proposal's entry number (as `propose` and `history` print it).
+    proposal: String,
+    #[arg(long, value_name = "NAME")]
+    key: String,
+    #[arg(long, default_value = "")]
+    comment: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn proposal_number(text: &str) -> Result<u64> {
+    text.trim_start_matches('#')
+        .parse()
+        .with_context(|| format!("`{text}` is not a proposal number (the entry number `propose` printed)"))
+}
+
+fn person(name: &str) -> Result<(Author, crate::receipts::HostKey)> {
+    let key = super::keys::load(name)?;
+    let author = Author::Person {
+        name: name.to_string(),
+        public_key: key.public().to_bytes(),
+    };
+    Ok((author, key))
+}
+
+pub fn run(command: GovernCommand) -> Result<()> {
+    match command {
+        GovernCommand::Propose {
+            dir,
+            patch,
+            from,
+            key,
+            description,
+            json,
+        } => {
+            let source = match (&patch, &from) {
+                (Some(patch), _) => Source::Patch(patch),
+                (_, Some(manifest)) => Source::Manifest(manifest),
+                _ => bail!("give a patch file or --from MANIFEST"),
+            };
+            let (author, key) = person(&key)?;
+            let journaled = crate::governance::propose::propose(&dir, source, &description, author, &key)?;
+            print_proposed(&dir, &journaled, json);
+        }
+        GovernCommand::Approve(args) => judge(&args, Verdict::Approve)?,
+        GovernCommand::Reject(args) => judge(&args, Verdict::Reject)?,
+        GovernCommand::Apply { dir, proposal, json } => apply(&dir, proposal_number(&proposal)?, json)?,
+        GovernCommand::Revert {
+            dir,
+            to,
+            key: key_name,
+            description,
+            json,
+        } => {
+            let (author, key) = person(&key_name)?;
+            let description = if description.is_empty() {
+                "revert".to_string()
+            } else {
+                description
+            };
+            let journaled =
+                crate::governance::propose::propose(&dir, Source::Revert(to.as_deref()), &description, author, &key)?;
+            print_proposed(&dir, &journaled, json);
+            let judged = crate::governance::verdict::judge(&dir, journaled.seq, &key_name, &key, Verdict::Approve, "")?;
+            print_judged(journaled.seq, Verdict::Approve, &judged, json);
+            if judged.readiness.blockers.is_empty() {
+                apply(&dir, journaled.seq, json)?;
+            }
+        }
+        GovernCommand::History { dir, json } => history(&dir, json)?,
+    }
+    Ok(())
+}
+
+fn print_proposed(dir: &Path, journaled: &Journaled, json: bool) {
+    let widenings: Vec<String> = journaled.judgement.widenings.iter().map(ToString::to_string).collect();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "proposal": journaled.seq,
+                "hash": hex::encode(journaled.hash),
+                "changes": journaled.changes,
+                "new_capabilities": widenings,
+                "approvals_needed": journaled.judgement.approvals_needed,
+            })
+        );
+        return;
+    }
+    println!(
+        "proposal #{} journaled (sha256:{})",
+        journaled.seq,
+        hex::encode(&journaled.hash[..8])
+    );
+    for line in &journaled.changes {
+        println!("  {line}");
+    }
+    for line in &widenings {
+        println!("  new capability: {line}");
+    }
+    println!("  approvals needed: {}", journaled.judgement.approvals_needed);
+    println!(
+        "next: `agentos-host shadow {dir} {n}`, `agentos-host approve {dir} {n} --key NAME`, `agentos-host apply {dir} {n}`",
+        dir = dir.display(),
+        n = journaled.seq
+    );
+}
+
+fn judge(args: &VerdictArgs, verdict: Verdict) -> Result<()> {
+    let proposal = proposal_number(&args.proposal)?;
+    let key = super::keys::load(&args.key)?;
+    let judged = crate::governance::verdict::judge(&args.dir, proposal, &args.key, &key, verdict, &args.comment)?;
+    print_judged(proposal, verdict, &judged, args.json);
+    Ok(())
+}
+
+fn print_judged(proposal: u64, verdict: Verdict, judged: &crate::governance::verdict::Judged, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({
+                "proposal": proposal,
+                "verdict": verdict.label(),
+                "entry": judged.seq,
+                "approver": judged.approver,
+                "approved_by": judged.readiness.approved_by,
+                "blockers": judged.readiness.blockers,
+            })
+        );
+        return;
+    }
+    println!(
+        "proposal #{proposal} {} by {} (entry #{})",
+        verdict.label(),
+        judged.approver,
+        judged.seq
+    );
+    print_readiness(&judged.readiness);
+}
+
+fn print_readiness(readiness: &Readiness) {
+    if readiness.blockers.is_empty() {
+        println!("  ready to apply");
+    } else {
+        println!("  not ready to apply:");
+        for blocker in &readiness.blockers {
+            println!("    - {blocker}");
+        }
+    }
+}
+
+fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
+    let applied = crate::governance::apply::apply(dir, proposal)?;
+    for notice in &applied.notices {
+        eprintln!("note: {notice}");
+    }
+    if json {
+        println!(
+            "{}",
+            json!({
+                "proposal": applied.proposal,
+                "entry": applied.seq,
+                "previous": hex::encode(applied.previous),
+                "manifest": hex::encode(applied.manifest),
+                "agents": applied.agents.iter().map(|(a, d)| json!({"agent": a, "state": d})).collect::<Vec<_>>(),
+                "rewrote_world_toml": applied.rewrote_manifest_file,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "proposal #{} applied (entry #{}): manifest sha256:{} → sha256:{}",
+        applied.proposal,
+        applied.seq,
+        hex::encode(&applied.previous[..8]),
+        hex::encode(&applied.manifest[..8])
+    );
+    for (agent, digest) in &applied.agents {
+        println!("  {agent}: state sha256:{}", &digest[..16]);
+    }
+    if applied.rewrote_manifest_file {
+        println!(
+            "  {} now holds the manifest in force",
+            WorldPaths::new(dir).manifest().display()
+        );
+    }
+    Ok(())
+}
+
+fn history(dir: &Path, json: bool) -> Result<()> {
+    let target = crate::bundle::ReadTarget::resolve(dir)?;
+    let ledger = Ledger::read(&open_existing_journal(&WorldPaths::new(target.root()))?)?;
+    if json {
+        let manifests: Vec<_> = ledger
+            .configurations
+            .iter()
+            .map(|c| json!({ "since": c.since, "manifest": hex::encode(c.digest), "proposal": c.proposal }))
+            .collect();
+        let proposals: Vec<_> = ledger.proposals.values().map(|p| proposal_json(&ledger, p)).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "manifests": manifests, "proposals": proposals }))?
+        );
+        return Ok(());
+    }
+    println!("manifests (the last is in force):");
+    for c in &ledger.configurations {
+        let cause = match c.proposal {
+            None => "genesis".to_string(),
+            Some(p) => format!("proposal #{p}"),
+        };
+        println!("  #{:<6} sha256:{}  {cause}", c.since, hex::encode(c.digest));
+    }
+    if ledger.proposals.is_empty() {
+        println!("no proposals");
+    }
+    for p in ledger.proposals.values() {
+        let body = &p.proposal.body;
+        println!(
+            "proposal #{} [{}] by {}: {:?}",
+            p.seq,
+            p.status(),
+            body.author,
+            body.description
+        );
+        if let Ok(patch) = p.patch() {
+            let base = ledger.configurations.iter().find(|c| c.digest == body.base);
+            let changes = base.map_or_else(
+                || patch.summary(),
+                |base| crate::governance::propose::change_lines(base, &patch, &body.modules),
+            );
+            for line in changes {
+                println!("    {line}");
+            }
+        }
+        for (at, shadow) in &p.shadows {
+            println!(
+                "    shadow run #{at}: {} — {}",
+                if shadow.clean { "clean" } else { "NOT CLEAN" },
+                shadow.summary
+            );
+        }
+        for (at, verdict) in &p.verdicts {
+            println!(
+                "    {} by {} (#{at})",
+                verdict.body.verdict.label(),
+                verdict.body.approver
+            );
+        }
+        for (at, reason) in &p.refusals {
+            println!("    apply refused (#{at}): {reason}");
+        }
+        if let Some(at) = p.applied {
+            println!("    applied at #{at}");
+        }
+    }
+    Ok(())
+}
+
+fn proposal_json(ledger: &Ledger, p: &ProposalState) -> serde_json::Value {
+    let body = &p.proposal.body;
+    let (author, agent_authored) = match &body.author {
+        Author::Person { name, .. } => (name.clone(), false),
+        Author::Agent { name } => (name.clone(), true),
+    };
+    let readiness = (p.status() == "open").then(|| ledger.readiness(p.seq).blockers);
+    json!({
+        "proposal": p.seq,
+        "hash": hex::encode(p.hash),
+        "status": p.status(),
+        "author": author,
+        "agent_authored": agent_authored,
+        "description": body.description,
+        "base": hex::encode(body.base),
+        "reverts_to": body.reverts_to.map(hex::encode),
+        "changes": p.patch().map(|patch| patch.summary()).unwrap_or_default(),
+        "shadow_runs": p.shadows.iter().map(|(at, s)| json!({"entry": at, "clean": s.clean, "summary": s.summary, "report": hex::encode(s.report)})).collect::<Vec<_>>(),
+        "verdicts": p.verdicts.iter().map(|(at, v)| json!({"entry": at, "verdict": v.body.verdict.label(), "approver": v.body.approver, "public_key": hex::encode(v.public_key), "comment": v.body.comment})).collect::<Vec<_>>(),
+        "refusals": p.refusals.iter().map(|(at, r)| json!({"entry": at, "reason": r})).collect::<Vec<_>>(),
+        "applied": p.applied,
+        "blockers": readiness,
+    })
+}

@@ -1,0 +1,325 @@
+//! The governance ledger: every manifest a world has run and every proposal with its verdicts,
+//! shadow runs and outcome, folded from the journal in order.
+//!
+//! One fold serves `apply` (is this proposal ready?), `history` and `verify` (was every applied
+//! manifest approved as the policy in force required?), so the rules live in one place.
+
+use super::record::{ManifestApplied, Proposal, ShadowRecord, SignedVerdict, Verdict};
+use crate::journal::Journal;
+use crate::journal::entry::{Digest, EntryBody, Genesis};
+use agentos_air::{Manifest, Patch};
+use anyhow::Result;
+use std::collections::BTreeMap;
+
+/// A manifest the world ran from entry `since` on.
+#[derive(Debug, Clone)]
+pub struct Configuration {
+    /// Entry that put it in force (0: genesis).
+    pub since: u64,
+    pub manifest: Manifest,
+    pub digest: Digest,
+    /// Component bytes of each module (sha256, in the blob table).
+    pub modules: Vec<(String, Digest)>,
+    /// The proposal applied (`None`: genesis).
+    pub proposal: Option<u64>,
+}
+
+impl Configuration {
+    pub fn of_genesis(genesis: &Genesis) -> Result<Configuration> {
+        Ok(Configuration {
+            since: 0,
+            manifest: Manifest::parse_json(&genesis.manifest_json, "the journal's genesis entry")?,
+            digest: genesis.manifest_digest,
+            modules: genesis.modules.clone(),
+            proposal: None,
+        })
+    }
+
+    pub fn of_applied(seq: u64, applied: &ManifestApplied) -> Result<Configuration> {
+        Ok(Configuration {
+            since: seq,
+            manifest: Manifest::parse_json(&applied.manifest_json, &format!("manifest-applied entry #{seq}"))?,
+            digest: applied.manifest_digest,
+            modules: applied.modules.clone(),
+            proposal: Some(applied.proposal),
+        })
+    }
+
+    /// The same manifest with the same components.
+    pub fn same_as(&self, other: &Configuration) -> bool {
+        self.digest == other.digest && self.modules == other.modules
+    }
+
+    /// The component digest of `module`.
+    pub fn module_digest(&self, module: &str) -> Option<Digest> {
+        self.modules.iter().find(|(m, _)| m == module).map(|(_, d)| *d)
+    }
+}
+
+/// A proposal and everything journaled about it.
+#[derive(Debug, Clone)]
+pub struct ProposalState {
+    pub seq: u64,
+    pub proposal: Proposal,
+    pub hash: Digest,
+    pub verdicts: Vec<(u64, SignedVerdict)>,
+    pub shadows: Vec<(u64, ShadowRecord)>,
+    pub applied: Option<u64>,
+    pub refusals: Vec<(u64, String)>,
+}
+
+impl ProposalState {
+    /// The patch, decoded.
+    pub fn patch(&self) -> Result<Patch> {
+        Ok(Patch::parse_json(
+            &self.proposal.body.patch_json,
+            &format!("proposal #{}", self.seq),
+        )?)
+    }
+
+    /// One word for where it stands (ignoring whether it could be applied now).
+    pub fn status(&self) -> &'static str {
+        if self.applied.is_some() {
+            "applied"
+        } else if self.verdicts.iter().any(|(_, v)| v.body.verdict == Verdict::Reject) {
+            "rejected"
+        } else {
+            "open"
+        }
+    }
+}
+
+/// Whether a proposal can be applied now.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// Names of the approvers whose approvals count.
+    pub approved_by: Vec<String>,
+    /// Everything that stands in the way (empty: it may be applied).
+    pub blockers: Vec<String>,
+}
+
+/// The fold.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pub world_id: [u8; 16],
+    /// Every manifest the world has run, the one in force last.
+    pub configurations: Vec<Configuration>,
+    pub proposals: BTreeMap<u64, ProposalState>,
+}
+
+impl Ledger {
+    pub fn new(genesis: &Genesis) -> Result<Ledger> {
+        Ok(Ledger {
+            world_id: genesis.world_id,
+            configurations: vec![Configuration::of_genesis(genesis)?],
+            proposals: BTreeMap::new(),
+        })
+    }
+
+    /// The ledger of a journal: one pass over its entries.
+    pub fn read(journal: &Journal) -> Result<Ledger> {
+        let genesis = crate::world::genesis(journal)?;
+        let mut ledger = Ledger::new(&genesis)?;
+        for entry in journal.entries_from(1)? {
+            ledger
+                .observe(entry.seq, &entry.body)
+                .map_err(|problem| anyhow::anyhow!("entry #{}: {problem}", entry.seq))?;
+        }
+        Ok(ledger)
+    }
+
+    pub fn in_force(&self) -> &Configuration {
+        self.configurations.last().expect("genesis is always there")
+    }
+
+    /// The configuration in force at entry `seq`.
+    pub fn at(&self, seq: u64) -> &Configuration {
+        self.configurations
+            .iter()
+            .rev()
+            .find(|c| c.since <= seq)
+            .expect("genesis is in force from entry 0")
+    }
+
+    pub fn proposal(&self, seq: u64) -> Result<&ProposalState> {
+        self.proposals.get(&seq).ok_or_else(|| {
+            let open: Vec<String> = self
+                .proposals
+                .values()
+                .filter(|p| p.status() == "open")
+                .map(|p| format!("#{}", p.seq))
+                .collect();
+            anyhow::anyhow!(
+                "entry #{seq} is not a proposal; open proposals: {}",
+                if open.is_empty() {
+                    "none".into()
+                } else {
+                    open.join(", ")
+                }
+            )
+        })
+    }
+
+    /// Take in one entry. Errors describe an entry that contradicts the ones before it.
+    pub fn observe(&mut self, seq: u64, body: &EntryBody) -> Result<(), String> {
+        match body {
+            EntryBody::Proposal(proposal) => {
+                self.proposals.insert(
+                    seq,
+                    ProposalState {
+                        seq,
+                        hash: proposal.body.hash(),
+                        proposal: proposal.clone(),
+                        verdicts: Vec::new(),
+                        shadows: Vec::new(),
+                        applied: None,
+                        refusals: Vec::new(),
+                    },
+                );
+            }
+            EntryBody::Verdict(verdict) => {
+                let state = self.judged(verdict.body.proposal, &verdict.body.proposal_hash, "verdict")?;
+                state.verdicts.push((seq, verdict.clone()));
+            }
+            EntryBody::ShadowReport(shadow) => {
+                let state = self.judged(shadow.proposal, &shadow.proposal_hash, "shadow report")?;
+                state.shadows.push((seq, shadow.clone()));
+            }
+            EntryBody::ApplyRefused(refused) => {
+                let state = self
+                    .proposals
+                    .get_mut(&refused.proposal)
+                    .ok_or_else(|| format!("refuses entry #{}, which is not a proposal", refused.proposal))?;
+                state.refusals.push((seq, refused.reason.clone()));
+            }
+            EntryBody::ManifestApplied(applied) => {
+                self.judged(applied.proposal, &applied.proposal_hash, "manifest change")?;
+                let readiness = self.readiness(applied.proposal);
+                if !readiness.blockers.is_empty() {
+                    return Err(format!(
+                        "applies proposal #{} although {}",
+                        applied.proposal,
+                        readiness.blockers.join("; ")
+                    ));
+                }
+                let configuration = Configuration::of_applied(seq, applied).map_err(|e| format!("{e:#}"))?;
+                if configuration.manifest.digest() != applied.manifest_digest {
+                    return Err("its manifest does not hash to the digest it states".into());
+                }
+                self.proposals
+                    .get_mut(&applied.proposal)
+                    .expect("checked above")
+                    .applied = Some(seq);
+                self.configurations.push(configuration);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn judged(&mut self, proposal: u64, hash: &Digest, what: &str) -> Result<&mut ProposalState, String> {
+        let state = self
+            .proposals
+            .get_mut(&proposal)
+            .ok_or_else(|| format!("{what} of entry #{proposal}, which is not a proposal"))?;
+        if state.hash != *hash {
+            return Err(format!("{what} names proposal #{proposal} with a different hash"));
+        }
+        Ok(state)
+    }
+
+    /// Whether proposal `seq` may be applied to the manifest in force now, under its policy.
+    pub fn readiness(&self, seq: u64) -> Readiness {
+        let mut readiness = Readiness {
+            approved_by: Vec::new(),
+            blockers: Vec::new(),
+        };
+        let Some(state) = self.proposals.get(&seq) else {
+            readiness.blockers.push(format!("entry #{seq} is not a proposal"));
+            return readiness;
+        };
+        let blockers = &mut readiness.blockers;
+        let current = self.in_force();
+        let policy = current.manifest.policy.clone().unwrap_or_default();
+        if let Some(at) = state.applied {
+            blockers.push(format!("it was already applied (entry #{at})"));
+            return readiness;
+        }
+        if state.proposal.body.base != current.digest {
+            blockers.push(format!(
+                "it was written against manifest sha256:{}, but the world now runs sha256:{} (propose the change again)",
+                hex::encode(state.proposal.body.base),
+                hex::encode(current.digest)
+            ));
+            return readiness;
+        }
+        // Verdicts count only from keys the policy in force names under the name they give.
+        let counted = |verdict: &SignedVerdict| {
+            policy.approvers.get(&verdict.body.approver) == Some(&hex::encode(verdict.public_key))
+        };
+        for (at, verdict) in &state.verdicts {
+            if counted(verdict) && verdict.body.verdict == Verdict::Reject {
+                blockers.push(format!("{} rejected it (entry #{at})", verdict.body.approver));
+            }
+        }
+        let proposed = match state
+            .patch()
+            .and_then(|patch| Ok(agentos_air::apply(&patch, &current.manifest)?))
+        {
+            Ok(proposed) => proposed,
+            Err(error) => {
+                blockers.push(format!("its patch does not apply: {error:#}"));
+                return readiness;
+            }
+        };
+        let judgement = agentos_air::judge(
+            &current.manifest,
+            &proposed,
+            state.proposal.body.modules != current.modules,
+        );
+        for denied in judgement.denied() {
+            blockers.push(format!("the policy denies it: {denied}"));
+        }
+        let mut approved_by: Vec<String> = state
+            .verdicts
+            .iter()
+            .filter(|(_, v)| counted(v) && v.body.verdict == Verdict::Approve)
+            .map(|(_, v)| v.body.approver.clone())
+            .collect();
+        approved_by.sort();
+        approved_by.dedup();
+        let needed = judgement.approvals_needed as usize;
+        if approved_by.len() < needed {
+            let missing: Vec<&str> = policy
+                .approvers
+                .keys()
+                .filter(|name| !approved_by.contains(name))
+                .map(String::as_str)
+                .collect();
+            blockers.push(if policy.approvers.is_empty() {
+                "the manifest in force names no approvers ([policy] approvers), so no change to it can be approved"
+                    .into()
+            } else {
+                format!(
+                    "it needs {needed} approval(s) and has {}; can approve: {}",
+                    approved_by.len(),
+                    missing.join(", ")
+                )
+            });
+        }
+        if policy.require_clean_shadow {
+            match state.shadows.last() {
+                None => blockers.push(format!(
+                    "the policy requires a clean shadow run first (`agentos-host shadow <dir> {seq}`)"
+                )),
+                Some((at, shadow)) if !shadow.clean => blockers.push(format!(
+                    "the policy requires a clean shadow run, and the last one (entry #{at}) found: {}",
+                    shadow.summary
+                )),
+                Some(_) => {}
+            }
+        }
+        readiness.approved_by = approved_by;
+        readiness
+    }
+}

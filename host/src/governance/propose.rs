@@ -1,0 +1,268 @@
+//! Drafting and journaling proposals: from a patch file, from a whole manifest file, or back to
+//! a manifest the world ran before.
+//!
+//! A draft pins the component bytes of every module of the proposed manifest (read from the
+//! world directory now, or taken from the record for a revert), so what is approved is exactly
+//! what will run. Nothing is journaled for a draft that does not apply, changes nothing, or
+//! grants an effect the policy in force denies.
+
+use super::ledger::{Configuration, Ledger};
+use super::record::{Author, Proposal, ProposalBody};
+use crate::journal::Journal;
+use crate::journal::entry::{Digest, EntryBody, sha256};
+use crate::receipts::HostKey;
+use crate::world::WorldPaths;
+use agentos_air::{Judgement, Manifest, Patch};
+use anyhow::{Context as _, Result, bail};
+use std::path::Path;
+
+/// Component digest of each module, by module name.
+pub type ModuleTable = Vec<(String, Digest)>;
+
+/// Where a proposal comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A patch file (TOML, or JSON by extension), as `agentos-host air diff` writes.
+    Patch(&'a Path),
+    /// A whole manifest (`world.toml` edited, or another file): the patch is the difference.
+    Manifest(&'a Path),
+    /// An earlier manifest of record with its components: by the entry number it came into
+    /// force at, or by manifest digest (hex, at least 8 digits); the last one that differs from
+    /// what is in force when `None`.
+    Revert(Option<&'a str>),
+}
+
+/// A proposal before it is signed.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub patch: Patch,
+    pub proposed: Manifest,
+    pub modules: ModuleTable,
+    /// Component bytes not yet in the journal.
+    pub new_components: Vec<Vec<u8>>,
+    pub reverts_to: Option<Digest>,
+}
+
+/// Make a draft against the manifest in force.
+pub fn draft(paths: &WorldPaths, ledger: &Ledger, source: Source<'_>) -> Result<Draft> {
+    let current = ledger.in_force();
+    let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
+    let is_json = |path: &Path| path.extension().is_some_and(|e| e == "json");
+    let (patch, proposed, reverts_to) = match source {
+        Source::Patch(path) => {
+            let (text, name) = (read(path)?, path.display().to_string());
+            let patch = if is_json(path) {
+                Patch::parse_json(&text, &name)?
+            } else {
+                Patch::parse_toml(&text, &name)?
+            };
+            let proposed = agentos_air::apply(&patch, &current.manifest)
+                .with_context(|| format!("{name} does not apply to the manifest in force"))?;
+            (patch, proposed, None)
+        }
+        Source::Manifest(path) => {
+            let (text, name) = (read(path)?, path.display().to_string());
+            let proposed = if is_json(path) {
+                Manifest::parse_json(&text, &name)?
+            } else {
+                Manifest::parse_toml(&text, &name)?
+            };
+            (agentos_air::diff(&current.manifest, &proposed), proposed, None)
+        }
+        Source::Revert(to) => {
+            let target = revert_target(ledger, to)?;
+            let patch = agentos_air::diff(&current.manifest, &target.manifest);
+            return Ok(Draft {
+                patch,
+                proposed: target.manifest.clone(),
+                modules: target.modules.clone(),
+                new_components: Vec::new(),
+                reverts_to: Some(target.digest),
+            });
+        }
+    };
+    let (modules, new_components) = pin_components(paths, current, &proposed)?;
+    Ok(Draft {
+        patch,
+        proposed,
+        modules,
+        new_components,
+        reverts_to,
+    })
+}
+
+/// The configuration a revert returns to.
+fn revert_target<'l>(ledger: &'l Ledger, to: Option<&str>) -> Result<&'l Configuration> {
+    let current = ledger.in_force();
+    let earlier = &ledger.configurations[..ledger.configurations.len() - 1];
+    let differs = |c: &&Configuration| !c.same_as(current);
+    let Some(to) = to else {
+        return earlier
+            .iter()
+            .rev()
+            .find(differs)
+            .context("the world has run no other configuration to revert to");
+    };
+    let listed = "`agentos-host history` lists them";
+    if let Ok(since) = to.trim_start_matches('#').parse::<u64>()
+        && to.len() < 8
+    {
+        return earlier
+            .iter()
+            .find(|c| c.since == since)
+            .with_context(|| format!("no earlier manifest came into force at entry #{since} ({listed})"));
+    }
+    let prefix = to.strip_prefix("sha256:").unwrap_or(to).to_ascii_lowercase();
+    if prefix.len() < 8 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("`{to}` is neither an entry number nor a manifest digest (hex, at least 8 digits); {listed}");
+    }
+    let mut matches: Vec<&Configuration> = earlier
+        .iter()
+        .filter(|c| hex::encode(c.digest).starts_with(&prefix))
+        .filter(differs)
+        .collect();
+    matches.dedup_by(|a, b| a.same_as(b));
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] if hex::encode(current.digest).starts_with(&prefix) => {
+            bail!("sha256:{prefix}… is the manifest in force, with the components in force")
+        }
+        [] => bail!("the world never ran a manifest sha256:{prefix}… ({listed})"),
+        several => bail!(
+            "sha256:{prefix}… names several configurations (the same manifest with other components); \
+             give the entry number one came into force at: {}",
+            several
+                .iter()
+                .map(|c| format!("#{}", c.since))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Read the component of every module of `proposed` from the world directory; a module whose
+/// file is gone keeps its recorded bytes if its definition did not change.
+fn pin_components(
+    paths: &WorldPaths,
+    current: &Configuration,
+    proposed: &Manifest,
+) -> Result<(ModuleTable, Vec<Vec<u8>>)> {
+    let (mut modules, mut new_components) = (Vec::new(), Vec::new());
+    for (name, module) in &proposed.modules {
+        let path = paths.root.join(&module.component);
+        let unchanged = current.manifest.modules.get(name) == Some(module);
+        let digest = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let digest = sha256(&bytes);
+                if current.module_digest(name) != Some(digest) {
+                    new_components.push(bytes);
+                }
+                digest
+            }
+            Err(_) if unchanged && current.module_digest(name).is_some() => {
+                current.module_digest(name).expect("checked")
+            }
+            Err(error) => bail!("module `{name}`: cannot read its component {}: {error}", path.display()),
+        };
+        if let Some(pinned) = &module.sha256
+            && *pinned != hex::encode(digest)
+        {
+            bail!(
+                "module `{name}`: {} has sha256:{}, but the proposed manifest pins sha256:{pinned}",
+                path.display(),
+                hex::encode(digest)
+            );
+        }
+        modules.push((name.clone(), digest));
+    }
+    Ok((modules, new_components))
+}
+
+/// A line per change for people: the patch's definitions, then component bytes that change.
+pub fn change_lines(current: &Configuration, patch: &Patch, modules: &[(String, Digest)]) -> Vec<String> {
+    let mut lines = patch.summary();
+    for (name, digest) in modules {
+        match current.module_digest(name) {
+            Some(old) if old != *digest => lines.push(format!(
+                "~ component of module {name}: sha256:{} → sha256:{}",
+                hex::encode(&old[..8]),
+                hex::encode(&digest[..8])
+            )),
+            None => lines.push(format!(
+                "+ component of module {name}: sha256:{}",
+                hex::encode(&digest[..8])
+            )),
+            _ => {}
+        }
+    }
+    lines
+}
+
+/// A proposal as journaled.
+#[derive(Debug, Clone)]
+pub struct Journaled {
+    pub seq: u64,
+    pub hash: Digest,
+    pub changes: Vec<String>,
+    pub judgement: Judgement,
+}
+
+/// Sign and journal `draft` (the caller commits). Refuses a draft that changes nothing or
+/// grants an effect the policy in force denies.
+pub fn journal_proposal(
+    journal: &mut Journal,
+    ledger: &Ledger,
+    draft: Draft,
+    description: &str,
+    author: Author,
+    key: &HostKey,
+) -> Result<Journaled> {
+    let current = ledger.in_force();
+    if draft.patch.changes.is_empty() && draft.modules == current.modules {
+        bail!(
+            "the proposal changes nothing: it is the manifest in force (sha256:{})",
+            hex::encode(current.digest)
+        );
+    }
+    let judgement = agentos_air::judge(&current.manifest, &draft.proposed, draft.modules != current.modules);
+    let denied: Vec<String> = judgement.denied().map(ToString::to_string).collect();
+    if !denied.is_empty() {
+        bail!(
+            "the policy in force does not permit this change:\n  {}",
+            denied.join("\n  ")
+        );
+    }
+    let changes = change_lines(current, &draft.patch, &draft.modules);
+    for bytes in &draft.new_components {
+        journal.put_blob(bytes);
+    }
+    let body = ProposalBody {
+        version: 1,
+        world_id: ledger.world_id,
+        base: current.digest,
+        patch_json: draft.patch.to_json(),
+        modules: draft.modules,
+        description: description.to_string(),
+        author,
+        reverts_to: draft.reverts_to,
+    };
+    let hash = body.hash();
+    let seq = journal.append(EntryBody::Proposal(Proposal::sign(body, key)));
+    Ok(Journaled {
+        seq,
+        hash,
+        changes,
+        judgement,
+    })
+}
+
+/// `propose` for a person: draft against the world's journal, sign with their key, commit.
+pub fn propose(root: &Path, source: Source<'_>, description: &str, author: Author, key: &HostKey) -> Result<Journaled> {
+    let paths = WorldPaths::new(root);
+    let mut journal = crate::world::open_existing_journal(&paths)?;
+    let ledger = Ledger::read(&journal)?;
+    let draft = draft(&paths, &ledger, source)?;
+    let journaled = journal_proposal(&mut journal, &ledger, draft, description, author, key)?;
+    journal.commit()?;
+    Ok(journaled)
+}

@@ -1,0 +1,312 @@
+//! The governance loop through the binary: propose → approve → apply → revert, with people's
+//! keys named by the world's policy; refusals that change nothing; replay + verify across every
+//! manifest change.
+
+mod common;
+use common::*;
+
+use agentos_host::journal::entry::EntryBody;
+use std::path::{Path, PathBuf};
+
+/// A keys directory with `ada` and `bob`, and a command that uses it.
+struct People {
+    _dir: tempfile::TempDir,
+    keys: PathBuf,
+    ada: String,
+}
+
+impl People {
+    fn new() -> People {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let mut people = People {
+            _dir: dir,
+            keys,
+            ada: String::new(),
+        };
+        let created: serde_json::Value = serde_json::from_str(&people.ok(&["keys", "new", "ada", "--json"])).unwrap();
+        people.ada = created["public_key"].as_str().unwrap().to_string();
+        people.ok(&["keys", "new", "bob"]);
+        people
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let mut command = host();
+        command.env("AGENTOS_KEYS_DIR", &self.keys);
+        ok_with(command, args)
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let output = host().env("AGENTOS_KEYS_DIR", &self.keys).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?} should fail: {output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
+
+/// A counter world whose policy names ada as its one approver (plus `extra` policy lines).
+fn counter_world(people: &People, extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let (scratch, dir) = init("counter");
+    append_to_manifest(
+        &dir,
+        &format!("\n[policy]\napprovers = {{ ada = \"{}\" }}\n{extra}", people.ada),
+    );
+    ok(&["send", s(&dir), "counter", "increment(5)"]);
+    (scratch, dir)
+}
+
+/// The counter, changed: increments count double and each step prints the value.
+fn doubling_counter() -> PathBuf {
+    build_variant("counter", "counter_doubling", |source| {
+        source
+            .replace("checked_add(u64::from(by))", "checked_add(2 * u64::from(by))")
+            .replace(
+                "        self.events += 1;\n",
+                "        self.events += 1;\n        println!(\"value {}\", self.value);\n",
+            )
+    })
+}
+
+fn outputs(dir: &Path) -> Vec<String> {
+    log_json(dir)
+        .iter()
+        .filter(|e| e["kind"] == "output")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn number(out: &str) -> String {
+    let start = out.find('#').expect("an entry number") + 1;
+    out[start..].chars().take_while(char::is_ascii_digit).collect()
+}
+
+#[test]
+fn a_person_proposes_an_upgrade_the_approver_approves_it_applies_with_the_state_and_reverts() {
+    let people = People::new();
+    let (_scratch, dir) = counter_world(&people, "");
+    let world = s(&dir);
+
+    // Rebuild the component in place, and propose the world as it now is on disk.
+    std::fs::copy(doubling_counter(), dir.join("modules/counter.wasm")).unwrap();
+    let manifest = dir.join("world.toml");
+    let out = people.ok(&[
+        "propose",
+        world,
+        "--from",
+        s(&manifest),
+        "--key",
+        "ada",
+        "-d",
+        "double every increment",
+    ]);
+    assert!(out.contains("~ component of module counter: sha256:"), "{out}");
+    assert!(out.contains("approvals needed: 1"), "{out}");
+    let proposal = number(&out);
+
+    // Until applied, the world runs the recorded component (and says so).
+    let run = host()
+        .args(["send", world, "counter", "increment(1)"])
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("is not the component in force"),
+        "{run:?}"
+    );
+    assert!(outputs(&dir).is_empty());
+
+    let error = people.fails(&["apply", world, &proposal]);
+    assert!(
+        error.contains("it needs 1 approval(s) and has 0; can approve: ada"),
+        "{error}"
+    );
+    let error = people.fails(&["approve", world, &proposal, "--key", "bob"]);
+    assert!(
+        error.contains("key `bob`") && error.contains("is not an approver in the policy in force; approvers: ada"),
+        "{error}"
+    );
+    let out = people.ok(&["approve", world, &proposal, "--key", "ada", "--comment", "looks right"]);
+    assert!(out.contains(&format!("proposal #{proposal} approved by ada")), "{out}");
+    assert!(out.contains("ready to apply"), "{out}");
+    let error = people.fails(&["approve", world, &proposal, "--key", "ada"]);
+    assert!(error.contains("ada already approved"), "{error}");
+
+    let out = people.ok(&["apply", world, &proposal]);
+    assert!(out.contains(&format!("proposal #{proposal} applied")), "{out}");
+    // 5 + 1 under the old logic, then + 2 × 1 under the new: the state came across.
+    ok(&["send", world, "counter", "increment(1)"]);
+    assert_eq!(outputs(&dir), ["counter stdout: value 8"]);
+    let error = people.fails(&["apply", world, &proposal]);
+    assert!(error.contains("it was already applied"), "{error}");
+    replay_and_verify(&dir);
+
+    // Back to the first manifest: the old logic again, on the state the new one left.
+    let out = people.ok(&["revert", world, "--key", "ada"]);
+    assert!(out.contains("applied"), "{out}");
+    ok(&["send", world, "counter", "increment(1)"]);
+    assert_eq!(
+        outputs(&dir),
+        ["counter stdout: value 8"],
+        "the reverted counter prints nothing"
+    );
+
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", world, "--json"])).unwrap();
+    let manifests = history["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3, "{history}");
+    assert_eq!(manifests[0]["manifest"], manifests[2]["manifest"]);
+    let first = &history["proposals"][0];
+    assert_eq!(first["status"], "applied");
+    assert_eq!(first["author"], "ada");
+    assert_eq!(first["description"], "double every increment");
+    assert_eq!(first["verdicts"][0]["approver"], "ada");
+    assert_eq!(first["verdicts"][0]["comment"], "looks right");
+    assert!(history["proposals"][1]["reverts_to"].is_string());
+    let text = ok(&["history", world]);
+    assert!(text.contains("approved by ada"), "{text}");
+    let log = log_json(&dir);
+    for kind in ["proposal", "verdict", "manifest-applied"] {
+        assert_eq!(count_kind(&log, kind), 2, "{kind}");
+    }
+    replay_and_verify(&dir);
+    let replay: serde_json::Value = serde_json::from_str(&ok(&["replay", world, "--json"])).unwrap();
+    assert_eq!(replay["steps_replayed"], 4, "{replay}");
+}
+
+#[test]
+fn a_new_module_whose_restore_rejects_the_old_state_is_refused_and_nothing_changes() {
+    let people = People::new();
+    let (_scratch, dir) = counter_world(&people, "");
+    let world = s(&dir);
+    let incompatible = build_variant("counter", "counter_relabelled", |source| {
+        source.replace("    events: u64,\n}", "    events: u64,\n    label: String,\n}")
+    });
+    std::fs::copy(incompatible, dir.join("modules/counter.wasm")).unwrap();
+    let out = people.ok(&["propose", world, "--from", s(&dir.join("world.toml")), "--key", "ada"]);
+    let proposal = number(&out);
+    people.ok(&["approve", world, &proposal, "--key", "ada"]);
+    let error = people.fails(&["apply", world, &proposal]);
+    assert!(
+        error.contains("was not applied, nothing changed") && error.contains("restore rejected the state"),
+        "{error}"
+    );
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "apply-refused"), 1);
+    assert_eq!(count_kind(&log, "manifest-applied"), 0);
+    ok(&["send", world, "counter", "increment(1)"]);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", world, "--json"])).unwrap();
+    assert_eq!(history["manifests"].as_array().unwrap().len(), 1);
+    assert!(
+        history["proposals"][0]["refusals"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("restore rejected")
+    );
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn stale_rejected_and_denied_proposals_are_refused_with_their_reason() {
+    let people = People::new();
+    let (scratch, dir) = counter_world(&people, "rules = [{ effect = \"http\", decision = \"deny\" }]\n");
+    let world = s(&dir);
+    let text = std::fs::read_to_string(dir.join("world.toml")).unwrap();
+    let variant = |name: &str, edit: &str| {
+        let file = scratch.path().join(name);
+        std::fs::write(
+            &file,
+            text.replace("[agents.counter]\n", &format!("[agents.counter]\n{edit}\n")),
+        )
+        .unwrap();
+        file
+    };
+    let fuel = variant("fuel.toml", "fuel_per_step = 2000000");
+    let memory = variant("memory.toml", "memory_max_bytes = 8000000");
+    let first = number(&people.ok(&["propose", world, "--from", s(&fuel), "--key", "ada"]));
+    let second = number(&people.ok(&["propose", world, "--from", s(&memory), "--key", "ada"]));
+    people.ok(&["approve", world, &first, "--key", "ada"]);
+    people.ok(&["apply", world, &first]);
+    let error = people.fails(&["approve", world, &second, "--key", "ada"]);
+    assert!(error.contains("the world now runs sha256:"), "{error}");
+    let error = people.fails(&["apply", world, &second]);
+    assert!(error.contains("propose the change again"), "{error}");
+
+    // A rejection stops a proposal for good.
+    let third = number(&people.ok(&["propose", world, "--from", s(&memory), "--key", "ada"]));
+    people.ok(&["reject", world, &third, "--key", "ada", "--comment", "not now"]);
+    let error = people.fails(&["apply", world, &third]);
+    assert!(error.contains("ada rejected it"), "{error}");
+
+    // Granting an effect the policy denies is refused before anything is journaled.
+    let before = log_json(&dir).len();
+    let web = scratch.path().join("web.toml");
+    std::fs::write(
+        &web,
+        std::fs::read_to_string(&fuel)
+            .unwrap()
+            .replace("[agents.counter]\n", "[caps.web]\neffect = \"http\"\nurls = [\"https://example.org/*\"]\n\n[agents.counter]\ngrants = [\"web\"]\n"),
+    )
+    .unwrap();
+    let error = people.fails(&["propose", world, "--from", s(&web), "--key", "ada"]);
+    assert!(
+        error.contains("does not permit this change") && error.contains("gains cap `web` (http effect; policy: deny)"),
+        "{error}"
+    );
+    let error = people.fails(&["propose", world, "--from", s(&fuel), "--key", "ada"]);
+    assert!(error.contains("changes nothing"), "{error}");
+    assert_eq!(log_json(&dir).len(), before);
+
+    // An edited world.toml is not run behind governance's back.
+    std::fs::copy(&memory, dir.join("world.toml")).unwrap();
+    let error = fails(&["send", world, "counter", "increment(1)"], 2);
+    assert!(error.contains("differs from the manifest in force"), "{error}");
+    std::fs::copy(&fuel, dir.join("world.toml")).unwrap();
+    replay_and_verify(&dir);
+}
+
+/// `verify` re-checks governance, even with the hash chain rebuilt around a forgery: a verdict
+/// whose signature does not verify, a manifest change without the approvals it needed.
+#[test]
+fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
+    let people = People::new();
+    let (_scratch, dir) = counter_world(&people, "");
+    let world = s(&dir);
+    std::fs::copy(doubling_counter(), dir.join("modules/counter.wasm")).unwrap();
+    let proposal = number(&people.ok(&["propose", world, "--from", s(&dir.join("world.toml")), "--key", "ada"]));
+    people.ok(&["approve", world, &proposal, "--key", "ada"]);
+    people.ok(&["apply", world, &proposal]);
+    let out = ok(&["verify", world]);
+    assert!(
+        out.contains("2 signed proposals and verdicts, 1 manifest changes each approved"),
+        "{out}"
+    );
+    let mut entries = read_entries(&dir);
+    let at = entries
+        .iter()
+        .position(|e| matches!(e.body, EntryBody::Verdict(_)))
+        .unwrap();
+    let pristine = entries.clone();
+    if let EntryBody::Verdict(verdict) = &mut entries[at].body {
+        verdict.body.comment = "forged".into();
+    }
+    forge_journal(&dir, entries);
+    let error = fails(&["verify", world], 1);
+    assert!(
+        error.contains(&format!("entry #{at}: verdict: the signature does not verify")),
+        "{error}"
+    );
+
+    // Without the approval, the manifest change itself is named.
+    let mut entries = pristine;
+    entries.remove(at);
+    let applied = entries
+        .iter()
+        .position(|e| matches!(e.body, EntryBody::ManifestApplied(_)))
+        .unwrap();
+    forge_journal(&dir, entries);
+    let error = fails(&["verify", world], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{applied}: applies proposal #{proposal} although it needs 1 approval(s) and has 0"
+        )),
+        "{error}"
+    );
+}
