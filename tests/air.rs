@@ -108,7 +108,7 @@ fn a_component_built_from_the_generated_wit_runs_in_its_world() {
 
     let crate_dir = scratch.path().join("counter");
     let source = std::fs::read_to_string(repo.join("components/counter/src/lib.rs")).unwrap();
-    guest_crate(&crate_dir, "counter", &source);
+    guest_crate(&crate_dir, "counter", &source, "");
     let out = ok(&["air", "wit", s(&world), "-o", s(&crate_dir.join("wit"))]);
     assert!(out.contains("counter.wit"), "{out}");
     let built = build_guest_crate(&crate_dir, &repo.join("target/air-generated"), "counter");

@@ -7,6 +7,8 @@ use common::*;
 
 use agentos_host::journal::entry::EntryBody;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A keys directory with `ada` and `bob`, and a command that uses it.
 struct People {
@@ -309,4 +311,132 @@ fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
         )),
         "{error}"
     );
+}
+
+/// A server on 127.0.0.1 that answers every request and counts them, until the test ends.
+fn counting_server() -> (String, Arc<AtomicUsize>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = request.respond(tiny_http::Response::from_string("page"));
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), count)
+}
+
+/// The hello agent, changed: it fetches `/c` where it was asked for `/b`, and says `hi`.
+fn changed_hello() -> PathBuf {
+    build_variant("hello", "hello_changed", |source| {
+        source
+            .replace(
+                "Event::Fetch(url) => match http::get(&url) {",
+                "Event::Fetch(url) => match http::get(&url.replace(\"/b\", \"/c\")) {",
+            )
+            .replace("println!(\"greeted {name}\");", "println!(\"hi {name}\");")
+    })
+}
+
+fn state_digests(dir: &Path) -> serde_json::Value {
+    let replay: serde_json::Value = serde_json::from_str(&ok(&["replay", s(dir), "--json"])).unwrap();
+    replay["agent_states"].clone()
+}
+
+#[test]
+fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_world() {
+    let people = People::new();
+    let (base, requests) = counting_server();
+    let (scratch, dir) = init("hello");
+    let world = s(&dir);
+    append_to_manifest(
+        &dir,
+        &format!(
+            "\n[policy]\napprovers = {{ ada = \"{}\" }}\nrequire_clean_shadow = true\n",
+            people.ada
+        ),
+    );
+    ok(&["send", world, "hello", r#"greet("ada")"#]);
+    ok(&["send", world, "hello", &format!(r#"fetch("{base}/a")"#)]);
+    ok(&["send", world, "hello", &format!(r#"fetch("{base}/b")"#)]);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+
+    // Proposal 1: the changed component. Proposal 2: the web grant narrowed to `/c`.
+    let text = std::fs::read_to_string(dir.join("world.toml")).unwrap();
+    std::fs::copy(changed_hello(), dir.join("modules/hello.wasm")).unwrap();
+    let upgrade = number(&people.ok(&["propose", world, "--from", s(&dir.join("world.toml")), "--key", "ada"]));
+    std::fs::copy(
+        agentos_host::components::ensure_built("hello").unwrap(),
+        dir.join("modules/hello.wasm"),
+    )
+    .unwrap();
+    let narrower = scratch.path().join("narrower.toml");
+    std::fs::write(
+        &narrower,
+        text.replace(
+            r#"urls = ["http://127.0.0.1:*/**"]"#,
+            r#"urls = ["http://127.0.0.1:*/c"]"#,
+        ),
+    )
+    .unwrap();
+    let narrowing = number(&people.ok(&["propose", world, "--from", s(&narrower), "--key", "ada"]));
+    people.ok(&["approve", world, &upgrade, "--key", "ada"]);
+    people.ok(&["approve", world, &narrowing, "--key", "ada"]);
+    let error = people.fails(&["apply", world, &upgrade]);
+    assert!(error.contains("requires a clean shadow run first"), "{error}");
+
+    let states = state_digests(&dir);
+    let entries = log_json(&dir).len();
+    let report: serde_json::Value = serde_json::from_str(&ok(&["shadow", world, &upgrade, "--json"])).unwrap();
+    assert_eq!(report["clean"], true, "{report}");
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{report}");
+    assert_eq!(steps[0]["differences"][0], r#"output ["greeted ada"] → ["hi ada"]"#);
+    assert!(steps[1]["differences"].as_array().unwrap().is_empty(), "{report}");
+    let would_call = report["would_call"].as_array().unwrap();
+    assert_eq!(would_call.len(), 1, "{report}");
+    assert_eq!(would_call[0]["request"], format!("http GET {base}/c"));
+    assert!(report["served_from_receipts"].as_u64().unwrap() >= 3, "{report}");
+    // Nothing left the machine, nothing changed but one journaled report.
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(state_digests(&dir), states);
+    let log = log_json(&dir);
+    assert_eq!(log.len(), entries + 1);
+    assert_eq!(log.last().unwrap()["kind"], "shadow-report");
+
+    let text = ok(&["shadow", world, &narrowing, "--window", "2"]);
+    assert!(text.contains("NOT CLEAN"), "{text}");
+    assert!(
+        text.contains("denied: step #") && text.contains(&format!("GET {base}/a")),
+        "{text}"
+    );
+    assert!(text.contains("2 step(s) re-run"), "{text}");
+    let error = people.fails(&["apply", world, &narrowing]);
+    assert!(
+        error.contains("the policy requires a clean shadow run, and the last one"),
+        "{error}"
+    );
+
+    // Given events run under both manifests.
+    let events = scratch.path().join("events.txt");
+    std::fs::write(&events, "# what if bob came\nhello greet(\"bob\")\n").unwrap();
+    let text = ok(&["shadow", world, &upgrade, "--events", s(&events)]);
+    assert!(text.contains(r#"output ["greeted bob"] → ["hi bob"]"#), "{text}");
+
+    people.ok(&["apply", world, &upgrade]);
+    ok(&["send", world, "hello", r#"greet("cy")"#]);
+    assert!(
+        outputs(&dir).contains(&"hello stdout: hi cy".to_string()),
+        "{:?}",
+        outputs(&dir)
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    let history = ok(&["history", world]);
+    assert!(
+        history.contains("shadow run #") && history.contains("NOT CLEAN"),
+        "{history}"
+    );
+    replay_and_verify(&dir);
 }

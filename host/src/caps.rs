@@ -124,8 +124,8 @@ pub enum Decision {
     Deny { reason: String },
 }
 
-/// An agent's capabilities, parsed for matching.
-#[derive(Debug, Clone)]
+/// An agent's capabilities, parsed for matching (the default grants nothing).
+#[derive(Debug, Clone, Default)]
 pub struct AgentGrants {
     pub agent: String,
     http: Vec<(String, HttpCap, Vec<UrlPattern>)>,

@@ -12,7 +12,7 @@
 
 use crate::caps::AgentGrants;
 use crate::effects::live::{LiveContext, LiveEffects, RecoveredCall};
-use crate::effects::replay::{Divergence, RecordedCall, ReplayEffects};
+use crate::effects::replay::{Divergence, RecordedCalls, ReplayEffects};
 use crate::effects::timer::PendingTimer;
 use crate::effects::{Deferred, EffectOutcome};
 use crate::journal::entry::{
@@ -493,7 +493,7 @@ impl Kernel {
         seq: u64,
         ingress: &Ingress,
         recorded: &Recorded,
-        recorded_calls: &Arc<HashMap<(u64, u32), RecordedCall>>,
+        recorded_calls: &Arc<RecordedCalls>,
     ) -> (StepRecord, Option<ReplayDivergence>) {
         let backend = Box::new(ReplayEffects::new(self.journal.clone(), recorded_calls.clone()));
         let record = self.step(seq, ingress, Some(backend));
@@ -533,6 +533,24 @@ impl Kernel {
         };
         self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
         (record, divergence)
+    }
+
+    /// A step served by `backend` and journaled nowhere (shadow runs): the agent's state moves
+    /// on in memory only.
+    pub fn unjournaled_step(
+        &mut self,
+        seq: u64,
+        ingress: &Ingress,
+        backend: Box<dyn crate::effects::EffectBackend>,
+    ) -> StepRecord {
+        let record = self.step(seq, ingress, Some(backend));
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        record
+    }
+
+    /// The grants `agent` holds, if the world has it.
+    pub fn grants_of(&self, agent: &str) -> Option<Arc<AgentGrants>> {
+        self.agents.get(agent).map(|slot| slot.grants.clone())
     }
 
     /// One step, in whichever mode `backend` implies.

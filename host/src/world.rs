@@ -10,7 +10,7 @@
 
 use crate::caps::AgentGrants;
 use crate::effects::live::{RecoveredCall, now_ms};
-use crate::effects::replay::RecordedCall;
+use crate::effects::replay::{RecordedCall, RecordedCalls};
 use crate::governance::ledger::Configuration;
 use crate::governance::record::ManifestApplied;
 use crate::journal::entry::{EntryBody, FORMAT_VERSION, Genesis, Ingress, Stream};
@@ -140,6 +140,9 @@ pub enum OpenMode {
     /// Like `Run` for an existing world, but from the manifest of record alone: `world.toml`
     /// is not read (governance commands, which may be changing it).
     Govern,
+    /// Never write; the world as it was just before entry N (N = the journal's length: as it
+    /// is now), for running steps in memory that the journal never sees (shadow runs).
+    Fork(u64),
 }
 
 /// Where a replay starts.
@@ -163,7 +166,7 @@ impl World {
         let (journal, key, genesis) = match mode {
             // Replay needs only the journal: the manifests of record are in it, and nothing is
             // signed (effects are served from receipts), so the key file is not read.
-            OpenMode::Replay(_) => {
+            OpenMode::Replay(_) | OpenMode::Fork(_) => {
                 let journal = open_existing_journal(&paths)?;
                 let genesis = genesis(&journal)?;
                 (journal, Arc::new(HostKey::ephemeral()?), genesis)
@@ -206,6 +209,7 @@ impl World {
                 journal.latest_snapshot()
             }
             OpenMode::Replay(ReplayFrom::Snapshot(Some(at))) => snapshot_at_or_before(&journal, at)?,
+            OpenMode::Fork(before) => snapshot_at_or_before(&journal, before.saturating_sub(1))?,
             OpenMode::Replay(ReplayFrom::Genesis) => None,
         };
         let configuration = configuration_at(&journal, &genesis, start.unwrap_or(0))?;
@@ -233,8 +237,12 @@ impl World {
             recovery: ReplayReport::default(),
             notices,
         };
-        world.recovery = world.recover(start, progress)?;
-        if matches!(mode, OpenMode::Run | OpenMode::Govern)
+        let until = match mode {
+            OpenMode::Fork(before) => before,
+            _ => u64::MAX,
+        };
+        world.recovery = world.recover(start, until, progress)?;
+        if matches!(mode, OpenMode::Run | OpenMode::Govern | OpenMode::Fork(_))
             && let Some(divergence) = &world.recovery.divergence
         {
             bail!(
@@ -276,17 +284,23 @@ impl World {
             .collect()
     }
 
-    /// Replay every committed step after `snapshot` (from genesis when `None`), redoing the
-    /// manifest changes on the way, and queue the rest. Stops at the first divergence.
-    /// `progress` sees (done, total) counts.
-    fn recover(&mut self, snapshot: Option<u64>, mut progress: impl FnMut(u64, u64)) -> Result<ReplayReport> {
+    /// Replay every committed step after `snapshot` (from genesis when `None`) and before entry
+    /// `until`, redoing the manifest changes on the way, and queue the rest. Stops at the first
+    /// divergence. `progress` sees (done, total) counts.
+    fn recover(
+        &mut self,
+        snapshot: Option<u64>,
+        until: u64,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<ReplayReport> {
         let started = Instant::now();
         let mut ingresses = match snapshot {
             Some(seq) => self.restore_snapshot(seq)?,
             None => Vec::new(),
         };
         let first = snapshot.map_or(0, |seq| seq + 1);
-        let entries = self.kernel.journal.lock().expect("journal lock").entries_from(first)?;
+        let mut entries = self.kernel.journal.lock().expect("journal lock").entries_from(first)?;
+        entries.retain(|e| e.seq < until);
         let total = entries
             .iter()
             .filter(|e| matches!(e.body, EntryBody::StepCommitted(_) | EntryBody::StepFailed(_)))
@@ -695,7 +709,7 @@ struct RecordedHistory {
     snapshots: HashMap<u64, Vec<(u64, crate::journal::entry::Snapshot)>>,
     at_ms_of: HashMap<u64, u64>,
     recorded: HashMap<u64, Recorded>,
-    calls: HashMap<(u64, u32), RecordedCall>,
+    calls: RecordedCalls,
     /// Per step: intents and receipted call numbers, for re-executing steps that never committed.
     intents: HashMap<u64, Vec<(u32, crate::journal::entry::Digest)>>,
     calls_of: HashMap<u64, Vec<u32>>,

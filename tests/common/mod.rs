@@ -101,7 +101,18 @@ pub fn build_variant(component: &str, name: &str, edit: impl Fn(String) -> Strin
     let source = std::fs::read_to_string(repo.join("components").join(component).join("src/lib.rs")).unwrap();
     let edited = edit(source.clone());
     assert_ne!(edited, source, "the variant must differ from {component}");
-    guest_crate(&crate_dir, name, &edited);
+    // The component's own dependencies besides the workspace's (the SDK and serde).
+    let manifest = std::fs::read_to_string(repo.join("components").join(component).join("Cargo.toml")).unwrap();
+    let own: String = manifest
+        .split("[dependencies]\n")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .filter(|line| !line.trim().is_empty() && !line.contains("workspace = true"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    guest_crate(&crate_dir, name, &edited, &own);
     let world = std::fs::read_to_string(repo.join("components").join(component).join("wit/world.wit")).unwrap();
     write_if_changed(&crate_dir.join("wit/world.wit"), &world);
     build_guest_crate(&crate_dir, &repo.join("target/variants/target"), name)
@@ -112,8 +123,9 @@ fn repo() -> PathBuf {
 }
 
 /// A guest crate `name` in `crate_dir` with `lib_source` as `src/lib.rs`, depending on the
-/// checkout's guest SDK, with `agentos:core` under `wit/deps` (its own world is the caller's).
-pub fn guest_crate(crate_dir: &Path, name: &str, lib_source: &str) {
+/// checkout's guest SDK, serde and `extra_dependencies` (Cargo.toml lines), with `agentos:core`
+/// under `wit/deps` (its own world is the caller's).
+pub fn guest_crate(crate_dir: &Path, name: &str, lib_source: &str, extra_dependencies: &str) {
     let repo = repo();
     std::fs::create_dir_all(crate_dir.join("src")).unwrap();
     std::fs::create_dir_all(crate_dir.join("wit/deps/agentos-core")).unwrap();
@@ -122,7 +134,7 @@ pub fn guest_crate(crate_dir: &Path, name: &str, lib_source: &str) {
         &crate_dir.join("Cargo.toml"),
         &format!(
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
-             [dependencies]\nagentos-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+             [dependencies]\nagentos-sdk = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n{extra_dependencies}\n\
              [profile.release]\nopt-level = \"s\"\nstrip = \"debuginfo\"\n\n[workspace]\n",
             repo.join("guest-sdk").display().to_string()
         ),

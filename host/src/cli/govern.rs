@@ -1,9 +1,11 @@
-//! `agentos-host propose | approve | reject | apply | revert | history`: the governance loop
+//! `agentos-host propose | shadow | approve | reject | apply | revert | history`: the governance loop
 //! from the command line. Decisions are made in `governance`; this module parses and prints.
 
+use crate::effects::shadow::ShadowServed;
 use crate::governance::ledger::{Ledger, ProposalState, Readiness};
 use crate::governance::propose::{Journaled, Source};
 use crate::governance::record::{Author, Verdict};
+use crate::governance::shadow::{ShadowReport, Workload};
 use crate::world::{WorldPaths, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
@@ -32,6 +34,27 @@ pub enum GovernCommand {
         /// Why: shown in `log` and `history`.
         #[arg(short, long, default_value = "")]
         description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run recorded history under a proposal's manifest, in memory, and journal the report.
+    ///
+    /// The world is forked just before the last N steps under the manifest in force, migrated as
+    /// `apply` would, and those steps' events re-run: effects whose requests match the recorded
+    /// ones are served from their receipts, new or changed ones are not executed ("would call"),
+    /// calls the new grants refuse are listed as denials. The report compares every step
+    /// (outcome, state, outputs, effects, fuel). The live world does not change; only the report
+    /// is journaled. Clean: the new manifest starts, nothing is denied, no step newly fails.
+    Shadow {
+        dir: PathBuf,
+        proposal: String,
+        /// How many recorded steps to re-run.
+        #[arg(long, default_value_t = crate::governance::shadow::DEFAULT_WINDOW, conflicts_with = "events")]
+        window: usize,
+        /// Run these events (an events file: `<agent> <event>` per line) after the present state,
+        /// under the manifest in force and under the proposal, instead of recorded history.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -124,6 +147,25 @@ pub fn run(command: GovernCommand) -> Result<()> {
             let journaled = crate::governance::propose::propose(&dir, source, &description, author, &key)?;
             print_proposed(&dir, &journaled, json);
         }
+        GovernCommand::Shadow {
+            dir,
+            proposal,
+            window,
+            events,
+            json,
+        } => {
+            let workload = match events {
+                Some(file) => Workload::Events(
+                    super::read_events_file(&file)?
+                        .into_iter()
+                        .map(|(_, agent, event)| (agent, event))
+                        .collect(),
+                ),
+                None => Workload::Window(window),
+            };
+            let (seq, report) = crate::governance::shadow::shadow(&dir, proposal_number(&proposal)?, &workload)?;
+            print_shadow(seq, &report, json)?;
+        }
         GovernCommand::Approve(args) => judge(&args, Verdict::Approve)?,
         GovernCommand::Reject(args) => judge(&args, Verdict::Reject)?,
         GovernCommand::Apply { dir, proposal, json } => apply(&dir, proposal_number(&proposal)?, json)?,
@@ -186,6 +228,53 @@ fn print_proposed(dir: &Path, journaled: &Journaled, json: bool) {
         dir = dir.display(),
         n = journaled.seq
     );
+}
+
+fn print_shadow(seq: u64, report: &ShadowReport, json: bool) -> Result<()> {
+    if json {
+        let mut value = serde_json::to_value(report)?;
+        value["entry"] = seq.into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "shadow run of proposal #{} ({}): {} — report journaled as entry #{seq}",
+        report.proposal,
+        report.workload,
+        if report.clean { "clean" } else { "NOT CLEAN" }
+    );
+    if let Some(error) = &report.migration_error {
+        println!("  the proposed manifest does not start: {error}");
+    }
+    for line in &report.new_capabilities {
+        println!("  new capability: {line}");
+    }
+    for step in &report.steps {
+        let differences = if step.differences.is_empty() {
+            "same".to_string()
+        } else {
+            step.differences.join("; ")
+        };
+        println!("  {} {} {}: {differences}", step.label, step.agent, step.event);
+    }
+    for call in &report.would_call {
+        println!(
+            "  would call (not executed): step #{} call #{}: {}",
+            call.step, call.index, call.request
+        );
+    }
+    for call in &report.denials {
+        if let ShadowServed::Denied { reason } = &call.served {
+            println!(
+                "  denied: step #{} call #{}: {} — {reason}",
+                call.step, call.index, call.request
+            );
+        }
+    }
+    if report.migration_error.is_none() {
+        println!("  {}", report.summary);
+    }
+    Ok(())
 }
 
 fn judge(args: &VerdictArgs, verdict: Verdict) -> Result<()> {

@@ -471,9 +471,11 @@ pub(crate) fn print_entries_from(world: &World, first: u64) -> Result<()> {
 }
 
 /// Journal every event of an events file; errors name the file and line.
-fn ingest_file(world: &mut World, file: &Path) -> Result<usize> {
+/// The events of an events file: `<agent> <event in WAVE>` per line, `#` comments, with the
+/// line number of each.
+fn read_events_file(file: &Path) -> Result<Vec<(usize, String, String)>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read events file {}", file.display()))?;
-    let mut count = 0;
+    let mut events = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -486,10 +488,17 @@ fn ingest_file(world: &mut World, file: &Path) -> Result<usize> {
                 number + 1
             );
         };
-        world
-            .ingest(agent, EventInput::Wave(event.trim()), "events-file")
-            .with_context(|| format!("{}:{}", file.display(), number + 1))?;
-        count += 1;
+        events.push((number + 1, agent.to_string(), event.trim().to_string()));
     }
-    Ok(count)
+    Ok(events)
+}
+
+fn ingest_file(world: &mut World, file: &Path) -> Result<usize> {
+    let events = read_events_file(file)?;
+    for (line, agent, event) in &events {
+        world
+            .ingest(agent, EventInput::Wave(event), "events-file")
+            .with_context(|| format!("{}:{line}", file.display()))?;
+    }
+    Ok(events.len())
 }

@@ -19,6 +19,7 @@ pub mod live;
 pub mod llm;
 pub mod log;
 pub mod replay;
+pub mod shadow;
 pub mod timer;
 pub mod unsupported;
 

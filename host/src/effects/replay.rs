@@ -16,6 +16,9 @@ pub struct RecordedCall {
     pub outcome: Payload,
 }
 
+/// Recorded calls by (step, call index).
+pub type RecordedCalls = HashMap<(u64, u32), RecordedCall>;
+
 /// Re-execution asked for something the journal does not record.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("divergence at step #{ingress} (agent `{agent}`), effect call #{index}: {detail}")]
@@ -28,11 +31,11 @@ pub struct Divergence {
 
 pub struct ReplayEffects {
     journal: SharedJournal,
-    recorded: Arc<HashMap<(u64, u32), RecordedCall>>,
+    recorded: Arc<RecordedCalls>,
 }
 
 impl ReplayEffects {
-    pub fn new(journal: SharedJournal, recorded: Arc<HashMap<(u64, u32), RecordedCall>>) -> ReplayEffects {
+    pub fn new(journal: SharedJournal, recorded: Arc<RecordedCalls>) -> ReplayEffects {
         ReplayEffects { journal, recorded }
     }
 

@@ -9,4 +9,5 @@ pub mod apply;
 pub mod ledger;
 pub mod propose;
 pub mod record;
+pub mod shadow;
 pub mod verdict;
