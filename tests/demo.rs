@@ -1,5 +1,5 @@
-//! The README's first command: the demo worlds run end to end, offline, and stay replayable;
-//! and the benchmark runs.
+//! The README's first command: the demo worlds (including the governed self-upgrade) run end to
+//! end, offline, and stay replayable; and the benchmark runs.
 
 mod common;
 use common::*;
@@ -8,14 +8,27 @@ use common::*;
 fn the_demo_runs_end_to_end_offline() {
     let scratch = tempfile::tempdir().unwrap();
     let out = ok(&["demo", s(scratch.path())]);
-    assert_eq!(out.matches("replay OK").count(), 2, "{out}");
-    assert_eq!(out.matches("verify OK").count(), 2, "{out}");
+    assert_eq!(out.matches("replay OK").count(), 3, "{out}");
+    assert_eq!(out.matches("verify OK").count(), 3, "{out}");
     assert!(out.contains("DENIED: no http grant of agent `hello`"), "{out}");
     assert!(out.contains("(emit:summarizer"), "{out}");
     assert!(out.contains("reminder: summary sha256:"), "{out}");
-    for world in ["basics", "pipeline"] {
+    // The self-upgrade: the agent's proposal, its shadow run, the person's approval, the new
+    // behaviour with the old state, and the revert.
+    for expected in [
+        "proposal by agent `greeter` (signed by the host)",
+        r#"output ["Hello, ada! (greeting #1)"] → ["Howdy, ada! (greeting #1)"]"#,
+        "-- approved by ada",
+        "greeter stdout: Howdy, bob! (greeting #2)",
+        "greeter stdout: Hello, cy! (greeting #3)",
+    ] {
+        assert!(out.contains(expected), "{expected}\n{out}");
+    }
+    for world in ["basics", "pipeline", "self-upgrade"] {
         replay_and_verify(&scratch.path().join(world));
     }
+    let history = ok(&["history", s(&scratch.path().join("self-upgrade"))]);
+    assert_eq!(history.matches("applied at #").count(), 2, "{history}");
 }
 
 /// The benchmark runs every measurement (small sizes; its numbers are not judged here).

@@ -440,3 +440,83 @@ fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_wor
     );
     replay_and_verify(&dir);
 }
+
+/// A world whose `greeter` agent may build components and propose changes; ada approves.
+fn greeter_world(people: &People, may_propose: bool) -> (tempfile::TempDir, PathBuf) {
+    let manifest = format!(
+        "[world]\nname = \"evolving\"\n\n[modules.greeter]\ncomponent = \"modules/greeter.wasm\"\n\n\
+         [caps.toolchain]\neffect = \"compile\"\nlanguages = [\"rust\"]\ntime_limit_ms = 600000\n\n\
+         [caps.self-governance]\neffect = \"governance\"\nmay_propose = {may_propose}\n\n\
+         [agents.greeter]\nmodule = \"greeter\"\ngrants = [\"toolchain\", \"self-governance\"]\n\n\
+         [policy]\napprovers = {{ ada = \"{}\" }}\n",
+        people.ada
+    );
+    custom_world("greeter", &manifest)
+}
+
+#[test]
+fn an_agent_rebuilds_itself_proposes_the_upgrade_and_only_a_person_can_let_it_apply() {
+    let people = People::new();
+    let (_scratch, dir) = greeter_world(&people, true);
+    let world = s(&dir);
+    ok(&["send", world, "greeter", r#"greet("ada")"#]);
+    ok(&["send", world, "greeter", r#"learn("Howdy")"#]);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", world, "--json"])).unwrap();
+    let proposal = &history["proposals"][0];
+    assert_eq!(proposal["author"], "greeter", "{history}");
+    assert_eq!(proposal["agent_authored"], true);
+    assert_eq!(proposal["description"], r#"greet with "Howdy" instead of "Hello""#);
+    assert_eq!(proposal["changes"][0], "~ module greeter");
+    let id = proposal["proposal"].as_u64().unwrap().to_string();
+    let log = ok(&["log", world]);
+    assert!(
+        log.contains("proposal by agent `greeter` (signed by the host)"),
+        "{log}"
+    );
+
+    // Still the old behaviour until a person approves and applies.
+    ok(&["send", world, "greeter", r#"greet("bob")"#]);
+    let error = people.fails(&["apply", world, &id]);
+    assert!(error.contains("needs 1 approval(s) and has 0"), "{error}");
+    let shadow = ok(&["shadow", world, &id]);
+    assert!(
+        shadow.contains(r#"output ["Hello, bob! (greeting #2)"] → ["Howdy, bob! (greeting #2)"]"#),
+        "{shadow}"
+    );
+    people.ok(&["approve", world, &id, "--key", "ada"]);
+    let out = people.ok(&["apply", world, &id]);
+    assert!(out.contains("applied"), "{out}");
+    let modules: Vec<String> = std::fs::read_dir(dir.join("modules"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(modules.iter().any(|m| m.starts_with("greeter-")), "{modules:?}");
+
+    ok(&["send", world, "greeter", r#"greet("cy")"#]);
+    people.ok(&["revert", world, "--key", "ada"]);
+    ok(&["send", world, "greeter", r#"greet("dee")"#]);
+    assert_eq!(
+        outputs(&dir),
+        [
+            "greeter stdout: Hello, ada! (greeting #1)",
+            "greeter stdout: Hello, bob! (greeting #2)",
+            "greeter stdout: Howdy, cy! (greeting #3)",
+            "greeter stdout: Hello, dee! (greeting #4)",
+        ]
+    );
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn an_agent_without_may_propose_is_denied_with_a_receipt() {
+    let people = People::new();
+    let (_scratch, dir) = greeter_world(&people, false);
+    ok(&["send", s(&dir), "greeter", r#"learn("Howdy")"#]);
+    let log = ok(&["log", s(&dir)]);
+    assert!(
+        log.contains("DENIED: no governance grant of agent `greeter` has may_propose = true"),
+        "{log}"
+    );
+    assert_eq!(count_kind(&log_json(&dir), "proposal"), 0);
+    replay_and_verify(&dir);
+}

@@ -32,8 +32,8 @@ mod validate;
 pub mod wit;
 
 pub use manifest::{
-    AgentDef, BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmApi, LlmCap,
-    LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
+    AgentDef, BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap, HttpCap, LlmApi,
+    LlmCap, LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
 pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, diff};
 pub use policy::{Decision, Judgement, Policy, Rule, Widening, judge};

@@ -257,9 +257,7 @@ cap_forms! {
     Timer(TimerCap),
     Compile(CompileCap),
     Emit(EmitCap),
-    /// Governance constraints are defined by the governance issue; kept so a manifest that grants
-    /// them parses, while the host refuses to run agents that hold them.
-    Governance(BTreeMap<String, String>),
+    Governance(GovernanceCap),
 }
 
 impl Cap {
@@ -436,6 +434,17 @@ pub struct EmitCap {
     /// Use allowed per window of logical time; none when absent.
     #[serde(default)]
     pub budget: Option<Budget>,
+}
+
+/// The world's own configuration: read the manifest of record, and (with `may_propose`) submit
+/// proposals to change it, authored by the agent and signed by the host on its behalf. No grant
+/// lets an agent approve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovernanceCap {
+    /// Whether the holder may propose changes (reading the manifest is always allowed).
+    #[serde(default)]
+    pub may_propose: bool,
 }
 
 /// A directory on the host, mounted for the agent under the capability's name.

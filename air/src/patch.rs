@@ -479,6 +479,46 @@ impl Patch {
         Patch::from_file(parsed, file)
     }
 
+    /// Read a JSON patch written against `current`, whose `base` and `pre_image` hashes may be
+    /// left out (agents write these: computing canonical hashes is the host's job). A missing
+    /// base is `current`'s digest; a missing pre-image that of `current`'s definition.
+    pub fn parse_json_against(text: &str, file: &str, current: &Manifest) -> Result<Patch, PatchError> {
+        let syntax = |message: String| PatchError::Syntax {
+            file: file.to_string(),
+            message,
+        };
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?;
+        let object = value
+            .as_object_mut()
+            .ok_or_else(|| syntax("a patch is a JSON object with `changes`".into()))?;
+        object
+            .entry("base")
+            .or_insert_with(|| hex::encode(current.digest()).into());
+        let definitions = current.definitions();
+        for change in object
+            .get_mut("changes")
+            .and_then(|c| c.as_array_mut())
+            .into_iter()
+            .flatten()
+        {
+            let kind = change
+                .get("kind")
+                .cloned()
+                .and_then(|k| serde_json::from_value::<DefKind>(k).ok());
+            let name = change.get("name").and_then(|n| n.as_str()).map(str::to_string);
+            let adds = change.get("op").and_then(|o| o.as_str()) == Some("add");
+            if let (Some(kind), Some(name), Some(fields)) = (kind, name, change.as_object_mut())
+                && !adds
+                && let Some(definition) = definitions.get(&(kind, name.clone()))
+            {
+                fields
+                    .entry("pre_image")
+                    .or_insert_with(|| hex::encode(definition.digest(&name)).into());
+            }
+        }
+        Patch::parse_json(&value.to_string(), file)
+    }
+
     /// Read a patch from JSON; `file` names the source in errors.
     pub fn parse_json(text: &str, file: &str) -> Result<Patch, PatchError> {
         let parsed: PatchFile = serde_json::from_str(text).map_err(|e| PatchError::Syntax {

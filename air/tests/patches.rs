@@ -174,3 +174,34 @@ fn malformed_patches_name_the_change_and_the_problem() {
         );
     }
 }
+
+#[test]
+fn a_json_patch_without_hashes_is_anchored_to_the_manifest_it_was_written_against() {
+    let current = Manifest::parse_toml(
+        "[world]\nname = \"w\"\n[modules.m]\ncomponent = \"m.wasm\"\n[agents.a]\nmodule = \"m\"\n",
+        "w.toml",
+    )
+    .unwrap();
+    let text = r#"{"changes": [
+        {"op": "replace", "kind": "module", "name": "m", "definition": {"component": "n.wasm"}},
+        {"op": "add", "kind": "module", "name": "spare", "definition": {"component": "s.wasm"}}
+    ]}"#;
+    let patch = Patch::parse_json_against(text, "agent", &current).unwrap();
+    assert_eq!(patch.base, current.digest());
+    let patched = agentos_air::apply(&patch, &current).unwrap();
+    assert_eq!(patched.modules["m"].component, "n.wasm");
+    assert_eq!(patched.modules["spare"].component, "s.wasm");
+    // Given hashes are kept, so a stale one is still refused.
+    let stale = text.replacen(
+        "\"op\": \"replace\"",
+        &format!("\"pre_image\": \"{}\", \"op\": \"replace\"", "00".repeat(32)),
+        1,
+    );
+    let patch = Patch::parse_json_against(&stale, "agent", &current).unwrap();
+    assert!(
+        agentos_air::apply(&patch, &current)
+            .unwrap_err()
+            .to_string()
+            .contains("changed since the patch was made")
+    );
+}

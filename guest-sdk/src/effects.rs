@@ -224,7 +224,7 @@ pub mod emit {
 pub mod governance {
     use super::wit::governance as raw;
 
-    /// The manifest of record, as JSON.
+    /// The manifest of record in force, as JSON.
     ///
     /// ```no_run
     /// let manifest = agentos_sdk::governance::manifest()?;
@@ -234,7 +234,9 @@ pub mod governance {
         raw::manifest()
     }
 
-    /// Propose a patch (JSON); returns the proposal id.
+    /// Propose a change — a whole manifest, or a patch whose `base` and `pre_image` hashes may be
+    /// left out (JSON) — authored by this agent; returns the proposal's entry number. A person
+    /// must approve it before it applies.
     pub fn propose(patch: &str, description: &str) -> Result<String, crate::EffectError> {
         raw::propose(patch, description)
     }

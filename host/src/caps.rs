@@ -4,8 +4,8 @@
 //! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
 
 use agentos_air::{
-    BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, HttpCap, LlmCap, LlmProvider, Manifest,
-    TimerCap,
+    BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap, HttpCap, LlmCap, LlmProvider,
+    Manifest, TimerCap,
 };
 use std::path::{Component, Path, PathBuf};
 
@@ -17,12 +17,6 @@ pub enum CapError {
         cap: String,
         pattern: String,
         reason: String,
-    },
-    #[error("agent `{agent}` holds capability `{cap}` for effect `{effect}`, which is not supported by this host yet")]
-    Unsupported {
-        agent: String,
-        cap: String,
-        effect: EffectKind,
     },
 }
 
@@ -135,6 +129,7 @@ pub struct AgentGrants {
     llm: Vec<(String, LlmCap)>,
     timer: Vec<(String, TimerCap)>,
     compile: Vec<(String, CompileCap)>,
+    governance: Vec<(String, GovernanceCap)>,
     /// The world's providers, with a key file resolved against the world directory.
     providers: std::collections::BTreeMap<String, LlmProvider>,
     budgets: std::collections::BTreeMap<String, Budget>,
@@ -161,6 +156,7 @@ impl AgentGrants {
             llm: Vec::new(),
             timer: Vec::new(),
             compile: Vec::new(),
+            governance: Vec::new(),
             budgets: manifest
                 .grants_of(def)
                 .filter_map(|(n, c)| Some((n.to_string(), c.budget()?.clone())))
@@ -197,13 +193,7 @@ impl AgentGrants {
                 Cap::Llm(llm) => grants.llm.push((name.to_string(), llm.clone())),
                 Cap::Timer(timer) => grants.timer.push((name.to_string(), timer.clone())),
                 Cap::Compile(compile) => grants.compile.push((name.to_string(), compile.clone())),
-                other => {
-                    return Err(CapError::Unsupported {
-                        agent: agent.to_string(),
-                        cap: name.to_string(),
-                        effect: other.effect(),
-                    });
-                }
+                Cap::Governance(governance) => grants.governance.push((name.to_string(), governance.clone())),
             }
         }
         Ok(grants)
@@ -220,7 +210,7 @@ impl AgentGrants {
             EffectKind::Llm => !self.llm.is_empty(),
             EffectKind::Timer => !self.timer.is_empty(),
             EffectKind::Compile => !self.compile.is_empty(),
-            _ => false,
+            EffectKind::Governance => !self.governance.is_empty(),
         }
     }
 
@@ -494,6 +484,23 @@ impl AgentGrants {
     /// The grant under which timers are cancelled (any timer grant).
     pub fn timer_grant(&self) -> Option<&str> {
         self.timer.first().map(|(name, _)| name.as_str())
+    }
+
+    /// Check a governance call: reading needs any governance grant, proposing one with
+    /// `may_propose`.
+    pub fn check_governance(&self, propose: bool) -> Decision {
+        match self.governance.iter().find(|(_, cap)| !propose || cap.may_propose) {
+            Some((name, _)) => Decision::Allow { grant: name.clone() },
+            None if propose => Decision::Deny {
+                reason: format!(
+                    "no governance grant of agent `{}` has may_propose = true; it may read the manifest only",
+                    self.agent
+                ),
+            },
+            None => Decision::Deny {
+                reason: format!("agent `{}` holds no governance grant", self.agent),
+            },
+        }
     }
 
     /// Check an event sent to agent `target`.

@@ -150,7 +150,7 @@ impl Kernel {
         runtime: Runtime,
         genesis_ms: u64,
         agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
-        compile_dir: std::path::PathBuf,
+        dirs: crate::effects::live::WorldDirs,
     ) -> Result<Kernel, KernelError> {
         let mut slots = BTreeMap::new();
         for (name, def, component, grants) in agents {
@@ -168,12 +168,13 @@ impl Kernel {
         }
         let live = LiveContext {
             journal: journal.clone(),
-            signer: Arc::new(crate::receipts::ReceiptSigner::spawn(key)),
+            signer: Arc::new(crate::receipts::ReceiptSigner::spawn(key.clone())),
             world_id,
             event_types: Arc::new(event_types(&slots)),
             budgets: Arc::default(),
             timers: Arc::default(),
-            compile_dir,
+            dirs,
+            key,
         };
         Ok(Kernel {
             world_id,

@@ -216,7 +216,10 @@ impl World {
         let journal: SharedJournal = Arc::new(Mutex::new(journal));
         let runtime = Runtime::new()?;
         let agents = load_agents(&runtime, &journal, &paths, &configuration)?;
-        let compile_dir = paths.state().join("compile");
+        let dirs = crate::effects::live::WorldDirs {
+            root: paths.root.clone(),
+            compile: paths.state().join("compile"),
+        };
         let kernel = Kernel::new(
             genesis.world_id,
             journal,
@@ -224,7 +227,7 @@ impl World {
             runtime,
             genesis.created_ms,
             agents,
-            compile_dir,
+            dirs,
         )?;
         // A new world's genesis becomes durable only once its agents loaded and initialised, so
         // a world whose first open fails can be fixed and opened again.

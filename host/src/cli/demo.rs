@@ -1,7 +1,7 @@
-//! `agentos-host demo`: two small worlds run end to end — init, events, effects with receipts,
-//! timers, replay, verify — with no network: the pipeline's language model is a local stand-in
-//! on 127.0.0.1 that speaks the OpenAI chat-completions protocol and answers with the first
-//! sentence of the text it is given.
+//! `agentos-host demo`: three small worlds run end to end — init, events, effects with receipts,
+//! timers, a governed self-upgrade, replay, verify — with no network: the pipeline's language
+//! model is a local stand-in on 127.0.0.1 that speaks the OpenAI chat-completions protocol and
+//! answers with the first sentence of the text it is given.
 
 use super::init;
 use super::print_entries_from;
@@ -17,8 +17,10 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     };
     basics(&dir.join("basics"))?;
     pipeline(&dir.join("pipeline"))?;
+    self_upgrade(&dir.join("self-upgrade"))?;
     println!(
-        "\nexplore them: agentos-host log {0}/pipeline | agentos-host receipts {0}/basics --json",
+        "\nexplore them: agentos-host log {0}/pipeline | agentos-host receipts {0}/basics --json | \
+         agentos-host history {0}/self-upgrade",
         dir.display()
     );
     Ok(())
@@ -122,6 +124,102 @@ grants = ["notes", "reply"]
         }
         print_entries_from(&world, first)?;
     }
+    replay_and_verify(dir)
+}
+
+/// Send `event` to the greeter and run the world until idle, printing what it journaled.
+fn greeter_step(dir: &Path, event: &str) -> Result<()> {
+    let mut world = World::open(dir, OpenMode::Run)?;
+    let first = world.ingest("greeter", EventInput::Wave(event), "demo")?;
+    world.run(|_| {})?;
+    print_entries_from(&world, first)
+}
+
+fn self_upgrade(dir: &Path) -> Result<()> {
+    use crate::governance::{apply, propose, record, shadow, verdict};
+    println!(
+        "\n== self-upgrade: an agent rebuilds itself and proposes the upgrade; a person approves, in {}",
+        dir.display()
+    );
+    std::fs::create_dir_all(dir.join("modules"))?;
+    std::fs::copy(
+        crate::components::ensure_built("greeter")?,
+        dir.join("modules/greeter.wasm"),
+    )?;
+    // The person who approves: a key of their own (kept in the demo directory).
+    let ada = crate::receipts::HostKey::load_or_create(&dir.join("ada.key"))?;
+    let manifest = format!(
+        r#"# The self-upgrade demo: the greeter may build components and propose changes; ada approves.
+[world]
+name = "self-upgrade"
+
+[modules.greeter]
+component = "modules/greeter.wasm"
+
+[caps.toolchain]
+effect = "compile"
+languages = ["rust"]
+time_limit_ms = 600000
+[caps.self-governance]
+effect = "governance"
+may_propose = true
+
+[agents.greeter]
+module = "greeter"
+grants = ["toolchain", "self-governance"]
+
+[policy]
+approvers = {{ ada = "{}" }}
+"#,
+        hex::encode(ada.public().as_bytes())
+    );
+    std::fs::write(dir.join("world.toml"), manifest)?;
+    greeter_step(dir, r#"greet("ada")"#)?;
+    println!(
+        "-- asked to greet with \"Howdy\", the agent rewrites its source, builds it (compile effect) and proposes it"
+    );
+    greeter_step(dir, r#"learn("Howdy")"#)?;
+    let ledger = crate::governance::ledger::Ledger::read(&open_existing_journal(&WorldPaths::new(dir))?)?;
+    let Some(proposal) = ledger.proposals.keys().next_back().copied() else {
+        bail!(
+            "the greeter made no proposal; `agentos-host log {}` shows why",
+            dir.display()
+        );
+    };
+    println!("-- its proposal #{proposal}, shadow-run on the recorded history:");
+    let (_, report) = shadow::shadow(dir, proposal, &shadow::Workload::Window(shadow::DEFAULT_WINDOW))?;
+    for step in &report.steps {
+        if !step.differences.is_empty() {
+            println!(
+                "   {} {} {}: {}",
+                step.label,
+                step.agent,
+                step.event,
+                step.differences.join("; ")
+            );
+        }
+    }
+    println!("   {}", report.summary);
+    let judged = verdict::judge(dir, proposal, "ada", &ada, record::Verdict::Approve, "greets better")?;
+    println!("-- approved by {} (entry #{})", judged.approver, judged.seq);
+    let applied = apply::apply(dir, proposal)?;
+    println!(
+        "-- applied at entry #{}: manifest sha256:{} → sha256:{}",
+        applied.seq,
+        hex::encode(&applied.previous[..8]),
+        hex::encode(&applied.manifest[..8])
+    );
+    greeter_step(dir, r#"greet("bob")"#)?;
+    println!("-- ada reverts to the previous configuration");
+    let author = record::Author::Person {
+        name: "ada".into(),
+        public_key: ada.public().to_bytes(),
+    };
+    let revert = propose::propose(dir, propose::Source::Revert(None), "back to Hello", author, &ada)?;
+    verdict::judge(dir, revert.seq, "ada", &ada, record::Verdict::Approve, "")?;
+    let reverted = apply::apply(dir, revert.seq)?;
+    println!("-- proposal #{} applied at entry #{}", revert.seq, reverted.seq);
+    greeter_step(dir, r#"greet("cy")"#)?;
     replay_and_verify(dir)
 }
 

@@ -192,6 +192,9 @@ enum Command {
     /// `basics`: a counter and a hello agent. `pipeline`: a summarizer reading a file, asking a
     /// language model (a local stand-in on 127.0.0.1, so no network or key is needed), storing
     /// the summary as a blob, telling a notifier agent and setting itself a reminder timer.
+    /// `self-upgrade`: an agent asked to greet differently rewrites its own source, builds it with
+    /// the `compile` effect and proposes the new component; the shadow run shows the change on
+    /// recorded history, a person approves, it applies with the agent's state, then is reverted.
     Demo { dir: Option<PathBuf> },
     /// Measure stepper throughput against raw wasmtime calls and raw redb commits.
     Bench {

@@ -48,6 +48,10 @@ fn outcome_text(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) 
             format!("{excerpt:?} ({finish_reason}, {input_tokens}+{output_tokens} tokens)")
         }
         Ok(EffectResponse::Emitted { target, event }) => format!("queued for {target}: {event}"),
+        Ok(EffectResponse::Manifest(json)) => format!("manifest ({} bytes of JSON)", json.len()),
+        Ok(EffectResponse::Proposed { proposal, hash }) => {
+            format!("proposal #{proposal} (sha256:{})", &hash[..16.min(hash.len())])
+        }
         Err(EffectFailure::Denied(r)) => format!("DENIED: {r}"),
         Err(EffectFailure::Failed(r)) => format!("failed: {r}"),
         Err(EffectFailure::BudgetExceeded(r)) => format!("budget exceeded: {r}"),

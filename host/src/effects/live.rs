@@ -11,7 +11,7 @@ use super::EffectResponse;
 use super::timer::TimerTable;
 use super::{
     EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, compile, emit, encode_outcome, fs,
-    http, llm, log, outcome_status, timer,
+    governance, http, llm, log, outcome_status, timer,
 };
 use crate::caps::{AgentGrants, BudgetLedger, Decision};
 use crate::journal::SharedJournal;
@@ -42,7 +42,8 @@ pub struct LiveEffects {
     event_types: Arc<HashMap<String, Type>>,
     budgets: Arc<Mutex<BudgetLedger>>,
     timers: Arc<Mutex<TimerTable>>,
-    compile_dir: std::path::PathBuf,
+    dirs: WorldDirs,
+    key: Arc<crate::receipts::HostKey>,
     /// Timers scheduled by this step so far (not yet in the table: they commit with the step).
     scheduled: RefCell<Vec<u64>>,
     recovered: HashMap<(u64, u32), RecoveredCall>,
@@ -60,8 +61,18 @@ pub struct LiveContext {
     pub budgets: Arc<Mutex<BudgetLedger>>,
     /// The world's pending timers.
     pub timers: Arc<Mutex<TimerTable>>,
+    pub dirs: WorldDirs,
+    /// The host key in force, which signs proposals agents make.
+    pub key: Arc<crate::receipts::HostKey>,
+}
+
+/// Directories effects work in.
+#[derive(Debug, Clone)]
+pub struct WorldDirs {
+    /// The world directory (module files of agents' proposals are read against it).
+    pub root: std::path::PathBuf,
     /// Where `compile` builds (scratch crates and a shared target directory).
-    pub compile_dir: std::path::PathBuf,
+    pub compile: std::path::PathBuf,
 }
 
 impl LiveEffects {
@@ -78,7 +89,8 @@ impl LiveEffects {
             event_types: context.event_types.clone(),
             budgets: context.budgets.clone(),
             timers: context.timers.clone(),
-            compile_dir: context.compile_dir.clone(),
+            dirs: context.dirs.clone(),
+            key: context.key.clone(),
             scheduled: RefCell::default(),
             recovered,
         }
@@ -219,11 +231,30 @@ impl LiveEffects {
             EffectRequest::Compile { language, files } => {
                 let (decision, cap) = self.grants.check_compile(language);
                 let run = cap.map(|cap| {
-                    Box::new(move || compile::execute(cap, language, files, &self.journal, &self.compile_dir))
+                    Box::new(move || compile::execute(cap, language, files, &self.journal, &self.dirs.compile))
                         as Run<'_>
                 });
                 (decision, run)
             }
+            EffectRequest::GovernanceManifest => (
+                self.grants.check_governance(false),
+                Some(Box::new(|| (governance::manifest(&self.journal()), Usage::default()))),
+            ),
+            EffectRequest::GovernancePropose { change, description } => (
+                self.grants.check_governance(true),
+                Some(Box::new(|| {
+                    let mut journal = self.journal();
+                    let outcome = governance::propose(
+                        &mut journal,
+                        &self.dirs.root,
+                        &self.key,
+                        call.agent,
+                        change,
+                        description,
+                    );
+                    (outcome, Usage::default())
+                })),
+            ),
             EffectRequest::Emit { target, event } => (
                 self.grants.check_emit(target),
                 Some(Box::new(|| {

@@ -14,6 +14,7 @@ pub mod blob;
 pub mod compile;
 pub mod emit;
 pub mod fs;
+pub mod governance;
 pub mod http;
 pub mod live;
 pub mod llm;
@@ -21,7 +22,7 @@ pub mod log;
 pub mod replay;
 pub mod shadow;
 pub mod timer;
-pub mod unsupported;
+pub mod types;
 
 use crate::journal::entry::{Digest, sha256};
 use crate::receipts::ReceiptStatus;
@@ -83,6 +84,13 @@ pub enum EffectRequest {
         language: String,
         files: Vec<(String, Vec<u8>)>,
     },
+    /// The manifest of record in force, as JSON.
+    GovernanceManifest,
+    /// A proposal authored by the calling agent: a patch or a whole manifest (JSON).
+    GovernancePropose {
+        change: String,
+        description: String,
+    },
 }
 
 /// When a timer fires, as the guest asked.
@@ -106,6 +114,7 @@ impl EffectRequest {
             EffectRequest::Llm { .. } => "llm",
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => "timer",
             EffectRequest::Compile { .. } => "compile",
+            EffectRequest::GovernanceManifest | EffectRequest::GovernancePropose { .. } => "governance",
         }
     }
 
@@ -126,6 +135,8 @@ impl EffectRequest {
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => true,
             // Local and side-effect free: a build only writes its scratch directory.
             EffectRequest::Compile { .. } => true,
+            // Journal-local: a proposal is appended in the same commit as its receipt.
+            EffectRequest::GovernanceManifest | EffectRequest::GovernancePropose { .. } => true,
         }
     }
 
@@ -147,6 +158,8 @@ impl EffectRequest {
             EffectRequest::TimerSchedule { .. } => "schedule".into(),
             EffectRequest::TimerCancel { id } => format!("cancel {id}"),
             EffectRequest::Compile { language, .. } => language.clone(),
+            EffectRequest::GovernanceManifest => "manifest".into(),
+            EffectRequest::GovernancePropose { .. } => "propose".into(),
         }
     }
 
@@ -173,6 +186,10 @@ impl EffectRequest {
             EffectRequest::Compile { language, files } => {
                 let bytes: usize = files.iter().map(|(_, c)| c.len()).sum();
                 format!("compile {language} ({} files, {bytes} bytes)", files.len())
+            }
+            EffectRequest::GovernanceManifest => "governance manifest".into(),
+            EffectRequest::GovernancePropose { change, description } => {
+                format!("governance propose {description:?} ({} bytes)", change.len())
             }
             EffectRequest::Llm {
                 provider,
@@ -228,6 +245,13 @@ pub enum EffectResponse {
         digest: String,
         size: u64,
         toolchain: String,
+    },
+    /// The manifest of record, JSON.
+    Manifest(String),
+    /// A proposal journaled at entry `proposal`, with its hash (hex).
+    Proposed {
+        proposal: u64,
+        hash: String,
     },
 }
 

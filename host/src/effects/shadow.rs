@@ -82,6 +82,8 @@ fn permitted(grants: &AgentGrants, request: &EffectRequest, at_ms: u64) -> Resul
         },
         EffectRequest::Compile { language, .. } => grants.check_compile(language).0,
         EffectRequest::Emit { target, .. } => grants.check_emit(target),
+        EffectRequest::GovernanceManifest => grants.check_governance(false),
+        EffectRequest::GovernancePropose { .. } => grants.check_governance(true),
     };
     match decision {
         Decision::Allow { .. } => Ok(()),

@@ -4,13 +4,14 @@
 //! still current, clean shadow if required); the switch itself from [`World::change_configuration`]
 //! (new components checked, states migrated through `restore`). A proposal that passes the checks
 //! but cannot run is refused with its reason journaled, and the world is unchanged. Afterwards
-//! `world.toml` is rewritten to the new manifest of record unless it already says the same.
+//! `world.toml` is rewritten to the new manifest of record unless it already says the same, and
+//! component files it names that do not exist are written from the blob table.
 
 use super::ledger::Ledger;
 use crate::journal::entry::{Digest, EntryBody};
 use crate::world::{OpenMode, World, WorldPaths};
 use agentos_air::Manifest;
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use std::path::Path;
 
 /// A proposal applied.
@@ -59,6 +60,7 @@ pub fn apply(root: &Path, proposal: u64) -> Result<Applied> {
         }
     };
     let mut notices = Vec::new();
+    write_missing_components(&world)?;
     let rewrote_manifest_file = write_manifest_file(&world.paths, &proposed, &mut notices)?;
     Ok(Applied {
         proposal,
@@ -74,6 +76,33 @@ pub fn apply(root: &Path, proposal: u64) -> Result<Applied> {
         rewrote_manifest_file,
         notices,
     })
+}
+
+/// Write each module's component file that does not exist (one an agent built and proposed by
+/// digest) from the blob table, so the world directory holds what its manifest names. Existing
+/// files are never overwritten.
+fn write_missing_components(world: &World) -> Result<()> {
+    let journal = world.kernel.journal.lock().expect("journal lock");
+    for (name, module) in &world.configuration.manifest.modules {
+        let path = world.paths.root.join(&module.component);
+        if path.exists() {
+            continue;
+        }
+        let Some(bytes) = world
+            .configuration
+            .module_digest(name)
+            .map(|digest| journal.blob(&digest))
+            .transpose()?
+            .flatten()
+        else {
+            continue;
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Make `world.toml` say `manifest` (unless it already does). Returns whether it was written.

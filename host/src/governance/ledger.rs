@@ -116,6 +116,16 @@ impl Ledger {
         })
     }
 
+    /// A ledger of the present only: the configuration in force, no history (enough to draft
+    /// a proposal without reading the whole journal).
+    pub fn present(world_id: [u8; 16], in_force: Configuration) -> Ledger {
+        Ledger {
+            world_id,
+            configurations: vec![in_force],
+            proposals: BTreeMap::new(),
+        }
+    }
+
     /// The ledger of a journal: one pass over its entries.
     pub fn read(journal: &Journal) -> Result<Ledger> {
         let genesis = crate::world::genesis(journal)?;

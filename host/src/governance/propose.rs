@@ -26,6 +26,9 @@ pub enum Source<'a> {
     Patch(&'a Path),
     /// A whole manifest (`world.toml` edited, or another file): the patch is the difference.
     Manifest(&'a Path),
+    /// JSON text from an agent: a whole manifest (an object with `world`), or a patch whose
+    /// `base` and `pre_image` hashes may be left out (anchored to the manifest in force).
+    Json(&'a str),
     /// An earlier manifest of record with its components: by the entry number it came into
     /// force at, or by manifest digest (hex, at least 8 digits); the last one that differs from
     /// what is in force when `None`.
@@ -43,8 +46,9 @@ pub struct Draft {
     pub reverts_to: Option<Digest>,
 }
 
-/// Make a draft against the manifest in force.
-pub fn draft(paths: &WorldPaths, ledger: &Ledger, source: Source<'_>) -> Result<Draft> {
+/// Make a draft against the manifest in force; component bytes come from the world directory,
+/// or from the journal's blob table for a module pinned by `sha256` whose file does not exist.
+pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Source<'_>) -> Result<Draft> {
     let current = ledger.in_force();
     let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
     let is_json = |path: &Path| path.extension().is_some_and(|e| e == "json");
@@ -69,6 +73,18 @@ pub fn draft(paths: &WorldPaths, ledger: &Ledger, source: Source<'_>) -> Result<
             };
             (agentos_air::diff(&current.manifest, &proposed), proposed, None)
         }
+        Source::Json(text) => {
+            let value: serde_json::Value = serde_json::from_str(text).context("the proposed change is not JSON")?;
+            if value.get("world").is_some() {
+                let proposed = Manifest::parse_json(text, "the proposed manifest")?;
+                (agentos_air::diff(&current.manifest, &proposed), proposed, None)
+            } else {
+                let patch = Patch::parse_json_against(text, "the proposed patch", &current.manifest)?;
+                let proposed = agentos_air::apply(&patch, &current.manifest)
+                    .context("the patch does not apply to the manifest in force")?;
+                (patch, proposed, None)
+            }
+        }
         Source::Revert(to) => {
             let target = revert_target(ledger, to)?;
             let patch = agentos_air::diff(&current.manifest, &target.manifest);
@@ -81,7 +97,7 @@ pub fn draft(paths: &WorldPaths, ledger: &Ledger, source: Source<'_>) -> Result<
             });
         }
     };
-    let (modules, new_components) = pin_components(paths, current, &proposed)?;
+    let (modules, new_components) = pin_components(paths, journal, current, &proposed)?;
     Ok(Draft {
         patch,
         proposed,
@@ -141,9 +157,11 @@ fn revert_target<'l>(ledger: &'l Ledger, to: Option<&str>) -> Result<&'l Configu
 }
 
 /// Read the component of every module of `proposed` from the world directory; a module whose
-/// file is gone keeps its recorded bytes if its definition did not change.
+/// file does not exist takes the bytes its `sha256` pins from the journal's blob table, or keeps
+/// its recorded bytes if its definition did not change.
 fn pin_components(
     paths: &WorldPaths,
+    journal: &Journal,
     current: &Configuration,
     proposed: &Manifest,
 ) -> Result<(ModuleTable, Vec<Vec<u8>>)> {
@@ -162,6 +180,7 @@ fn pin_components(
             Err(_) if unchanged && current.module_digest(name).is_some() => {
                 current.module_digest(name).expect("checked")
             }
+            Err(_) if let Some(stored) = pinned_blob(journal, module.sha256.as_deref())? => stored,
             Err(error) => bail!("module `{name}`: cannot read its component {}: {error}", path.display()),
         };
         if let Some(pinned) = &module.sha256
@@ -176,6 +195,17 @@ fn pin_components(
         modules.push((name.clone(), digest));
     }
     Ok((modules, new_components))
+}
+
+/// The digest `pin` names (hex), if the blob table holds those bytes.
+fn pinned_blob(journal: &Journal, pin: Option<&str>) -> Result<Option<Digest>> {
+    let Some(digest) = pin
+        .and_then(|p| hex::decode(p).ok())
+        .and_then(|b| Digest::try_from(b).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(journal.blob(&digest)?.map(|_| digest))
 }
 
 /// A line per change for people: the patch's definitions, then component bytes that change.
@@ -261,7 +291,7 @@ pub fn propose(root: &Path, source: Source<'_>, description: &str, author: Autho
     let paths = WorldPaths::new(root);
     let mut journal = crate::world::open_existing_journal(&paths)?;
     let ledger = Ledger::read(&journal)?;
-    let draft = draft(&paths, &ledger, source)?;
+    let draft = draft(&paths, &journal, &ledger, source)?;
     let journaled = journal_proposal(&mut journal, &ledger, draft, description, author, key)?;
     journal.commit()?;
     Ok(journaled)

@@ -20,19 +20,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// The version of `agentos:core` this host implements.
 pub const CORE_VERSION: &str = "0.1.0";
 
-/// Effect interfaces this host links. Importing any other `agentos:core` effect fails
-/// instantiation with "not supported by this host yet".
-pub const SUPPORTED_EFFECTS: [EffectKind; 8] = [
-    EffectKind::Log,
-    EffectKind::Http,
-    EffectKind::Fs,
-    EffectKind::Blob,
-    EffectKind::Emit,
-    EffectKind::Llm,
-    EffectKind::Timer,
-    EffectKind::Compile,
-];
-
 /// Why a component cannot run as an agent.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -49,12 +36,6 @@ pub enum RuntimeError {
          add a capability with effect = \"{effect}\" to [caps] and list it in agents.{agent}.grants"
     )]
     Ungranted {
-        agent: String,
-        interface: String,
-        effect: EffectKind,
-    },
-    #[error("agent `{agent}` imports `{interface}`: effect `{effect}` is not supported by this host yet")]
-    Unsupported {
         agent: String,
         interface: String,
         effect: EffectKind,
@@ -162,7 +143,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
-        use bindings::agentos::core::{blob, compile, emit, fs, http, llm, log, timer, types};
+        use bindings::agentos::core::{blob, compile, emit, fs, governance, http, llm, log, timer, types};
         types::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         log::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         http::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
@@ -172,6 +153,7 @@ impl Runtime {
         llm::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         timer::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         compile::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
+        governance::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         Ok(Runtime { engine, linker })
     }
 
@@ -215,13 +197,6 @@ impl Runtime {
                 continue;
             }
             let effect = EffectKind::from_name(interface).ok_or_else(unknown)?;
-            if !SUPPORTED_EFFECTS.contains(&effect) {
-                return Err(RuntimeError::Unsupported {
-                    agent,
-                    interface: name.to_string(),
-                    effect,
-                });
-            }
             if !grants.holds(effect) {
                 return Err(RuntimeError::Ungranted {
                     agent,

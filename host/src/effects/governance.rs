@@ -1,0 +1,86 @@
+//! The `governance` interface and its adapter: an agent reads the manifest of record in force
+//! and proposes changes to it.
+//!
+//! A proposal made here is authored by the calling agent and signed by the host key in force on
+//! its behalf; it goes through the same drafting and policy checks as a person's (`propose`),
+//! and is appended to the journal in the same commit as the call's receipt. It is only a
+//! proposal: agents cannot approve, so a person's approval is still needed to apply it.
+
+use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
+use crate::governance::ledger::Ledger;
+use crate::governance::propose::{Source, draft, journal_proposal};
+use crate::governance::record::Author;
+use crate::journal::Journal;
+use crate::receipts::HostKey;
+use crate::runtime::bindings::agentos::core::governance::Host;
+use crate::runtime::bindings::agentos::core::types::EffectError;
+use crate::world::{WorldPaths, configuration_at, genesis};
+use std::path::Path;
+
+/// Longest change text an agent may propose.
+pub const CHANGE_MAX_BYTES: usize = 1024 * 1024;
+
+impl Host for EffectGate {
+    fn manifest(&mut self) -> wasmtime::Result<Result<String, EffectError>> {
+        Ok(match self.call(EffectRequest::GovernanceManifest)? {
+            Ok(EffectResponse::Manifest(json)) => Ok(json),
+            Ok(other) => wasmtime::bail!("journal holds a non-manifest outcome for a manifest read: {other:?}"),
+            Err(failure) => Err(failure.into()),
+        })
+    }
+
+    fn propose(&mut self, patch: String, description: String) -> wasmtime::Result<Result<String, EffectError>> {
+        if patch.len() + description.len() > CHANGE_MAX_BYTES {
+            wasmtime::bail!(
+                "a proposal of {} bytes exceeds the limit of {CHANGE_MAX_BYTES} bytes",
+                patch.len()
+            );
+        }
+        let request = EffectRequest::GovernancePropose {
+            change: patch,
+            description,
+        };
+        Ok(match self.call(request)? {
+            Ok(EffectResponse::Proposed { proposal, .. }) => Ok(proposal.to_string()),
+            Ok(other) => wasmtime::bail!("journal holds a non-proposal outcome for a proposal: {other:?}"),
+            Err(failure) => Err(failure.into()),
+        })
+    }
+}
+
+/// The manifest of record in force, as JSON.
+pub fn manifest(journal: &Journal) -> EffectOutcome {
+    let in_force = genesis(journal).and_then(|genesis| configuration_at(journal, &genesis, u64::MAX));
+    match in_force {
+        Ok(configuration) => Ok(EffectResponse::Manifest(configuration.manifest.to_json())),
+        Err(error) => Err(EffectFailure::Failed(format!("{error:#}"))),
+    }
+}
+
+/// Draft, sign (with the host key, for `agent`) and journal a proposal from `change`: a patch
+/// whose hashes may be left out, or a whole manifest, as JSON.
+pub fn propose(
+    journal: &mut Journal,
+    world_dir: &Path,
+    key: &HostKey,
+    agent: &str,
+    change: &str,
+    description: &str,
+) -> EffectOutcome {
+    let journaled = (|| {
+        let genesis = genesis(journal)?;
+        let ledger = Ledger::present(genesis.world_id, configuration_at(journal, &genesis, u64::MAX)?);
+        let draft = draft(&WorldPaths::new(world_dir), journal, &ledger, Source::Json(change))?;
+        let author = Author::Agent {
+            name: agent.to_string(),
+        };
+        journal_proposal(journal, &ledger, draft, description, author, key)
+    })();
+    match journaled {
+        Ok(journaled) => Ok(EffectResponse::Proposed {
+            proposal: journaled.seq,
+            hash: hex::encode(journaled.hash),
+        }),
+        Err(error) => Err(EffectFailure::Failed(format!("{error:#}"))),
+    }
+}
