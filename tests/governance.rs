@@ -520,3 +520,63 @@ fn an_agent_without_may_propose_is_denied_with_a_receipt() {
     assert_eq!(count_kind(&log_json(&dir), "proposal"), 0);
     replay_and_verify(&dir);
 }
+
+/// A counter world with a `reviewer` agent (governance read grant); `named` puts the reviewer in
+/// the policy's approvers as `agent:reviewer`.
+fn reviewed_world(people: &People, named: bool) -> (tempfile::TempDir, PathBuf) {
+    let (scratch, dir) = init("counter");
+    std::fs::copy(
+        agentos_host::components::ensure_built("reviewer").unwrap(),
+        dir.join("modules/reviewer.wasm"),
+    )
+    .unwrap();
+    let reviewer = if named { ", reviewer = \"agent:reviewer\"" } else { "" };
+    append_to_manifest(
+        &dir,
+        &format!(
+            "\n[modules.reviewer]\ncomponent = \"modules/reviewer.wasm\"\n[caps.review]\neffect = \"governance\"\n\
+             [agents.reviewer]\nmodule = \"reviewer\"\ngrants = [\"review\"]\n\
+             [policy]\napprovers = {{ ada = \"{}\"{reviewer} }}\n",
+            people.ada
+        ),
+    );
+    ok(&["send", s(&dir), "counter", "increment(5)"]);
+    (scratch, dir)
+}
+
+#[test]
+fn an_agent_approves_only_where_the_policy_names_it() {
+    let people = People::new();
+    for named in [true, false] {
+        let (scratch, dir) = reviewed_world(&people, named);
+        let world = s(&dir);
+        let changed = scratch.path().join("changed.toml");
+        std::fs::write(
+            &changed,
+            std::fs::read_to_string(dir.join("world.toml"))
+                .unwrap()
+                .replace("[agents.counter]\n", "[agents.counter]\nfuel_per_step = 2000000\n"),
+        )
+        .unwrap();
+        let proposal = number(&people.ok(&["propose", world, "--from", s(&changed), "--key", "ada"]));
+        ok(&["send", world, "reviewer", &format!("approve(\"{proposal}\")")]);
+        let history: serde_json::Value = serde_json::from_str(&ok(&["history", world, "--json"])).unwrap();
+        let verdicts = history["proposals"][0]["verdicts"].as_array().unwrap().clone();
+        if named {
+            assert_eq!(verdicts.len(), 1, "{history}");
+            assert_eq!(verdicts[0]["approver"], "reviewer");
+            let out = people.ok(&["apply", world, &proposal]);
+            assert!(out.contains("applied"), "{out}");
+        } else {
+            assert!(verdicts.is_empty(), "{history}");
+            let log = ok(&["log", world]);
+            assert!(
+                log.contains("DENIED: the policy in force does not name agent `reviewer` as an approver"),
+                "{log}"
+            );
+            let error = people.fails(&["apply", world, &proposal]);
+            assert!(error.contains("needs 1 approval(s) and has 0"), "{error}");
+        }
+        replay_and_verify(&dir);
+    }
+}

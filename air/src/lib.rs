@@ -36,7 +36,7 @@ pub use manifest::{
     LlmCap, LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
 pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, diff};
-pub use policy::{Decision, Judgement, Policy, Rule, Widening, judge};
+pub use policy::{Approver, Decision, Judgement, Policy, Rule, Widening, judge};
 pub use schema::{Schema, TypeExpr};
 pub use validate::{Problem, ValidationError};
 

@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [policy]
-//! approvers = { ada = "<ed25519 public key, hex>", bob = "<...>" }
+//! approvers = { ada = "<ed25519 public key, hex>", bob = "<...>", reviewer = "agent:reviewer" }
 //! quorum = 2                      # approvals needed
 //! require_clean_shadow = true     # a shadow run without divergences or denials first
 //! rules = [                       # first match decides, per effect a change grants
@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Named ed25519 public keys (64 hex digits) whose signatures count as approvals.
+    /// Who may approve, by name: a person's ed25519 public key (64 hex digits), or
+    /// `agent:<name>` for an agent of the world, approving through the `governance` effect.
     #[serde(default)]
     pub approvers: BTreeMap<String, String>,
     /// Approvals a change needs.
@@ -62,11 +63,15 @@ impl Policy {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         for (name, key) in &self.approvers {
-            let bytes = hex::decode(key).ok().filter(|b| b.len() == 32);
-            if bytes.is_none() {
+            let valid = match Approver::parse(key) {
+                Some(Approver::Agent(agent)) => crate::schema::is_identifier(agent),
+                Some(Approver::Person(_)) => true,
+                None => false,
+            };
+            if !valid {
                 problems.push((
                     format!("policy.approvers.{name}"),
-                    format!("`{key}` is not an ed25519 public key (64 hex digits)"),
+                    format!("`{key}` is neither an ed25519 public key (64 hex digits) nor `agent:<agent name>`"),
                 ));
             }
         }
@@ -98,7 +103,33 @@ impl Policy {
     }
 }
 
+/// An entry of `approvers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approver<'a> {
+    /// A person, by the ed25519 public key their verdicts are signed with.
+    Person([u8; 32]),
+    /// An agent of the world, approving through the `governance` effect.
+    Agent(&'a str),
+}
+
+impl Approver<'_> {
+    pub fn parse(text: &str) -> Option<Approver<'_>> {
+        if let Some(agent) = text.strip_prefix("agent:") {
+            return Some(Approver::Agent(agent));
+        }
+        hex::decode(text).ok()?.try_into().ok().map(Approver::Person)
+    }
+}
+
 impl Policy {
+    /// The name under which the policy lists `who`, if it does.
+    pub fn approver_named(&self, who: Approver<'_>) -> Option<&str> {
+        self.approvers
+            .iter()
+            .find(|(_, entry)| Approver::parse(entry) == Some(who))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// What the rules decide for a change that grants `effect` (the first match; approval
     /// when none matches).
     pub fn decide(&self, effect: EffectKind) -> Decision {

@@ -299,6 +299,16 @@ impl Manifest {
         for (definition, message) in self.policy.iter().flat_map(crate::Policy::problems) {
             problem(definition, message);
         }
+        for (name, entry) in self.policy.iter().flat_map(|p| &p.approvers) {
+            if let Some(crate::Approver::Agent(agent)) = crate::Approver::parse(entry)
+                && !self.agents.contains_key(agent)
+            {
+                problem(
+                    format!("policy.approvers.{name}"),
+                    format!("`{agent}` names no agent in [agents]"),
+                );
+            }
+        }
         for (name, agent) in &self.agents {
             let Some(event) = &agent.event else { continue };
             match self.schemas.get(event) {
@@ -670,7 +680,7 @@ mod tests {
     fn policy_problems_are_all_reported() {
         let key = "ab".repeat(32);
         let text = format!(
-            "[world]\nname = \"w\"\n[policy]\napprovers = {{ ada = \"{key}\", bob = \"xyz\" }}\nquorum = 3\n\
+            "[world]\nname = \"w\"\n[policy]\napprovers = {{ ada = \"{key}\", bob = \"xyz\", cy = \"agent:ghost\" }}\nquorum = 4\n\
              rules = [{{ effect = \"*\", decision = \"allow\" }}, {{ effect = \"http\", decision = \"deny\" }}, \
              {{ effect = \"telepathy\", decision = \"deny\" }}]\n"
         );
@@ -679,8 +689,9 @@ mod tests {
         };
         let report = error.to_string();
         for expected in [
-            "policy.approvers.bob: `xyz` is not an ed25519 public key",
-            "policy.quorum: quorum 3 cannot be met by 2 approvers",
+            "policy.approvers.bob: `xyz` is neither an ed25519 public key (64 hex digits) nor `agent:<agent name>`",
+            "policy.quorum: quorum 4 cannot be met by 3 approvers",
+            "policy.approvers.cy: `ghost` names no agent in [agents]",
             "policy.rules[2]: can never apply: rule 1 already decides every `http` change",
             "policy.rules[3]: `telepathy` is not an effect",
         ] {

@@ -240,4 +240,10 @@ pub mod governance {
     pub fn propose(patch: &str, description: &str) -> Result<String, crate::EffectError> {
         raw::propose(patch, description)
     }
+
+    /// Approve proposal `proposal` (its entry number): allowed only where the world's policy
+    /// names this agent as an approver, and never for its own proposals.
+    pub fn approve(proposal: &str, comment: &str) -> Result<(), crate::EffectError> {
+        raw::approve(proposal, comment)
+    }
 }

@@ -184,11 +184,11 @@ pub fn verify(journal: &Journal) -> Result<VerifyReport, VerifyError> {
                 proposal.verify(key).map_err(|e| bad(seq, format!("proposal: {e}")))?;
                 report.governance += 1;
             }
-            (EntryBody::Verdict(verdict), Some((g, _))) => {
+            (EntryBody::Verdict(verdict), Some((g, key))) => {
                 if verdict.body.world_id != g.world_id {
                     return Err(bad(seq, "verdict belongs to another world"));
                 }
-                verdict.verify().map_err(|e| bad(seq, format!("verdict: {e}")))?;
+                verdict.verify(key).map_err(|e| bad(seq, format!("verdict: {e}")))?;
                 report.governance += 1;
             }
             (EntryBody::ManifestApplied(applied), _) => {

@@ -3,18 +3,21 @@
 //!
 //! A proposal made here is authored by the calling agent and signed by the host key in force on
 //! its behalf; it goes through the same drafting and policy checks as a person's (`propose`),
-//! and is appended to the journal in the same commit as the call's receipt. It is only a
-//! proposal: agents cannot approve, so a person's approval is still needed to apply it.
+//! and is appended to the journal in the same commit as the call's receipt. An agent approves
+//! only where the policy in force names it (`agent:<name>`), never its own proposal; otherwise
+//! the call is denied.
 
 use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
 use crate::governance::ledger::Ledger;
 use crate::governance::propose::{Source, draft, journal_proposal};
-use crate::governance::record::Author;
+use crate::governance::record::{Author, Verdict};
+use crate::governance::verdict::journal_verdict;
 use crate::journal::Journal;
 use crate::receipts::HostKey;
 use crate::runtime::bindings::agentos::core::governance::Host;
 use crate::runtime::bindings::agentos::core::types::EffectError;
 use crate::world::{WorldPaths, configuration_at, genesis};
+use agentos_air::Approver;
 use std::path::Path;
 
 /// Longest change text an agent may propose.
@@ -45,6 +48,22 @@ impl Host for EffectGate {
             Ok(other) => wasmtime::bail!("journal holds a non-proposal outcome for a proposal: {other:?}"),
             Err(failure) => Err(failure.into()),
         })
+    }
+
+    fn approve(&mut self, proposal: String, comment: String) -> wasmtime::Result<Result<(), EffectError>> {
+        if proposal.len() + comment.len() > CHANGE_MAX_BYTES {
+            wasmtime::bail!(
+                "an approval of {} bytes exceeds the limit of {CHANGE_MAX_BYTES} bytes",
+                comment.len()
+            );
+        }
+        Ok(
+            match self.call(EffectRequest::GovernanceApprove { proposal, comment })? {
+                Ok(EffectResponse::Unit) => Ok(()),
+                Ok(other) => wasmtime::bail!("journal holds a non-unit outcome for an approval: {other:?}"),
+                Err(failure) => Err(failure.into()),
+            },
+        )
     }
 }
 
@@ -83,4 +102,34 @@ pub fn propose(
         }),
         Err(error) => Err(EffectFailure::Failed(format!("{error:#}"))),
     }
+}
+
+/// Approve proposal `proposal` (its entry number, `#` optional) as `agent`, if the policy in
+/// force names it an approver; signed by the host key.
+pub fn approve(journal: &mut Journal, key: &HostKey, agent: &str, proposal: &str, comment: &str) -> EffectOutcome {
+    let judged = (|| {
+        let ledger = Ledger::read_uncommitted(journal)?;
+        let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
+        let Some(name) = policy.approver_named(Approver::Agent(agent)) else {
+            return Ok(Err(EffectFailure::Denied(format!(
+                "the policy in force does not name agent `{agent}` as an approver (`agent:{agent}` in [policy] approvers)"
+            ))));
+        };
+        let name = name.to_string();
+        let seq: u64 = proposal
+            .trim_start_matches('#')
+            .parse()
+            .map_err(|_| anyhow::anyhow!("`{proposal}` is not a proposal number"))?;
+        journal_verdict(
+            journal,
+            &ledger,
+            seq,
+            (&name, Some(agent)),
+            key,
+            Verdict::Approve,
+            comment,
+        )?;
+        anyhow::Ok(Ok(EffectResponse::Unit))
+    })();
+    judged.unwrap_or_else(|error| Err(EffectFailure::Failed(format!("{error:#}"))))
 }

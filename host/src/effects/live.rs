@@ -255,6 +255,14 @@ impl LiveEffects {
                     (outcome, Usage::default())
                 })),
             ),
+            EffectRequest::GovernanceApprove { proposal, comment } => (
+                self.grants.check_governance(false),
+                Some(Box::new(|| {
+                    let mut journal = self.journal();
+                    let outcome = governance::approve(&mut journal, &self.key, call.agent, proposal, comment);
+                    (outcome, Usage::default())
+                })),
+            ),
             EffectRequest::Emit { target, event } => (
                 self.grants.check_emit(target),
                 Some(Box::new(|| {

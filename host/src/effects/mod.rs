@@ -91,6 +91,11 @@ pub enum EffectRequest {
         change: String,
         description: String,
     },
+    /// An approval by the calling agent, where the policy names it an approver.
+    GovernanceApprove {
+        proposal: String,
+        comment: String,
+    },
 }
 
 /// When a timer fires, as the guest asked.
@@ -114,7 +119,9 @@ impl EffectRequest {
             EffectRequest::Llm { .. } => "llm",
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => "timer",
             EffectRequest::Compile { .. } => "compile",
-            EffectRequest::GovernanceManifest | EffectRequest::GovernancePropose { .. } => "governance",
+            EffectRequest::GovernanceManifest
+            | EffectRequest::GovernancePropose { .. }
+            | EffectRequest::GovernanceApprove { .. } => "governance",
         }
     }
 
@@ -135,8 +142,10 @@ impl EffectRequest {
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => true,
             // Local and side-effect free: a build only writes its scratch directory.
             EffectRequest::Compile { .. } => true,
-            // Journal-local: a proposal is appended in the same commit as its receipt.
-            EffectRequest::GovernanceManifest | EffectRequest::GovernancePropose { .. } => true,
+            // Journal-local: a proposal or verdict is appended in the same commit as its receipt.
+            EffectRequest::GovernanceManifest
+            | EffectRequest::GovernancePropose { .. }
+            | EffectRequest::GovernanceApprove { .. } => true,
         }
     }
 
@@ -160,6 +169,7 @@ impl EffectRequest {
             EffectRequest::Compile { language, .. } => language.clone(),
             EffectRequest::GovernanceManifest => "manifest".into(),
             EffectRequest::GovernancePropose { .. } => "propose".into(),
+            EffectRequest::GovernanceApprove { proposal, .. } => format!("approve {proposal}"),
         }
     }
 
@@ -191,6 +201,7 @@ impl EffectRequest {
             EffectRequest::GovernancePropose { change, description } => {
                 format!("governance propose {description:?} ({} bytes)", change.len())
             }
+            EffectRequest::GovernanceApprove { proposal, .. } => format!("governance approve #{proposal}"),
             EffectRequest::Llm {
                 provider,
                 model,

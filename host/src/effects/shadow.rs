@@ -84,6 +84,7 @@ fn permitted(grants: &AgentGrants, request: &EffectRequest, at_ms: u64) -> Resul
         EffectRequest::Emit { target, .. } => grants.check_emit(target),
         EffectRequest::GovernanceManifest => grants.check_governance(false),
         EffectRequest::GovernancePropose { .. } => grants.check_governance(true),
+        EffectRequest::GovernanceApprove { .. } => grants.check_governance(false),
     };
     match decision {
         Decision::Allow { .. } => Ok(()),

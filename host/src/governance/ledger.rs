@@ -7,7 +7,7 @@
 use super::record::{ManifestApplied, Proposal, ShadowRecord, SignedVerdict, Verdict};
 use crate::journal::Journal;
 use crate::journal::entry::{Digest, EntryBody, Genesis};
-use agentos_air::{Manifest, Patch};
+use agentos_air::{Approver, Manifest, Patch};
 use anyhow::Result;
 use std::collections::BTreeMap;
 
@@ -131,6 +131,19 @@ impl Ledger {
         let genesis = crate::world::genesis(journal)?;
         let mut ledger = Ledger::new(&genesis)?;
         for entry in journal.entries_from(1)? {
+            ledger
+                .observe(entry.seq, &entry.body)
+                .map_err(|problem| anyhow::anyhow!("entry #{}: {problem}", entry.seq))?;
+        }
+        Ok(ledger)
+    }
+
+    /// The ledger including what was appended but not committed yet (a step's view of its
+    /// own journal); seals the journal first.
+    pub fn read_uncommitted(journal: &mut Journal) -> Result<Ledger> {
+        journal.seal();
+        let mut ledger = Ledger::read(journal)?;
+        for entry in journal.sealed_entries() {
             ledger
                 .observe(entry.seq, &entry.body)
                 .map_err(|problem| anyhow::anyhow!("entry #{}: {problem}", entry.seq))?;
@@ -263,9 +276,18 @@ impl Ledger {
             ));
             return readiness;
         }
-        // Verdicts count only from keys the policy in force names under the name they give.
+        // Verdicts count only from approvers the policy in force names under the name they give:
+        // a person by their key, an agent by its name.
         let counted = |verdict: &SignedVerdict| {
-            policy.approvers.get(&verdict.body.approver) == Some(&hex::encode(verdict.public_key))
+            let listed = policy
+                .approvers
+                .get(&verdict.body.approver)
+                .and_then(|e| Approver::parse(e));
+            match (listed, &verdict.body.by_agent) {
+                (Some(Approver::Person(key)), None) => key == verdict.public_key,
+                (Some(Approver::Agent(agent)), Some(by)) => agent == by,
+                _ => false,
+            }
         };
         for (at, verdict) in &state.verdicts {
             if counted(verdict) && verdict.body.verdict == Verdict::Reject {

@@ -121,6 +121,9 @@ pub struct VerdictBody {
     pub verdict: Verdict,
     /// The approver's name in the policy in force.
     pub approver: String,
+    /// Set for an agent approver (the policy lists it as `agent:<name>`): the verdict is then
+    /// signed by the host key in force on the agent's behalf.
+    pub by_agent: Option<String>,
     pub comment: String,
 }
 
@@ -130,7 +133,7 @@ impl VerdictBody {
     }
 }
 
-/// An approval or rejection, signed by the approver's key.
+/// An approval or rejection, signed by the approver's key (the host key for an agent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedVerdict {
     pub body: VerdictBody,
@@ -147,7 +150,12 @@ impl SignedVerdict {
         }
     }
 
-    pub fn verify(&self) -> Result<(), String> {
+    /// Check the signature; `host_key` is the host key in force at this entry, which must have
+    /// signed an agent's verdict.
+    pub fn verify(&self, host_key: &VerifyingKey) -> Result<(), String> {
+        if self.body.by_agent.is_some() && self.public_key != host_key.to_bytes() {
+            return Err("an agent's verdict not signed by the host key in force".into());
+        }
         check_signature(&self.public_key, &self.body.signing_bytes(), &self.signature)
     }
 }
@@ -251,13 +259,17 @@ mod tests {
                 proposal_hash: proposal.body.hash(),
                 verdict: Verdict::Approve,
                 approver: "ada".into(),
+                by_agent: None,
                 comment: String::new(),
             },
             &ada,
         );
-        assert_eq!(verdict.verify(), Ok(()));
+        assert_eq!(verdict.verify(&host.public()), Ok(()));
         let mut flipped = verdict.clone();
         flipped.body.verdict = Verdict::Reject;
-        assert!(flipped.verify().is_err());
+        assert!(flipped.verify(&host.public()).is_err());
+        let mut posing = verdict.clone();
+        posing.body.by_agent = Some("reviewer".into());
+        assert!(posing.verify(&host.public()).unwrap_err().contains("host key in force"));
     }
 }

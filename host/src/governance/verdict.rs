@@ -1,11 +1,15 @@
-//! `approve` / `reject`: a person's signed verdict on a proposal. Only a key the policy in force
-//! names counts, under the name the policy gives it; each approver judges a proposal once.
+//! `approve` / `reject`: a signed verdict on a proposal. Only an approver the policy in force
+//! names counts, under the name the policy gives it: a person by their key, or an agent listed
+//! as `agent:<name>` (through the `governance` effect, signed by the host). Each approver judges
+//! a proposal once; no agent judges its own proposal.
 
 use super::ledger::{Ledger, Readiness};
-use super::record::{SignedVerdict, Verdict, VerdictBody};
+use super::record::{Author, SignedVerdict, Verdict, VerdictBody};
+use crate::journal::Journal;
 use crate::journal::entry::EntryBody;
 use crate::receipts::HostKey;
 use crate::world::{WorldPaths, open_existing_journal};
+use agentos_air::Approver;
 use anyhow::{Result, bail};
 use std::path::Path;
 
@@ -17,7 +21,7 @@ pub struct Judged {
     pub readiness: Readiness,
 }
 
-/// Journal `verdict` on proposal `proposal`, signed by `key` (the key file `key_name`).
+/// A person's verdict on proposal `proposal`, signed by `key` (the key file `key_name`).
 pub fn judge(
     root: &Path,
     proposal: u64,
@@ -28,22 +32,16 @@ pub fn judge(
 ) -> Result<Judged> {
     let mut journal = open_existing_journal(&WorldPaths::new(root))?;
     let mut ledger = Ledger::read(&journal)?;
-    let state = ledger.proposal(proposal)?.clone();
     let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
-    let public = hex::encode(key.public().as_bytes());
-    let Some(approver) = policy
-        .approvers
-        .iter()
-        .find(|(_, k)| **k == public)
-        .map(|(name, _)| name.clone())
-    else {
+    let Some(approver) = policy.approver_named(Approver::Person(key.public().to_bytes())) else {
         let named: Vec<String> = policy
             .approvers
             .iter()
             .map(|(name, k)| format!("{name} ({}…)", &k[..16.min(k.len())]))
             .collect();
         bail!(
-            "key `{key_name}` (public key {public}) is not an approver in the policy in force; approvers: {}",
+            "key `{key_name}` (public key {}) is not an approver in the policy in force; approvers: {}",
+            hex::encode(key.public().as_bytes()),
             if named.is_empty() {
                 "none".to_string()
             } else {
@@ -51,14 +49,48 @@ pub fn judge(
             }
         );
     };
+    let approver = approver.to_string();
+    let (seq, entry) = journal_verdict(
+        &mut journal,
+        &ledger,
+        proposal,
+        (&approver, None),
+        key,
+        verdict,
+        comment,
+    )?;
+    journal.commit()?;
+    ledger
+        .observe(seq, &entry)
+        .map_err(|problem| anyhow::anyhow!("entry #{seq}: {problem}"))?;
+    Ok(Judged {
+        seq,
+        approver,
+        readiness: ledger.readiness(proposal),
+    })
+}
+
+/// Check and append (not commit) a verdict by `approver` (its name in the policy, and the agent
+/// when an agent gives it), signed by `key`. Returns its entry number and the entry.
+pub fn journal_verdict(
+    journal: &mut Journal,
+    ledger: &Ledger,
+    proposal: u64,
+    (approver, by_agent): (&str, Option<&str>),
+    key: &HostKey,
+    verdict: Verdict,
+    comment: &str,
+) -> Result<(u64, EntryBody)> {
+    let state = ledger.proposal(proposal)?;
     if let Some(at) = state.applied {
         bail!("proposal #{proposal} was already applied (entry #{at})");
     }
-    if let Some((at, earlier)) = state
-        .verdicts
-        .iter()
-        .find(|(_, v)| v.body.approver == approver && v.public_key == key.public().to_bytes())
+    if let (Some(agent), Author::Agent { name }) = (by_agent, &state.proposal.body.author)
+        && agent == name
     {
+        bail!("agent `{agent}` cannot judge its own proposal #{proposal}");
+    }
+    if let Some((at, earlier)) = state.verdicts.iter().find(|(_, v)| v.body.approver == approver) {
         bail!(
             "{approver} already {} proposal #{proposal} (entry #{at})",
             earlier.body.verdict.label()
@@ -78,18 +110,10 @@ pub fn judge(
         proposal,
         proposal_hash: state.hash,
         verdict,
-        approver: approver.clone(),
+        approver: approver.to_string(),
+        by_agent: by_agent.map(str::to_string),
         comment: comment.to_string(),
     };
     let entry = EntryBody::Verdict(SignedVerdict::sign(body, key));
-    let seq = journal.append(entry.clone());
-    journal.commit()?;
-    ledger
-        .observe(seq, &entry)
-        .map_err(|problem| anyhow::anyhow!("entry #{seq}: {problem}"))?;
-    Ok(Judged {
-        seq,
-        approver,
-        readiness: ledger.readiness(proposal),
-    })
+    Ok((journal.append(entry.clone()), entry))
 }

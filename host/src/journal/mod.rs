@@ -407,6 +407,15 @@ impl Journal {
         self.entries_from(0)
     }
 
+    /// The entries sealed but not yet committed, decoded, in order (`seal` first to include
+    /// everything appended).
+    pub fn sealed_entries(&self) -> Vec<Entry> {
+        self.sealed
+            .iter()
+            .map(|(_, stored, _)| Entry::decode(stored).expect("sealed entries decode (asserted when sealed)"))
+            .collect()
+    }
+
     /// The committed entries from `first` on, decoded, in order.
     pub fn entries_from(&self, first: u64) -> Result<Vec<Entry>, JournalError> {
         let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
