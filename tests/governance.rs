@@ -442,11 +442,11 @@ fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_wor
 }
 
 /// A world whose `greeter` agent may build components and propose changes; ada approves.
-fn greeter_world(people: &People, may_propose: bool) -> (tempfile::TempDir, PathBuf) {
+fn greeter_world(people: &People) -> (tempfile::TempDir, PathBuf) {
     let manifest = format!(
         "[world]\nname = \"evolving\"\n\n[modules.greeter]\ncomponent = \"modules/greeter.wasm\"\n\n\
          [caps.toolchain]\neffect = \"compile\"\nlanguages = [\"rust\"]\ntime_limit_ms = 600000\n\n\
-         [caps.self-governance]\neffect = \"governance\"\nmay_propose = {may_propose}\n\n\
+         [caps.self-governance]\neffect = \"governance\"\nmay_propose = true\n\n\
          [agents.greeter]\nmodule = \"greeter\"\ngrants = [\"toolchain\", \"self-governance\"]\n\n\
          [policy]\napprovers = {{ ada = \"{}\" }}\n",
         people.ada
@@ -457,7 +457,7 @@ fn greeter_world(people: &People, may_propose: bool) -> (tempfile::TempDir, Path
 #[test]
 fn an_agent_rebuilds_itself_proposes_the_upgrade_and_only_a_person_can_let_it_apply() {
     let people = People::new();
-    let (_scratch, dir) = greeter_world(&people, true);
+    let (_scratch, dir) = greeter_world(&people);
     let world = s(&dir);
     ok(&["send", world, "greeter", r#"greet("ada")"#]);
     ok(&["send", world, "greeter", r#"learn("Howdy")"#]);
@@ -510,11 +510,12 @@ fn an_agent_rebuilds_itself_proposes_the_upgrade_and_only_a_person_can_let_it_ap
 #[test]
 fn an_agent_without_may_propose_is_denied_with_a_receipt() {
     let people = People::new();
-    let (_scratch, dir) = greeter_world(&people, false);
-    ok(&["send", s(&dir), "greeter", r#"learn("Howdy")"#]);
+    let (_scratch, dir) = reviewed_world_with(&people, false, false, "");
+    let fuel = r#"{"changes": [{"op": "replace", "kind": "agent", "name": "counter", "definition": {"module": "counter", "fuel_per_step": 2000000}}]}"#;
+    ok(&["send", s(&dir), "reviewer", &format!("propose({fuel:?})")]);
     let log = ok(&["log", s(&dir)]);
     assert!(
-        log.contains("DENIED: no governance grant of agent `greeter` has may_propose = true"),
+        log.contains("DENIED: no governance grant of agent `reviewer` has may_propose = true"),
         "{log}"
     );
     assert_eq!(count_kind(&log_json(&dir), "proposal"), 0);
@@ -524,6 +525,11 @@ fn an_agent_without_may_propose_is_denied_with_a_receipt() {
 /// A counter world with a `reviewer` agent (governance read grant); `named` puts the reviewer in
 /// the policy's approvers as `agent:reviewer`.
 fn reviewed_world(people: &People, named: bool) -> (tempfile::TempDir, PathBuf) {
+    reviewed_world_with(people, named, true, "")
+}
+
+/// As [`reviewed_world`], saying whether the reviewer may propose, with `extra` policy lines.
+fn reviewed_world_with(people: &People, named: bool, may_propose: bool, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let (scratch, dir) = init("counter");
     std::fs::copy(
         agentos_host::components::ensure_built("reviewer").unwrap(),
@@ -535,8 +541,8 @@ fn reviewed_world(people: &People, named: bool) -> (tempfile::TempDir, PathBuf) 
         &dir,
         &format!(
             "\n[modules.reviewer]\ncomponent = \"modules/reviewer.wasm\"\n[caps.review]\neffect = \"governance\"\n\
-             [agents.reviewer]\nmodule = \"reviewer\"\ngrants = [\"review\"]\n\
-             [policy]\napprovers = {{ ada = \"{}\"{reviewer} }}\n",
+             may_propose = {may_propose}\n[agents.reviewer]\nmodule = \"reviewer\"\ngrants = [\"review\"]\n\
+             [policy]\napprovers = {{ ada = \"{}\"{reviewer} }}\n{extra}",
             people.ada
         ),
     );
@@ -579,4 +585,47 @@ fn an_agent_approves_only_where_the_policy_names_it() {
         }
         replay_and_verify(&dir);
     }
+}
+
+#[test]
+fn an_agent_can_neither_grant_itself_what_the_policy_denies_nor_approve_its_own_proposal() {
+    let people = People::new();
+    let (_scratch, dir) = reviewed_world_with(
+        &people,
+        true,
+        true,
+        "rules = [{ effect = \"http\", decision = \"deny\" }]\n",
+    );
+    let world = s(&dir);
+    // Hashes left out: the host anchors the patch to the manifest in force.
+    let widen = r#"{"changes": [{"op": "add", "kind": "cap", "name": "web", "definition": {"effect": "http", "urls": ["https://example.org/*"]}}, {"op": "replace", "kind": "agent", "name": "reviewer", "definition": {"module": "reviewer", "grants": ["review", "web"]}}]}"#;
+    ok(&["send", world, "reviewer", &format!("propose({widen:?})")]);
+    let log = ok(&["log", world]);
+    assert!(
+        log.contains("the policy in force does not permit this change")
+            && log.contains("agent `reviewer` gains cap `web` (http effect; policy: deny)"),
+        "{log}"
+    );
+    assert_eq!(count_kind(&log_json(&dir), "proposal"), 0);
+
+    let fuel = r#"{"changes": [{"op": "replace", "kind": "agent", "name": "counter", "definition": {"module": "counter", "fuel_per_step": 2000000}}]}"#;
+    ok(&["send", world, "reviewer", &format!("propose({fuel:?})")]);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", world, "--json"])).unwrap();
+    let proposal = &history["proposals"][0];
+    assert_eq!(
+        (proposal["author"].as_str(), proposal["agent_authored"].as_bool()),
+        (Some("reviewer"), Some(true))
+    );
+    let id = proposal["proposal"].as_u64().unwrap().to_string();
+    ok(&["send", world, "reviewer", &format!("approve(\"{id}\")")]);
+    let log = ok(&["log", world]);
+    assert!(
+        log.contains(&format!("agent `reviewer` cannot judge its own proposal #{id}")),
+        "{log}"
+    );
+    let error = people.fails(&["apply", world, &id]);
+    assert!(error.contains("needs 1 approval(s) and has 0"), "{error}");
+    people.ok(&["approve", world, &id, "--key", "ada"]);
+    people.ok(&["apply", world, &id]);
+    replay_and_verify(&dir);
 }

@@ -1,6 +1,8 @@
-//! The `reviewer` agent: approves the proposals it is asked to, through the `governance`
-//! effect. The host lets it only where the world's policy lists it as an approver
-//! (`agent:<name>`), and never for a proposal it made itself; a refusal is logged and counted.
+//! The `reviewer` agent: files the proposals and approves the proposals it is asked to, through
+//! the `governance` effect. The host lets it approve only where the world's policy lists it as an
+//! approver (`agent:<name>`), and never a proposal it made itself; proposing needs a grant with
+//! `may_propose`, and the policy decides what a proposal may grant. Refusals are logged and
+//! counted.
 
 use agentos_sdk::{Agent, governance, log};
 use bindings::Event;
@@ -8,6 +10,7 @@ use bindings::Event;
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Reviewer {
     approved: Vec<String>,
+    proposed: Vec<String>,
     refused: u32,
 }
 
@@ -24,6 +27,16 @@ impl Agent for Reviewer {
                 Err(error) => {
                     self.refused += 1;
                     log::warn(format!("could not approve proposal #{proposal}: {error:?}"));
+                }
+            },
+            Event::Propose(change) => match governance::propose(&change, "filed by the reviewer agent") {
+                Ok(id) => {
+                    log::info(format!("proposed #{id}"));
+                    self.proposed.push(id);
+                }
+                Err(error) => {
+                    self.refused += 1;
+                    log::warn(format!("could not propose: {error:?}"));
                 }
             },
         }

@@ -394,15 +394,8 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             body.author,
             body.description
         );
-        if let Ok(patch) = p.patch() {
-            let base = ledger.configurations.iter().find(|c| c.digest == body.base);
-            let changes = base.map_or_else(
-                || patch.summary(),
-                |base| crate::governance::propose::change_lines(base, &patch, &body.modules),
-            );
-            for line in changes {
-                println!("    {line}");
-            }
+        for line in changes_of(&ledger, p) {
+            println!("    {line}");
         }
         for (at, shadow) in &p.shadows {
             println!(
@@ -428,6 +421,20 @@ fn history(dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A line per change of a proposal, components included (against the configuration in force when
+/// it was proposed).
+fn changes_of(ledger: &Ledger, p: &ProposalState) -> Vec<String> {
+    let Ok(patch) = p.patch() else {
+        return vec!["(the patch does not decode)".into()];
+    };
+    let base = ledger.at(p.seq);
+    if base.digest == p.proposal.body.base {
+        crate::governance::propose::change_lines(base, &patch, &p.proposal.body.modules)
+    } else {
+        patch.summary()
+    }
+}
+
 fn proposal_json(ledger: &Ledger, p: &ProposalState) -> serde_json::Value {
     let body = &p.proposal.body;
     let (author, agent_authored) = match &body.author {
@@ -444,7 +451,7 @@ fn proposal_json(ledger: &Ledger, p: &ProposalState) -> serde_json::Value {
         "description": body.description,
         "base": hex::encode(body.base),
         "reverts_to": body.reverts_to.map(hex::encode),
-        "changes": p.patch().map(|patch| patch.summary()).unwrap_or_default(),
+        "changes": changes_of(ledger, p),
         "shadow_runs": p.shadows.iter().map(|(at, s)| json!({"entry": at, "clean": s.clean, "summary": s.summary, "report": hex::encode(s.report)})).collect::<Vec<_>>(),
         "verdicts": p.verdicts.iter().map(|(at, v)| json!({"entry": at, "verdict": v.body.verdict.label(), "approver": v.body.approver, "public_key": hex::encode(v.public_key), "comment": v.body.comment})).collect::<Vec<_>>(),
         "refusals": p.refusals.iter().map(|(at, r)| json!({"entry": at, "reason": r})).collect::<Vec<_>>(),

@@ -164,7 +164,6 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
     let calls = Arc::new(Mutex::new(Vec::new()));
     match workload {
         Workload::Window(n) => {
-            report.workload = format!("the last {n} recorded steps under the manifest in force");
             let (window, recorded_calls) = recorded_window(&paths, current.since, *n)?;
             if window.is_empty() {
                 bail!("no recorded steps under the manifest in force to re-run; give events with --events FILE");
