@@ -1,35 +1,53 @@
-//! The committed fixture world: an audit bundle written by format version 2 (two agents,
-//! receipts, checkpoints, snapshots, a key rotation). Every later host must open, verify and
-//! replay it, or refuse it naming both versions. `AGENTOS_BLESS=1` writes a new fixture.
+//! The committed fixture worlds: audit bundles written by format version 2 (two agents, receipts,
+//! checkpoints, snapshots, a key rotation) and version 3 (the same, plus governance: proposals by
+//! a person and by an agent, a shadow run, approvals, a rejection, manifest changes). Every later
+//! host must open, verify and replay them, or refuse them naming both versions.
+//! `AGENTOS_BLESS=1` writes a new fixture of the current format (older ones stay as written).
 
 mod common;
 use common::*;
 
 use std::path::PathBuf;
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/format-v2.agentos")
+fn fixture(version: u32) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/fixtures/format-v{version}.agentos"))
 }
 
-fn expected_file() -> PathBuf {
-    fixture().with_extension("json")
+fn expected_file(version: u32) -> PathBuf {
+    fixture(version).with_extension("json")
 }
 
-/// Build the fixture world and export it (only with `AGENTOS_BLESS=1`).
+/// The current format's fixture world, built and exported (only with `AGENTOS_BLESS=1`).
 fn bless() {
     let (scratch, dir) = init("hello");
+    let keys = scratch.path().join("keys");
+    let person = |args: &[&str]| {
+        let mut command = host();
+        command.env("AGENTOS_KEYS_DIR", &keys);
+        ok_with(command, args)
+    };
+    let created: serde_json::Value = serde_json::from_str(&person(&["keys", "new", "ada", "--json"])).unwrap();
+    let ada = created["public_key"].as_str().unwrap().to_string();
     let manifest = dir.join("world.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let text = text.replace(
         "[agents.hello]",
-        "[modules.counter]\ncomponent = \"modules/counter.wasm\"\n\n[agents.counter]\nmodule = \"counter\"\nsnapshot_every = 2\n\n[agents.hello]",
+        "[modules.counter]\ncomponent = \"modules/counter.wasm\"\n\n[agents.counter]\nmodule = \"counter\"\nsnapshot_every = 2\n\n\
+         [modules.reviewer]\ncomponent = \"modules/reviewer.wasm\"\n\n[caps.review]\neffect = \"governance\"\nmay_propose = true\n\n\
+         [agents.reviewer]\nmodule = \"reviewer\"\ngrants = [\"review\"]\n\n[agents.hello]",
     );
-    std::fs::write(&manifest, text + "snapshot_every = 2\n").unwrap();
-    std::fs::copy(
-        agentos_host::components::ensure_built("counter").unwrap(),
-        dir.join("modules/counter.wasm"),
+    std::fs::write(
+        &manifest,
+        text + &format!("snapshot_every = 2\n\n[policy]\napprovers = {{ ada = \"{ada}\" }}\n"),
     )
     .unwrap();
+    for component in ["counter", "reviewer"] {
+        std::fs::copy(
+            agentos_host::components::ensure_built(component).unwrap(),
+            dir.join(format!("modules/{component}.wasm")),
+        )
+        .unwrap();
+    }
     for name in ["ada", "bob"] {
         ok(&["send", s(&dir), "hello", &format!(r#"greet("{name}")"#)]);
         ok(&["send", s(&dir), "counter", "increment(2)"]);
@@ -37,26 +55,77 @@ fn bless() {
     ok(&["rotate-key", s(&dir)]);
     ok(&["send", s(&dir), "hello", r#"greet("cy")"#]);
     ok(&["send", s(&dir), "counter", "increment(5)"]);
+    // Governance: an agent's proposal, shadow-run, approved by ada and applied; ada's own
+    // proposal, rejected.
+    let fuel = r#"{"changes": [{"op": "replace", "kind": "agent", "name": "counter", "definition": {"module": "counter", "fuel_per_step": 2000000, "snapshot_every": 2}}]}"#;
+    ok(&["send", s(&dir), "reviewer", &format!("propose({fuel:?})")]);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&dir), "--json"])).unwrap();
+    let proposal = history["proposals"][0]["proposal"].as_u64().unwrap().to_string();
+    ok(&["shadow", s(&dir), &proposal]);
+    person(&["approve", s(&dir), &proposal, "--key", "ada"]);
+    person(&["apply", s(&dir), &proposal]);
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let renamed = dir.join("renamed.toml");
+    std::fs::write(
+        &renamed,
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace("name = \"world\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    let out = person(&["propose", s(&dir), "--from", s(&renamed), "--key", "ada"]);
+    let rejected: String = out[out.find('#').unwrap() + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    person(&["reject", s(&dir), &rejected, "--key", "ada"]);
     let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&dir), "--json"])).unwrap();
     let bundle = scratch.path().join("bundle");
     ok(&["export", s(&dir), s(&bundle)]);
-    std::fs::create_dir_all(fixture().parent().unwrap()).unwrap();
-    std::fs::copy(&bundle, fixture()).unwrap();
+    let current = agentos_host::journal::entry::FORMAT_VERSION;
+    std::fs::create_dir_all(fixture(current).parent().unwrap()).unwrap();
+    std::fs::copy(&bundle, fixture(current)).unwrap();
     let replay: serde_json::Value = serde_json::from_str(&ok(&["replay", s(&dir), "--json"])).unwrap();
-    let expected = serde_json::json!({ "verify": report, "agent_states": replay["agent_states"] });
-    std::fs::write(expected_file(), serde_json::to_string_pretty(&expected).unwrap() + "\n").unwrap();
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&dir), "--json"])).unwrap();
+    let expected = serde_json::json!({ "verify": report, "agent_states": replay["agent_states"], "history": history });
+    std::fs::write(
+        expected_file(current),
+        serde_json::to_string_pretty(&expected).unwrap() + "\n",
+    )
+    .unwrap();
 }
 
 #[test]
 fn the_format_2_fixture_world_opens_verifies_and_replays() {
+    check_fixture(2);
+}
+
+#[test]
+fn the_format_3_fixture_world_with_its_governance_history_opens_verifies_and_replays() {
     if std::env::var_os("AGENTOS_BLESS").is_some() {
         bless();
     }
-    let fixture = fixture();
-    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(expected_file()).unwrap()).unwrap();
+    let expected = check_fixture(3);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&fixture(3)), "--json"])).unwrap();
+    assert_eq!(history, expected["history"]);
+    assert_eq!(history["manifests"].as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(history["proposals"][0]["agent_authored"], true);
+    assert_eq!(history["proposals"][1]["status"], "rejected");
+    let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&fixture(3)), "--json"])).unwrap();
+    assert_eq!(
+        (report["governance"].as_u64(), report["manifest_changes"].as_u64()),
+        (Some(4), Some(1))
+    );
+}
+
+/// Verify and replay the fixture of format `version` against its expectations; returns them.
+fn check_fixture(version: u32) -> serde_json::Value {
+    let fixture = fixture(version);
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(expected_file(version)).unwrap()).unwrap();
     let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&fixture), "--json"])).unwrap();
-    // Later hosts report more (governance counts): what the fixture's host reported must match,
-    // and a format-2 world has none of the rest.
+    // Later hosts may report more: what the fixture's host reported must match, and the rest
+    // counts what an older world cannot have.
     for (field, value) in report.as_object().unwrap() {
         let expected = expected["verify"].get(field).cloned().unwrap_or(0.into());
         assert_eq!(*value, expected, "verify report field `{field}`");
@@ -86,6 +155,7 @@ fn the_format_2_fixture_world_opens_verifies_and_replays() {
         "--public-key",
         expected["verify"]["public_key"].as_str().unwrap(),
     ]);
+    expected
 }
 
 #[test]

@@ -339,12 +339,21 @@ fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
         );
         return Ok(());
     }
+    let change = if applied.previous == applied.manifest {
+        format!(
+            "manifest sha256:{} with new components",
+            hex::encode(&applied.manifest[..8])
+        )
+    } else {
+        format!(
+            "manifest sha256:{} → sha256:{}",
+            hex::encode(&applied.previous[..8]),
+            hex::encode(&applied.manifest[..8])
+        )
+    };
     println!(
-        "proposal #{} applied (entry #{}): manifest sha256:{} → sha256:{}",
-        applied.proposal,
-        applied.seq,
-        hex::encode(&applied.previous[..8]),
-        hex::encode(&applied.manifest[..8])
+        "proposal #{} applied (entry #{}): {change}",
+        applied.proposal, applied.seq
     );
     for (agent, digest) in &applied.agents {
         println!("  {agent}: state sha256:{}", &digest[..16]);
