@@ -217,17 +217,16 @@ impl Ledger {
             }
             EntryBody::ManifestApplied(applied) => {
                 self.judged(applied.proposal, &applied.proposal_hash, "manifest change")?;
-                let readiness = self.readiness(applied.proposal);
+                // Judged against the manifest the entry records, not by applying the patch
+                // again: a later host may encode (and so hash) the same manifests differently.
+                let configuration = Configuration::of_applied(seq, applied).map_err(|e| format!("{e:#}"))?;
+                let readiness = self.readiness_for(applied.proposal, Ok(configuration.manifest.clone()));
                 if !readiness.blockers.is_empty() {
                     return Err(format!(
                         "applies proposal #{} although {}",
                         applied.proposal,
                         readiness.blockers.join("; ")
                     ));
-                }
-                let configuration = Configuration::of_applied(seq, applied).map_err(|e| format!("{e:#}"))?;
-                if configuration.manifest.digest() != applied.manifest_digest {
-                    return Err("its manifest does not hash to the digest it states".into());
                 }
                 self.proposals
                     .get_mut(&applied.proposal)
@@ -253,6 +252,19 @@ impl Ledger {
 
     /// Whether proposal `seq` may be applied to the manifest in force now, under its policy.
     pub fn readiness(&self, seq: u64) -> Readiness {
+        let proposed = self.proposals.get(&seq).map(|state| {
+            state
+                .patch()
+                .and_then(|patch| Ok(agentos_air::apply(&patch, &self.in_force().manifest)?))
+        });
+        self.readiness_for(
+            seq,
+            proposed.unwrap_or_else(|| Err(anyhow::anyhow!("no such proposal"))),
+        )
+    }
+
+    /// [`Ledger::readiness`], given the manifest the proposal leads to.
+    fn readiness_for(&self, seq: u64, proposed: Result<Manifest>) -> Readiness {
         let mut readiness = Readiness {
             approved_by: Vec::new(),
             blockers: Vec::new(),
@@ -294,10 +306,7 @@ impl Ledger {
                 blockers.push(format!("{} rejected it (entry #{at})", verdict.body.approver));
             }
         }
-        let proposed = match state
-            .patch()
-            .and_then(|patch| Ok(agentos_air::apply(&patch, &current.manifest)?))
-        {
+        let proposed = match proposed {
             Ok(proposed) => proposed,
             Err(error) => {
                 blockers.push(format!("its patch does not apply: {error:#}"));

@@ -52,7 +52,7 @@ pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Sou
     let current = ledger.in_force();
     let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
     let is_json = |path: &Path| path.extension().is_some_and(|e| e == "json");
-    let (patch, proposed, reverts_to) = match source {
+    let (patch, proposed) = match source {
         Source::Patch(path) => {
             let (text, name) = (read(path)?, path.display().to_string());
             let patch = if is_json(path) {
@@ -62,7 +62,7 @@ pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Sou
             };
             let proposed = agentos_air::apply(&patch, &current.manifest)
                 .with_context(|| format!("{name} does not apply to the manifest in force"))?;
-            (patch, proposed, None)
+            (patch, proposed)
         }
         Source::Manifest(path) => {
             let (text, name) = (read(path)?, path.display().to_string());
@@ -71,18 +71,18 @@ pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Sou
             } else {
                 Manifest::parse_toml(&text, &name)?
             };
-            (agentos_air::diff(&current.manifest, &proposed), proposed, None)
+            (agentos_air::diff(&current.manifest, &proposed), proposed)
         }
         Source::Json(text) => {
             let value: serde_json::Value = serde_json::from_str(text).context("the proposed change is not JSON")?;
             if value.get("world").is_some() {
                 let proposed = Manifest::parse_json(text, "the proposed manifest")?;
-                (agentos_air::diff(&current.manifest, &proposed), proposed, None)
+                (agentos_air::diff(&current.manifest, &proposed), proposed)
             } else {
                 let patch = Patch::parse_json_against(text, "the proposed patch", &current.manifest)?;
                 let proposed = agentos_air::apply(&patch, &current.manifest)
                     .context("the patch does not apply to the manifest in force")?;
-                (patch, proposed, None)
+                (patch, proposed)
             }
         }
         Source::Revert(to) => {
@@ -103,7 +103,7 @@ pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Sou
         proposed,
         modules,
         new_components,
-        reverts_to,
+        reverts_to: None,
     })
 }
 
