@@ -659,18 +659,19 @@ impl World {
                 self.paths.root.display()
             );
         }
+        let at_ms = self.kernel.next_time_ms();
         let mut configuration = Configuration {
             since: 0,
             digest: manifest.digest(),
             manifest,
             modules,
             proposal: Some(proposal.0),
+            at_ms,
         };
         let agents = match load_agents(self.kernel.runtime(), &self.kernel.journal, &self.paths, &configuration) {
             Ok(agents) => agents,
             Err(error) => return Ok(Err(format!("{error:#}"))),
         };
-        let at_ms = self.kernel.next_time_ms();
         let migrated = match self.kernel.migrate(agents, (proposal.0, at_ms)) {
             Ok(migrated) => migrated,
             Err(error) => return Ok(Err(error.to_string())),

@@ -374,7 +374,7 @@ fn history(dir: &Path, json: bool) -> Result<()> {
         let manifests: Vec<_> = ledger
             .configurations
             .iter()
-            .map(|c| json!({ "since": c.since, "manifest": hex::encode(c.digest), "proposal": c.proposal }))
+            .map(|c| json!({ "since": c.since, "at_ms": c.at_ms, "manifest": hex::encode(c.digest), "proposal": c.proposal }))
             .collect();
         let proposals: Vec<_> = ledger.proposals.values().map(|p| proposal_json(&ledger, p)).collect();
         println!(
@@ -389,7 +389,12 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             None => "genesis".to_string(),
             Some(p) => format!("proposal #{p}"),
         };
-        println!("  #{:<6} sha256:{}  {cause}", c.since, hex::encode(c.digest));
+        println!(
+            "  #{:<6} sha256:{}  {cause} (t={} ms)",
+            c.since,
+            hex::encode(c.digest),
+            c.at_ms
+        );
     }
     if ledger.proposals.is_empty() {
         println!("no proposals");
@@ -424,7 +429,8 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             println!("    apply refused (#{at}): {reason}");
         }
         if let Some(at) = p.applied {
-            println!("    applied at #{at}");
+            let when = ledger.at(at).at_ms;
+            println!("    applied at #{at} (t={when} ms)");
         }
     }
     Ok(())

@@ -22,6 +22,8 @@ pub struct Configuration {
     pub modules: Vec<(String, Digest)>,
     /// The proposal applied (`None`: genesis).
     pub proposal: Option<u64>,
+    /// When it came into force (logical ms: the world's creation, or the migration's time).
+    pub at_ms: u64,
 }
 
 impl Configuration {
@@ -32,6 +34,7 @@ impl Configuration {
             digest: genesis.manifest_digest,
             modules: genesis.modules.clone(),
             proposal: None,
+            at_ms: genesis.created_ms,
         })
     }
 
@@ -42,6 +45,7 @@ impl Configuration {
             digest: applied.manifest_digest,
             modules: applied.modules.clone(),
             proposal: Some(applied.proposal),
+            at_ms: applied.at_ms,
         })
     }
 

@@ -136,6 +136,7 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
         manifest,
         modules: state.proposal.body.modules.clone(),
         proposal: Some(proposal),
+        at_ms: 0,
     };
     let judgement = agentos_air::judge(
         &current.manifest,
