@@ -280,6 +280,7 @@ fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
         out.contains("2 signed proposals and verdicts, 1 manifest changes each approved"),
         "{out}"
     );
+    replay_and_verify(&dir);
     let mut entries = read_entries(&dir);
     let at = entries
         .iter()
