@@ -254,6 +254,23 @@ impl Ledger {
         Ok(state)
     }
 
+    /// Why `state` can no longer be judged, shadow-run or applied, whatever its verdicts: it
+    /// was applied, or the manifest it was written against is no longer in force.
+    pub fn closed(&self, state: &ProposalState) -> Option<String> {
+        let current = self.in_force();
+        if let Some(at) = state.applied {
+            Some(format!("it was already applied (entry #{at})"))
+        } else if state.proposal.body.base != current.digest {
+            Some(format!(
+                "it was written against manifest sha256:{}, but the world now runs sha256:{} (propose the change again)",
+                hex::encode(state.proposal.body.base),
+                hex::encode(current.digest)
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Whether proposal `seq` may be applied to the manifest in force now, under its policy.
     pub fn readiness(&self, seq: u64) -> Readiness {
         let proposed = self.proposals.get(&seq).map(|state| {
@@ -280,16 +297,8 @@ impl Ledger {
         let blockers = &mut readiness.blockers;
         let current = self.in_force();
         let policy = current.manifest.policy.clone().unwrap_or_default();
-        if let Some(at) = state.applied {
-            blockers.push(format!("it was already applied (entry #{at})"));
-            return readiness;
-        }
-        if state.proposal.body.base != current.digest {
-            blockers.push(format!(
-                "it was written against manifest sha256:{}, but the world now runs sha256:{} (propose the change again)",
-                hex::encode(state.proposal.body.base),
-                hex::encode(current.digest)
-            ));
+        if let Some(reason) = self.closed(state) {
+            blockers.push(reason);
             return readiness;
         }
         // Verdicts count only from approvers the policy in force names under the name they give:

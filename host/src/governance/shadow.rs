@@ -118,17 +118,10 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
         (Ledger::read(&journal)?, journal.len())
     };
     let state = ledger.proposal(proposal)?;
-    if let Some(at) = state.applied {
-        bail!("proposal #{proposal} was already applied (entry #{at}); shadow runs are for proposals not yet applied");
+    if let Some(reason) = ledger.closed(state) {
+        bail!("proposal #{proposal} cannot be shadow-run: {reason}");
     }
     let current = ledger.in_force();
-    if state.proposal.body.base != current.digest {
-        bail!(
-            "proposal #{proposal} was written against manifest sha256:{}, but the world now runs sha256:{} (propose the change again)",
-            hex::encode(state.proposal.body.base),
-            hex::encode(current.digest)
-        );
-    }
     let manifest = agentos_air::apply(&state.patch()?, &current.manifest)?;
     let proposed = Configuration {
         since: length,

@@ -82,8 +82,8 @@ pub fn journal_verdict(
     comment: &str,
 ) -> Result<(u64, EntryBody)> {
     let state = ledger.proposal(proposal)?;
-    if let Some(at) = state.applied {
-        bail!("proposal #{proposal} was already applied (entry #{at})");
+    if let Some(reason) = ledger.closed(state) {
+        bail!("proposal #{proposal} cannot be judged: {reason}");
     }
     if let (Some(agent), Author::Agent { name }) = (by_agent, &state.proposal.body.author)
         && agent == name
@@ -94,14 +94,6 @@ pub fn journal_verdict(
         bail!(
             "{approver} already {} proposal #{proposal} (entry #{at})",
             earlier.body.verdict.label()
-        );
-    }
-    let current = ledger.in_force().digest;
-    if state.proposal.body.base != current {
-        bail!(
-            "proposal #{proposal} was written against manifest sha256:{}, but the world now runs sha256:{}; it can no longer be applied (propose the change again)",
-            hex::encode(state.proposal.body.base),
-            hex::encode(current)
         );
     }
     let body = VerdictBody {
