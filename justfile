@@ -11,7 +11,7 @@ lint:
 
 # Build the example agents as wasm components.
 components:
-    cargo build --release --target wasm32-wasip2 -p counter -p hello -p faulty -p notifier -p summarizer -p ticker -p builder -p greeter -p reviewer
+    cargo build --release --target wasm32-wasip2 -p counter -p hello -p faulty -p notifier -p summarizer -p ticker -p builder -p greeter -p reviewer -p editor
 
 # Run the demo world end to end (init, send, replay, verify).
 demo:

@@ -1,5 +1,5 @@
-//! The README's first command: the demo worlds (including the governed self-upgrade) run end to
-//! end, offline, and stay replayable; and the benchmark runs.
+//! The README's first command: the demo worlds (including the governed self-upgrade and the
+//! scheduled plan) run end to end, offline, and stay replayable; and the benchmark runs.
 
 mod common;
 use common::*;
@@ -8,8 +8,8 @@ use common::*;
 fn the_demo_runs_end_to_end_offline() {
     let scratch = tempfile::tempdir().unwrap();
     let out = ok(&["demo", s(scratch.path())]);
-    assert_eq!(out.matches("replay OK").count(), 3, "{out}");
-    assert_eq!(out.matches("verify OK").count(), 3, "{out}");
+    assert_eq!(out.matches("replay OK").count(), 4, "{out}");
+    assert_eq!(out.matches("verify OK").count(), 4, "{out}");
     assert!(out.contains("DENIED: no http grant of agent `hello`"), "{out}");
     assert!(out.contains("(emit:summarizer"), "{out}");
     assert!(out.contains("reminder: summary sha256:"), "{out}");
@@ -21,14 +21,21 @@ fn the_demo_runs_end_to_end_offline() {
         "-- approved by ada",
         "greeter stdout: Howdy, bob! (greeting #2)",
         "greeter stdout: Hello, cy! (greeting #3)",
+        // The scheduled plan, driving the editor and the notifier.
+        "(schedule): completed",
+        r#"review done {"headline":"Plans ship in AgentOS today","words":13}"#,
+        "tell done",
     ] {
         assert!(out.contains(expected), "{expected}\n{out}");
     }
-    for world in ["basics", "pipeline", "self-upgrade"] {
+    for world in ["basics", "pipeline", "self-upgrade", "plans"] {
         replay_and_verify(&scratch.path().join(world));
     }
     let history = ok(&["history", s(&scratch.path().join("self-upgrade"))]);
     assert_eq!(history.matches("applied at #").count(), 2, "{history}");
+    let runs: serde_json::Value =
+        serde_json::from_str(&ok(&["plan", "runs", s(&scratch.path().join("plans")), "--json"])).unwrap();
+    assert!(runs.as_array().unwrap().len() >= 2, "{runs:#}");
 }
 
 /// The benchmark runs every measurement (small sizes; its numbers are not judged here).

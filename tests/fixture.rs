@@ -1,6 +1,7 @@
 //! The committed fixture worlds: audit bundles written by format version 2 (two agents, receipts,
-//! checkpoints, snapshots, a key rotation) and version 3 (the same, plus governance: proposals by
-//! a person and by an agent, a shadow run, approvals, a rejection, manifest changes). Every later
+//! checkpoints, snapshots, a key rotation), version 3 (the same, plus governance: proposals by
+//! a person and by an agent, a shadow run, approvals, a rejection, manifest changes) and version 4
+//! (the same, plus a plan and its run). Every later
 //! host must open, verify and replay them, or refuse them naming both versions.
 //! `AGENTOS_BLESS=1` writes a new fixture of the current format (older ones stay as written).
 
@@ -36,9 +37,12 @@ fn bless() {
          [modules.reviewer]\ncomponent = \"modules/reviewer.wasm\"\n\n[caps.review]\neffect = \"governance\"\nmay_propose = true\n\n\
          [agents.reviewer]\nmodule = \"reviewer\"\ngrants = [\"review\"]\n\n[agents.hello]",
     );
+    let plan = "\n[caps.plan-store]\neffect = \"blob\"\n\n[plans.stamp]\ntrigger = \"manual\"\ngrants = [\"plan-store\"]\n\
+                [plans.stamp.steps.keep]\ndo = \"blob-put\"\nwith = { contents = \"stamped\" }\n\
+                [plans.stamp.steps.check]\ndo = \"blob-get\"\nwith = { digest = { from = \"keep.digest\" } }\n";
     std::fs::write(
         &manifest,
-        text + &format!("snapshot_every = 2\n\n[policy]\napprovers = {{ ada = \"{ada}\" }}\n"),
+        text + &format!("snapshot_every = 2\n\n[policy]\napprovers = {{ ada = \"{ada}\" }}\n{plan}"),
     )
     .unwrap();
     for component in ["counter", "reviewer"] {
@@ -52,6 +56,7 @@ fn bless() {
         ok(&["send", s(&dir), "hello", &format!(r#"greet("{name}")"#)]);
         ok(&["send", s(&dir), "counter", "increment(2)"]);
     }
+    ok(&["plan", "run", s(&dir), "stamp"]);
     ok(&["rotate-key", s(&dir)]);
     ok(&["send", s(&dir), "hello", r#"greet("cy")"#]);
     ok(&["send", s(&dir), "counter", "increment(5)"]);
@@ -87,7 +92,8 @@ fn bless() {
     std::fs::copy(&bundle, fixture(current)).unwrap();
     let replay: serde_json::Value = serde_json::from_str(&ok(&["replay", s(&dir), "--json"])).unwrap();
     let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&dir), "--json"])).unwrap();
-    let expected = serde_json::json!({ "verify": report, "agent_states": replay["agent_states"], "history": history });
+    let runs: serde_json::Value = serde_json::from_str(&ok(&["plan", "runs", s(&dir), "--json"])).unwrap();
+    let expected = serde_json::json!({ "verify": report, "agent_states": replay["agent_states"], "history": history, "plan_runs": runs });
     std::fs::write(
         expected_file(current),
         serde_json::to_string_pretty(&expected).unwrap() + "\n",
@@ -102,9 +108,6 @@ fn the_format_2_fixture_world_opens_verifies_and_replays() {
 
 #[test]
 fn the_format_3_fixture_world_with_its_governance_history_opens_verifies_and_replays() {
-    if std::env::var_os("AGENTOS_BLESS").is_some() {
-        bless();
-    }
     let expected = check_fixture(3);
     let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&fixture(3)), "--json"])).unwrap();
     assert_contains(&history, &expected["history"]);
@@ -116,6 +119,20 @@ fn the_format_3_fixture_world_with_its_governance_history_opens_verifies_and_rep
         (report["governance"].as_u64(), report["manifest_changes"].as_u64()),
         (Some(4), Some(1))
     );
+}
+
+#[test]
+fn the_format_4_fixture_world_with_a_plan_run_opens_verifies_and_replays() {
+    if std::env::var_os("AGENTOS_BLESS").is_some() {
+        bless();
+    }
+    let expected = check_fixture(4);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&fixture(4)), "--json"])).unwrap();
+    assert_contains(&history, &expected["history"]);
+    let runs: serde_json::Value = serde_json::from_str(&ok(&["plan", "runs", s(&fixture(4)), "--json"])).unwrap();
+    assert_contains(&runs, &expected["plan_runs"]);
+    assert_eq!(runs[0]["status"], "completed", "{runs:#}");
+    assert_eq!(runs[0]["steps"][1]["output"]["contents"], "stamped", "{runs:#}");
 }
 
 /// Every field `expected` has, `actual` has with the same value (later hosts may report more).
@@ -196,7 +213,7 @@ fn a_journal_from_a_later_format_is_refused_naming_both_versions() {
     ] {
         let error = fails(args, 2);
         assert!(
-            error.contains("has format version 99, this host reads versions 1 to 3"),
+            error.contains("has format version 99, this host reads versions 1 to 4"),
             "{error}"
         );
     }

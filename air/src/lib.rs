@@ -26,6 +26,7 @@
 
 mod manifest;
 mod patch;
+pub mod plan;
 pub mod policy;
 pub mod schema;
 mod validate;
@@ -36,7 +37,8 @@ pub use manifest::{
     LlmCap, LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
 pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, diff};
-pub use policy::{Approver, Decision, Judgement, Policy, Rule, Widening, judge};
+pub use plan::{PlanDef, PlanStep, Retry, StepAction, StepInput, Trigger};
+pub use policy::{Approver, Decision, Holder, Judgement, Policy, Rule, Widening, judge};
 pub use schema::{Schema, TypeExpr};
 pub use validate::{Problem, ValidationError};
 

@@ -1,4 +1,5 @@
-//! The AIR model of a world: modules, capabilities and agents, plus parsing and canonical form.
+//! The AIR model of a world: schemas, modules, capabilities, agents, plans, providers and policy,
+//! plus parsing and canonical form.
 //!
 //! Maps are `BTreeMap`s so the canonical encoding does not depend on authoring order. Fields
 //! with defaults are filled in at parse time, so two texts that mean the same world encode to
@@ -23,6 +24,9 @@ pub struct Manifest {
     pub caps: BTreeMap<String, Cap>,
     #[serde(default)]
     pub agents: BTreeMap<String, AgentDef>,
+    /// Automations: finite graphs of effect and agent steps (see [`crate::plan`]).
+    #[serde(default)]
+    pub plans: BTreeMap<String, crate::PlanDef>,
     /// Language-model endpoints that `llm` capabilities may use.
     #[serde(default)]
     pub providers: BTreeMap<String, LlmProvider>,
@@ -535,9 +539,16 @@ impl Manifest {
 
     /// The capabilities an agent holds, by name.
     pub fn grants_of<'a>(&'a self, agent: &'a AgentDef) -> impl Iterator<Item = (&'a str, &'a Cap)> + 'a {
-        agent
-            .grants
-            .iter()
+        self.caps_named(&agent.grants)
+    }
+
+    /// The capabilities of these names (names the manifest does not define are skipped).
+    pub fn caps_named<'a>(
+        &'a self,
+        names: impl IntoIterator<Item = &'a String> + 'a,
+    ) -> impl Iterator<Item = (&'a str, &'a Cap)> + 'a {
+        names
+            .into_iter()
             .filter_map(|name| self.caps.get(name).map(|cap| (name.as_str(), cap)))
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::ValidationError;
 use crate::manifest::{AgentDef, Cap, LlmProvider, Manifest, ModuleDef, WorldMeta};
-use crate::{Policy, Schema};
+use crate::{PlanDef, Policy, Schema};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -29,6 +29,7 @@ pub enum DefKind {
     Provider,
     /// The `[policy]` table (one definition, named `policy`).
     Policy,
+    Plan,
 }
 
 impl DefKind {
@@ -41,6 +42,7 @@ impl DefKind {
             DefKind::Agent => "agent",
             DefKind::Provider => "provider",
             DefKind::Policy => "policy",
+            DefKind::Plan => "plan",
         }
     }
 }
@@ -56,6 +58,7 @@ pub enum Definition {
     Agent(AgentDef),
     Provider(LlmProvider),
     Policy(Policy),
+    Plan(PlanDef),
 }
 
 impl Definition {
@@ -68,6 +71,7 @@ impl Definition {
             Definition::Agent(_) => DefKind::Agent,
             Definition::Provider(_) => DefKind::Provider,
             Definition::Policy(_) => DefKind::Policy,
+            Definition::Plan(_) => DefKind::Plan,
         }
     }
 
@@ -82,6 +86,7 @@ impl Definition {
             Definition::Agent(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Provider(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Policy(d) => postcard::to_allocvec(&(self.kind(), name, d)),
+            Definition::Plan(d) => postcard::to_allocvec(&(self.kind(), name, d)),
         }
         .expect("definitions always encode");
         Sha256::digest(canonical).into()
@@ -97,6 +102,7 @@ impl Definition {
             DefKind::Agent => Definition::Agent(serde_json::from_value(value)?),
             DefKind::Provider => Definition::Provider(serde_json::from_value(value)?),
             DefKind::Policy => Definition::Policy(serde_json::from_value(value)?),
+            DefKind::Plan => Definition::Plan(serde_json::from_value(value)?),
         })
     }
 }
@@ -132,6 +138,11 @@ impl Manifest {
                 self.providers
                     .iter()
                     .map(|(n, d)| (DefKind::Provider, n, Definition::Provider(d.clone()))),
+            )
+            .chain(
+                self.plans
+                    .iter()
+                    .map(|(n, d)| (DefKind::Plan, n, Definition::Plan(d.clone()))),
             );
         for (kind, name, definition) in named {
             all.insert((kind, name.clone()), definition);
@@ -166,6 +177,9 @@ impl Manifest {
                 self.providers.insert(name, d);
             }
             Definition::Policy(d) => self.policy = Some(d),
+            Definition::Plan(d) => {
+                self.plans.insert(name, d);
+            }
         }
     }
 
@@ -189,6 +203,9 @@ impl Manifest {
                 self.providers.remove(name);
             }
             DefKind::Policy => self.policy = None,
+            DefKind::Plan => {
+                self.plans.remove(name);
+            }
         }
     }
 }

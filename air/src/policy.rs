@@ -140,10 +140,26 @@ impl Policy {
     }
 }
 
-/// A capability a change grants to an agent that did not hold it (or held it narrower).
+/// What holds grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Agent(String),
+    Plan(String),
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Agent(name) => write!(f, "agent `{name}`"),
+            Holder::Plan(name) => write!(f, "plan `{name}`"),
+        }
+    }
+}
+
+/// A capability a change grants to an agent or plan that did not hold it (or held it narrower).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Widening {
-    pub agent: String,
+    pub holder: Holder,
     pub cap: String,
     pub effect: EffectKind,
     pub decision: Decision,
@@ -153,8 +169,8 @@ impl std::fmt::Display for Widening {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "agent `{}` gains cap `{}` ({} effect; policy: {})",
-            self.agent,
+            "{} gains cap `{}` ({} effect; policy: {})",
+            self.holder,
             self.cap,
             self.effect.name(),
             match self.decision {
@@ -188,28 +204,37 @@ impl Judgement {
 pub fn judge(current: &Manifest, proposed: &Manifest, components_changed: bool) -> Judgement {
     let policy = current.policy.clone().unwrap_or_default();
     let mut widenings = Vec::new();
-    for (agent, def) in &proposed.agents {
-        let held: BTreeMap<&str, &crate::Cap> = current
-            .agents
-            .get(agent)
-            .map(|old| current.grants_of(old).collect())
-            .unwrap_or_default();
-        for (cap, granted) in proposed.grants_of(def) {
+    let mut widen = |holder: Holder, old: Option<&Vec<String>>, new: &Vec<String>| {
+        let held: BTreeMap<&str, &crate::Cap> = current.caps_named(old.into_iter().flatten()).collect();
+        for (cap, granted) in proposed.caps_named(new) {
             if held.get(cap) != Some(&granted) {
                 widenings.push(Widening {
-                    agent: agent.clone(),
+                    holder: holder.clone(),
                     cap: cap.to_string(),
                     effect: granted.effect(),
                     decision: policy.decide(granted.effect()),
                 });
             }
         }
+    };
+    for (agent, def) in &proposed.agents {
+        let old = current.agents.get(agent).map(|old| &old.grants);
+        widen(Holder::Agent(agent.clone()), old, &def.grants);
+    }
+    for (plan, def) in &proposed.plans {
+        let old = current.plans.get(plan).map(|old| &old.grants);
+        widen(Holder::Plan(plan.clone()), old, &def.grants);
     }
     // Everything but grants and capability definitions, as it was.
     let mut rest = proposed.clone();
     rest.caps = current.caps.clone();
     for (agent, def) in rest.agents.iter_mut() {
         if let Some(old) = current.agents.get(agent) {
+            def.grants = old.grants.clone();
+        }
+    }
+    for (plan, def) in rest.plans.iter_mut() {
+        if let Some(old) = current.plans.get(plan) {
             def.grants = old.grants.clone();
         }
     }

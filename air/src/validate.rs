@@ -285,6 +285,7 @@ impl Manifest {
             ("modules", self.modules.keys().collect::<Vec<_>>()),
             ("caps", self.caps.keys().collect()),
             ("agents", self.agents.keys().collect()),
+            ("plans", self.plans.keys().collect()),
         ] {
             for name in names {
                 if !is_name(name) {
@@ -296,6 +297,9 @@ impl Manifest {
             }
         }
         self.validate_schemas(&mut problem);
+        for (definition, message) in self.plan_problems() {
+            problem(definition, message);
+        }
         for (definition, message) in self.policy.iter().flat_map(crate::Policy::problems) {
             problem(definition, message);
         }
@@ -399,11 +403,16 @@ impl Manifest {
                         );
                     }
                     for target in &emit.targets {
-                        if !self.agents.contains_key(target) {
-                            problem(
+                        match target.strip_prefix("plan:") {
+                            Some(plan) if !self.plans.contains_key(plan) => problem(
                                 format!("caps.{name}.targets"),
-                                format!("`{target}` names no agent in [agents]"),
-                            );
+                                format!("`{target}` names no plan in [plans]"),
+                            ),
+                            None if !self.agents.contains_key(target) => problem(
+                                format!("caps.{name}.targets"),
+                                format!("`{target}` names no agent in [agents] (or plan, as `plan:<name>`)"),
+                            ),
+                            _ => {}
                         }
                     }
                 }

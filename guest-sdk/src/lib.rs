@@ -44,6 +44,7 @@
 pub use wit_bindgen;
 
 mod effects;
+pub mod wave;
 pub use effects::{blob, compile, emit, fs, governance, http, llm, log, timer};
 
 /// The error every effect can return: `denied`, `failed`, `budget-exceeded`, `in-doubt`, `timeout`.

@@ -146,9 +146,18 @@ pub struct LlmRoute<'a> {
 impl AgentGrants {
     /// Parse the grants of `agent` from the manifest; `world_dir` anchors relative fs dirs.
     pub fn from_manifest(manifest: &Manifest, agent: &str, world_dir: &Path) -> Result<AgentGrants, CapError> {
-        let def = &manifest.agents[agent];
+        AgentGrants::of(manifest, agent, &manifest.agents[agent].grants, world_dir)
+    }
+
+    /// Parse the grants of plan `plan`; its calls are made and budgeted as `plan:<name>`.
+    pub fn for_plan(manifest: &Manifest, plan: &str, world_dir: &Path) -> Result<AgentGrants, CapError> {
+        let holder = crate::plans::address(plan);
+        AgentGrants::of(manifest, &holder, &manifest.plans[plan].grants, world_dir)
+    }
+
+    fn of(manifest: &Manifest, holder: &str, names: &[String], world_dir: &Path) -> Result<AgentGrants, CapError> {
         let mut grants = AgentGrants {
-            agent: agent.to_string(),
+            agent: holder.to_string(),
             http: Vec::new(),
             fs: Vec::new(),
             blob: Vec::new(),
@@ -158,7 +167,7 @@ impl AgentGrants {
             compile: Vec::new(),
             governance: Vec::new(),
             budgets: manifest
-                .grants_of(def)
+                .caps_named(names)
                 .filter_map(|(n, c)| Some((n.to_string(), c.budget()?.clone())))
                 .collect(),
             providers: manifest
@@ -171,7 +180,7 @@ impl AgentGrants {
                 })
                 .collect(),
         };
-        for (name, cap) in manifest.grants_of(def) {
+        for (name, cap) in manifest.caps_named(names) {
             match cap {
                 Cap::Http(http) => {
                     let patterns = http

@@ -20,9 +20,11 @@ use crate::journal::entry::{
     TimerScheduled, sha256,
 };
 use crate::journal::{JournalError, SharedJournal};
+use crate::plans::PlanSlot;
+use crate::plans::record::{PlanEntry, PlanEvent};
 use crate::receipts::HostKey;
 use crate::runtime::{AgentComponent, AgentInstance, CallError, Runtime};
-use agentos_air::AgentDef;
+use agentos_air::{AgentDef, Manifest};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -73,6 +75,10 @@ pub struct StepRecord {
     pub deferred: Vec<Deferred>,
     /// Set in replay when an effect call did not match the journal (not journaled).
     pub divergence: Option<String>,
+    /// What a plan's turn recorded about its runs, as (run, event).
+    pub plan_events: Vec<(u64, PlanEvent)>,
+    /// Plan step outputs for the blob table.
+    pub blobs: Vec<Vec<u8>>,
 }
 
 /// What the journal says a committed step did (the replay oracle).
@@ -81,6 +87,7 @@ pub struct Recorded {
     pub outcome: Option<StepOutcome>,
     pub outputs: Vec<(Stream, String)>,
     pub effects: u32,
+    pub plan_events: Vec<(u64, PlanEvent)>,
 }
 
 /// Operating errors of the stepper.
@@ -114,6 +121,8 @@ pub struct Kernel {
     live: LiveContext,
     runtime: Runtime,
     pub agents: BTreeMap<String, AgentSlot>,
+    /// The plans, by name (their ingresses are addressed `plan:<name>`).
+    pub plans: BTreeMap<String, PlanSlot>,
     inbox: VecDeque<(u64, Ingress)>,
     recovered: HashMap<u64, HashMap<(u64, u32), RecoveredCall>>,
     last_at_ms: u64,
@@ -149,7 +158,7 @@ impl Kernel {
         key: Arc<HostKey>,
         runtime: Runtime,
         genesis_ms: u64,
-        agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
+        Loaded { agents, plans }: Loaded,
         dirs: crate::effects::live::WorldDirs,
     ) -> Result<Kernel, KernelError> {
         let mut slots = BTreeMap::new();
@@ -166,11 +175,12 @@ impl Kernel {
             )?;
             slots.insert(name, slot);
         }
+        let plans = plan_slots(plans, &BTreeMap::new(), genesis_ms)?;
         let live = LiveContext {
             journal: journal.clone(),
             signer: Arc::new(crate::receipts::ReceiptSigner::spawn(key.clone())),
             world_id,
-            event_types: Arc::new(event_types(&slots)),
+            event_types: Arc::new(event_types(&slots, &plans)),
             budgets: Arc::default(),
             timers: Arc::default(),
             dirs,
@@ -182,6 +192,7 @@ impl Kernel {
             live,
             runtime,
             agents: slots,
+            plans,
             inbox: VecDeque::new(),
             recovered: HashMap::new(),
             last_at_ms: genesis_ms,
@@ -200,9 +211,10 @@ impl Kernel {
     /// agent starts; returns each agent's state digest after the switch.
     pub fn migrate(
         &mut self,
-        agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
+        Loaded { agents, plans }: Loaded,
         clock: (u64, u64),
     ) -> Result<Vec<(String, Digest)>, KernelError> {
+        let plans = plan_slots(plans, &self.plans, clock.1)?;
         let mut slots = BTreeMap::new();
         for (name, def, component, grants) in agents {
             let previous = self.agents.get(&name).map(|slot| slot.state.as_slice());
@@ -218,8 +230,9 @@ impl Kernel {
             )?;
             slots.insert(name, slot);
         }
-        self.live.event_types = Arc::new(event_types(&slots));
+        self.live.event_types = Arc::new(event_types(&slots, &plans));
         self.agents = slots;
+        self.plans = plans;
         self.last_at_ms = self.last_at_ms.max(clock.1);
         Ok(self
             .agents
@@ -237,12 +250,12 @@ impl Kernel {
 
     /// Count a journaled receipt against its grant's budget (recovery rebuilds the ledger).
     pub fn count_receipt(&self, receipt: &crate::receipts::ReceiptBody, at_ms: u64) {
-        if let Some(slot) = self.agents.get(&receipt.agent) {
+        if let Some(grants) = self.grants_of(&receipt.agent) {
             self.live
                 .budgets
                 .lock()
                 .expect("budget lock")
-                .count(&slot.grants, receipt, at_ms);
+                .count(&grants, receipt, at_ms);
         }
     }
 
@@ -276,11 +289,15 @@ impl Kernel {
     /// `on_step` sees each record as it is journaled.
     pub fn run_until_idle(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
         let mut steps = 0;
-        while let Some((seq, ingress)) = self.inbox.pop_front().or_else(|| self.fire_due_timer()) {
+        while let Some((seq, ingress)) = self
+            .inbox
+            .pop_front()
+            .or_else(|| self.fire_due_timer())
+            .or_else(|| self.fire_due_schedule())
+        {
             let recovered = self.recovered.remove(&seq).unwrap_or_default();
-            let backend = self.agents.get(&ingress.agent).map(|slot| {
-                Box::new(LiveEffects::new(&self.live, slot.grants.clone(), recovered))
-                    as Box<dyn crate::effects::EffectBackend>
+            let backend = self.grants_of(&ingress.agent).map(|grants| {
+                Box::new(LiveEffects::new(&self.live, grants, recovered)) as Box<dyn crate::effects::EffectBackend>
             });
             let record = self.step(seq, &ingress, backend);
             for delivery in self.journal_record(&record, ingress.at_ms) {
@@ -288,7 +305,10 @@ impl Kernel {
             }
             on_step(&record);
             steps += 1;
-            if steps % STEPS_PER_COMMIT == 0 {
+            // A plan step that called an effect is made durable before the run goes on, so a
+            // run interrupted later resumes after it.
+            let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
+            if plan_effects || steps % STEPS_PER_COMMIT == 0 {
                 self.commit_with_snapshot()?;
             }
         }
@@ -322,7 +342,7 @@ impl Kernel {
         let bytes = postcard::to_allocvec(&state).expect("kernel state always encodes");
         let mut journal = self.journal.lock().expect("journal lock poisoned");
         let kernel = journal.put_blob(&bytes);
-        let agents = self
+        let mut agents: Vec<(String, Digest)> = self
             .agents
             .iter_mut()
             .map(|(name, slot)| {
@@ -330,6 +350,11 @@ impl Kernel {
                 (name.clone(), journal.put_blob(&slot.state))
             })
             .collect();
+        agents.extend(
+            self.plans
+                .iter()
+                .map(|(name, plan)| (crate::plans::address(name), journal.put_blob(&plan.state_bytes()))),
+        );
         journal.append(EntryBody::Snapshot(Snapshot {
             after_step: self.last_step,
             agents,
@@ -343,12 +368,19 @@ impl Kernel {
         let journal = self.journal.lock().expect("journal lock poisoned");
         let missing = |what: String| KernelError::Snapshot(format!("{what} is missing from the blob table"));
         for (name, digest) in &snapshot.agents {
+            let state = journal
+                .blob(digest)?
+                .ok_or_else(|| missing(format!("`{name}`'s state sha256:{}", hex::encode(digest))))?;
+            if let Some(plan) = crate::plans::addressed(name) {
+                let slot = self.plans.get_mut(plan).ok_or_else(|| {
+                    KernelError::Snapshot(format!("it names plan `{plan}`, which the world does not have"))
+                })?;
+                slot.restore(&state).map_err(KernelError::Snapshot)?;
+                continue;
+            }
             let slot = self.agents.get_mut(name).ok_or_else(|| {
                 KernelError::Snapshot(format!("it names agent `{name}`, which the world does not have"))
             })?;
-            let state = journal
-                .blob(digest)?
-                .ok_or_else(|| missing(format!("agent `{name}`'s state sha256:{}", hex::encode(digest))))?;
             slot.state_digest = sha256(&state);
             slot.state = state;
             slot.instance = None;
@@ -383,9 +415,39 @@ impl Kernel {
         Some((seq, ingress))
     }
 
-    /// When the next pending timer is due (logical ms), if any.
+    /// Journal the firing of the first plan schedule that is due, as the plan's ingress at the
+    /// latest due time not after now (runs missed while the world was closed are not made up).
+    fn fire_due_schedule(&mut self) -> Option<(u64, Ingress)> {
+        let now = crate::effects::live::now_ms();
+        let (name, mut due) = self
+            .plans
+            .iter()
+            .filter_map(|(name, plan)| Some((name, plan.next_due_ms()?)))
+            .filter(|(_, due)| *due <= now)
+            .min_by_key(|(_, due)| *due)?;
+        let trigger = &self.plans[name].def.trigger;
+        while let Some(next) = trigger.next_due_ms(due).filter(|next| *next <= now && *next > due) {
+            due = next;
+        }
+        let ingress = Ingress {
+            agent: crate::plans::address(name),
+            event: "null".into(),
+            at_ms: due.max(self.last_at_ms),
+            source: crate::plans::SCHEDULE_SOURCE.into(),
+        };
+        let seq = self.lock().append(EntryBody::Ingress(ingress.clone()));
+        Some((seq, ingress))
+    }
+
+    /// When the next pending timer (an agent's, or a plan's reply deadline) is due (logical
+    /// ms), if any.
     pub fn next_timer_due_ms(&self) -> Option<u64> {
         self.live.timers.lock().expect("timer lock").next_due_ms()
+    }
+
+    /// When the next plan schedule fires (world time), if any plan has one.
+    pub fn next_schedule_due_ms(&self) -> Option<u64> {
+        self.plans.values().filter_map(PlanSlot::next_due_ms).min()
     }
 
     /// Recovery: a journaled timer entry or a timer's firing.
@@ -421,6 +483,17 @@ impl Kernel {
     fn journal_record(&self, record: &StepRecord, at_ms: u64) -> Vec<(u64, Ingress)> {
         let mut journal = self.lock();
         let mut deliveries = Vec::new();
+        for blob in &record.blobs {
+            journal.put_blob(blob);
+        }
+        for (run, event) in &record.plan_events {
+            journal.append(EntryBody::Plan(PlanEntry {
+                ingress: record.ingress,
+                plan: crate::plans::addressed(&record.agent).unwrap_or_default().to_string(),
+                run: *run,
+                event: event.clone(),
+            }));
+        }
         if matches!(record.outcome, StepOutcome::Committed { .. }) {
             let mut timers = self.live.timers.lock().expect("timer lock");
             for deferred in &record.deferred {
@@ -448,6 +521,15 @@ impl Kernel {
                             due_ms: *due_ms,
                         };
                         timers.pending.insert(*id, timer);
+                    }
+                    Deferred::Continue { run } => {
+                        let ingress = Ingress {
+                            agent: record.agent.clone(),
+                            event: run.to_string(),
+                            at_ms,
+                            source: crate::plans::CONTINUE_SOURCE.into(),
+                        };
+                        deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
                     }
                     Deferred::TimerCancelled { id } => {
                         journal.append(EntryBody::TimerCancelled(TimerCancelled {
@@ -516,6 +598,25 @@ impl Kernel {
                 "journal records {} effect calls, re-execution made {}",
                 recorded.effects, record.effects
             )),
+            _ if record.plan_events != recorded.plan_events => {
+                let first = record
+                    .plan_events
+                    .iter()
+                    .zip(&recorded.plan_events)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(record.plan_events.len().min(recorded.plan_events.len()));
+                let describe = |events: &[(u64, PlanEvent)]| {
+                    events.get(first).map_or("nothing".to_string(), |(run, e)| {
+                        format!("run #{run}: {}", e.describe())
+                    })
+                };
+                diverged(format!(
+                    "plan event {} differs: journal {}, re-execution {}",
+                    first + 1,
+                    describe(&recorded.plan_events),
+                    describe(&record.plan_events)
+                ))
+            }
             _ if record.outputs != recorded.outputs => {
                 let first = record
                     .outputs
@@ -549,9 +650,21 @@ impl Kernel {
         record
     }
 
-    /// The grants `agent` holds, if the world has it.
-    pub fn grants_of(&self, agent: &str) -> Option<Arc<AgentGrants>> {
-        self.agents.get(agent).map(|slot| slot.grants.clone())
+    /// The state digest of an agent (or a plan, by its `plan:<name>` address), if the world has
+    /// it.
+    pub fn state_digest_of(&self, holder: &str) -> Option<Digest> {
+        match crate::plans::addressed(holder) {
+            Some(plan) => self.plans.get(plan).map(|slot| slot.state_digest),
+            None => self.agents.get(holder).map(|slot| slot.state_digest),
+        }
+    }
+
+    /// The grants an agent (or a plan, by its `plan:<name>` address) holds, if the world has it.
+    pub fn grants_of(&self, holder: &str) -> Option<Arc<AgentGrants>> {
+        match crate::plans::addressed(holder) {
+            Some(plan) => self.plans.get(plan).map(|slot| slot.grants.clone()),
+            None => self.agents.get(holder).map(|slot| slot.grants.clone()),
+        }
     }
 
     /// One step, in whichever mode `backend` implies.
@@ -573,9 +686,15 @@ impl Kernel {
             effects: 0,
             deferred: Vec::new(),
             divergence: None,
+            plan_events: Vec::new(),
+            blobs: Vec::new(),
         };
         let world_id = self.world_id;
         self.last_step = seq;
+        if let Some(plan) = crate::plans::addressed(&ingress.agent) {
+            self.plan_turn(plan, seq, ingress, backend, &mut record);
+            return record;
+        }
         let Some(slot) = self.agents.get_mut(&ingress.agent) else {
             record.outcome = StepOutcome::Failed {
                 kind: FailureKind::Undeliverable,
@@ -660,6 +779,85 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// A plan's turn, recorded as a step of `plan:<name>`.
+    fn plan_turn(
+        &mut self,
+        plan: &str,
+        seq: u64,
+        ingress: &Ingress,
+        backend: Option<Box<dyn crate::effects::EffectBackend>>,
+        record: &mut StepRecord,
+    ) {
+        let (Some(slot), Some(backend)) = (self.plans.get_mut(plan), backend) else {
+            record.outcome = StepOutcome::Failed {
+                kind: FailureKind::Undeliverable,
+                reason: format!("no plan `{plan}` in the world"),
+            };
+            return;
+        };
+        let turn = slot.turn(seq, ingress, backend, &self.live.event_types.agents);
+        record.effects = turn.effects;
+        record.divergence = turn.divergence;
+        record.outcome = match turn.refused {
+            Some(reason) => StepOutcome::Failed {
+                kind: FailureKind::Undeliverable,
+                reason,
+            },
+            None => StepOutcome::Committed {
+                state_digest: slot.state_digest,
+            },
+        };
+        record.plan_events = turn.events;
+        record.blobs = turn.blobs;
+        record.deferred = turn.deferred;
+    }
+}
+
+/// A configuration ready for the stepper: its agents (definition, checked component, grants)
+/// and its plans.
+pub struct Loaded {
+    pub agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
+    pub plans: LoadedPlans,
+}
+
+/// Plans ready for the stepper: the manifest in force and each plan's name and grants.
+pub type LoadedPlans = (Arc<Manifest>, Vec<(String, AgentGrants)>);
+
+/// The plan slots of a configuration; a plan the world had keeps its state (its runs go on),
+/// unless its definition changed while runs are in progress, which refuses the change.
+fn plan_slots(
+    (manifest, plans): LoadedPlans,
+    previous: &BTreeMap<String, PlanSlot>,
+    since_ms: u64,
+) -> Result<BTreeMap<String, PlanSlot>, KernelError> {
+    for (name, old) in previous {
+        if !old.state.runs.is_empty() && manifest.plans.get(name) != Some(&old.def) {
+            return Err(KernelError::Agent {
+                agent: crate::plans::address(name),
+                reason: format!(
+                    "{} run(s) in progress ({}); the plan can change once they end",
+                    old.state.runs.len(),
+                    old.state
+                        .runs
+                        .keys()
+                        .map(|r| format!("#{r}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(plans
+        .into_iter()
+        .map(|(name, grants)| {
+            let state = previous.get(&name).map(|old| old.state.clone());
+            let slot = PlanSlot::new(&name, manifest.clone(), grants, since_ms, state);
+            (name, slot)
+        })
+        .collect())
+}
+
 /// Instantiate an agent and give it its starting state: `previous` through `lifecycle.restore`,
 /// else `lifecycle.init` with its config. `clock` is the (entry, logical ms) it sees.
 #[allow(clippy::too_many_arguments)]
@@ -706,11 +904,20 @@ fn start_slot(
     })
 }
 
-fn event_types(slots: &BTreeMap<String, AgentSlot>) -> HashMap<String, wasmtime::component::Type> {
-    slots
-        .iter()
-        .map(|(name, slot)| (name.clone(), slot.component.event_type.clone()))
-        .collect()
+fn event_types(
+    slots: &BTreeMap<String, AgentSlot>,
+    plans: &BTreeMap<String, PlanSlot>,
+) -> crate::effects::emit::EventTypes {
+    crate::effects::emit::EventTypes {
+        agents: slots
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.component.event_type.clone()))
+            .collect(),
+        plans: plans
+            .iter()
+            .map(|(name, plan)| (name.clone(), plan.accepts.clone()))
+            .collect(),
+    }
 }
 
 /// One phrase for an outcome, for divergence reports.

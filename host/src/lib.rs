@@ -15,6 +15,7 @@ pub mod governance;
 pub mod inbox;
 pub mod journal;
 pub mod kernel;
+pub mod plans;
 pub mod proofs;
 pub mod receipts;
 pub mod rotation;

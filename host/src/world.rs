@@ -215,7 +215,7 @@ impl World {
         let configuration = configuration_at(&journal, &genesis, start.unwrap_or(0))?;
         let journal: SharedJournal = Arc::new(Mutex::new(journal));
         let runtime = Runtime::new()?;
-        let agents = load_agents(&runtime, &journal, &paths, &configuration)?;
+        let loaded = load_configuration(&runtime, &journal, &paths, &configuration)?;
         let dirs = crate::effects::live::WorldDirs {
             root: paths.root.clone(),
             compile: paths.state().join("compile"),
@@ -226,7 +226,7 @@ impl World {
             key,
             runtime,
             genesis.created_ms,
-            agents,
+            loaded,
             dirs,
         )?;
         // A new world's genesis becomes durable only once its agents loaded and initialised, so
@@ -344,6 +344,14 @@ impl World {
                             outcome: r.outcome,
                         },
                     );
+                }
+                EntryBody::Plan(plan) => {
+                    history
+                        .recorded
+                        .entry(plan.ingress)
+                        .or_default()
+                        .plan_events
+                        .push((plan.run, plan.event));
                 }
                 EntryBody::Output(output) => {
                     history
@@ -496,9 +504,9 @@ impl World {
                 detail,
             }))
         };
-        let agents = load_agents(self.kernel.runtime(), &self.kernel.journal, &self.paths, &configuration)
+        let loaded = load_configuration(self.kernel.runtime(), &self.kernel.journal, &self.paths, &configuration)
             .with_context(|| format!("redoing the manifest change of entry #{seq}"))?;
-        let migrated = match self.kernel.migrate(agents, (applied.proposal, applied.at_ms)) {
+        let migrated = match self.kernel.migrate(loaded, (applied.proposal, applied.at_ms)) {
             Ok(migrated) => migrated,
             Err(error) => return diverged("", format!("the recorded manifest change fails on replay: {error}")),
         };
@@ -526,7 +534,7 @@ impl World {
         for (seq, snapshot) in snapshots.unwrap_or_default() {
             report.snapshots_checked += 1;
             for (agent, digest) in &snapshot.agents {
-                let replayed = self.kernel.agents.get(agent).map(|slot| slot.state_digest);
+                let replayed = self.kernel.state_digest_of(agent);
                 if replayed != Some(*digest) {
                     return Some(ReplayDivergence {
                         ingress: snapshot.after_step,
@@ -543,8 +551,69 @@ impl World {
         None
     }
 
-    /// Validate and journal an event for `agent` (WAVE text or JSON). Returns its seq.
+    /// Journal a manual run of `plan` with `input` (JSON text; `null` when the plan takes none).
+    /// Returns the run's id (its ingress seq); `run` processes it.
+    pub fn start_plan(&mut self, plan: &str, input: &str) -> Result<u64> {
+        let slot = self.plan(plan)?;
+        slot.check_input(input)
+            .map_err(|e| anyhow::anyhow!("plan `{plan}`: {e}"))?;
+        let input: serde_json::Value = serde_json::from_str(input)?;
+        self.journal_ingress(
+            &crate::plans::address(plan),
+            input.to_string(),
+            crate::plans::MANUAL_SOURCE,
+        )
+    }
+
+    /// The plan named `plan`, or an error listing the world's plans.
+    pub fn plan(&self, plan: &str) -> Result<&crate::plans::PlanSlot> {
+        self.kernel.plans.get(plan).with_context(|| {
+            let known: Vec<&str> = self.kernel.plans.keys().map(String::as_str).collect();
+            format!(
+                "no plan `{plan}` in the manifest of record; plans: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+    }
+
+    fn journal_ingress(&mut self, target: &str, event: String, source: &str) -> Result<u64> {
+        let ingress = Ingress {
+            agent: target.to_string(),
+            event,
+            at_ms: self.kernel.next_time_ms(),
+            source: source.to_string(),
+        };
+        let seq = self
+            .kernel
+            .journal
+            .lock()
+            .expect("journal lock")
+            .append(EntryBody::Ingress(ingress.clone()));
+        self.kernel.enqueue(seq, ingress, HashMap::new());
+        Ok(seq)
+    }
+
+    /// Validate and journal an event for `agent` (WAVE text or JSON), or for a plan addressed
+    /// `plan:<name>` (WAVE: an event of the schema that triggers it). Returns its seq.
     pub fn ingest(&mut self, agent: &str, event: EventInput<'_>, source: &str) -> Result<u64> {
+        if let Some(plan) = crate::plans::addressed(agent) {
+            let slot = self.plan(plan)?;
+            let agentos_air::Trigger::Event(schema) = &slot.def.trigger else {
+                bail!("plan `{plan}` is not triggered by events; start a run with `agentos-host plan run`");
+            };
+            let EventInput::Wave(text) = event else {
+                bail!("plan `{plan}` takes its `{schema}` event in WAVE syntax, not JSON");
+            };
+            let typed = crate::plans::values::Typed::of_schema(&self.configuration.manifest, schema);
+            let (_, canonical) = typed.parse(text).map_err(|e| {
+                anyhow::anyhow!("event does not match schema `{schema}` that triggers plan `{plan}`: {e}")
+            })?;
+            return self.journal_ingress(agent, canonical, source);
+        }
         let Some(slot) = self.kernel.agents.get(agent) else {
             let known: Vec<&str> = self.kernel.agents.keys().map(String::as_str).collect();
             bail!(
@@ -564,20 +633,7 @@ impl World {
                 crate::values::describe(ty)
             )
         })?;
-        let ingress = Ingress {
-            agent: agent.to_string(),
-            event: crate::values::to_wave(&value),
-            at_ms: self.kernel.next_time_ms(),
-            source: source.to_string(),
-        };
-        let seq = self
-            .kernel
-            .journal
-            .lock()
-            .expect("journal lock")
-            .append(EntryBody::Ingress(ingress.clone()));
-        self.kernel.enqueue(seq, ingress, HashMap::new());
-        Ok(seq)
+        self.journal_ingress(agent, crate::values::to_wave(&value), source)
     }
 
     /// Journal the events waiting in the inbox directory (see [`crate::inbox`]). Returns the
@@ -668,11 +724,12 @@ impl World {
             proposal: Some(proposal.0),
             at_ms,
         };
-        let agents = match load_agents(self.kernel.runtime(), &self.kernel.journal, &self.paths, &configuration) {
-            Ok(agents) => agents,
+        let loaded = match load_configuration(self.kernel.runtime(), &self.kernel.journal, &self.paths, &configuration)
+        {
+            Ok(loaded) => loaded,
             Err(error) => return Ok(Err(format!("{error:#}"))),
         };
-        let migrated = match self.kernel.migrate(agents, (proposal.0, at_ms)) {
+        let migrated = match self.kernel.migrate(loaded, (proposal.0, at_ms)) {
             Ok(migrated) => migrated,
             Err(error) => return Ok(Err(error.to_string())),
         };
@@ -754,8 +811,27 @@ pub fn configuration_at(journal: &Journal, genesis: &Genesis, seq: u64) -> Resul
 pub type LoadedAgent = (String, AgentDef, AgentComponent, AgentGrants);
 
 /// Load every agent of `configuration` from the components in the journal's blob table,
-/// checking each against its event schema.
-pub fn load_agents(
+/// checking each against its event schema, and its plans with their grants.
+pub fn load_configuration(
+    runtime: &Runtime,
+    journal: &SharedJournal,
+    paths: &WorldPaths,
+    configuration: &Configuration,
+) -> Result<crate::kernel::Loaded> {
+    let manifest = Arc::new(configuration.manifest.clone());
+    let plans = manifest
+        .plans
+        .keys()
+        .map(|name| Ok((name.clone(), AgentGrants::for_plan(&manifest, name, &paths.root)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let agents = load_agents(runtime, journal, paths, configuration)?;
+    Ok(crate::kernel::Loaded {
+        agents,
+        plans: (manifest, plans),
+    })
+}
+
+fn load_agents(
     runtime: &Runtime,
     journal: &SharedJournal,
     paths: &WorldPaths,

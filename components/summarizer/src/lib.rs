@@ -8,7 +8,7 @@
 
 use agentos_sdk::llm::{CompletionRequest, Message, Role};
 use agentos_sdk::timer::{self, When};
-use agentos_sdk::{Agent, blob, emit, fs, llm, log};
+use agentos_sdk::{Agent, blob, emit, fs, llm, log, wave};
 use bindings::Event;
 
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -27,23 +27,6 @@ struct Config {
     model: String,
     notify: Option<String>,
     remind_after_ms: Option<u64>,
-}
-
-/// Quote `text` as a WAVE string literal.
-fn wave_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 impl Summarizer {
@@ -110,7 +93,7 @@ impl Agent for Summarizer {
                     Ok(digest) => {
                         log::info(format!("summary of {path} stored as {digest}"));
                         if let Some(delay) = self.remind_after_ms {
-                            let reminder = format!("remind({})", wave_string(&digest));
+                            let reminder = format!("remind({})", wave::string(&digest));
                             if let Err(error) = timer::schedule(When::AfterMs(delay), &reminder) {
                                 log::warn(format!("reminder not set: {error:?}"));
                             }
@@ -120,7 +103,7 @@ impl Agent for Summarizer {
                     Err(error) => log::warn(format!("blob put failed: {error:?}")),
                 }
                 if let Some(target) = &self.notify
-                    && let Err(error) = emit::send(target, &format!("notify({})", wave_string(&summary)))
+                    && let Err(error) = emit::send(target, &format!("notify({})", wave::string(&summary)))
                 {
                     log::warn(format!("notify {target} failed: {error:?}"));
                 }

@@ -1,7 +1,8 @@
-//! `agentos-host demo`: three small worlds run end to end — init, events, effects with receipts,
-//! timers, a governed self-upgrade, replay, verify — with no network: the pipeline's language
-//! model is a local stand-in on 127.0.0.1 that speaks the OpenAI chat-completions protocol and
-//! answers with the first sentence of the text it is given.
+//! `agentos-host demo`: four small worlds run end to end — init, events, effects with receipts,
+//! timers, a governed self-upgrade, a scheduled plan, replay, verify — with no network: the
+//! language model is a local stand-in on 127.0.0.1 that speaks the OpenAI chat-completions
+//! protocol and answers with the first sentence of the text it is given, and the plan's news page
+//! is served from 127.0.0.1 too.
 
 use super::init;
 use super::print_entries_from;
@@ -18,9 +19,10 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     basics(&dir.join("basics"))?;
     pipeline(&dir.join("pipeline"))?;
     self_upgrade(&dir.join("self-upgrade"))?;
+    plans(&dir.join("plans"))?;
     println!(
         "\nexplore them: agentos-host log {0}/pipeline | agentos-host receipts {0}/basics --json | \
-         agentos-host history {0}/self-upgrade",
+         agentos-host history {0}/self-upgrade | agentos-host plan runs {0}/plans",
         dir.display()
     );
     Ok(())
@@ -223,6 +225,146 @@ approvers = {{ ada = "{}" }}
     replay_and_verify(dir)
 }
 
+const NEWS: &str = "Plans ship in AgentOS today! They wire effects and agents together as data. \
+    Every run is journaled step by step.";
+
+/// The morning-digest plan, scheduled every 400 ms for the demo (a cron expression such as
+/// `0 30 7 * * *` reads the same way).
+fn plans(dir: &Path) -> Result<()> {
+    println!(
+        "\n== plans: a scheduled plan fetches a page, has a model summarize it, the editor agent review it, \
+         stores the headline and tells the notifier agent, in {}",
+        dir.display()
+    );
+    let (news, _news_server) = local_server(|_| ("text/plain", NEWS.to_string()))?;
+    let (model, _provider) = local_provider()?;
+    std::fs::create_dir_all(dir.join("modules"))?;
+    for component in ["editor", "notifier"] {
+        std::fs::copy(
+            crate::components::ensure_built(component)?,
+            dir.join(format!("modules/{component}.wasm")),
+        )?;
+    }
+    let manifest = format!(
+        r#"# The plans demo: `morning-digest` drives the editor and the notifier agents.
+[world]
+name = "plans"
+
+[schemas.review-event]
+variant = ["review(string)"]
+[schemas.verdict]
+record = ["headline: string", "words: u32"]
+[schemas.note-event]
+variant = ["notify(string)", "recall(string)", "relay(tuple<string, string>)", "relay-then-fail(tuple<string, string>)"]
+
+[modules.editor]
+component = "modules/editor.wasm"
+[modules.notifier]
+component = "modules/notifier.wasm"
+
+[providers.local]
+api = "openai-chat"
+base_url = "{model}"
+
+[caps.news]
+effect = "http"
+urls = ["{news}/news"]
+[caps.model]
+effect = "llm"
+providers = ["local"]
+models = ["demo-summarizer"]
+[caps.store]
+effect = "blob"
+[caps.to-agents]
+effect = "emit"
+targets = ["editor", "notifier"]
+[caps.reply]
+effect = "emit"
+targets = ["plan:morning-digest"]
+
+[agents.editor]
+module = "editor"
+event = "review-event"
+grants = ["reply"]
+config = {{ reply_to = "plan:morning-digest" }}
+
+[agents.notifier]
+module = "notifier"
+event = "note-event"
+grants = ["store", "reply"]
+
+[plans.morning-digest]
+trigger = {{ every_ms = 400 }}
+grants = ["news", "model", "store", "to-agents"]
+
+[plans.morning-digest.steps.fetch]
+do = "http"
+with = {{ url = "{news}/news" }}
+retry = {{ attempts = 3, backoff_ms = 100 }}
+
+[plans.morning-digest.steps.summarize]
+do = "llm"
+with = {{ model = "demo-summarizer", system = "Summarize in one sentence.", prompt = {{ from = "fetch.body" }} }}
+
+[plans.morning-digest.steps.review]
+do = "send"
+agent = "editor"
+case = "review"
+with = {{ value = {{ from = "summarize.text" }} }}
+reply = "verdict"
+timeout_ms = 5000
+
+[plans.morning-digest.steps.keep]
+do = "blob-put"
+with = {{ contents = {{ from = "review.headline" }} }}
+
+[plans.morning-digest.steps.tell]
+do = "send"
+agent = "notifier"
+case = "notify"
+with = {{ value = {{ from = "keep.digest" }} }}
+"#
+    );
+    std::fs::write(dir.join("world.toml"), manifest)?;
+    {
+        let mut world = World::open(dir, OpenMode::Run)?;
+        // Let the schedule fire twice, processing each run as it goes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let runs = loop {
+            world.run(|_| {})?;
+            let runs = {
+                let journal = world.kernel.journal.lock().expect("journal lock");
+                crate::plans::history::runs(&journal)?
+            };
+            if runs.iter().filter(|r| r.status == "completed").count() >= 2 {
+                break runs;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "the scheduled plan did not complete two runs in 20 s; `agentos-host plan runs {}` shows why",
+                    dir.display()
+                );
+            }
+            let next = world
+                .kernel
+                .next_schedule_due_ms()
+                .into_iter()
+                .chain(world.kernel.next_timer_due_ms())
+                .min();
+            let wait = next.map_or(50, |due| due.saturating_sub(crate::effects::live::now_ms()).min(500));
+            std::thread::sleep(std::time::Duration::from_millis(wait));
+        };
+        for run in runs.iter().take(2) {
+            println!("plan {} run #{} ({}): {}", run.plan, run.run, run.trigger, run.status);
+            for step in &run.steps {
+                let output = step.output.as_ref().map(|o| format!(" {o}")).unwrap_or_default();
+                println!("  {} {}{output}", step.step, step.status);
+            }
+        }
+    }
+    replay_and_verify(dir)
+}
+
 fn replay_and_verify(dir: &Path) -> Result<()> {
     let replayed = World::open(dir, OpenMode::Replay(ReplayFrom::Genesis))?;
     if let Some(divergence) = &replayed.recovery.divergence {
@@ -241,12 +383,18 @@ fn replay_and_verify(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A stand-in for an OpenAI-compatible provider on 127.0.0.1: it answers each chat completion
-/// with the first sentence of the last message. It serves at most 16 requests within 30 s, on
-/// a thread that ends with them or with the process.
+/// A stand-in for an OpenAI-compatible provider on 127.0.0.1 (see [`local_server`]).
 fn local_provider() -> Result<(String, std::thread::JoinHandle<()>)> {
+    let (base, handle) = local_server(complete)?;
+    Ok((format!("{base}/v1"), handle))
+}
+
+/// A server on 127.0.0.1 answering each request with `respond(request body)` (content type,
+/// body). It serves at most 16 requests within 30 s, on a thread that ends with them or with the
+/// process.
+fn local_server(respond: fn(&[u8]) -> (&'static str, String)) -> Result<(String, std::thread::JoinHandle<()>)> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let base_url = format!("http://{}/v1", listener.local_addr()?);
+    let base = format!("http://{}", listener.local_addr()?);
     listener.set_nonblocking(true)?;
     let handle = std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -255,16 +403,16 @@ fn local_provider() -> Result<(String, std::thread::JoinHandle<()>)> {
             match listener.accept() {
                 Ok((stream, _)) => {
                     served += 1;
-                    let _ = answer(stream);
+                    let _ = answer(stream, respond);
                 }
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
             }
         }
     });
-    Ok((base_url, handle))
+    Ok((base, handle))
 }
 
-fn answer(mut stream: std::net::TcpStream) -> std::io::Result<()> {
+fn answer(mut stream: std::net::TcpStream, respond: fn(&[u8]) -> (&'static str, String)) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut length = 0usize;
@@ -277,7 +425,18 @@ fn answer(mut stream: std::net::TcpStream) -> std::io::Result<()> {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let (content_type, reply) = respond(&body);
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+        reply.len()
+    )?;
+    stream.flush()
+}
+
+/// A chat completion: the first sentence of the last message.
+fn complete(body: &[u8]) -> (&'static str, String) {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let text = request["messages"]
         .as_array()
         .and_then(|m| m.last())
@@ -287,12 +446,6 @@ fn answer(mut stream: std::net::TcpStream) -> std::io::Result<()> {
     let reply = serde_json::json!({
         "choices": [{ "message": { "role": "assistant", "content": summary }, "finish_reason": "stop" }],
         "usage": { "prompt_tokens": text.split_whitespace().count(), "completion_tokens": summary.split_whitespace().count() },
-    })
-    .to_string();
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-        reply.len()
-    )?;
-    stream.flush()
+    });
+    ("application/json", reply.to_string())
 }

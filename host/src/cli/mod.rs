@@ -8,6 +8,7 @@ mod demo;
 mod govern;
 mod init;
 mod keys;
+mod plan;
 mod proofs;
 mod replay;
 mod show;
@@ -177,6 +178,11 @@ enum Command {
     },
     #[command(flatten)]
     Govern(govern::GovernCommand),
+    /// The world's plans (automations in AIR) and their runs: list, show, run, runs.
+    Plan {
+        #[command(subcommand)]
+        command: plan::PlanCommand,
+    },
     /// Keys for people who approve governed changes: new, list, show.
     Keys {
         #[command(subcommand)]
@@ -195,6 +201,9 @@ enum Command {
     /// `self-upgrade`: an agent asked to greet differently rewrites its own source, builds it with
     /// the `compile` effect and proposes the new component; the shadow run shows the change on
     /// recorded history, a person approves, it applies with the agent's state, then is reverted.
+    /// `plans`: a plan scheduled every 400 ms fetches a page (served on 127.0.0.1), has the model
+    /// summarize it, the editor agent review it (awaiting its reply), stores the headline and
+    /// tells the notifier agent; it runs twice.
     Demo { dir: Option<PathBuf> },
     /// Measure stepper throughput against raw wasmtime calls and raw redb commits.
     Bench {
@@ -310,7 +319,15 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     println!("{line}");
                 }
                 std::io::Write::flush(&mut std::io::stdout())?;
-                let next_due = world.kernel.next_timer_due_ms();
+                let next_due = match follow {
+                    true => world
+                        .kernel
+                        .next_timer_due_ms()
+                        .into_iter()
+                        .chain(world.kernel.next_schedule_due_ms())
+                        .min(),
+                    false => world.kernel.next_timer_due_ms(),
+                };
                 let wait_ms = match next_due {
                     Some(due) => due.saturating_sub(crate::effects::live::now_ms()),
                     None if follow => INBOX_POLL_MS,
@@ -414,6 +431,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => proofs::prove(&dir, receipt.as_deref(), consistency.as_deref(), output.as_deref())?,
         Command::VerifyProof { file, public_key, json } => return proofs::verify_proof(&file, &public_key, json),
         Command::Air { command } => return air::run(command),
+        Command::Plan { command } => plan::run(command)?,
         Command::Keys { command } => keys::run(command)?,
         Command::Govern(command) => govern::run(command)?,
         Command::Demo { dir } => demo::run(dir)?,

@@ -127,6 +127,11 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
                 s.effects
             ),
         ),
+        EntryBody::Plan(p) => (
+            Some(crate::plans::address(&p.plan)),
+            Some(p.ingress),
+            format!("plan {} run #{}: {}", p.plan, p.run, p.event.describe()),
+        ),
         EntryBody::TimerScheduled(t) => (
             Some(t.agent.clone()),
             Some(t.ingress),

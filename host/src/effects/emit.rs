@@ -29,9 +29,40 @@ impl Host for EffectGate {
     }
 }
 
-/// Validate `event` against `target`'s event type.
-pub fn execute(event_types: &HashMap<String, Type>, target: &str, event: &str) -> EffectOutcome {
-    let Some(ty) = event_types.get(target) else {
+/// What each emit target accepts.
+#[derive(Debug, Clone, Default)]
+pub struct EventTypes {
+    /// Each agent's event type (its component's).
+    pub agents: HashMap<String, Type>,
+    /// Each plan's replies and trigger event, by plan name.
+    pub plans: HashMap<String, Vec<crate::plans::values::Typed>>,
+}
+
+/// Validate `event` against `target`'s event type (an agent's, or one a plan accepts).
+pub fn execute(event_types: &EventTypes, target: &str, event: &str) -> EffectOutcome {
+    if let Some(plan) = crate::plans::addressed(target) {
+        let Some(accepted) = event_types.plans.get(plan) else {
+            return Err(EffectFailure::Failed(format!("no plan `{plan}` in the world")));
+        };
+        return match accepted.iter().find_map(|typed| typed.parse(event).ok()) {
+            Some((_, canonical)) => Ok(EffectResponse::Emitted {
+                target: target.to_string(),
+                event: canonical,
+            }),
+            None => {
+                let schemas: Vec<&str> = accepted.iter().map(|t| t.schema.as_str()).collect();
+                Err(EffectFailure::Failed(format!(
+                    "event `{event}` is none of the events plan `{plan}` accepts (schemas: {})",
+                    if schemas.is_empty() {
+                        "none".to_string()
+                    } else {
+                        schemas.join(", ")
+                    }
+                )))
+            }
+        };
+    }
+    let Some(ty) = event_types.agents.get(target) else {
         return Err(EffectFailure::Failed(format!("no agent `{target}` in the world")));
     };
     match crate::values::parse_wave(ty, event) {

@@ -20,7 +20,6 @@ use crate::receipts::{ReceiptBody, ReceiptSigner, Usage};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use wasmtime::component::Type;
 
 /// What the journal already holds for a call of a step that never committed.
 #[derive(Debug, Clone)]
@@ -39,7 +38,7 @@ pub struct LiveEffects {
     signer: Arc<ReceiptSigner>,
     world_id: [u8; 16],
     grants: Arc<AgentGrants>,
-    event_types: Arc<HashMap<String, Type>>,
+    event_types: Arc<super::emit::EventTypes>,
     budgets: Arc<Mutex<BudgetLedger>>,
     timers: Arc<Mutex<TimerTable>>,
     dirs: WorldDirs,
@@ -55,8 +54,8 @@ pub struct LiveContext {
     pub journal: SharedJournal,
     pub signer: Arc<ReceiptSigner>,
     pub world_id: [u8; 16],
-    /// Every agent's event type, for checking emitted events.
-    pub event_types: Arc<HashMap<String, Type>>,
+    /// What every agent and plan accepts, for checking emitted events.
+    pub event_types: Arc<super::emit::EventTypes>,
     /// Use of budgeted grants, from every receipt so far.
     pub budgets: Arc<Mutex<BudgetLedger>>,
     /// The world's pending timers.
@@ -186,7 +185,7 @@ impl LiveEffects {
                     + self.scheduled.borrow().len() as u32;
                 let id = timer::timer_id(call.ingress, call.index);
                 let run = move || {
-                    let outcome = timer::schedule(self.event_types.get(call.agent), id, due_ms, event);
+                    let outcome = timer::schedule(self.event_types.agents.get(call.agent), id, due_ms, event);
                     if outcome.is_ok() {
                         self.scheduled.borrow_mut().push(id);
                     }
@@ -374,6 +373,10 @@ pub fn now_ms() -> u64 {
 }
 
 impl EffectBackend for LiveEffects {
+    fn live(&self) -> bool {
+        true
+    }
+
     fn perform(&mut self, call: &EffectCall<'_>) -> wasmtime::Result<EffectOutcome> {
         match self.recovered.remove(&(call.ingress, call.index)) {
             Some(RecoveredCall::Receipt {

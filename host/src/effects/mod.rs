@@ -269,9 +269,22 @@ pub enum EffectResponse {
 /// What a step asked for that takes effect only if the step commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deferred {
-    Emit { target: String, event: String },
-    TimerScheduled { id: u64, due_ms: u64, event: String },
-    TimerCancelled { id: u64 },
+    Emit {
+        target: String,
+        event: String,
+    },
+    TimerScheduled {
+        id: u64,
+        due_ms: u64,
+        event: String,
+    },
+    TimerCancelled {
+        id: u64,
+    },
+    /// A plan run goes on with its next step at the plan's next turn.
+    Continue {
+        run: u64,
+    },
 }
 
 impl Deferred {
@@ -349,6 +362,11 @@ pub struct EffectCall<'a> {
 pub trait EffectBackend: Send {
     /// Produce the outcome of one call. `Err` traps the guest (a divergence, a journal fault).
     fn perform(&mut self, call: &EffectCall<'_>) -> wasmtime::Result<EffectOutcome>;
+
+    /// Whether outcomes come from running adapters now (so waiting between retries is real).
+    fn live(&self) -> bool {
+        false
+    }
 }
 
 /// The choke point, one per instance, living in the store.

@@ -15,7 +15,7 @@ use crate::effects::replay::{RecordedCall, RecordedCalls};
 use crate::effects::shadow::{ShadowCall, ShadowEffects, ShadowServed};
 use crate::journal::entry::{Digest, EntryBody, Ingress, StepCommitted, StepFailed, sha256};
 use crate::kernel::{StepOutcome, StepRecord, describe_outcome};
-use crate::world::{OpenMode, World, WorldPaths, load_agents, open_existing_journal};
+use crate::world::{OpenMode, World, WorldPaths, load_configuration, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -327,9 +327,9 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
 /// Switch the fork to the proposed configuration as `apply` would; false (with the reason in
 /// the report) when it does not start.
 fn migrate(world: &mut World, proposed: &Configuration, clock: (u64, u64), report: &mut ShadowReport) -> bool {
-    let migrated = load_agents(world.kernel.runtime(), &world.kernel.journal, &world.paths, proposed)
+    let migrated = load_configuration(world.kernel.runtime(), &world.kernel.journal, &world.paths, proposed)
         .map_err(|e| format!("{e:#}"))
-        .and_then(|agents| world.kernel.migrate(agents, clock).map_err(|e| e.to_string()));
+        .and_then(|loaded| world.kernel.migrate(loaded, clock).map_err(|e| e.to_string()));
     match migrated {
         Ok(states) => {
             report.migrated_states = states.into_iter().map(|(a, d)| (a, hex::encode(d))).collect();

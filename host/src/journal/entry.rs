@@ -15,8 +15,8 @@ pub type Digest = [u8; 32];
 /// Version of the on-disk format this host writes. Version history (`docs/journal.md`):
 /// 1 — first release; 2 — adds checkpoint entries and the transparency state in `meta`;
 /// 3 — adds the governance entries (proposal, verdict, shadow report, manifest applied, apply
-/// refused) and `manifest_changes` in `meta`.
-pub const FORMAT_VERSION: u32 = 3;
+/// refused) and `manifest_changes` in `meta`; 4 — adds plan entries.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest format this host still opens (and upgrades in place on first open).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -82,6 +82,8 @@ pub enum EntryBody {
     ManifestApplied(crate::governance::record::ManifestApplied),
     /// An approved proposal could not be applied; nothing changed.
     ApplyRefused(crate::governance::record::ApplyRefused),
+    /// Something happened to a plan run (started, a step finished or waits, ended).
+    Plan(crate::plans::record::PlanEntry),
 }
 
 impl EntryBody {
@@ -104,6 +106,7 @@ impl EntryBody {
             EntryBody::ShadowReport(_) => "shadow-report",
             EntryBody::ManifestApplied(_) => "manifest-applied",
             EntryBody::ApplyRefused(_) => "apply-refused",
+            EntryBody::Plan(_) => "plan",
         }
     }
 }

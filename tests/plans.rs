@@ -1,0 +1,369 @@
+//! Plans end to end through the binary: a run that fetches a page from a real server on
+//! 127.0.0.1, has the `editor` agent review it (awaiting its reply), stores the headline and
+//! tells the `notifier` agent; retries, a denied effect, an agent that never replies, schedules,
+//! and a `kill -9` in the middle of a run. Every test ends with replay + verify.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A loopback server: `/news` answers a short article, `/flaky` fails twice with 503 before
+/// answering, `/slow` hangs the first time (60 s), anything else answers `ok`. Counts requests
+/// per path.
+fn server() -> (String, Arc<Mutex<HashMap<String, u32>>>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
+    let hits = Arc::new(Mutex::new(HashMap::new()));
+    let seen = hits.clone();
+    std::thread::spawn(move || {
+        // Bounded: it stops after 60 s without a request.
+        while let Ok(Some(request)) = server.recv_timeout(std::time::Duration::from_secs(60)) {
+            let path = request.url().to_string();
+            let count = {
+                let mut seen = seen.lock().unwrap();
+                let count = seen.entry(path.clone()).or_insert(0);
+                *count += 1;
+                *count
+            };
+            let (status, body) = match path.as_str() {
+                "/news" => (200, "Rust 2027 ships today. It is fast. Everyone is happy."),
+                "/flaky" if count <= 2 => (503, "busy"),
+                "/slow" if count == 1 => {
+                    // Hang without blocking the other requests.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_secs(60));
+                        let _ = request.respond(tiny_http::Response::from_string("late"));
+                    });
+                    continue;
+                }
+                _ => (200, "ok"),
+            };
+            let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(status));
+        }
+    });
+    (base, hits)
+}
+
+const WORLD: &str = r#"
+[world]
+name = "plans"
+
+[schemas.review-event]
+variant = ["review(string)"]
+[schemas.verdict]
+record = ["headline: string", "words: u32"]
+[schemas.note-event]
+variant = ["notify(string)", "recall(string)", "relay(tuple<string, string>)", "relay-then-fail(tuple<string, string>)"]
+
+[modules.editor]
+component = "modules/editor.wasm"
+[modules.notifier]
+component = "modules/notifier.wasm"
+
+[caps.web]
+effect = "http"
+urls = ["BASE/news", "BASE/flaky", "BASE/a", "BASE/slow", "BASE/c"]
+[caps.store]
+effect = "blob"
+[caps.to-agents]
+effect = "emit"
+targets = ["editor", "notifier"]
+[caps.reply]
+effect = "emit"
+targets = ["plan:digest"]
+
+[agents.editor]
+module = "editor"
+event = "review-event"
+grants = ["reply"]
+config = { reply_to = "plan:digest" }
+
+[agents.notifier]
+module = "notifier"
+event = "note-event"
+grants = ["store", "reply"]
+
+[plans.digest]
+trigger = "manual"
+grants = ["web", "store", "to-agents"]
+
+[plans.digest.steps.fetch]
+do = "http"
+with = { url = "BASE/news" }
+retry = { attempts = 3, backoff_ms = 20 }
+
+[plans.digest.steps.review]
+do = "send"
+agent = "editor"
+case = "review"
+with = { value = { from = "fetch.body" } }
+reply = "verdict"
+timeout_ms = 5000
+
+[plans.digest.steps.keep]
+do = "blob-put"
+with = { contents = { from = "review.headline" } }
+
+[plans.digest.steps.tell]
+do = "send"
+agent = "notifier"
+case = "notify"
+with = { value = { from = "keep.digest" } }
+"#;
+
+/// A world of the editor and notifier components with `WORLD` plus `extra`, talking to `base`.
+fn world(base: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("world");
+    std::fs::create_dir_all(dir.join("modules")).unwrap();
+    for component in ["editor", "notifier"] {
+        let built = agentos_host::components::ensure_built(component).expect("component builds");
+        std::fs::copy(built, dir.join("modules").join(format!("{component}.wasm"))).unwrap();
+    }
+    std::fs::write(
+        dir.join("world.toml"),
+        (WORLD.to_string() + extra).replace("BASE", base),
+    )
+    .unwrap();
+    (scratch, dir)
+}
+
+fn run_json(dir: &Path, plan: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&["plan", "run", s(dir), plan, "--json"])).unwrap()
+}
+
+fn http_receipts(dir: &Path) -> Vec<String> {
+    serde_json::from_str::<Vec<serde_json::Value>>(&ok(&["receipts", s(dir), "--json"]))
+        .unwrap()
+        .iter()
+        .filter(|r| r["effect"] == "http")
+        .map(|r| format!("{} {}", r["request"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_plan_fetches_has_an_agent_review_stores_and_notifies_and_replays() {
+    let (base, hits) = server();
+    let (_scratch, dir) = world(&base, "");
+    ok(&["run", s(&dir)]);
+
+    let run = run_json(&dir, "digest");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["trigger"], "manual");
+    let steps: Vec<(&str, &str)> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("fetch", "done"),
+            ("review", "done"),
+            ("keep", "done"),
+            ("tell", "done")
+        ]
+    );
+    assert_eq!(run["steps"][0]["output"]["status"], 200);
+    assert_eq!(
+        run["steps"][1]["output"],
+        serde_json::json!({"headline": "Rust 2027 ships today", "words": 10})
+    );
+    let digest = run["steps"][2]["output"]["digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{run:#}");
+    assert_eq!(hits.lock().unwrap()["/news"], 1);
+
+    // The notifier got the digest the plan stored; the editor's reply went to the plan.
+    let log = ok(&["log", s(&dir)]);
+    assert!(
+        log.contains(&format!("→ notifier notify(\"{digest}\")  (emit:plan:digest")),
+        "{log}"
+    );
+    assert!(
+        log.contains("→ plan:digest {headline: \"Rust 2027 ships today\", words: 10}  (emit:editor"),
+        "{log}"
+    );
+    assert!(log.contains("plan digest run #"), "{log}");
+    assert!(log.contains("run completed"), "{log}");
+    let receipts = http_receipts(&dir);
+    assert_eq!(receipts, [format!("http GET {base}/news ok")]);
+
+    // History, listing and the definition.
+    let runs: serde_json::Value = serde_json::from_str(&ok(&["plan", "runs", s(&dir), "--json"])).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let list = ok(&["plan", "list", s(&dir)]);
+    assert!(
+        list.contains("digest  (manual; steps: fetch → review → keep → tell; grants: web, store, to-agents; 1 run(s), last completed)"),
+        "{list}"
+    );
+    let show = ok(&["plan", "show", s(&dir), "digest"]);
+    assert!(show.contains("2. review: send `review` to editor"), "{show}");
+    assert!(show.contains("value ← fetch.body"), "{show}");
+
+    // Bad input: an unknown plan, an input for a plan that takes none.
+    let error = fails(&["plan", "run", s(&dir), "digests"], 2);
+    assert!(
+        error.contains("no plan `digests` in the manifest of record; plans: digest"),
+        "{error}"
+    );
+    let error = fails(&["plan", "run", s(&dir), "digest", "--input", "{\"x\": 1}"], 2);
+    assert!(error.contains("plan `digest`: the plan takes no input"), "{error}");
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn retries_denials_and_an_agent_that_never_replies_end_as_journaled() {
+    let (base, hits) = server();
+    let extra = r#"
+[plans.flaky]
+trigger = "manual"
+grants = ["web"]
+[plans.flaky.steps.get]
+do = "http"
+with = { url = "BASE/flaky" }
+retry = { attempts = 3, backoff_ms = 10 }
+
+[plans.outside]
+trigger = "manual"
+grants = ["web"]
+[plans.outside.steps.get]
+do = "http"
+with = { url = "BASE/elsewhere" }
+
+[plans.silent]
+trigger = "manual"
+grants = ["to-agents"]
+[plans.silent.steps.ask]
+do = "send"
+agent = "notifier"
+case = "notify"
+with = { value = "anyone there?" }
+reply = "verdict"
+timeout_ms = 300
+"#;
+    let (_scratch, dir) = world(&base, extra);
+
+    let flaky = run_json(&dir, "flaky");
+    assert_eq!(flaky["status"], "completed", "{flaky:#}");
+    assert_eq!(flaky["steps"][0]["attempts"], 3);
+    assert_eq!(hits.lock().unwrap()["/flaky"], 3);
+
+    let outside = run_json(&dir, "outside");
+    assert_eq!(outside["status"], "failed", "{outside:#}");
+    let reason = outside["failure"][1].as_str().unwrap();
+    assert!(reason.starts_with("denied: "), "{reason}");
+    assert!(!hits.lock().unwrap().contains_key("/elsewhere"));
+
+    let silent = run_json(&dir, "silent");
+    assert_eq!(silent["status"], "failed", "{silent:#}");
+    assert_eq!(
+        silent["failure"],
+        serde_json::json!(["ask", "`notifier` did not reply within 300 ms"])
+    );
+
+    // Each attempt (the exchange succeeded; the plan judged the 503) and the denial have their
+    // receipt.
+    let receipts = http_receipts(&dir);
+    assert_eq!(
+        receipts,
+        [
+            format!("http GET {base}/flaky ok"),
+            format!("http GET {base}/flaky ok"),
+            format!("http GET {base}/flaky ok"),
+            format!("http GET {base}/elsewhere denied"),
+        ],
+        "{receipts:#?}"
+    );
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_run_resumes_at_the_step_in_flight_without_repeating_receipted_effects() {
+    let (base, hits) = server();
+    let extra = r#"
+[plans.slow]
+trigger = "manual"
+grants = ["web"]
+[plans.slow.steps.a]
+do = "http"
+with = { url = "BASE/a" }
+[plans.slow.steps.b]
+do = "http"
+with = { url = "BASE/slow" }
+after = ["a"]
+[plans.slow.steps.c]
+do = "http"
+with = { url = "BASE/c" }
+after = ["b"]
+"#;
+    let (_scratch, dir) = world(&base, extra);
+    ok(&["run", s(&dir)]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
+        .args(["plan", "run", s(&dir), "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !hits.lock().unwrap().contains_key("/slow") {
+        assert!(std::time::Instant::now() < deadline, "the run never reached step b");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Step a is durable; b was in flight (no receipt).
+    assert_eq!(http_receipts(&dir), [format!("http GET {base}/a ok")]);
+
+    // Reopening resumes the run at b.
+    ok(&["run", s(&dir)]);
+    let runs: serde_json::Value = serde_json::from_str(&ok(&["plan", "runs", s(&dir), "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "completed", "{runs:#}");
+    let hits = hits.lock().unwrap().clone();
+    assert_eq!((hits["/a"], hits["/slow"], hits["/c"]), (1, 2, 1), "{hits:?}");
+    assert_eq!(
+        http_receipts(&dir),
+        [
+            format!("http GET {base}/a ok"),
+            format!("http GET {base}/slow ok"),
+            format!("http GET {base}/c ok"),
+        ]
+    );
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_scheduled_plan_runs_on_its_own_while_the_world_is_followed() {
+    let (base, _hits) = server();
+    let extra = r#"
+[plans.tick]
+trigger = { every_ms = 200 }
+grants = ["store"]
+[plans.tick.steps.keep]
+do = "blob-put"
+with = { contents = "tick" }
+"#;
+    let (_scratch, dir) = world(&base, extra);
+    ok(&["run", s(&dir)]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
+        .args(["run", s(&dir), "--follow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["plan", "runs", s(&dir), "--plan", "tick", "--json"])).unwrap();
+    let completed = runs.iter().filter(|r| r["status"] == "completed").count();
+    assert!(completed >= 2, "{runs:#?}");
+    assert!(runs.iter().all(|r| r["trigger"] == "schedule"), "{runs:#?}");
+    replay_and_verify(&dir);
+}
