@@ -215,6 +215,44 @@ fn a_plan_fetches_has_an_agent_review_stores_and_notifies_and_replays() {
 }
 
 #[test]
+fn a_world_whose_plan_has_a_cycle_or_a_bad_binding_is_refused_naming_the_plan_step_and_field() {
+    let (base, _hits) = server();
+    let broken = WORLD
+        .replace(
+            "with = { url = \"BASE/news\" }",
+            "with = { url = \"BASE/news\" }\nafter = [\"tell\"]",
+        )
+        .replace("from = \"review.headline\"", "from = \"review.title\"");
+    let (_scratch, dir) = world(&base, "");
+    std::fs::write(dir.join("world.toml"), broken.replace("BASE", &base)).unwrap();
+    // `run` refuses to open it; `air check` reports it (exit 1: the manifest is invalid).
+    let manifest = dir.join("world.toml");
+    for (args, code) in [(&["run", s(&dir)][..], 2), (&["air", "check", s(&manifest)][..], 1)] {
+        let error = fails(args, code);
+        assert!(
+            error.contains("plans.digest.steps: the steps form a cycle (each waits for the next): fetch → tell → keep → review → fetch"),
+            "{error}"
+        );
+        assert!(
+            error.contains("plans.digest.steps.keep.with.contents: `review.title`: record `verdict` has no field `title` (fields: headline, words)"),
+            "{error}"
+        );
+    }
+    assert!(!dir.join(".agentos").exists(), "a refused world must not be created");
+
+    // A literal request the plan's grants refuse: the plan could only fail, so it is not loaded.
+    let outside = WORLD.replace("with = { url = \"BASE/news\" }", "with = { url = \"BASE/elsewhere\" }");
+    std::fs::write(dir.join("world.toml"), outside.replace("BASE", &base)).unwrap();
+    let error = fails(&["run", s(&dir)], 2);
+    assert!(
+        error.contains(&format!(
+            "plans.digest.steps.fetch: GET {base}/elsewhere is refused by the plan's grants"
+        )),
+        "{error}"
+    );
+}
+
+#[test]
 fn retries_denials_and_an_agent_that_never_replies_end_as_journaled() {
     let (base, hits) = server();
     let extra = r#"
@@ -228,10 +266,21 @@ retry = { attempts = 3, backoff_ms = 10 }
 
 [plans.outside]
 trigger = "manual"
+input = "page"
 grants = ["web"]
 [plans.outside.steps.get]
 do = "http"
-with = { url = "BASE/elsewhere" }
+with = { url = { from = "input.url" } }
+
+[plans.on-page]
+trigger = { event = "page" }
+grants = ["store"]
+[plans.on-page.steps.keep]
+do = "blob-put"
+with = { contents = { from = "input.body" } }
+
+[schemas.page]
+record = ["url: string", "body: string"]
 
 [plans.silent]
 trigger = "manual"
@@ -251,7 +300,10 @@ timeout_ms = 300
     assert_eq!(flaky["steps"][0]["attempts"], 3);
     assert_eq!(hits.lock().unwrap()["/flaky"], 3);
 
-    let outside = run_json(&dir, "outside");
+    // A URL bound from the input is checked when the request is made.
+    let input = format!(r#"{{"url": "{base}/elsewhere", "body": ""}}"#);
+    let outside: serde_json::Value =
+        serde_json::from_str(&ok(&["plan", "run", s(&dir), "outside", "--input", &input, "--json"])).unwrap();
     assert_eq!(outside["status"], "failed", "{outside:#}");
     let reason = outside["failure"][1].as_str().unwrap();
     assert!(reason.starts_with("denied: "), "{reason}");
@@ -263,6 +315,22 @@ timeout_ms = 300
         silent["failure"],
         serde_json::json!(["ask", "`notifier` did not reply within 300 ms"])
     );
+
+    // An event of the schema that triggers a plan starts a run with it as input.
+    let out = ok(&["send", s(&dir), "plan:on-page", r#"{url: "u", body: "kept"}"#]);
+    assert!(out.contains("plan on-page run #"), "{out}");
+    let runs: serde_json::Value =
+        serde_json::from_str(&ok(&["plan", "runs", s(&dir), "--plan", "on-page", "--json"])).unwrap();
+    assert_eq!(runs[0]["trigger"], "event", "{runs:#}");
+    assert_eq!(runs[0]["input"], serde_json::json!({"url": "u", "body": "kept"}));
+    assert_eq!(runs[0]["status"], "completed", "{runs:#}");
+    let error = fails(&["send", s(&dir), "plan:on-page", r#"{url: "u"}"#], 2);
+    assert!(
+        error.contains("event does not match schema `page` that triggers plan `on-page`"),
+        "{error}"
+    );
+    let error = fails(&["send", s(&dir), "plan:flaky", "{}"], 2);
+    assert!(error.contains("plan `flaky` is not triggered by events"), "{error}");
 
     // Each attempt (the exchange succeeded; the plan judged the 503) and the denial have their
     // receipt.
@@ -365,5 +433,105 @@ with = { contents = "tick" }
     let completed = runs.iter().filter(|r| r["status"] == "completed").count();
     assert!(completed >= 2, "{runs:#?}");
     assert!(runs.iter().all(|r| r["trigger"] == "schedule"), "{runs:#?}");
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_changed_plan_is_governed_and_its_shadow_run_shows_what_it_would_call() {
+    let (base, hits) = server();
+    let keys = tempfile::tempdir().unwrap();
+    let person = |args: &[&str]| {
+        let mut command = host();
+        command.env("AGENTOS_KEYS_DIR", keys.path());
+        ok_with(command, args)
+    };
+    let created: serde_json::Value = serde_json::from_str(&person(&["keys", "new", "ada", "--json"])).unwrap();
+    let policy = format!(
+        "\n[policy]\napprovers = {{ ada = \"{}\" }}\n",
+        created["public_key"].as_str().unwrap()
+    );
+    // `waiter` asks the notifier for a reply it never sends: its runs stay in progress.
+    let waiter = r#"
+[schemas.page]
+record = ["url: string", "body: string"]
+[plans.waiter]
+trigger = { event = "page" }
+grants = ["to-agents"]
+[plans.waiter.steps.ask]
+do = "send"
+agent = "notifier"
+case = "notify"
+with = { value = { from = "input.body" } }
+reply = "verdict"
+timeout_ms = 600000
+"#;
+    let (scratch, dir) = world(&base, &(policy + waiter));
+    assert_eq!(run_json(&dir, "digest")["status"], "completed");
+    ok(&["send", s(&dir), "plan:waiter", r#"{url: "u", body: "hello?"}"#]);
+
+    // The plan fetches another page: proposed like any change to the world.
+    let changed = scratch.path().join("changed.toml");
+    let text = std::fs::read_to_string(dir.join("world.toml")).unwrap();
+    std::fs::write(
+        &changed,
+        text.replace(&format!("url = \"{base}/news\""), &format!("url = \"{base}/c\"")),
+    )
+    .unwrap();
+    let out = person(&["propose", s(&dir), "--from", s(&changed), "--key", "ada"]);
+    let proposal: String = out[out.find('#').unwrap() + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(out.contains("~ plan digest"), "{out}");
+
+    // Shadow: the recorded run re-runs under the new plan; the new request is listed, not made.
+    let report: serde_json::Value = serde_json::from_str(&ok(&["shadow", s(&dir), &proposal, "--json"])).unwrap();
+    let would_call: Vec<&str> = report["would_call"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["request"].as_str().unwrap())
+        .collect();
+    assert!(
+        !would_call.is_empty() && would_call.iter().all(|r| *r == format!("http GET {base}/c")),
+        "{report:#}"
+    );
+    assert!(
+        !hits.lock().unwrap().contains_key("/c"),
+        "a shadow run executed a request"
+    );
+
+    // Applied, the next run takes the new page to the editor.
+    person(&["approve", s(&dir), &proposal, "--key", "ada"]);
+    person(&["apply", s(&dir), &proposal]);
+    let run = run_json(&dir, "digest");
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(
+        run["steps"][1]["output"],
+        serde_json::json!({"headline": "ok", "words": 1})
+    );
+    assert_eq!(hits.lock().unwrap()["/c"], 1);
+
+    // A plan with a run in progress cannot change under it: the apply is refused, journaled.
+    let text = std::fs::read_to_string(dir.join("world.toml")).unwrap();
+    std::fs::write(&changed, text.replace("timeout_ms = 600000", "timeout_ms = 1000")).unwrap();
+    let out = person(&["propose", s(&dir), "--from", s(&changed), "--key", "ada"]);
+    let proposal: String = out[out.find('#').unwrap() + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    person(&["approve", s(&dir), &proposal, "--key", "ada"]);
+    let output = host()
+        .env("AGENTOS_KEYS_DIR", keys.path())
+        .args(["apply", s(&dir), &proposal])
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{error}");
+    assert!(
+        error.contains("plan:waiter") && error.contains("1 run(s) in progress"),
+        "{error}"
+    );
+    assert_eq!(count_kind(&log_json(&dir), "apply-refused"), 1);
     replay_and_verify(&dir);
 }

@@ -599,12 +599,7 @@ impl Kernel {
                 recorded.effects, record.effects
             )),
             _ if record.plan_events != recorded.plan_events => {
-                let first = record
-                    .plan_events
-                    .iter()
-                    .zip(&recorded.plan_events)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(record.plan_events.len().min(recorded.plan_events.len()));
+                let first = first_difference(&record.plan_events, &recorded.plan_events);
                 let describe = |events: &[(u64, PlanEvent)]| {
                     events.get(first).map_or("nothing".to_string(), |(run, e)| {
                         format!("run #{run}: {}", e.describe())
@@ -618,12 +613,7 @@ impl Kernel {
                 ))
             }
             _ if record.outputs != recorded.outputs => {
-                let first = record
-                    .outputs
-                    .iter()
-                    .zip(&recorded.outputs)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(record.outputs.len().min(recorded.outputs.len()));
+                let first = first_difference(&record.outputs, &recorded.outputs);
                 diverged(format!(
                     "output line {} differs: journal {:?}, re-execution {:?}",
                     first + 1,
@@ -918,6 +908,14 @@ fn event_types(
             .map(|(name, plan)| (name.clone(), plan.accepts.clone()))
             .collect(),
     }
+}
+
+/// Where two sequences first differ (the shorter one's length when one is a prefix of the other).
+pub fn first_difference<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    a.iter()
+        .zip(b)
+        .position(|(a, b)| a != b)
+        .unwrap_or(a.len().min(b.len()))
 }
 
 /// One phrase for an outcome, for divergence reports.

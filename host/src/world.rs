@@ -567,17 +567,10 @@ impl World {
 
     /// The plan named `plan`, or an error listing the world's plans.
     pub fn plan(&self, plan: &str) -> Result<&crate::plans::PlanSlot> {
-        self.kernel.plans.get(plan).with_context(|| {
-            let known: Vec<&str> = self.kernel.plans.keys().map(String::as_str).collect();
-            format!(
-                "no plan `{plan}` in the manifest of record; plans: {}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )
-        })
+        self.kernel
+            .plans
+            .get(plan)
+            .with_context(|| crate::plans::unknown(plan, self.kernel.plans.keys()))
     }
 
     fn journal_ingress(&mut self, target: &str, event: String, source: &str) -> Result<u64> {
@@ -824,6 +817,16 @@ pub fn load_configuration(
         .keys()
         .map(|name| Ok((name.clone(), AgentGrants::for_plan(&manifest, name, &paths.root)?)))
         .collect::<Result<Vec<_>>>()?;
+    let refused: Vec<String> = plans
+        .iter()
+        .flat_map(|(name, grants)| crate::plans::refused_literals(name, &manifest.plans[name], grants))
+        .collect();
+    if !refused.is_empty() {
+        bail!(
+            "the manifest's plans make requests their grants refuse:\n  {}",
+            refused.join("\n  ")
+        );
+    }
     let agents = load_agents(runtime, journal, paths, configuration)?;
     Ok(crate::kernel::Loaded {
         agents,

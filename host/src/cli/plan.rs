@@ -147,15 +147,7 @@ fn strings(value: &serde_json::Value) -> Vec<&str> {
 fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
     let manifest = manifest_in_force(dir)?;
     let Some(plan) = manifest.plans.get(name) else {
-        let known: Vec<&str> = manifest.plans.keys().map(String::as_str).collect();
-        bail!(
-            "no plan `{name}` in the manifest in force; plans: {}",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        );
+        bail!(crate::plans::unknown(name, manifest.plans.keys()));
     };
     if json {
         println!("{}", serde_json::to_string_pretty(plan)?);

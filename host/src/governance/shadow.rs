@@ -43,6 +43,9 @@ pub struct StepSide {
     pub outputs: Vec<String>,
     pub effects: u32,
     pub fuel: u64,
+    /// For a plan's turn: what it recorded about its runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<String>,
 }
 
 impl StepSide {
@@ -58,6 +61,11 @@ impl StepSide {
             outputs: record.outputs.iter().map(|(_, line)| line.clone()).collect(),
             effects: record.effects,
             fuel: record.fuel_used,
+            plan: record
+                .plan_events
+                .iter()
+                .map(|(run, event)| format!("run #{run}: {}", event.describe()))
+                .collect(),
         }
     }
 }
@@ -256,6 +264,7 @@ fn summary(report: &ShadowReport) -> String {
 fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<RecordedStep>, RecordedCalls)> {
     let journal = open_existing_journal(paths)?;
     let (mut ingresses, mut outputs, mut finished) = (HashMap::new(), HashMap::<u64, Vec<String>>::new(), Vec::new());
+    let mut plan = HashMap::<u64, Vec<String>>::new();
     let mut calls = HashMap::new();
     for entry in journal.entries_from(since + 1)? {
         match entry.body {
@@ -263,6 +272,11 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
                 ingresses.insert(entry.seq, ingress);
             }
             EntryBody::Output(output) => outputs.entry(output.ingress).or_default().push(output.text),
+            EntryBody::Plan(entry) => {
+                plan.entry(entry.ingress)
+                    .or_default()
+                    .push(format!("run #{}: {}", entry.run, entry.event.describe()))
+            }
             EntryBody::EffectReceipt(r) => {
                 calls.insert(
                     (r.receipt.body.ingress, r.receipt.body.effect_index),
@@ -317,6 +331,7 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
                     outputs: outputs.remove(&seq).unwrap_or_default(),
                     effects,
                     fuel,
+                    plan: plan.remove(&seq).unwrap_or_default(),
                 },
             })
         })
@@ -375,6 +390,14 @@ fn compare(label: String, seq: u64, ingress: &Ingress, before: StepSide, after: 
     let mut differences = Vec::new();
     if before.committed != after.committed || (!before.committed && before.outcome != after.outcome) {
         differences.push(format!("{} → {}", before.outcome, after.outcome));
+    } else if before.plan != after.plan {
+        let first = crate::kernel::first_difference(&before.plan, &after.plan);
+        let nothing = String::from("nothing");
+        differences.push(format!(
+            "{} → {}",
+            before.plan.get(first).unwrap_or(&nothing),
+            after.plan.get(first).unwrap_or(&nothing)
+        ));
     } else if before.outcome != after.outcome {
         differences.push("the agent's state after the step differs".into());
     }

@@ -45,6 +45,71 @@ pub fn addressed(target: &str) -> Option<&str> {
     target.strip_prefix("plan:")
 }
 
+/// The error for a plan name the manifest of record does not define, listing those it does.
+pub fn unknown<'a>(plan: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    format!("no plan `{plan}` in the manifest of record; plans: {known}")
+}
+
+/// The steps of plan `name` whose literal request its grants refuse (an `http` URL and method,
+/// an `llm` provider, model and token count), each as `plans.<name>.steps.<step>: why`. Such a
+/// plan could only fail, so the host does not load it; requests built from bindings are checked
+/// when they are made (denied, with a receipt).
+pub fn refused_literals(name: &str, def: &PlanDef, grants: &AgentGrants) -> Vec<String> {
+    let literal = |step: &PlanStep, input: &str| match step.with.get(input) {
+        Some(StepInput::Literal(json)) => serde_json::from_str::<Json>(json).ok(),
+        _ => None,
+    };
+    let text = |value: Option<Json>| value.and_then(|v| v.as_str().map(str::to_string));
+    let mut refused = Vec::new();
+    for (step_name, step) in &def.steps {
+        let at = format!("plans.{name}.steps.{step_name}");
+        match step.action {
+            StepAction::Http => {
+                let Some(url) = text(literal(step, "url")) else {
+                    continue;
+                };
+                if step.with.contains_key("method") && literal(step, "method").is_none() {
+                    continue;
+                }
+                let method = text(literal(step, "method")).unwrap_or_else(|| "GET".into());
+                if let (crate::caps::Decision::Deny { reason }, _) = grants.check_http(&method, &url) {
+                    refused.push(format!(
+                        "{at}: {method} {url} is refused by the plan's grants: {reason}"
+                    ));
+                }
+            }
+            StepAction::Llm => {
+                let (Some(model), true) = (
+                    text(literal(step, "model")),
+                    ["provider", "max-tokens"]
+                        .iter()
+                        .all(|i| !step.with.contains_key(*i) || literal(step, i).is_some()),
+                ) else {
+                    continue;
+                };
+                let provider = text(literal(step, "provider"));
+                let max_tokens = literal(step, "max-tokens")
+                    .and_then(|v| v.as_u64())
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(DEFAULT_MAX_TOKENS);
+                if let Err(reason) = grants.check_llm(provider.as_deref(), &model, max_tokens) {
+                    refused.push(format!(
+                        "{at}: model `{model}` is refused by the plan's grants: {reason}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    refused
+}
+
 /// The source of an ingress that starts a manual run.
 pub const MANUAL_SOURCE: &str = "run:cli";
 /// The source of an ingress that starts a scheduled run.
@@ -228,7 +293,8 @@ impl PlanSlot {
                 turn.record.refused = Some(reason);
                 return Ok(());
             }
-            return self.start(turn, trigger, ingress.event.clone());
+            self.start(turn, trigger, ingress.event.clone());
+            return Ok(());
         }
         if source.starts_with("timer:") {
             self.deadline(turn, &ingress.event);
@@ -265,7 +331,8 @@ impl PlanSlot {
             && let Some(typed) = self.accepts.iter().find(|t| &t.schema == schema)
             && let Ok((json, _)) = typed.parse(&ingress.event)
         {
-            return self.start(turn, "event", json.to_string());
+            self.start(turn, "event", json.to_string());
+            return Ok(());
         }
         turn.record.refused = Some(match sender {
             Some(agent) => format!(
@@ -288,7 +355,7 @@ impl PlanSlot {
         }
     }
 
-    fn start(&mut self, turn: &mut Turn, trigger: &str, input: String) -> wasmtime::Result<()> {
+    fn start(&mut self, turn: &mut Turn, trigger: &str, input: String) {
         let run = turn.seq;
         turn.record.events.push((
             run,
@@ -306,7 +373,6 @@ impl PlanSlot {
             },
         );
         turn.record.deferred.push(Deferred::Continue { run });
-        Ok(())
     }
 
     /// A reply deadline passed: the run fails unless the reply came first.
@@ -332,20 +398,17 @@ impl PlanSlot {
         let Some(state) = self.state.runs.get(&run) else {
             return Ok(()); // the run already ended
         };
+        if state.waiting.is_some() {
+            return Ok(()); // it waits for a reply, which continues it
+        }
         let order = self.def.order().expect("validated plans are acyclic");
-        let next = order.into_iter().find(|step| !state.outputs.contains_key(*step));
-        let (Some(name), None) = (next.map(str::to_string), &state.waiting) else {
-            if state.waiting.is_none() {
-                self.state.runs.remove(&run);
-                turn.record.events.push((
-                    run,
-                    PlanEvent::Finished {
-                        outcome: RunOutcome::Completed,
-                    },
-                ));
-            }
+        let Some(name) = order.into_iter().find(|step| !state.outputs.contains_key(*step)) else {
+            self.state.runs.remove(&run);
+            let outcome = RunOutcome::Completed;
+            turn.record.events.push((run, PlanEvent::Finished { outcome }));
             return Ok(());
         };
+        let name = name.to_string();
         let step = self.def.steps[&name].clone();
         let inputs = match inputs_of(state, &step) {
             Ok(inputs) => inputs,
