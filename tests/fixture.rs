@@ -79,10 +79,7 @@ fn bless() {
     )
     .unwrap();
     let out = person(&["propose", s(&dir), "--from", s(&renamed), "--key", "ada"]);
-    let rejected: String = out[out.find('#').unwrap() + 1..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let rejected = number(&out);
     person(&["reject", s(&dir), &rejected, "--key", "ada"]);
     let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&dir), "--json"])).unwrap();
     let bundle = scratch.path().join("bundle");

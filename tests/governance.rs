@@ -76,11 +76,6 @@ fn outputs(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn number(out: &str) -> String {
-    let start = out.find('#').expect("an entry number") + 1;
-    out[start..].chars().take_while(char::is_ascii_digit).collect()
-}
-
 #[test]
 fn a_person_proposes_an_upgrade_the_approver_approves_it_applies_with_the_state_and_reverts() {
     let people = People::new();

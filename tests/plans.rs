@@ -478,10 +478,7 @@ timeout_ms = 600000
     )
     .unwrap();
     let out = person(&["propose", s(&dir), "--from", s(&changed), "--key", "ada"]);
-    let proposal: String = out[out.find('#').unwrap() + 1..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let proposal = number(&out);
     assert!(out.contains("~ plan digest"), "{out}");
 
     // Shadow: the recorded run re-runs under the new plan; the new request is listed, not made.
@@ -516,10 +513,7 @@ timeout_ms = 600000
     let text = std::fs::read_to_string(dir.join("world.toml")).unwrap();
     std::fs::write(&changed, text.replace("timeout_ms = 600000", "timeout_ms = 1000")).unwrap();
     let out = person(&["propose", s(&dir), "--from", s(&changed), "--key", "ada"]);
-    let proposal: String = out[out.find('#').unwrap() + 1..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let proposal = number(&out);
     person(&["approve", s(&dir), &proposal, "--key", "ada"]);
     let output = host()
         .env("AGENTOS_KEYS_DIR", keys.path())

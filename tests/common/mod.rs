@@ -41,6 +41,12 @@ pub fn fails(args: &[&str], code: i32) -> String {
     stderr
 }
 
+/// The first entry number (`#N`) printed in `out`, e.g. a proposal's.
+pub fn number(out: &str) -> String {
+    let start = out.find('#').expect("an entry number") + 1;
+    out[start..].chars().take_while(char::is_ascii_digit).collect()
+}
+
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
