@@ -173,6 +173,26 @@ impl Trigger {
             Trigger::Manual | Trigger::Event(_) => None,
         }
     }
+
+    /// The latest time a scheduled trigger fires after `last_ms` and at or before `now_ms`:
+    /// where a world that was not running catches up with a single run. `None` when it does not
+    /// fire in that span, and for manual and event triggers.
+    pub fn latest_due_ms(&self, last_ms: u64, now_ms: u64) -> Option<u64> {
+        let latest = match self {
+            Trigger::Every(every) if *every > 0 => {
+                let first = last_ms.checked_add(*every)?;
+                first + (now_ms.checked_sub(first)? / every) * every
+            }
+            Trigger::Cron(expression) => {
+                let schedule = Trigger::cron_schedule(expression).ok()?;
+                let after_now = chrono::DateTime::from_timestamp_millis(i64::try_from(now_ms.checked_add(1)?).ok()?)?;
+                let previous = schedule.after(&after_now).next_back()?;
+                u64::try_from(previous.timestamp_millis()).ok()?
+            }
+            _ => return None,
+        };
+        (latest > last_ms && latest <= now_ms).then_some(latest)
+    }
 }
 
 /// One step: what it does, its inputs, what it waits for.

@@ -119,6 +119,20 @@ fn schedules_give_their_next_time() {
     let next = Trigger::Cron("15 * * * * *".into()).next_due_ms(five_pm).unwrap();
     assert_eq!(next - five_pm, 15_000);
     assert_eq!(Trigger::Manual.next_due_ms(0), None);
+    // Catching up after a closed world: only the latest missed time.
+    assert_eq!(Trigger::Every(1000).latest_due_ms(5_000, 9_500), Some(9_000));
+    assert_eq!(Trigger::Every(1000).latest_due_ms(5_000, 5_999), None);
+    let daily = Trigger::Cron("30 7 * * *".into());
+    let three_days = five_pm + 3 * 24 * 3600 * 1000;
+    let latest = daily.latest_due_ms(five_pm, three_days).unwrap();
+    assert_eq!(
+        three_days - latest,
+        (9 * 60 + 30) * 60 * 1000,
+        "07:30 on the third morning"
+    );
+    assert_eq!(daily.latest_due_ms(five_pm, five_pm + 3600 * 1000), None);
+    let on_the_second = daily.next_due_ms(five_pm).unwrap();
+    assert_eq!(daily.latest_due_ms(five_pm, on_the_second), Some(on_the_second));
 }
 
 #[test]

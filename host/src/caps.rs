@@ -249,11 +249,7 @@ impl AgentGrants {
         let reason = format!(
             "no http grant of agent `{}` allows {method} {url}; granted: {}",
             self.agent,
-            if granted.is_empty() {
-                "none".to_string()
-            } else {
-                granted.join("; ")
-            }
+            crate::text::listed(&granted, "; ")
         );
         (Decision::Deny { reason }, None)
     }
@@ -268,11 +264,7 @@ impl AgentGrants {
             return deny(format!(
                 "`{path}` is not under an fs grant of agent `{}`; paths start with a granted mount: {}",
                 self.agent,
-                if mounts.is_empty() {
-                    "none".to_string()
-                } else {
-                    mounts.join(", ")
-                }
+                crate::text::listed(&mounts, ", ")
             ));
         };
         let relative = Path::new(rest);
@@ -530,11 +522,7 @@ impl AgentGrants {
                     reason: format!(
                         "no emit grant of agent `{}` allows sending to `{target}`; granted targets: {}",
                         self.agent,
-                        if targets.is_empty() {
-                            "none".to_string()
-                        } else {
-                            targets.join(", ")
-                        }
+                        crate::text::listed(&targets, ", ")
                     ),
                 }
             }

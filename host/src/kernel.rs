@@ -419,16 +419,14 @@ impl Kernel {
     /// latest due time not after now (runs missed while the world was closed are not made up).
     fn fire_due_schedule(&mut self) -> Option<(u64, Ingress)> {
         let now = crate::effects::live::now_ms();
-        let (name, mut due) = self
+        let (name, plan) = self
             .plans
             .iter()
-            .filter_map(|(name, plan)| Some((name, plan.next_due_ms()?)))
-            .filter(|(_, due)| *due <= now)
-            .min_by_key(|(_, due)| *due)?;
-        let trigger = &self.plans[name].def.trigger;
-        while let Some(next) = trigger.next_due_ms(due).filter(|next| *next <= now && *next > due) {
-            due = next;
-        }
+            .filter_map(|(name, plan)| Some((name, plan, plan.next_due_ms()?)))
+            .filter(|(_, _, due)| *due <= now)
+            .min_by_key(|(_, _, due)| *due)
+            .map(|(name, plan, _)| (name, plan))?;
+        let due = plan.def.trigger.latest_due_ms(plan.state.last_scheduled_ms, now)?;
         let ingress = Ingress {
             agent: crate::plans::address(name),
             event: "null".into(),
@@ -601,9 +599,9 @@ impl Kernel {
             _ if record.plan_events != recorded.plan_events => {
                 let first = first_difference(&record.plan_events, &recorded.plan_events);
                 let describe = |events: &[(u64, PlanEvent)]| {
-                    events.get(first).map_or("nothing".to_string(), |(run, e)| {
-                        format!("run #{run}: {}", e.describe())
-                    })
+                    events
+                        .get(first)
+                        .map_or("nothing".to_string(), |(run, e)| e.of_run(*run))
                 };
                 diverged(format!(
                     "plan event {} differs: journal {}, re-execution {}",

@@ -20,6 +20,7 @@ pub mod proofs;
 pub mod receipts;
 pub mod rotation;
 pub mod runtime;
+pub mod text;
 pub mod transparency;
 pub mod values;
 pub mod verify;

@@ -601,7 +601,9 @@ impl World {
             let EventInput::Wave(text) = event else {
                 bail!("plan `{plan}` takes its `{schema}` event in WAVE syntax, not JSON");
             };
-            let typed = crate::plans::values::Typed::of_schema(&self.configuration.manifest, schema);
+            let typed = slot
+                .accepted(schema)
+                .expect("a plan accepts the event that triggers it");
             let (_, canonical) = typed.parse(text).map_err(|e| {
                 anyhow::anyhow!("event does not match schema `{schema}` that triggers plan `{plan}`: {e}")
             })?;

@@ -1,6 +1,7 @@
 //! `agentos-host plan list | show | run | runs`: the world's plans and their runs. Runs are made
 //! by the stepper (`plans`); this module parses and prints.
 
+use crate::journal::Journal;
 use crate::plans::history::{RunView, runs};
 use crate::world::{OpenMode, World, WorldPaths, configuration_at, genesis, open_existing_journal};
 use agentos_air::{Manifest, PlanDef, StepInput, Trigger};
@@ -55,8 +56,7 @@ pub fn run(command: PlanCommand) -> Result<()> {
         PlanCommand::Show { dir, plan, json } => show(&dir, &plan, json),
         PlanCommand::Run { dir, plan, input, json } => run_plan(&dir, &plan, &input, json),
         PlanCommand::Runs { dir, plan, json } => {
-            let target = crate::bundle::ReadTarget::resolve(&dir)?;
-            let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
+            let (_target, journal) = read_journal(&dir)?;
             let all: Vec<RunView> = runs(&journal)?
                 .into_iter()
                 .filter(|r| plan.as_ref().is_none_or(|p| *p == r.plan))
@@ -74,12 +74,18 @@ pub fn run(command: PlanCommand) -> Result<()> {
     }
 }
 
-/// The manifest in force, from the journal (a world directory or a bundle).
-fn manifest_in_force(dir: &Path) -> Result<Manifest> {
+/// The journal of a world directory or a bundle (the target keeps a bundle's private copy
+/// alive while the journal is read).
+fn read_journal(dir: &Path) -> Result<(crate::bundle::ReadTarget, Journal)> {
     let target = crate::bundle::ReadTarget::resolve(dir)?;
     let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
-    let genesis = genesis(&journal)?;
-    Ok(configuration_at(&journal, &genesis, u64::MAX)?.manifest)
+    Ok((target, journal))
+}
+
+/// The manifest in force.
+fn manifest_in_force(journal: &Journal) -> Result<Manifest> {
+    let genesis = genesis(journal)?;
+    Ok(configuration_at(journal, &genesis, u64::MAX)?.manifest)
 }
 
 fn describe_trigger(trigger: &Trigger) -> String {
@@ -92,11 +98,9 @@ fn describe_trigger(trigger: &Trigger) -> String {
 }
 
 fn list(dir: &Path, json: bool) -> Result<()> {
-    let manifest = manifest_in_force(dir)?;
-    let journal_runs = {
-        let target = crate::bundle::ReadTarget::resolve(dir)?;
-        runs(&open_existing_journal(&WorldPaths::new(target.root()))?)?
-    };
+    let (_target, journal) = read_journal(dir)?;
+    let manifest = manifest_in_force(&journal)?;
+    let journal_runs = runs(&journal)?;
     let rows: Vec<serde_json::Value> = manifest
         .plans
         .iter()
@@ -145,7 +149,8 @@ fn strings(value: &serde_json::Value) -> Vec<&str> {
 }
 
 fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
-    let manifest = manifest_in_force(dir)?;
+    let (_target, journal) = read_journal(dir)?;
+    let manifest = manifest_in_force(&journal)?;
     let Some(plan) = manifest.plans.get(name) else {
         bail!(crate::plans::unknown(name, manifest.plans.keys()));
     };

@@ -53,11 +53,7 @@ pub fn execute(event_types: &EventTypes, target: &str, event: &str) -> EffectOut
                 let schemas: Vec<&str> = accepted.iter().map(|t| t.schema.as_str()).collect();
                 Err(EffectFailure::Failed(format!(
                     "event `{event}` is none of the events plan `{plan}` accepts (schemas: {})",
-                    if schemas.is_empty() {
-                        "none".to_string()
-                    } else {
-                        schemas.join(", ")
-                    }
+                    crate::text::listed(&schemas, ", ")
                 )))
             }
         };

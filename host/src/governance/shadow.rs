@@ -64,7 +64,7 @@ impl StepSide {
             plan: record
                 .plan_events
                 .iter()
-                .map(|(run, event)| format!("run #{run}: {}", event.describe()))
+                .map(|(run, event)| event.of_run(*run))
                 .collect(),
         }
     }
@@ -272,11 +272,10 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
                 ingresses.insert(entry.seq, ingress);
             }
             EntryBody::Output(output) => outputs.entry(output.ingress).or_default().push(output.text),
-            EntryBody::Plan(entry) => {
-                plan.entry(entry.ingress)
-                    .or_default()
-                    .push(format!("run #{}: {}", entry.run, entry.event.describe()))
-            }
+            EntryBody::Plan(entry) => plan
+                .entry(entry.ingress)
+                .or_default()
+                .push(entry.event.of_run(entry.run)),
             EntryBody::EffectReceipt(r) => {
                 calls.insert(
                     (r.receipt.body.ingress, r.receipt.body.effect_index),

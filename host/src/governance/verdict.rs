@@ -42,11 +42,7 @@ pub fn judge(
         bail!(
             "key `{key_name}` (public key {}) is not an approver in the policy in force; approvers: {}",
             hex::encode(key.public().as_bytes()),
-            if named.is_empty() {
-                "none".to_string()
-            } else {
-                named.join(", ")
-            }
+            crate::text::listed(&named, ", ")
         );
     };
     let approver = approver.to_string();

@@ -47,13 +47,11 @@ pub fn addressed(target: &str) -> Option<&str> {
 
 /// The error for a plan name the manifest of record does not define, listing those it does.
 pub fn unknown<'a>(plan: &str, known: impl Iterator<Item = &'a String>) -> String {
-    let known: Vec<&str> = known.map(String::as_str).collect();
-    let known = if known.is_empty() {
-        "none".to_string()
-    } else {
-        known.join(", ")
-    };
-    format!("no plan `{plan}` in the manifest of record; plans: {known}")
+    let known: Vec<&String> = known.collect();
+    format!(
+        "no plan `{plan}` in the manifest of record; plans: {}",
+        crate::text::listed(&known, ", ")
+    )
 }
 
 /// The steps of plan `name` whose literal request its grants refuse (an `http` URL and method,
@@ -233,6 +231,11 @@ impl PlanSlot {
         Ok(())
     }
 
+    /// The type of an event schema the plan accepts (a reply or its trigger event).
+    pub fn accepted(&self, schema: &str) -> Option<&Typed> {
+        self.accepts.iter().find(|t| t.schema == schema)
+    }
+
     /// When the plan's schedule next fires, if it has one.
     pub fn next_due_ms(&self) -> Option<u64> {
         self.def.trigger.next_due_ms(self.state.last_scheduled_ms)
@@ -315,7 +318,7 @@ impl PlanSlot {
         });
         if let Some((run, waiting)) = waiting {
             let reply = self.def.steps[&waiting.step].reply.clone().unwrap_or_default();
-            if let Some(typed) = self.accepts.iter().find(|t| t.schema == reply)
+            if let Some(typed) = self.accepted(&reply)
                 && let Ok((json, _)) = typed.parse(&ingress.event)
             {
                 turn.record
@@ -328,7 +331,7 @@ impl PlanSlot {
             }
         }
         if let Trigger::Event(schema) = &self.def.trigger
-            && let Some(typed) = self.accepts.iter().find(|t| &t.schema == schema)
+            && let Some(typed) = self.accepted(schema)
             && let Ok((json, _)) = typed.parse(&ingress.event)
         {
             self.start(turn, "event", json.to_string());

@@ -56,6 +56,11 @@ pub enum RunOutcome {
 }
 
 impl PlanEvent {
+    /// One line naming the run, for divergence and shadow reports.
+    pub fn of_run(&self, run: u64) -> String {
+        format!("run #{run}: {}", self.describe())
+    }
+
     /// One line for `log` and `plan runs`.
     pub fn describe(&self) -> String {
         match self {
