@@ -91,6 +91,40 @@ fn show_prints_the_manifest_of_record_from_the_journal() {
     replay_and_verify(&dir);
 }
 
+#[test]
+fn show_on_a_world_that_never_ran_prints_what_its_first_run_would_record() {
+    let (_scratch, dir) = init("counter");
+    assert!(!dir.join(".agentos/journal.redb").exists());
+    let output = host().args(["air", "show", s(&dir)]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let (out, note) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(
+        note.contains("has not run yet, so it has no manifest of record"),
+        "{note}"
+    );
+    assert!(out.contains("(not yet the manifest of record)"), "{out}");
+    assert!(out.contains(" agent counter\n"), "{out}");
+    let json = ok(&["air", "show", s(&dir), "--json"]);
+    // Showing it created nothing: the world is still unrun.
+    assert!(!dir.join(".agentos/journal.redb").exists());
+
+    // Its first run records exactly that manifest.
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    assert_eq!(ok(&["air", "show", s(&dir), "--json"]), json);
+    let shown = ok(&["air", "show", s(&dir)]);
+    let digest = out.split("sha256:").nth(1).unwrap().lines().next().unwrap();
+    assert!(
+        shown.starts_with(&format!(
+            "manifest of record in force since entry #0: sha256:{digest}\n"
+        )),
+        "{shown}"
+    );
+    replay_and_verify(&dir);
+}
+
 /// The counter's Rust source, built against the WIT world generated from AIR (not its own
 /// hand-written world), runs in a world whose manifest declares that event schema.
 #[test]

@@ -260,3 +260,44 @@ fn pathdiff(target: &std::path::Path, base: &std::path::Path) -> String {
     relative.push(target.strip_prefix("/").unwrap());
     relative.to_str().unwrap().to_string()
 }
+
+/// Output cut short by a pipe (`agentos-host log w | head`) ends the command quietly, as Unix
+/// tools do: exit 0, no panic, no message; the world is untouched.
+#[test]
+fn every_command_whose_output_pipe_closes_exits_quietly() {
+    let (scratch, dir) = init("counter");
+    for n in 1..=20 {
+        ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
+    }
+    let bundle = scratch.path().join("b.agentos");
+    ok(&["export", s(&dir), s(&bundle)]);
+    let d = s(&dir);
+    let commands: &[&[&str]] = &[
+        &["log", d],
+        &["log", d, "--json"],
+        &["receipts", d, "--json"],
+        &["replay", d],
+        &["verify", d],
+        &["air", "show", d],
+        &["air", "hash", d],
+        &["history", d],
+        &["plan", "list", d],
+        &["log", s(&bundle)],
+        &["send", d, "counter", "increment(1)"],
+        &["--help"],
+    ];
+    for args in commands {
+        // A pipe whose reading end is already closed: the command's first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("agentos-host"));
+        let output = command.args(*args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "agentos-host {args:?} with a closed stdout: {}\n{stderr}",
+            output.status
+        );
+    }
+    replay_and_verify(&dir);
+}

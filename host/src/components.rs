@@ -3,7 +3,10 @@
 //! `init --template`, the demo, the benchmark and the tests need real components. They are
 //! built with the plain `cargo build --release --target wasm32-wasip2 -p <name>` a user would
 //! type, into the workspace's `target/`, and rebuilt only when a source file is newer than the
-//! artifact.
+//! artifact. Before any build it makes sure the toolchain has the `wasm32-wasip2` standard
+//! library ([`ensure_guest_target`]): rustup does not add a `rust-toolchain.toml` target to a
+//! toolchain installed before the file asked for it, and cargo would otherwise find out only
+//! after building everything else.
 
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
@@ -34,6 +37,81 @@ fn newest_mtime(path: &Path) -> SystemTime {
         .fold(own, SystemTime::max)
 }
 
+/// The target agents are built for.
+pub const GUEST_TARGET: &str = "wasm32-wasip2";
+
+/// The command that installs [`GUEST_TARGET`] for the toolchain in use.
+const ADD_TARGET: &str = "rustup target add wasm32-wasip2";
+
+/// The programs that build components: rustc (as cargo will find it) and rustup.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    pub rustc: std::ffi::OsString,
+    pub rustup: std::ffi::OsString,
+}
+
+impl Toolchain {
+    /// What cargo would use: `$RUSTC` or `rustc`, and `rustup`, from `PATH`.
+    pub fn from_env() -> Toolchain {
+        Toolchain {
+            rustc: std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()),
+            rustup: "rustup".into(),
+        }
+    }
+
+    /// Whether the toolchain that builds in `dir` (rustup resolves it from `dir`'s
+    /// `rust-toolchain.toml` or `RUSTUP_TOOLCHAIN`, as it will for cargo) has the standard
+    /// library of [`GUEST_TARGET`]. `Err` when rustc cannot be run at all.
+    pub fn has_guest_target(&self, dir: &Path) -> Result<bool> {
+        let rustc = self.rustc.to_string_lossy();
+        let output = Command::new(&self.rustc)
+            .args(["--print", "target-libdir", "--target", GUEST_TARGET])
+            .current_dir(dir)
+            .output()
+            .with_context(|| format!("cannot run {rustc} (is the Rust toolchain installed?)"))?;
+        if !output.status.success() {
+            bail!(
+                "{rustc} cannot tell where the {GUEST_TARGET} standard library lives: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let libdir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        Ok(std::fs::read_dir(&libdir).is_ok_and(|mut files| files.next().is_some()))
+    }
+
+    /// Make sure the toolchain that builds in `dir` can build components: when
+    /// [`GUEST_TARGET`] is missing, install it with rustup (saying so in one line), or fail at
+    /// once with the command to run where rustup is absent.
+    pub fn ensure_guest_target(&self, dir: &Path) -> Result<()> {
+        if self.has_guest_target(dir)? {
+            return Ok(());
+        }
+        let rustup = Command::new(&self.rustup).arg("--version").current_dir(dir).output();
+        if !rustup.is_ok_and(|output| output.status.success()) {
+            bail!(
+                "the Rust toolchain has no {GUEST_TARGET} target, which components are built for, and rustup is \
+                 not installed to add it; install the target for this toolchain (with rustup: `{ADD_TARGET}`; \
+                 otherwise your distribution's rust-std package for {GUEST_TARGET}), then run the command again"
+            );
+        }
+        eprintln!("installing the {GUEST_TARGET} target, which components are built for ({ADD_TARGET})");
+        let status = Command::new(&self.rustup)
+            .args(["target", "add", GUEST_TARGET])
+            .current_dir(dir)
+            .status()
+            .context("cannot run rustup")?;
+        if !status.success() || !self.has_guest_target(dir)? {
+            bail!("`{ADD_TARGET}` failed ({status}); run it yourself, then run the command again");
+        }
+        Ok(())
+    }
+}
+
+/// [`Toolchain::ensure_guest_target`] for the toolchain cargo would use.
+pub fn ensure_guest_target(dir: &Path) -> Result<()> {
+    Toolchain::from_env().ensure_guest_target(dir)
+}
+
 /// Path of the built component `name`, building it first if it is missing or stale.
 pub fn ensure_built(name: &str) -> Result<PathBuf> {
     let root = repo_root();
@@ -62,6 +140,7 @@ pub fn ensure_built(name: &str) -> Result<PathBuf> {
     if built.is_some_and(|built| built >= newest) {
         return Ok(artifact);
     }
+    ensure_guest_target(&root)?;
     eprintln!("building component `{name}` (cargo build --release --target wasm32-wasip2 -p {name})");
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
@@ -84,4 +163,68 @@ pub fn ensure_built(name: &str) -> Result<PathBuf> {
         bail!("building component `{name}` failed ({status}); see cargo's output above");
     }
     Ok(artifact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell script standing in for a toolchain program.
+    fn program(dir: &Path, name: &str, script: &str) -> std::ffi::OsString {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.into_os_string()
+    }
+
+    #[test]
+    fn a_missing_target_without_rustup_stops_at_once_saying_what_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let libdir = dir.path().join("lib/rustlib/wasm32-wasip2/lib");
+        let toolchain = Toolchain {
+            rustc: program(dir.path(), "rustc", &format!("echo {}", libdir.display())),
+            rustup: dir.path().join("no-rustup-here").into_os_string(),
+        };
+        assert!(!toolchain.has_guest_target(dir.path()).unwrap());
+        let error = toolchain.ensure_guest_target(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("rustup is not installed"), "{error}");
+        assert!(error.contains("`rustup target add wasm32-wasip2`"), "{error}");
+
+        // With the standard library in place, nothing is asked of rustup.
+        std::fs::create_dir_all(&libdir).unwrap();
+        std::fs::write(libdir.join("libstd-0.rlib"), b"").unwrap();
+        toolchain.ensure_guest_target(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_missing_target_is_added_with_rustup_and_checked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let libdir = dir.path().join("lib/rustlib/wasm32-wasip2/lib");
+        let log = dir.path().join("rustup.log");
+        let toolchain = Toolchain {
+            rustc: program(dir.path(), "rustc", &format!("echo {}", libdir.display())),
+            rustup: program(
+                dir.path(),
+                "rustup",
+                &format!(
+                    "echo \"$@\" >> {log}\n[ \"$1\" = target ] && mkdir -p {lib} && touch {lib}/libstd-0.rlib\nexit 0",
+                    log = log.display(),
+                    lib = libdir.display()
+                ),
+            ),
+        };
+        toolchain.ensure_guest_target(dir.path()).unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(calls, "--version\ntarget add wasm32-wasip2\n");
+
+        // A rustup that claims success without installing anything is not believed.
+        std::fs::remove_dir_all(&libdir).unwrap();
+        let liar = Toolchain {
+            rustup: program(dir.path(), "rustup-liar", "exit 0"),
+            ..toolchain
+        };
+        let error = liar.ensure_guest_target(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("failed"), "{error}");
+    }
 }

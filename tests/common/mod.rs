@@ -158,6 +158,7 @@ pub fn guest_crate(crate_dir: &Path, name: &str, lib_source: &str, extra_depende
 /// `cargo build --release --target wasm32-wasip2` of a guest crate into `target`; returns the
 /// component's path.
 pub fn build_guest_crate(crate_dir: &Path, target: &Path, name: &str) -> PathBuf {
+    agentos_host::components::ensure_guest_target(crate_dir).expect("the wasm32-wasip2 target is installed");
     let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "build",

@@ -2,7 +2,7 @@
 //! manifests (`world.toml`, or JSON of the same model), and generate agents' WIT worlds.
 
 use crate::bundle::ReadTarget;
-use crate::world::{WorldPaths, configuration_at, genesis, open_existing_journal};
+use crate::world::{MANIFEST_FILE, WorldPaths, configuration_at, genesis, open_existing_journal};
 use agentos_air::{AirError, Manifest, diff};
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
@@ -17,7 +17,8 @@ pub enum AirCommand {
     /// when the manifest is not valid.
     Check { path: PathBuf },
     /// Print the manifest of record in force (genesis, or the last applied change), definition
-    /// by definition.
+    /// by definition; for a world that has not run yet, the manifest its world.toml would start
+    /// it with.
     Show {
         /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
@@ -70,7 +71,7 @@ fn read(path: &Path) -> Result<Manifest, anyhow::Error> {
 pub fn run(command: AirCommand) -> Result<ExitCode> {
     match command {
         AirCommand::Check { path } => match read(&path) {
-            Ok(manifest) => println!(
+            Ok(manifest) => outln!(
                 "{}: valid — world `{}`: {} modules, {} capabilities, {} agents, {} providers; sha256:{}",
                 path.display(),
                 manifest.world.name,
@@ -79,7 +80,7 @@ pub fn run(command: AirCommand) -> Result<ExitCode> {
                 manifest.agents.len(),
                 manifest.providers.len(),
                 hex::encode(manifest.digest())
-            ),
+            )?,
             Err(error) if error.downcast_ref::<AirError>().is_some() => {
                 eprintln!("{error}");
                 return Ok(ExitCode::from(1));
@@ -87,19 +88,41 @@ pub fn run(command: AirCommand) -> Result<ExitCode> {
             Err(error) => return Err(error),
         },
         AirCommand::Show { dir, json } => {
+            let paths = WorldPaths::new(&dir);
+            if dir.is_dir() && !paths.journal().exists() {
+                // Never run: show what its first run would record, and say so.
+                let manifest = read(&dir)?;
+                eprintln!(
+                    "note: {} has not run yet, so it has no manifest of record; this is the manifest its {} \
+                     would start it with (its first run records it)",
+                    dir.display(),
+                    MANIFEST_FILE
+                );
+                if json {
+                    outln!("{}", manifest.to_json())?;
+                } else {
+                    outln!(
+                        "{} (not yet the manifest of record): sha256:{}",
+                        paths.manifest().display(),
+                        hex::encode(manifest.digest())
+                    )?;
+                    print_definitions(&manifest)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let target = ReadTarget::resolve(&dir)?;
             let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
             let in_force = configuration_at(&journal, &genesis(&journal)?, u64::MAX)?;
             let manifest = in_force.manifest;
             if json {
-                println!("{}", manifest.to_json());
+                outln!("{}", manifest.to_json())?;
             } else {
-                println!(
+                outln!(
                     "manifest of record in force since entry #{}: sha256:{}",
                     in_force.since,
                     hex::encode(in_force.digest)
-                );
-                print_definitions(&manifest);
+                )?;
+                print_definitions(&manifest)?;
             }
         }
         AirCommand::Hash { path, json } => {
@@ -110,13 +133,13 @@ pub fn run(command: AirCommand) -> Result<ExitCode> {
                     .iter()
                     .map(|((kind, name), d)| (format!("{}.{name}", kind.label()), hex::encode(d.digest(name)).into()))
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "manifest": hex::encode(manifest.digest()), "definitions": definitions })
-                );
+                )?;
             } else {
-                println!("sha256:{}  manifest", hex::encode(manifest.digest()));
-                print_definitions(&manifest);
+                outln!("sha256:{}  manifest", hex::encode(manifest.digest()))?;
+                print_definitions(&manifest)?;
             }
         }
         AirCommand::Wit { path, agent, output } => {
@@ -143,33 +166,34 @@ pub fn run(command: AirCommand) -> Result<ExitCode> {
                         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
                         let file = dir.join(format!("{agent}.wit"));
                         std::fs::write(&file, wit).with_context(|| format!("cannot write {}", file.display()))?;
-                        println!("wrote {}", file.display());
+                        outln!("wrote {}", file.display())?;
                     }
-                    None => print!("{wit}"),
+                    None => out!("{wit}")?,
                 }
             }
         }
         AirCommand::Diff { old, new, json } => {
             let patch = diff(&read(&old)?, &read(&new)?);
             if json {
-                println!("{}", patch.to_json());
+                outln!("{}", patch.to_json())?;
             } else {
                 for line in patch.summary() {
-                    println!("# {line}");
+                    outln!("# {line}")?;
                 }
-                print!("{}", patch.to_toml().map_err(anyhow::Error::msg)?);
+                out!("{}", patch.to_toml().map_err(anyhow::Error::msg)?)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_definitions(manifest: &Manifest) {
+fn print_definitions(manifest: &Manifest) -> std::io::Result<()> {
     for ((kind, name), definition) in manifest.definitions() {
-        println!(
+        outln!(
             "sha256:{}  {} {name}",
             hex::encode(definition.digest(&name)),
             kind.label()
-        );
+        )?;
     }
+    Ok(())
 }

@@ -74,7 +74,7 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
     let verify = super::bench_verifiability::verify_throughput(scratch.path(), (steps / 4).max(100))?;
 
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "steps": steps, "raw_wasmtime_calls_per_s": raw_calls, "journaled_steps_per_s": batched,
@@ -97,61 +97,62 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
                 "raw_ed25519_verifications_per_s": verify.raw_verifications_per_s,
                 "verify_vs_raw_ratio": verify.verify_receipts_per_s / verify.raw_verifications_per_s,
             })
-        );
+        )?;
     } else {
-        println!("counter agent, {steps} steps (durable: {durable_steps})");
-        println!("  raw wasmtime calls of `handle`       {raw_calls:>12.0} /s");
-        println!(
+        outln!("counter agent, {steps} steps (durable: {durable_steps})")?;
+        outln!("  raw wasmtime calls of `handle`       {raw_calls:>12.0} /s")?;
+        outln!(
             "  journaled steps (batched commits)    {batched:>12.0} /s   ratio {:.3} of raw calls",
             batched / raw_calls
-        );
-        println!("  raw redb fsynced commits             {raw_commits:>12.0} /s");
-        println!(
+        )?;
+        outln!("  raw redb fsynced commits             {raw_commits:>12.0} /s")?;
+        outln!(
             "  durable steps (2 fsynced commits)    {durable:>12.0} /s   ratio {:.3} of raw commits",
             durable / raw_commits
-        );
-        println!("effects, {} calls each, journal commit (fsync) excluded", effects.calls);
-        println!(
+        )?;
+        outln!("effects, {} calls each, journal commit (fsync) excluded", effects.calls)?;
+        outln!(
             "  raw http adapter GET (loopback)      {:>12.1} µs",
             effects.raw_http_us
-        );
-        println!(
+        )?;
+        outln!(
             "  http GET through the choke point     {:>12.1} µs   added {:.1} µs (grant check, receipt signing, journaling)",
             effects.gated_http_us,
             effects.gated_http_us - effects.raw_http_us
-        );
-        println!(
+        )?;
+        outln!(
             "  log line through the choke point     {:>12.1} µs   (no adapter work: bound by receipt signing)",
             effects.gated_log_us
-        );
-        println!(
+        )?;
+        outln!(
             "  raw ed25519 receipt signature        {:>12.1} µs   (done on the signer thread, overlapping adapters)",
             effects.raw_sign_us
-        );
-        println!(
+        )?;
+        outln!(
             "recovery, a counter world of {} steps with {} snapshots",
-            recovery.steps, recovery.snapshots
-        );
-        println!(
+            recovery.steps,
+            recovery.snapshots
+        )?;
+        outln!(
             "  open from latest snapshot + 1 step   {:>12.1} ms   (durable)",
             recovery.open_and_step_ms
-        );
-        println!(
+        )?;
+        outln!(
             "  replay from genesis                  {:>12.1} ms   ratio {:.1}x slower",
             recovery.replay_from_genesis_ms,
             recovery.replay_from_genesis_ms / recovery.open_and_step_ms
-        );
-        println!("verify, {} entries with {} receipts", verify.entries, verify.receipts);
-        println!(
+        )?;
+        outln!("verify, {} entries with {} receipts", verify.entries, verify.receipts)?;
+        outln!(
             "  raw ed25519 verifications            {:>12.0} /s",
             verify.raw_verifications_per_s
-        );
-        println!(
+        )?;
+        outln!(
             "  verify (receipts checked)            {:>12.0} /s   ratio {:.2} of raw ({:.0} entries/s)",
             verify.verify_receipts_per_s,
             verify.verify_receipts_per_s / verify.raw_verifications_per_s,
             verify.verify_entries_per_s
-        );
+        )?;
     }
     Ok(())
 }

@@ -20,16 +20,17 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     pipeline(&dir.join("pipeline"))?;
     self_upgrade(&dir.join("self-upgrade"))?;
     plans(&dir.join("plans"))?;
-    println!(
-        "\nexplore them: agentos-host log {0}/pipeline | agentos-host receipts {0}/basics --json | \
-         agentos-host history {0}/self-upgrade | agentos-host plan runs {0}/plans",
+    outln!(
+        "\nexplore them (with `cargo run -p agentos-host --` in place of `agentos-host` in a checkout):\n  \
+         agentos-host log {0}/pipeline\n  agentos-host receipts {0}/basics --json\n  \
+         agentos-host history {0}/self-upgrade\n  agentos-host plan runs {0}/plans",
         dir.display()
-    );
+    )?;
     Ok(())
 }
 
 fn basics(dir: &Path) -> Result<()> {
-    println!("== basics: a counter and a hello agent in {}", dir.display());
+    outln!("== basics: a counter and a hello agent in {}", dir.display())?;
     init::init(dir, init::Template::Demo)?;
     {
         let mut world = World::open(dir, OpenMode::Run)?;
@@ -50,10 +51,10 @@ const REPORT: &str = "AgentOS journals every input, step and effect of a world. 
     Replay re-executes the world from its journal.";
 
 fn pipeline(dir: &Path) -> Result<()> {
-    println!(
+    outln!(
         "\n== pipeline: summarizer → llm → blob → notifier, and a reminder timer, in {}",
         dir.display()
-    );
+    )?;
     let (base_url, _provider) = local_provider()?;
     std::fs::create_dir_all(dir.join("modules"))?;
     std::fs::create_dir_all(dir.join("docs"))?;
@@ -139,10 +140,10 @@ fn greeter_step(dir: &Path, event: &str) -> Result<()> {
 
 fn self_upgrade(dir: &Path) -> Result<()> {
     use crate::governance::{apply, propose, record, shadow, verdict};
-    println!(
+    outln!(
         "\n== self-upgrade: an agent rebuilds itself and proposes the upgrade; a person approves, in {}",
         dir.display()
-    );
+    )?;
     std::fs::create_dir_all(dir.join("modules"))?;
     std::fs::copy(
         crate::components::ensure_built("greeter")?,
@@ -177,9 +178,9 @@ approvers = {{ ada = "{}" }}
     );
     std::fs::write(dir.join("world.toml"), manifest)?;
     greeter_step(dir, r#"greet("ada")"#)?;
-    println!(
+    outln!(
         "-- asked to greet with \"Howdy\", the agent rewrites its source, builds it (compile effect) and proposes it"
-    );
+    )?;
     greeter_step(dir, r#"learn("Howdy")"#)?;
     let ledger = crate::governance::ledger::Ledger::read(&open_existing_journal(&WorldPaths::new(dir))?)?;
     let Some(proposal) = ledger.proposals.keys().next_back().copied() else {
@@ -188,31 +189,31 @@ approvers = {{ ada = "{}" }}
             dir.display()
         );
     };
-    println!("-- its proposal #{proposal}, shadow-run on the recorded history:");
+    outln!("-- its proposal #{proposal}, shadow-run on the recorded history:")?;
     let (_, report) = shadow::shadow(dir, proposal, &shadow::Workload::Window(shadow::DEFAULT_WINDOW))?;
     for step in &report.steps {
         if !step.differences.is_empty() {
-            println!(
+            outln!(
                 "   {} {} {}: {}",
                 step.label,
                 step.agent,
                 step.event,
                 step.differences.join("; ")
-            );
+            )?;
         }
     }
-    println!("   {}", report.summary);
+    outln!("   {}", report.summary)?;
     let judged = verdict::judge(dir, proposal, "ada", &ada, record::Verdict::Approve, "greets better")?;
-    println!("-- approved by {} (entry #{})", judged.approver, judged.seq);
+    outln!("-- approved by {} (entry #{})", judged.approver, judged.seq)?;
     let applied = apply::apply(dir, proposal)?;
-    println!(
+    outln!(
         "-- applied at entry #{}: manifest sha256:{} → sha256:{}",
         applied.seq,
         hex::encode(&applied.previous[..8]),
         hex::encode(&applied.manifest[..8])
-    );
+    )?;
     greeter_step(dir, r#"greet("bob")"#)?;
-    println!("-- ada reverts to the previous configuration");
+    outln!("-- ada reverts to the previous configuration")?;
     let author = record::Author::Person {
         name: "ada".into(),
         public_key: ada.public().to_bytes(),
@@ -220,7 +221,7 @@ approvers = {{ ada = "{}" }}
     let revert = propose::propose(dir, propose::Source::Revert(None), "back to Hello", author, &ada)?;
     verdict::judge(dir, revert.seq, "ada", &ada, record::Verdict::Approve, "")?;
     let reverted = apply::apply(dir, revert.seq)?;
-    println!("-- proposal #{} applied at entry #{}", revert.seq, reverted.seq);
+    outln!("-- proposal #{} applied at entry #{}", revert.seq, reverted.seq)?;
     greeter_step(dir, r#"greet("cy")"#)?;
     replay_and_verify(dir)
 }
@@ -231,11 +232,11 @@ const NEWS: &str = "Plans ship in AgentOS today! They wire effects and agents to
 /// The morning-digest plan, scheduled every 400 ms for the demo (a cron expression such as
 /// `0 30 7 * * *` reads the same way).
 fn plans(dir: &Path) -> Result<()> {
-    println!(
+    outln!(
         "\n== plans: a scheduled plan fetches a page, has a model summarize it, the editor agent review it, \
          stores the headline and tells the notifier agent, in {}",
         dir.display()
-    );
+    )?;
     let (news, _news_server) = local_server(|_| ("text/plain", NEWS.to_string()))?;
     let (model, _provider) = local_provider()?;
     std::fs::create_dir_all(dir.join("modules"))?;
@@ -355,10 +356,10 @@ with = {{ value = {{ from = "keep.digest" }} }}
             std::thread::sleep(std::time::Duration::from_millis(wait));
         };
         for run in runs.iter().take(2) {
-            println!("plan {} run #{} ({}): {}", run.plan, run.run, run.trigger, run.status);
+            outln!("plan {} run #{} ({}): {}", run.plan, run.run, run.trigger, run.status)?;
             for step in &run.steps {
                 let output = step.output.as_ref().map(|o| format!(" {o}")).unwrap_or_default();
-                println!("  {} {}{output}", step.step, step.status);
+                outln!("  {} {}{output}", step.step, step.status)?;
             }
         }
     }
@@ -370,16 +371,18 @@ fn replay_and_verify(dir: &Path) -> Result<()> {
     if let Some(divergence) = &replayed.recovery.divergence {
         bail!("demo replay diverged at {divergence}");
     }
-    println!(
+    outln!(
         "replay OK: {} steps re-executed, {} effects served from receipts",
-        replayed.recovery.steps_replayed, replayed.recovery.effects_served
-    );
+        replayed.recovery.steps_replayed,
+        replayed.recovery.effects_served
+    )?;
     drop(replayed);
     let report = crate::verify::verify(&open_existing_journal(&WorldPaths::new(dir))?)?;
-    println!(
+    outln!(
         "verify OK: {} entries hash-chained, {} signed receipts",
-        report.entries, report.receipts
-    );
+        report.entries,
+        report.receipts
+    )?;
     Ok(())
 }
 

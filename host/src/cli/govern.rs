@@ -145,7 +145,7 @@ pub fn run(command: GovernCommand) -> Result<()> {
             };
             let (author, key) = person(&key)?;
             let journaled = crate::governance::propose::propose(&dir, source, &description, author, &key)?;
-            print_proposed(&dir, &journaled, json);
+            print_proposed(&dir, &journaled, json)?;
         }
         GovernCommand::Shadow {
             dir,
@@ -184,9 +184,9 @@ pub fn run(command: GovernCommand) -> Result<()> {
             };
             let journaled =
                 crate::governance::propose::propose(&dir, Source::Revert(to.as_deref()), &description, author, &key)?;
-            print_proposed(&dir, &journaled, json);
+            print_proposed(&dir, &journaled, json)?;
             let judged = crate::governance::verdict::judge(&dir, journaled.seq, &key_name, &key, Verdict::Approve, "")?;
-            print_judged(journaled.seq, Verdict::Approve, &judged, json);
+            print_judged(journaled.seq, Verdict::Approve, &judged, json)?;
             if judged.readiness.blockers.is_empty() {
                 apply(&dir, journaled.seq, json)?;
             }
@@ -196,10 +196,10 @@ pub fn run(command: GovernCommand) -> Result<()> {
     Ok(())
 }
 
-fn print_proposed(dir: &Path, journaled: &Journaled, json: bool) {
+fn print_proposed(dir: &Path, journaled: &Journaled, json: bool) -> std::io::Result<()> {
     let widenings: Vec<String> = journaled.judgement.widenings.iter().map(ToString::to_string).collect();
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "proposal": journaled.seq,
@@ -208,46 +208,47 @@ fn print_proposed(dir: &Path, journaled: &Journaled, json: bool) {
                 "new_capabilities": widenings,
                 "approvals_needed": journaled.judgement.approvals_needed,
             })
-        );
-        return;
+        )?;
+        return Ok(());
     }
-    println!(
+    outln!(
         "proposal #{} journaled (sha256:{})",
         journaled.seq,
         hex::encode(&journaled.hash[..8])
-    );
+    )?;
     for line in &journaled.changes {
-        println!("  {line}");
+        outln!("  {line}")?;
     }
     for line in &widenings {
-        println!("  new capability: {line}");
+        outln!("  new capability: {line}")?;
     }
-    println!("  approvals needed: {}", journaled.judgement.approvals_needed);
-    println!(
+    outln!("  approvals needed: {}", journaled.judgement.approvals_needed)?;
+    outln!(
         "next: `agentos-host shadow {dir} {n}`, `agentos-host approve {dir} {n} --key NAME`, `agentos-host apply {dir} {n}`",
         dir = dir.display(),
         n = journaled.seq
-    );
+    )?;
+    Ok(())
 }
 
 fn print_shadow(seq: u64, report: &ShadowReport, json: bool) -> Result<()> {
     if json {
         let mut value = serde_json::to_value(report)?;
         value["entry"] = seq.into();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "shadow run of proposal #{} ({}): {} — report journaled as entry #{seq}",
         report.proposal,
         report.workload,
         if report.clean { "clean" } else { "NOT CLEAN" }
-    );
+    )?;
     if let Some(error) = &report.migration_error {
-        println!("  the proposed manifest does not start: {error}");
+        outln!("  the proposed manifest does not start: {error}")?;
     }
     for line in &report.new_capabilities {
-        println!("  new capability: {line}");
+        outln!("  new capability: {line}")?;
     }
     for step in &report.steps {
         let differences = if step.differences.is_empty() {
@@ -255,24 +256,28 @@ fn print_shadow(seq: u64, report: &ShadowReport, json: bool) -> Result<()> {
         } else {
             step.differences.join("; ")
         };
-        println!("  {} {} {}: {differences}", step.label, step.agent, step.event);
+        outln!("  {} {} {}: {differences}", step.label, step.agent, step.event)?;
     }
     for call in &report.would_call {
-        println!(
+        outln!(
             "  would call (not executed): step #{} call #{}: {}",
-            call.step, call.index, call.request
-        );
+            call.step,
+            call.index,
+            call.request
+        )?;
     }
     for call in &report.denials {
         if let ShadowServed::Denied { reason } = &call.served {
-            println!(
+            outln!(
                 "  denied: step #{} call #{}: {} — {reason}",
-                call.step, call.index, call.request
-            );
+                call.step,
+                call.index,
+                call.request
+            )?;
         }
     }
     if report.migration_error.is_none() {
-        println!("  {}", report.summary);
+        outln!("  {}", report.summary)?;
     }
     Ok(())
 }
@@ -281,13 +286,18 @@ fn judge(args: &VerdictArgs, verdict: Verdict) -> Result<()> {
     let proposal = proposal_number(&args.proposal)?;
     let key = super::keys::load(&args.key)?;
     let judged = crate::governance::verdict::judge(&args.dir, proposal, &args.key, &key, verdict, &args.comment)?;
-    print_judged(proposal, verdict, &judged, args.json);
+    print_judged(proposal, verdict, &judged, args.json)?;
     Ok(())
 }
 
-fn print_judged(proposal: u64, verdict: Verdict, judged: &crate::governance::verdict::Judged, json: bool) {
+fn print_judged(
+    proposal: u64,
+    verdict: Verdict,
+    judged: &crate::governance::verdict::Judged,
+    json: bool,
+) -> std::io::Result<()> {
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "proposal": proposal,
@@ -297,27 +307,29 @@ fn print_judged(proposal: u64, verdict: Verdict, judged: &crate::governance::ver
                 "approved_by": judged.readiness.approved_by,
                 "blockers": judged.readiness.blockers,
             })
-        );
-        return;
+        )?;
+        return Ok(());
     }
-    println!(
+    outln!(
         "proposal #{proposal} {} by {} (entry #{})",
         verdict.label(),
         judged.approver,
         judged.seq
-    );
-    print_readiness(&judged.readiness);
+    )?;
+    print_readiness(&judged.readiness)?;
+    Ok(())
 }
 
-fn print_readiness(readiness: &Readiness) {
+fn print_readiness(readiness: &Readiness) -> std::io::Result<()> {
     if readiness.blockers.is_empty() {
-        println!("  ready to apply");
+        outln!("  ready to apply")?;
     } else {
-        println!("  not ready to apply:");
+        outln!("  not ready to apply:")?;
         for blocker in &readiness.blockers {
-            println!("    - {blocker}");
+            outln!("    - {blocker}")?;
         }
     }
+    Ok(())
 }
 
 fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
@@ -326,7 +338,7 @@ fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
         eprintln!("note: {notice}");
     }
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "proposal": applied.proposal,
@@ -336,7 +348,7 @@ fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
                 "agents": applied.agents.iter().map(|(a, d)| json!({"agent": a, "state": d})).collect::<Vec<_>>(),
                 "rewrote_world_toml": applied.rewrote_manifest_file,
             })
-        );
+        )?;
         return Ok(());
     }
     let change = if applied.previous == applied.manifest {
@@ -351,18 +363,19 @@ fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
             hex::encode(&applied.manifest[..8])
         )
     };
-    println!(
+    outln!(
         "proposal #{} applied (entry #{}): {change}",
-        applied.proposal, applied.seq
-    );
+        applied.proposal,
+        applied.seq
+    )?;
     for (agent, digest) in &applied.agents {
-        println!("  {agent}: state sha256:{}", &digest[..16]);
+        outln!("  {agent}: state sha256:{}", &digest[..16])?;
     }
     if applied.rewrote_manifest_file {
-        println!(
+        outln!(
             "  {} now holds the manifest in force",
             WorldPaths::new(dir).manifest().display()
-        );
+        )?;
     }
     Ok(())
 }
@@ -377,60 +390,60 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             .map(|c| json!({ "since": c.since, "at_ms": c.at_ms, "manifest": hex::encode(c.digest), "proposal": c.proposal }))
             .collect();
         let proposals: Vec<_> = ledger.proposals.values().map(|p| proposal_json(&ledger, p)).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "manifests": manifests, "proposals": proposals }))?
-        );
+        )?;
         return Ok(());
     }
-    println!("manifests (the last is in force):");
+    outln!("manifests (the last is in force):")?;
     for c in &ledger.configurations {
         let cause = match c.proposal {
             None => "genesis".to_string(),
             Some(p) => format!("proposal #{p}"),
         };
-        println!(
+        outln!(
             "  #{:<6} sha256:{}  {cause} (t={} ms)",
             c.since,
             hex::encode(c.digest),
             c.at_ms
-        );
+        )?;
     }
     if ledger.proposals.is_empty() {
-        println!("no proposals");
+        outln!("no proposals")?;
     }
     for p in ledger.proposals.values() {
         let body = &p.proposal.body;
-        println!(
+        outln!(
             "proposal #{} [{}] by {}: {:?}",
             p.seq,
             p.status(),
             body.author,
             body.description
-        );
+        )?;
         for line in changes_of(&ledger, p) {
-            println!("    {line}");
+            outln!("    {line}")?;
         }
         for (at, shadow) in &p.shadows {
-            println!(
+            outln!(
                 "    shadow run #{at}: {} — {}",
                 if shadow.clean { "clean" } else { "NOT CLEAN" },
                 shadow.summary
-            );
+            )?;
         }
         for (at, verdict) in &p.verdicts {
-            println!(
+            outln!(
                 "    {} by {} (#{at})",
                 verdict.body.verdict.label(),
                 verdict.body.approver
-            );
+            )?;
         }
         for (at, reason) in &p.refusals {
-            println!("    apply refused (#{at}): {reason}");
+            outln!("    apply refused (#{at}): {reason}")?;
         }
         if let Some(at) = p.applied {
             let when = ledger.at(at).at_ms;
-            println!("    applied at #{at} (t={when} ms)");
+            outln!("    applied at #{at} (t={when} ms)")?;
         }
     }
     Ok(())

@@ -88,12 +88,12 @@ pub fn run(command: KeysCommand) -> Result<()> {
             let dir = path.parent().expect("a key file has a directory");
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let key = HostKey::load_or_create(&path)?;
-            println!("{}", describe(&name, &key, json));
+            outln!("{}", describe(&name, &key, json))?;
             if !json {
                 eprintln!("secret key written to {} (readable by you only)", path.display());
             }
         }
-        KeysCommand::Show { name, json } => println!("{}", describe(&name, &load(&name)?, json)),
+        KeysCommand::Show { name, json } => outln!("{}", describe(&name, &load(&name)?, json))?,
         KeysCommand::List { json } => {
             let dir = keys_dir()?;
             let mut names: Vec<String> = match std::fs::read_dir(&dir) {
@@ -105,10 +105,10 @@ pub fn run(command: KeysCommand) -> Result<()> {
             };
             names.sort();
             for name in names {
-                println!(
+                outln!(
                     "{}",
                     describe(&name, &HostKey::load_or_create(&key_path(&name)?)?, json)
-                );
+                )?;
             }
         }
     }

@@ -1,6 +1,9 @@
 //! The `agentos-host` command line: argument parsing and output formatting only; every
 //! decision is made by `world`, `kernel` and `verify`.
 
+#[macro_use]
+mod output;
+
 mod air;
 mod bench;
 mod bench_verifiability;
@@ -223,6 +226,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(error) if output::is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::from(2)
@@ -235,11 +239,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Init { dir, template } => {
             init::init(&dir, template)?;
-            println!("created world {} from template {template:?}", dir.display());
-            println!(
+            outln!("created world {} from template {template:?}", dir.display())?;
+            outln!(
                 "next: agentos-host send {} <agent> <event>   (agents are listed in world.toml)",
                 dir.display()
-            );
+            )?;
         }
         Command::Send {
             dir,
@@ -252,11 +256,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 Err(error) if is_locked(&error) => {
                     let event = crate::inbox::InboxEvent { agent, event, json };
                     let file = crate::inbox::drop_event(&WorldPaths::new(&dir).state(), &event)?;
-                    println!(
+                    outln!(
                         "{} is held by another process (`run --follow`); the event waits in its inbox: {}",
                         dir.display(),
                         file.display()
-                    );
+                    )?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 Err(error) => return Err(error),
@@ -289,11 +293,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let mut failed = 0u64;
             let mut steps = 0;
             if follow {
-                println!(
+                outln!(
                     "following {}: recovered {} steps; firing timers when due and taking inbox events (Ctrl-C stops)",
                     dir.display(),
                     recovered.steps_replayed
-                );
+                )?;
                 std::io::Write::flush(&mut std::io::stdout())?;
             }
             loop {
@@ -316,7 +320,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 })?;
                 // `run` has committed: what is printed now is durable.
                 for line in done {
-                    println!("{line}");
+                    outln!("{line}")?;
                 }
                 std::io::Write::flush(&mut std::io::stdout())?;
                 let next_due = match follow {
@@ -343,18 +347,18 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }));
             }
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "replayed": recovered.steps_replayed, "queued": queued, "steps": steps,
                         "committed": committed, "failed": failed
                     })
-                );
+                )?;
             } else {
-                println!(
+                outln!(
                     "recovered {} steps; journaled {queued} events; processed {steps} steps ({committed} committed, {failed} failed); idle",
                     recovered.steps_replayed
-                );
+                )?;
             }
         }
         Command::Log { dir, json } => {
@@ -362,9 +366,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
             for entry in journal.entries()? {
                 if json {
-                    println!("{}", show::entry_json(&journal, &entry));
+                    outln!("{}", show::entry_json(&journal, &entry))?;
                 } else {
-                    println!("{}", show::entry_line(&journal, &entry));
+                    outln!("{}", show::entry_line(&journal, &entry))?;
                 }
             }
         }
@@ -378,12 +382,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     if json {
                         all.push(show::receipt_json(&journal, entry.seq, r, &public_key));
                     } else {
-                        println!("{}", show::entry_line(&journal, &entry));
+                        outln!("{}", show::entry_line(&journal, &entry))?;
                     }
                 }
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                outln!("{}", serde_json::to_string_pretty(&all)?)?;
             }
         }
         Command::Replay {
@@ -397,30 +401,30 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::RotateKey { dir, json } => {
             let (old, new) = crate::world::rotate_key(&dir)?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "old_public_key": hex::encode(old), "new_public_key": hex::encode(new) })
-                );
+                )?;
             } else {
-                println!(
+                outln!(
                     "host key rotated: {} → {} (journaled, signed by both)",
                     hex::encode(old),
                     hex::encode(new)
-                );
+                )?;
             }
         }
         Command::Export { dir, file, json } => {
             let summary = crate::bundle::export(&dir, &file)?;
             if json {
-                println!("{}", serde_json::to_string(&summary)?);
+                outln!("{}", serde_json::to_string(&summary)?)?;
             } else {
-                println!(
+                outln!(
                     "exported {} entries and {} blobs ({} bytes) to {}",
                     summary.entries,
                     summary.blobs,
                     summary.bytes,
                     file.display()
-                );
+                )?;
             }
         }
         Command::Prove {
@@ -486,7 +490,7 @@ fn describe_step(record: &crate::kernel::StepRecord) -> String {
 pub(crate) fn print_entries_from(world: &World, first: u64) -> Result<()> {
     let journal = world.kernel.journal.lock().expect("journal lock");
     for entry in journal.entries()?.into_iter().filter(|e| e.seq >= first) {
-        println!("{}", show::entry_line(&journal, &entry));
+        outln!("{}", show::entry_line(&journal, &entry))?;
     }
     Ok(())
 }

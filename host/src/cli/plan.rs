@@ -62,12 +62,12 @@ pub fn run(command: PlanCommand) -> Result<()> {
                 .filter(|r| plan.as_ref().is_none_or(|p| *p == r.plan))
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                outln!("{}", serde_json::to_string_pretty(&all)?)?;
             } else if all.is_empty() {
-                println!("no plan runs");
+                outln!("no plan runs")?;
             }
             for view in all.iter().filter(|_| !json) {
-                print_run(view);
+                print_run(view)?;
             }
             Ok(())
         }
@@ -118,14 +118,14 @@ fn list(dir: &Path, json: bool) -> Result<()> {
         })
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no plans in the manifest in force");
+        outln!("no plans in the manifest in force")?;
     }
     for row in rows {
-        println!(
+        outln!(
             "{}  ({}; steps: {}; grants: {}; {} run(s){})",
             row["plan"].as_str().unwrap_or_default(),
             row["trigger"].as_str().unwrap_or_default(),
@@ -136,7 +136,7 @@ fn list(dir: &Path, json: bool) -> Result<()> {
                 .as_str()
                 .map(|s| format!(", last {s}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
     Ok(())
 }
@@ -155,45 +155,47 @@ fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
         bail!(crate::plans::unknown(name, manifest.plans.keys()));
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(plan)?);
+        outln!("{}", serde_json::to_string_pretty(plan)?)?;
         return Ok(());
     }
-    print_plan(name, plan);
+    print_plan(name, plan)?;
     Ok(())
 }
 
-fn print_plan(name: &str, plan: &PlanDef) {
-    println!("plan {name}: {}", describe_trigger(&plan.trigger));
+fn print_plan(name: &str, plan: &PlanDef) -> std::io::Result<()> {
+    outln!("plan {name}: {}", describe_trigger(&plan.trigger))?;
     if let Some(input) = plan.input_schema() {
-        println!("  input: {input}");
+        outln!("  input: {input}")?;
     }
-    println!("  grants: {}", plan.grants.join(", "));
+    outln!("  grants: {}", plan.grants.join(", "))?;
     for (index, step_name) in plan.order().unwrap_or_default().into_iter().enumerate() {
         let step = &plan.steps[step_name];
         let what = match (&step.agent, &step.case) {
             (Some(agent), Some(case)) => format!("send `{case}` to {agent}"),
             _ => step.action.name().to_string(),
         };
-        println!("  {}. {step_name}: {what}", index + 1);
+        outln!("  {}. {step_name}: {what}", index + 1)?;
         for (input, given) in &step.with {
             match given {
-                StepInput::Literal(json) => println!("       {input} = {json}"),
-                StepInput::From(path) => println!("       {input} ← {path}"),
+                StepInput::Literal(json) => outln!("       {input} = {json}")?,
+                StepInput::From(path) => outln!("       {input} ← {path}")?,
             }
         }
         if let Some(reply) = &step.reply {
-            println!("       awaits a `{reply}` reply for up to {} ms", step.timeout_ms());
+            outln!("       awaits a `{reply}` reply for up to {} ms", step.timeout_ms())?;
         }
         if !step.after.is_empty() {
-            println!("       after {}", step.after.join(", "));
+            outln!("       after {}", step.after.join(", "))?;
         }
         if let Some(retry) = &step.retry {
-            println!(
+            outln!(
                 "       up to {} attempts, {} ms apart (doubling)",
-                retry.attempts, retry.backoff_ms
-            );
+                retry.attempts,
+                retry.backoff_ms
+            )?;
         }
     }
+    Ok(())
 }
 
 fn run_plan(dir: &Path, plan: &str, input: &str, json: bool) -> Result<()> {
@@ -227,9 +229,9 @@ fn run_plan(dir: &Path, plan: &str, input: &str, json: bool) -> Result<()> {
         );
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        outln!("{}", serde_json::to_string_pretty(&view)?)?;
     } else {
-        print_run(&view);
+        print_run(&view)?;
     }
     Ok(())
 }
@@ -239,16 +241,20 @@ fn find_run(world: &World, run: u64) -> Result<Option<RunView>> {
     Ok(runs(&journal)?.into_iter().find(|r| r.run == run))
 }
 
-fn print_run(view: &RunView) {
+fn print_run(view: &RunView) -> std::io::Result<()> {
     let input = if view.input.is_null() {
         String::new()
     } else {
         format!(" with input {}", view.input)
     };
-    println!(
+    outln!(
         "plan {} run #{} ({}, t={} ms){input}: {}",
-        view.plan, view.run, view.trigger, view.at_ms, view.status
-    );
+        view.plan,
+        view.run,
+        view.trigger,
+        view.at_ms,
+        view.status
+    )?;
     for step in &view.steps {
         let attempts = if step.attempts > 1 {
             format!(" after {} attempts", step.attempts)
@@ -260,8 +266,9 @@ fn print_run(view: &RunView) {
             (None, Some(detail)) => format!(": {detail}"),
             (None, None) => String::new(),
         };
-        println!("  {} {}{attempts}{detail}", step.step, step.status);
+        outln!("  {} {}{attempts}{detail}", step.step, step.status)?;
     }
+    Ok(())
 }
 
 /// Output JSON on one line, cut at 120 characters.

@@ -37,9 +37,9 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
     match outcome {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?)?;
             } else {
-                println!(
+                outln!(
                     "verify OK: {} entries hash-chained, {} receipts signed by {}{}, {} checkpoints, {} snapshots, {} steps{}{}",
                     report.entries,
                     report.receipts,
@@ -66,13 +66,13 @@ pub fn verify(dir: &Path, old_checkpoint: Option<&Path>, json: bool) -> Result<E
                     old.as_ref()
                         .map(|(path, _)| format!("; extends the checkpoint in {}", path.display()))
                         .unwrap_or_default()
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
             if json {
-                println!("{}", serde_json::json!({ "ok": false, "error": format!("{error:#}") }));
+                outln!("{}", serde_json::json!({ "ok": false, "error": format!("{error:#}") }))?;
             } else {
                 eprintln!("verify FAILED: {error:#}");
             }
@@ -91,7 +91,7 @@ pub fn checkpoint(dir: &Path) -> Result<()> {
             dir.display()
         );
     };
-    println!("{}", serde_json::to_string_pretty(&checkpoint_file(latest))?);
+    outln!("{}", serde_json::to_string_pretty(&checkpoint_file(latest))?)?;
     Ok(())
 }
 
@@ -112,7 +112,7 @@ pub fn prove(dir: &Path, receipt: Option<&str>, consistency: Option<&[u64]>, out
     };
     match output {
         Some(path) => std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?,
-        None => println!("{text}"),
+        None => outln!("{text}")?,
     }
     Ok(())
 }
@@ -128,15 +128,15 @@ pub fn verify_proof(file: &Path, public_key: &str, json: bool) -> Result<ExitCod
     match verify_proof_text(&text, &key) {
         Ok(what) => {
             if json {
-                println!("{}", serde_json::json!({ "ok": true, "verified": what }));
+                outln!("{}", serde_json::json!({ "ok": true, "verified": what }))?;
             } else {
-                println!("proof OK: {what}");
+                outln!("proof OK: {what}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
             if json {
-                println!("{}", serde_json::json!({ "ok": false, "error": error.to_string() }));
+                outln!("{}", serde_json::json!({ "ok": false, "error": error.to_string() }))?;
             } else {
                 eprintln!("proof FAILED ({}): {error}", file.display());
             }

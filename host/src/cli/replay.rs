@@ -35,7 +35,7 @@ pub fn run(dir: &Path, from: Option<&str>, json: bool) -> Result<ExitCode> {
         None => "from genesis (no snapshot at or before that entry)".to_string(),
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "from_snapshot": report.from_snapshot,
@@ -50,7 +50,7 @@ pub fn run(dir: &Path, from: Option<&str>, json: bool) -> Result<ExitCode> {
                     "step": d.ingress, "agent": d.agent, "detail": d.detail
                 })),
             })
-        );
+        )?;
     }
     if let Some(divergence) = &report.divergence {
         if !json {
@@ -59,7 +59,7 @@ pub fn run(dir: &Path, from: Option<&str>, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     if !json {
-        println!(
+        outln!(
             "replay OK {from_text}: {} steps re-executed ({} failed as recorded), {} effects served from receipts, \
              {} snapshots matched, identical state digests and outputs, {:.1} ms{}",
             report.steps_replayed,
@@ -72,7 +72,7 @@ pub fn run(dir: &Path, from: Option<&str>, json: bool) -> Result<ExitCode> {
             } else {
                 String::new()
             }
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

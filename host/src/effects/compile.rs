@@ -192,6 +192,17 @@ fn build_rust(
     std::fs::write(deps.join("agentos.wit"), include_str!("../../../wit/agentos.wit"))
         .map_err(|e| io("agentos.wit", e))?;
 
+    match crate::components::Toolchain::from_env().has_guest_target(dir) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(EffectFailure::Failed(format!(
+                "the host's Rust toolchain has no {} target; its operator can add it with `rustup target add {}`",
+                crate::components::GUEST_TARGET,
+                crate::components::GUEST_TARGET
+            )));
+        }
+        Err(error) => return Err(EffectFailure::Failed(format!("{error:#}"))),
+    }
     let target_dir = scratch_root.join("target");
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
