@@ -1,8 +1,9 @@
 //! The committed fixture worlds: audit bundles written by format version 2 (two agents, receipts,
 //! checkpoints, snapshots, a key rotation), version 3 (the same, plus governance: proposals by
 //! a person and by an agent, a shadow run, approvals, a rejection, manifest changes) and version 4
-//! (the same, plus a plan and its run). Every later
-//! host must open, verify and replay them, or refuse them naming both versions.
+//! (the same, plus a plan and its run), and version 5 (the same, every entry signed by the
+//! checkpoint that ends its commit). Every later host must open, verify and replay them, or
+//! refuse them naming both versions, and must say which guarantee each one has.
 //! `AGENTOS_BLESS=1` writes a new fixture of the current format (older ones stay as written).
 
 mod common;
@@ -120,9 +121,6 @@ fn the_format_3_fixture_world_with_its_governance_history_opens_verifies_and_rep
 
 #[test]
 fn the_format_4_fixture_world_with_a_plan_run_opens_verifies_and_replays() {
-    if std::env::var_os("AGENTOS_BLESS").is_some() {
-        bless();
-    }
     let expected = check_fixture(4);
     let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&fixture(4)), "--json"])).unwrap();
     assert_contains(&history, &expected["history"]);
@@ -130,6 +128,28 @@ fn the_format_4_fixture_world_with_a_plan_run_opens_verifies_and_replays() {
     assert_contains(&runs, &expected["plan_runs"]);
     assert_eq!(runs[0]["status"], "completed", "{runs:#}");
     assert_eq!(runs[0]["steps"][1]["output"]["contents"], "stamped", "{runs:#}");
+}
+
+#[test]
+fn the_format_5_fixture_world_signs_every_entry() {
+    if std::env::var_os("AGENTOS_BLESS").is_some() {
+        bless();
+    }
+    let expected = check_fixture(5);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&fixture(5)), "--json"])).unwrap();
+    assert_contains(&history, &expected["history"]);
+    let runs: serde_json::Value = serde_json::from_str(&ok(&["plan", "runs", s(&fixture(5)), "--json"])).unwrap();
+    assert_contains(&runs, &expected["plan_runs"]);
+    // Any entry of it, not only a receipt, proves offline: here the genesis manifest.
+    let scratch = tempfile::tempdir().unwrap();
+    let proof = scratch.path().join("genesis.json");
+    ok(&["prove", s(&fixture(5)), "0", "-o", s(&proof)]);
+    let key = expected["verify"]["public_key"].as_str().unwrap();
+    let out = ok(&["verify-proof", s(&proof), "--public-key", key]);
+    assert!(
+        out.starts_with("proof OK: entry #0 (genesis) is leaf 0 of the "),
+        "{out}"
+    );
 }
 
 /// Every field `expected` has, `actual` has with the same value (later hosts may report more).
@@ -156,12 +176,34 @@ fn check_fixture(version: u32) -> serde_json::Value {
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(expected_file(version)).unwrap()).unwrap();
     let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&fixture), "--json"])).unwrap();
-    // Later hosts may report more: what the fixture's host reported must match, and the rest
-    // counts what an older world cannot have.
+    // Later hosts may report more: what the fixture's host reported must match, the counts it
+    // did not report are of what an older world cannot have, and the guarantee is the one its
+    // format gives.
+    let signed = version >= agentos_host::journal::entry::SIGNED_JOURNAL_FORMAT;
     for (field, value) in report.as_object().unwrap() {
-        let expected = expected["verify"].get(field).cloned().unwrap_or(0.into());
-        assert_eq!(*value, expected, "verify report field `{field}`");
+        match field.as_str() {
+            "format_version" => assert_eq!(value.as_u64(), Some(u64::from(version))),
+            "coverage" => {
+                let kind = if signed { "every-entry" } else { "receipts-only" };
+                assert_eq!(value["kind"], kind, "{report}");
+            }
+            "anchor" => assert!(value.is_null(), "no key was given: {report}"),
+            _ => {
+                let expected = expected["verify"].get(field).cloned().unwrap_or(0.into());
+                assert_eq!(*value, expected, "verify report field `{field}`");
+            }
+        }
     }
+    // Given the key its owner would hand an auditor, it is anchored.
+    let genesis_key = expected["verify"]["public_key"].as_str().unwrap();
+    let anchored = ok(&["verify", s(&fixture), "--public-key", genesis_key]);
+    let signed = if signed { "every entry" } else { "its " };
+    assert!(
+        anchored.contains(&format!(
+            "anchored: the genesis key {genesis_key}, which you trust, signed {signed}"
+        )),
+        "{anchored}"
+    );
     assert_eq!(report["key_rotations"], 1);
     assert!(report["snapshots"].as_u64().unwrap() >= 2, "{report}");
     for from in [&[][..], &["--from", "latest"][..]] {
@@ -210,7 +252,7 @@ fn a_journal_from_a_later_format_is_refused_naming_both_versions() {
     ] {
         let error = fails(args, 2);
         assert!(
-            error.contains("has format version 99, this host reads versions 1 to 4"),
+            error.contains("has format version 99, this host reads versions 1 to 5"),
             "{error}"
         );
     }

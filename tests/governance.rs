@@ -272,7 +272,7 @@ fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
     people.ok(&["apply", world, &proposal]);
     let out = ok(&["verify", world]);
     assert!(
-        out.contains("2 signed proposals and verdicts, 1 manifest changes each approved"),
+        out.contains("2 signed proposals and verdicts, 1 manifest changes each as proposed and approved"),
         "{out}"
     );
     replay_and_verify(&dir);
@@ -292,14 +292,16 @@ fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
         "{error}"
     );
 
-    // Without the approval, the manifest change itself is named.
+    // Without the approval, the manifest change itself is named, even by a forger holding the
+    // host key (who re-signs every checkpoint over the history without the verdict).
+    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
     let mut entries = pristine;
     entries.remove(at);
     let applied = entries
         .iter()
         .position(|e| matches!(e.body, EntryBody::ManifestApplied(_)))
         .unwrap();
-    forge_journal(&dir, entries);
+    forge_journal_with_key(&dir, entries, &key);
     let error = fails(&["verify", world], 1);
     assert!(
         error.contains(&format!(
@@ -395,12 +397,14 @@ fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_wor
     assert_eq!(would_call.len(), 1, "{report}");
     assert_eq!(would_call[0]["request"], format!("http GET {base}/c"));
     assert!(report["served_from_receipts"].as_u64().unwrap() >= 3, "{report}");
-    // Nothing left the machine, nothing changed but one journaled report.
+    // Nothing left the machine, nothing changed but one journaled report (and the checkpoint
+    // that signs it).
     assert_eq!(requests.load(Ordering::SeqCst), 2);
     assert_eq!(state_digests(&dir), states);
     let log = log_json(&dir);
-    assert_eq!(log.len(), entries + 1);
-    assert_eq!(log.last().unwrap()["kind"], "shadow-report");
+    assert_eq!(log.len(), entries + 2);
+    assert_eq!(log[entries]["kind"], "shadow-report");
+    assert_eq!(log[entries + 1]["kind"], "checkpoint");
 
     let text = ok(&["shadow", world, &narrowing, "--window", "2"]);
     assert!(text.contains("NOT CLEAN"), "{text}");
@@ -623,5 +627,102 @@ fn an_agent_can_neither_grant_itself_what_the_policy_denies_nor_approve_its_own_
     assert!(error.contains("needs 1 approval(s) and has 0"), "{error}");
     people.ok(&["approve", world, &id, "--key", "ada"]);
     people.ok(&["apply", world, &id]);
+    replay_and_verify(&dir);
+}
+
+/// What a holder of the host key signs is still judged against what was proposed: a change
+/// approved only by the agent that wrote it, or putting in force a manifest or components other
+/// than the proposal's, fails `verify` at the manifest change, checkpoints re-signed or not.
+#[test]
+fn verify_judges_each_manifest_change_against_its_proposal_even_when_signed() {
+    use agentos_host::governance::record::Author;
+    let people = People::new();
+    let (scratch, dir) = reviewed_world(&people, true);
+    let world = s(&dir);
+    let changed = scratch.path().join("changed.toml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(dir.join("world.toml"))
+            .unwrap()
+            .replace("[agents.counter]\n", "[agents.counter]\nfuel_per_step = 2000000\n"),
+    )
+    .unwrap();
+    let proposal = number(&people.ok(&["propose", world, "--from", s(&changed), "--key", "ada"]));
+    ok(&["send", world, "reviewer", &format!("approve(\"{proposal}\")")]);
+    people.ok(&["apply", world, &proposal]);
+    replay_and_verify(&dir);
+    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let pristine = read_entries(&dir);
+    let at: usize = proposal.parse().unwrap();
+    let applied = pristine
+        .iter()
+        .position(|e| matches!(e.body, EntryBody::ManifestApplied(_)))
+        .unwrap();
+
+    // The proposal re-authored as the reviewer's own (signed by the host, as agents' are), its
+    // verdict and the change re-pointed at it.
+    let mut entries = pristine.clone();
+    let EntryBody::Proposal(p) = &mut entries[at].body else {
+        panic!("#{at} is not a proposal")
+    };
+    p.body.author = Author::Agent {
+        name: "reviewer".into(),
+    };
+    p.signer = key.public().to_bytes();
+    p.signature = key.signature(&p.body.signing_bytes());
+    let hash = p.body.hash();
+    for entry in &mut entries {
+        match &mut entry.body {
+            EntryBody::Verdict(v) => {
+                v.body.proposal_hash = hash;
+                v.signature = key.signature(&v.body.signing_bytes());
+            }
+            EntryBody::ManifestApplied(m) => m.proposal_hash = hash,
+            _ => {}
+        }
+    }
+    forge_journal_with_key(&dir, entries, &key);
+    let error = fails(&["verify", world], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{applied}: applies proposal #{proposal} although it needs 1 approval(s) and has 0"
+        )),
+        "{error}"
+    );
+
+    // The change puts in force more fuel than was proposed and approved.
+    let mut entries = pristine.clone();
+    let EntryBody::ManifestApplied(m) = &mut entries[applied].body else {
+        unreachable!()
+    };
+    let mut manifest = agentos_air::Manifest::parse_json(&m.manifest_json, "recorded").unwrap();
+    manifest.agents.get_mut("counter").unwrap().fuel_per_step = 3_000_000;
+    m.manifest_json = manifest.to_json();
+    m.manifest_digest = manifest.digest();
+    forge_journal_with_key(&dir, entries, &key);
+    let error = fails(&["verify", world], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{applied}: puts in force a manifest other than proposal #{proposal}'s patch makes of the one in force \
+             (they differ in agent `counter`)"
+        )),
+        "{error}"
+    );
+
+    // Or other components than the proposal named.
+    let mut entries = pristine.clone();
+    let EntryBody::ManifestApplied(m) = &mut entries[applied].body else {
+        unreachable!()
+    };
+    m.modules[0].1 = m.modules[1].1;
+    forge_journal_with_key(&dir, entries, &key);
+    let error = fails(&["verify", world], 1);
+    assert!(
+        error.contains(&format!(
+            "entry #{applied}: puts in force other components than proposal #{proposal} named"
+        )),
+        "{error}"
+    );
+    forge_journal_with_key(&dir, pristine, &key);
     replay_and_verify(&dir);
 }

@@ -35,8 +35,8 @@ fn every_receipt_proves_offline_and_checkpoints_are_consistent() {
     assert_eq!(receipts.len(), 10);
     assert_eq!(
         count_kind(&log, "checkpoint"),
-        5,
-        "one checkpoint per commit that added receipts"
+        11,
+        "one checkpoint per commit: genesis, then each event and its step"
     );
 
     // The proof files leave the world: move them away, then check with the key alone.
@@ -86,11 +86,35 @@ fn every_receipt_proves_offline_and_checkpoints_are_consistent() {
     assert!(error.contains("checkpoint signed by key"), "{error}");
     let error = fails(&["prove", s(&dir), "--consistency", "3", "10"], 2);
     assert!(
-        error.contains("no checkpoint of this world has 3 receipts; checkpoint sizes: 2, 4, 6, 8, 10"),
+        error.contains("no checkpoint of this world has 3 receipts; checkpoint sizes: 0, 2, 4, 6, 8, 10"),
         "{error}"
     );
-    let error = fails(&["prove", s(&dir), &log[0]["seq"].to_string()], 2);
-    assert!(error.contains("is not an effect receipt"), "{error}");
+
+    // Any other entry proves in the journal log: its stored bytes are the leaf.
+    for seq in seqs_of(&log, "ingress").into_iter().chain([0]) {
+        let file = proofs.join(format!("entry-{seq}.json"));
+        ok(&["prove", s(&dir), &seq.to_string(), "-o", s(&file)]);
+        let out = ok(&["verify-proof", s(&file), "--public-key", &key]);
+        assert!(
+            out.contains(&format!("proof OK: entry #{seq} (")) && out.contains("-entry journal log of world"),
+            "{out}"
+        );
+    }
+    let file = proofs.join("entry-0.json");
+    let mut proof: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    // A forged genesis (one manifest byte changed) is not the leaf the checkpoint signed.
+    let mut stored = hex::decode(proof["entry"]["stored_bytes"].as_str().unwrap()).unwrap();
+    let at = stored.len() / 2;
+    stored[at] ^= 0x01;
+    proof["entry"]["stored_bytes"] = hex::encode(&stored).into();
+    std::fs::write(&file, proof.to_string()).unwrap();
+    let error = fails(&["verify-proof", s(&file), "--public-key", &key], 1);
+    assert!(
+        error.contains("audit path does not lead") || error.contains("does not decode"),
+        "{error}"
+    );
+    let error = fails(&["prove", s(&dir), "9999"], 2);
+    assert!(error.contains("the journal has no entry #9999"), "{error}");
     replay_and_verify(&dir);
 }
 
@@ -106,21 +130,24 @@ fn a_journal_cut_back_before_an_older_checkpoint_fails_against_it() {
     ok(&["verify", s(&dir), "--checkpoint", s(&early)]);
     ok(&["verify", s(&dir), "--checkpoint", s(&late)]);
 
-    // Whoever holds the file cuts the journal back to its first checkpoint and re-points the
-    // head: the chain alone still verifies, but not against the later checkpoint an auditor kept.
-    let first_checkpoint = seqs_of(&log_json(&dir), "checkpoint")[0];
+    // Whoever holds the file cuts the journal back to the checkpoint the auditor kept first and
+    // re-points the head: what is left verifies on its own, but not against the later
+    // checkpoint an auditor kept.
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&early).unwrap()).unwrap();
+    let cut_at = kept["entries"].as_u64().unwrap();
+    let end = log_json(&dir).len() as u64;
     {
         let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
             let mut journal = txn.open_table(JOURNAL).unwrap();
             let last = journal.last().unwrap().unwrap().0.value();
-            for seq in first_checkpoint + 1..=last {
+            for seq in cut_at + 1..=last {
                 journal.remove(seq).unwrap();
             }
-            let bytes = journal.get(first_checkpoint).unwrap().unwrap().value().to_vec();
-            assert_eq!(Entry::decode(&bytes).unwrap().seq, first_checkpoint);
-            let mut head = first_checkpoint.to_le_bytes().to_vec();
+            let bytes = journal.get(cut_at).unwrap().unwrap().value().to_vec();
+            assert_eq!(Entry::decode(&bytes).unwrap().seq, cut_at);
+            let mut head = cut_at.to_le_bytes().to_vec();
             head.extend_from_slice(&entry_hash(&bytes));
             txn.open_table(META).unwrap().insert("head", head.as_slice()).unwrap();
         }
@@ -129,8 +156,20 @@ fn a_journal_cut_back_before_an_older_checkpoint_fails_against_it() {
     ok(&["verify", s(&dir)]);
     ok(&["verify", s(&dir), "--checkpoint", s(&early)]);
     let error = fails(&["verify", s(&dir), "--checkpoint", s(&late)], 1);
+    let late_covers =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&late).unwrap()).unwrap()["entries"]
+            .as_u64()
+            .unwrap();
+    assert_eq!(late_covers, end - 1);
     assert!(
-        error.contains("older checkpoint attests 4 receipts, the newer log holds only 2: the log was truncated"),
+        error.contains(&format!(
+            "entry #{}: the checkpoint kept in {} signs {late_covers} entries, but the journal ends at #{cut_at}: \
+             entries #{} to #{} were removed (the journal was cut back)",
+            cut_at + 1,
+            late.display(),
+            cut_at + 1,
+            late_covers - 1
+        )),
         "{error}"
     );
     // What is left is a consistent, shorter history: it replays and verifies on its own.
@@ -206,17 +245,31 @@ fn a_rotated_key_signs_from_its_entry_on_and_proofs_follow_the_chain() {
     assert_eq!(report["public_key"], genesis_key.as_str());
     ok(&["verify", s(&dir), "--checkpoint", s(&before)]);
 
-    // Receipts on both sides of the rotation prove from the genesis key alone.
+    // Receipts on both sides of the rotation prove from the genesis key alone; trusting only
+    // the new key proves what it signed, not what the old key did.
     let receipts = seqs_of(&log_json(&dir), "effect-receipt");
-    for seq in [receipts[0], receipts[3]] {
+    for (seq, new_key_signed) in [(receipts[0], false), (receipts[3], true)] {
         let file = scratch.path().join(format!("proof-{seq}.json"));
         ok(&["prove", s(&dir), &seq.to_string(), "-o", s(&file)]);
         let out = ok(&["verify-proof", s(&file), "--public-key", &genesis_key]);
         assert!(out.contains("proof OK"), "{out}");
-        // Trusting only the new key, the chain does not start where the file says it does.
-        let error = fails(&["verify-proof", s(&file), "--public-key", &new_key], 1);
-        assert!(error.contains("key rotation 1: rotation names key"), "{error}");
+        if new_key_signed {
+            ok(&["verify-proof", s(&file), "--public-key", &new_key]);
+        } else {
+            let error = fails(&["verify-proof", s(&file), "--public-key", &new_key], 1);
+            assert!(
+                error.contains("the receipt is signed by key")
+                    && error.contains("neither a trusted key nor one it handed over to"),
+                "{error}"
+            );
+        }
     }
+    // A stranger's key proves nothing.
+    let (_other_scratch, other) = init("hello");
+    ok(&["send", s(&other), "hello", r#"greet("ada")"#]);
+    let file = scratch.path().join(format!("proof-{}.json", receipts[3]));
+    let error = fails(&["verify-proof", s(&file), "--public-key", &public_key(&other)], 1);
+    assert!(error.contains("key rotation 1: rotation names key"), "{error}");
 
     // A rotation that stopped after journaling, before installing the new key file, is
     // completed by the next open.

@@ -64,6 +64,15 @@ fn removing_the_last_entry_is_detected() {
         error.contains("journal head") && error.contains(&format!("#{last}")),
         "{error}"
     );
+    // With the head re-pointed too, the last entry left is not covered by any checkpoint.
+    let entries = read_entries(&dir);
+    let left = entries.len() as u64 - 1;
+    forge_journal(&dir, entries);
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!("entry #{left}: it comes after the last checkpoint")),
+        "{error}"
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -177,22 +186,38 @@ fn a_deleted_or_swapped_entry_is_named() {
 fn a_receipt_removed_and_the_chain_rebuilt_is_caught_by_the_checkpoint_after_it() {
     let (_scratch, dir) = greeted_world(&["ada", "bob"]);
     let mut entries = read_entries(&dir);
-    let removed = receipt_positions(&entries)[2];
-    entries.remove(removed);
+    let removed = receipt_positions(&entries)[2] as u64;
+    entries.remove(removed as usize);
     forge_journal(&dir, entries);
-    let checkpoint = read_entries(&dir)
-        .iter()
-        .filter(|e| matches!(e.body, EntryBody::Checkpoint(_)))
-        .nth(1)
-        .unwrap()
-        .seq;
     let error = fails(&["verify", s(&dir)], 1);
+    assert!(named(&error).contains(&removed), "{error}");
     assert!(
-        error.contains(&format!("entry #{checkpoint}: checkpoint states 4 receipts"))
+        error.contains("checkpoint states 4 receipts")
             && error.contains("the receipts before it give 3")
             && error.contains("a receipt was removed, added or altered"),
         "{error}"
     );
+}
+
+/// The entries `verify FAILED: …` names: `entry #N`, or `entries #A to #B`.
+fn named(error: &str) -> std::ops::RangeInclusive<u64> {
+    let text = error.trim_start_matches("verify FAILED: ");
+    let number = |s: &str| -> u64 {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    if let Some(rest) = text.strip_prefix("entry #") {
+        let n = number(rest);
+        return n..=n;
+    }
+    let rest = text
+        .strip_prefix("entries #")
+        .unwrap_or_else(|| panic!("names no entry: {error}"));
+    let (first, rest) = rest.split_once(" to #").unwrap();
+    number(first)..=number(rest)
 }
 
 #[test]
@@ -340,6 +365,373 @@ fn after_a_rotation_the_old_key_and_unknown_rotations_are_refused() {
             "entry #{at}: key rotation: rotation names key {}",
             hex::encode(stranger.key_id())
         )),
+        "{error}"
+    );
+}
+
+// The forger's side: each forgery changes what a forger would change and repairs everything a
+// holder of the file can repair (every hash re-chained, the head re-pointed, new blobs for
+// changed contents). `verify` must still fail, naming the forged entry, alone, against a
+// checkpoint the auditor kept before, and anchored to the world's public key.
+
+use agentos_host::journal::entry::Digest;
+
+/// The format-5 fixture world in a directory of its own, with the checkpoint an auditor kept
+/// of it and its genesis key: the world the forgeries start from.
+struct Audited {
+    _scratch: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    kept: std::path::PathBuf,
+    key: String,
+}
+
+fn audited_fixture() -> Audited {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("world");
+    std::fs::create_dir_all(dir.join(".agentos")).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/format-v5");
+    std::fs::copy(fixture.with_extension("agentos"), dir.join(".agentos/journal.redb")).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.with_extension("json")).unwrap()).unwrap();
+    let key = expected["verify"]["public_key"].as_str().unwrap().to_string();
+    let kept = scratch.path().join("kept-checkpoint.json");
+    std::fs::write(&kept, ok(&["checkpoint", s(&dir)])).unwrap();
+    let out = ok(&["verify", s(&dir), "--public-key", &key, "--checkpoint", s(&kept)]);
+    assert!(out.contains("anchored: the genesis key"), "{out}");
+    Audited {
+        _scratch: scratch,
+        dir,
+        kept,
+        key,
+    }
+}
+
+impl Audited {
+    /// `verify` fails three ways, each naming `forged` (or a range of one commit's entries that
+    /// holds it).
+    fn assert_caught(&self, forged: u64) {
+        let d = s(&self.dir);
+        for args in [
+            &["verify", d][..],
+            &["verify", d, "--checkpoint", s(&self.kept)][..],
+            &["verify", d, "--public-key", &self.key][..],
+        ] {
+            let error = fails(args, 1);
+            assert!(
+                named(&error).contains(&forged),
+                "{args:?} should name #{forged}: {error}"
+            );
+        }
+    }
+
+    fn entry_of(&self, kind: &str, nth: usize) -> u64 {
+        log_json(&self.dir)
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .nth(nth)
+            .unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+fn put_blob(dir: &std::path::Path, bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    let digest: Digest = sha2::Sha256::digest(bytes).into();
+    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(BLOBS).unwrap().insert(digest.as_slice(), bytes).unwrap();
+    txn.commit().unwrap();
+    digest
+}
+
+fn blob(dir: &std::path::Path, digest: &Digest) -> Vec<u8> {
+    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    txn.open_table(BLOBS)
+        .unwrap()
+        .get(digest.as_slice())
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec()
+}
+
+#[test]
+fn a_forged_ingress_output_or_step_record_is_named_even_with_the_chain_rebuilt() {
+    let world = audited_fixture();
+    let greet = world.entry_of("ingress", 2);
+    let output = world.entry_of("output", 1);
+    let step = world.entry_of("step-committed", 0);
+    let pristine = read_entries(&world.dir);
+    type Forgery = fn(&mut EntryBody);
+    let forgeries: [(u64, Forgery); 4] = [
+        (greet, |body| {
+            let EntryBody::Ingress(i) = body else {
+                panic!("not an ingress")
+            };
+            assert_eq!(i.event, r#"greet("bob")"#);
+            i.event = r#"greet("eve")"#.into();
+        }),
+        (greet, |body| {
+            let EntryBody::Ingress(i) = body else {
+                panic!("not an ingress")
+            };
+            i.source = "webhook".into();
+            i.at_ms -= 86_400_000;
+        }),
+        (output, |body| {
+            let EntryBody::Output(o) = body else {
+                panic!("not an output")
+            };
+            assert_eq!(o.text, "greeted bob");
+            o.text = "greeted eve".into();
+        }),
+        (step, |body| {
+            let EntryBody::StepCommitted(c) = body else {
+                panic!("not a step")
+            };
+            c.state_digest = [0xee; 32];
+        }),
+    ];
+    for (at, forge) in forgeries {
+        let mut entries = pristine.clone();
+        forge(&mut entries[at as usize].body);
+        forge_journal(&world.dir, entries);
+        world.assert_caught(at);
+    }
+}
+
+#[test]
+fn a_forged_genesis_manifest_is_named_even_with_its_digest_recomputed() {
+    let world = audited_fixture();
+    let mut entries = read_entries(&world.dir);
+    let EntryBody::Genesis(genesis) = &mut entries[0].body else {
+        unreachable!()
+    };
+    // The data directory turned read-write, and the forger's key made an approver.
+    let mut manifest: serde_json::Value = serde_json::from_str(&genesis.manifest_json).unwrap();
+    assert_eq!(manifest["caps"]["data"]["mode"], "read-only");
+    manifest["caps"]["data"]["mode"] = "read-write".into();
+    let mallory = agentos_host::receipts::HostKey::ephemeral().unwrap();
+    manifest["policy"]["approvers"]["mallory"] = hex::encode(mallory.public().as_bytes()).into();
+    let forged = agentos_air::Manifest::parse_json(&manifest.to_string(), "forged").unwrap();
+    genesis.manifest_json = forged.to_json();
+    genesis.manifest_digest = forged.digest();
+    forge_journal(&world.dir, entries);
+    world.assert_caught(0);
+}
+
+#[test]
+fn a_forged_governance_entry_is_named() {
+    let world = audited_fixture();
+    let pristine = read_entries(&world.dir);
+    let mut entries = pristine.clone();
+    let shadow = world.entry_of("shadow-report", 0);
+    let EntryBody::ShadowReport(report) = &mut entries[shadow as usize].body else {
+        unreachable!()
+    };
+    report.summary = "clean — nothing to see".into();
+    forge_journal(&world.dir, entries);
+    world.assert_caught(shadow);
+
+    let mut entries = pristine;
+    let applied = world.entry_of("manifest-applied", 0);
+    let EntryBody::ManifestApplied(change) = &mut entries[applied as usize].body else {
+        unreachable!()
+    };
+    change.at_ms += 1;
+    forge_journal(&world.dir, entries);
+    world.assert_caught(applied);
+}
+
+#[test]
+fn a_forged_snapshot_stepper_state_is_named() {
+    let world = audited_fixture();
+    let mut entries = read_entries(&world.dir);
+    let at = world.entry_of("snapshot", 1);
+    let EntryBody::Snapshot(snapshot) = &mut entries[at as usize].body else {
+        unreachable!()
+    };
+    let mut state: agentos_host::kernel::KernelState =
+        postcard::from_bytes(&blob(&world.dir, &snapshot.kernel)).unwrap();
+    // Reopening from this snapshot would run an already processed input again.
+    state.pending.push(snapshot.after_step);
+    snapshot.kernel = put_blob(&world.dir, &postcard::to_allocvec(&state).unwrap());
+    forge_journal(&world.dir, entries);
+    world.assert_caught(at);
+}
+
+#[test]
+fn a_dropped_tail_is_named_by_the_checkpoint_the_auditor_kept() {
+    let world = audited_fixture();
+    let pristine = read_entries(&world.dir);
+    // Cut inside a commit: what is left ends unsigned.
+    let cut = world.entry_of("output", 1) as usize;
+    forge_journal(&world.dir, pristine[..cut].to_vec());
+    let last_signed = pristine[..cut]
+        .iter()
+        .rposition(|e| matches!(e.body, EntryBody::Checkpoint(_)))
+        .unwrap();
+    world.assert_caught(last_signed as u64 + 1);
+
+    // Cut at a checkpoint: what is left is a shorter history, signed as it is, which the file
+    // alone cannot tell from the world at that time; the checkpoint kept later can.
+    let checkpoint = pristine
+        .iter()
+        .rposition(|e| e.seq < 60 && matches!(e.body, EntryBody::Checkpoint(_)))
+        .unwrap();
+    forge_journal(&world.dir, pristine[..=checkpoint].to_vec());
+    let out = ok(&["verify", s(&world.dir), "--public-key", &world.key]);
+    assert!(
+        out.starts_with(&format!("verify OK: {} entries", checkpoint + 1)),
+        "{out}"
+    );
+    let error = fails(&["verify", s(&world.dir), "--checkpoint", s(&world.kept)], 1);
+    assert!(named(&error).contains(&(checkpoint as u64 + 1)), "{error}");
+    assert!(error.contains("the journal was cut back"), "{error}");
+}
+
+#[test]
+fn a_world_re_keyed_and_re_signed_throughout_fails_against_the_key_and_the_kept_checkpoint() {
+    let (scratch, dir) = greeted_world(&["ada", "bob"]);
+    let genesis_key = {
+        let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&dir), "--json"])).unwrap();
+        report["public_key"].as_str().unwrap().to_string()
+    };
+    let kept = scratch.path().join("kept.json");
+    std::fs::write(&kept, ok(&["checkpoint", s(&dir)])).unwrap();
+    let trusted = scratch.path().join("trusted-keys");
+    std::fs::write(&trusted, format!("# the hosts we audit\n{genesis_key} production\n")).unwrap();
+    ok(&["verify", s(&dir), "--trusted-keys", s(&trusted)]);
+
+    // The forger rewrites the first greeting, then signs everything anew with a key of their own.
+    let mut entries = read_entries(&dir);
+    let greet = entries
+        .iter()
+        .position(|e| matches!(&e.body, EntryBody::Ingress(_)))
+        .unwrap();
+    let EntryBody::Ingress(ingress) = &mut entries[greet].body else {
+        unreachable!()
+    };
+    ingress.event = r#"greet("eve")"#.into();
+    let forger = agentos_host::receipts::HostKey::load_or_create(&scratch.path().join("forger.key")).unwrap();
+    rekey(&mut entries, &forger);
+    forge_journal_with_key(&dir, entries, &forger);
+
+    // Self-consistent, and said to be no more than that.
+    let out = ok(&["verify", s(&dir)]);
+    assert!(out.contains("NOT ANCHORED: self-consistent"), "{out}");
+    for args in [
+        &["verify", s(&dir), "--public-key", &genesis_key][..],
+        &["verify", s(&dir), "--trusted-keys", s(&trusted)][..],
+        &["verify", s(&dir), "--checkpoint", s(&kept)][..],
+    ] {
+        let error = fails(args, 1);
+        assert!(named(&error) == (0..=0), "{args:?}: {error}");
+        assert!(
+            error.contains("is not a trusted key") || error.contains("which is not a key of this world"),
+            "{error}"
+        );
+    }
+}
+
+// What a holder of the host key can sign is still checked against the history it claims to
+// follow: a snapshot's stepper state must be what the entries before it imply.
+
+#[test]
+fn a_snapshot_whose_stepper_state_contradicts_history_is_named_even_when_signed() {
+    let (_scratch, dir) = init("hello");
+    let manifest = dir.join("world.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "mode = \"read-only\"\n",
+        "mode = \"read-only\"\nbudget = { calls = 100 }\n",
+    );
+    std::fs::write(&manifest, text + "snapshot_every = 1\n").unwrap();
+    for name in ["ada", "bob", "cy"] {
+        ok(&["send", s(&dir), "hello", &format!(r#"greet("{name}")"#)]);
+    }
+    replay_and_verify(&dir);
+    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let pristine = read_entries(&dir);
+    let at = pristine
+        .iter()
+        .rposition(|e| matches!(e.body, EntryBody::Snapshot(_)))
+        .unwrap();
+    type Lie = fn(&mut agentos_host::kernel::KernelState);
+    let lies: [(Lie, &str); 3] = [
+        (
+            // Budget use forgotten: the agent would get its calls again.
+            |state| state.budgets = Default::default(),
+            "holds 0 budget use(s) of grant `data` by `hello`, but the receipts before it count 3",
+        ),
+        (|state| state.last_step = 2, "its state says #2"),
+        (
+            |state| state.pending.push(2),
+            "it lists the inputs [2] as unprocessed, but the entries before it leave [] unprocessed",
+        ),
+    ];
+    for (lie, expected) in lies {
+        let mut entries = pristine.clone();
+        let EntryBody::Snapshot(snapshot) = &mut entries[at].body else {
+            unreachable!()
+        };
+        let mut state: agentos_host::kernel::KernelState = postcard::from_bytes(&blob(&dir, &snapshot.kernel)).unwrap();
+        lie(&mut state);
+        snapshot.kernel = put_blob(&dir, &postcard::to_allocvec(&state).unwrap());
+        forge_journal_with_key(&dir, entries, &key);
+        let error = fails(&["verify", s(&dir)], 1);
+        assert!(
+            error.contains(&format!("entry #{at}: snapshot's stepper state: ")) && error.contains(expected),
+            "{error}"
+        );
+    }
+    // Signed as it was, the world verifies again.
+    forge_journal_with_key(&dir, pristine, &key);
+    replay_and_verify(&dir);
+}
+
+/// A forger strips every checkpoint and relabels the world as format 1 (which had none), to
+/// leave nothing that signs the entries they rewrote.
+#[test]
+fn a_world_relabelled_as_an_older_format_to_shed_its_checkpoints_is_caught() {
+    fn relabel(dir: &std::path::Path) -> String {
+        let key = {
+            let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(dir), "--json"])).unwrap();
+            report["public_key"].as_str().unwrap().to_string()
+        };
+        let mut entries: Vec<Entry> = read_entries(dir)
+            .into_iter()
+            .filter(|e| !matches!(e.body, EntryBody::Checkpoint(_)))
+            .collect();
+        let EntryBody::Genesis(genesis) = &mut entries[0].body else {
+            unreachable!()
+        };
+        genesis.format_version = 1;
+        forge_journal(dir, entries);
+        key
+    }
+    // Its receipts were written by a host that signs every entry, and say so.
+    let (_scratch, dir) = greeted_world(&["ada"]);
+    let key = relabel(&dir);
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(error.contains("no signature covers them"), "{error}");
+    let error = fails(&["verify", s(&dir), "--public-key", &key], 1);
+    assert!(error.contains("no signature covers them"), "{error}");
+
+    // Without receipts, nothing is left to tell; but nothing is signed either, so the key the
+    // auditor trusts vouches for none of it.
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let key = relabel(&dir);
+    let out = ok(&["verify", s(&dir)]);
+    assert!(
+        out.contains("NOT ANCHORED") && out.contains("receipts signed; other entries only hash-chained"),
+        "{out}"
+    );
+    let error = fails(&["verify", s(&dir), "--public-key", &key], 1);
+    assert!(
+        error.contains("entry #0: nothing in this journal is signed (format 1, without receipts)"),
         "{error}"
     );
 }

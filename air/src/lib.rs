@@ -36,7 +36,7 @@ pub use manifest::{
     AgentDef, BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap, HttpCap, LlmApi,
     LlmCap, LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
-pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, diff};
+pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, apply_recorded, diff};
 pub use plan::{PlanDef, PlanStep, Retry, StepAction, StepInput, Trigger};
 pub use policy::{Approver, Decision, Holder, Judgement, Policy, Rule, Widening, judge};
 pub use schema::{Schema, TypeExpr};

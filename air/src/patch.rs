@@ -317,6 +317,19 @@ pub fn apply(patch: &Patch, base: &Manifest) -> Result<Manifest, PatchError> {
             found: base.digest(),
         });
     }
+    apply_changes(patch, base, true)
+}
+
+/// Apply a patch recorded in a journal to the manifest it was recorded against: every change
+/// must still make sense (add only what is new, replace and remove only what exists) and the
+/// result must validate, but the base and pre-image hashes are not compared, since the host
+/// that recorded the patch computed them under its own encoding, which a later host's may not
+/// reproduce. For re-judging history (`verify`), never for making a change.
+pub fn apply_recorded(patch: &Patch, base: &Manifest) -> Result<Manifest, PatchError> {
+    apply_changes(patch, base, false)
+}
+
+fn apply_changes(patch: &Patch, base: &Manifest, check_hashes: bool) -> Result<Manifest, PatchError> {
     let mut manifest = base.clone();
     for change in &patch.changes {
         let current = manifest
@@ -343,13 +356,13 @@ pub fn apply(patch: &Patch, base: &Manifest) -> Result<Manifest, PatchError> {
                 manifest.put(&change.name, definition.clone());
             }
             Action::Replace { pre_image, with } => {
-                if current != Some(*pre_image) {
+                if current.is_none() || (check_hashes && current != Some(*pre_image)) {
                     return Err(stale(pre_image));
                 }
                 manifest.put(&change.name, with.clone());
             }
             Action::Remove { pre_image } => {
-                if current != Some(*pre_image) {
+                if current.is_none() || (check_hashes && current != Some(*pre_image)) {
                     return Err(stale(pre_image));
                 }
                 manifest.remove(change.kind, &change.name);

@@ -285,11 +285,12 @@ impl AgentGrants {
 }
 
 /// One call counted against a budget.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-struct BudgetUse {
-    at_ms: u64,
-    bytes: u64,
-    tokens: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BudgetUse {
+    /// Logical time of the step that made the call.
+    pub at_ms: u64,
+    pub bytes: u64,
+    pub tokens: u64,
 }
 
 /// Use of budgeted grants, from receipts, per (agent, grant), oldest first.
@@ -299,6 +300,14 @@ pub struct BudgetLedger {
 }
 
 impl BudgetLedger {
+    /// The uses held per (agent, grant), oldest first (those that left a window are forgotten).
+    pub fn uses(&self) -> std::collections::BTreeMap<(String, String), Vec<BudgetUse>> {
+        self.uses
+            .iter()
+            .map(|(key, uses)| (key.clone(), uses.iter().copied().collect()))
+            .collect()
+    }
+
     /// Count one call that reached its adapter.
     pub fn record(&mut self, agent: &str, grant: &str, at_ms: u64, bytes: u64, tokens: u64) {
         self.uses

@@ -1,28 +1,33 @@
-//! Proof files: inclusion proofs of receipts and consistency proofs between checkpoints, built
-//! from a world's journal and checked offline with only the host's public key.
+//! Proof files: inclusion proofs of receipts and of any journal entry, and consistency proofs
+//! between checkpoints, built from a world's journal and checked offline with only a public key
+//! the verifier trusts.
 //!
 //! A proof file is JSON (`docs/journal.md`, "Proof files"). Everything checked comes from the
-//! hex `signed_bytes` and `signature` fields; the decoded fields beside them are for reading and
-//! must agree with the bytes.
+//! hex `signed_bytes`, `stored_bytes` and `signature` fields; the decoded fields beside them are
+//! for reading and must agree with the bytes.
 
-use crate::journal::entry::{Digest, EntryBody, sha256};
+use crate::journal::entry::{Digest, Entry, EntryBody, entry_hash, sha256};
 use crate::journal::{Journal, JournalError};
 use crate::receipts::{RECEIPT_DOMAIN, ReceiptBody, from_domain_separated, key_id, verify_signature};
 use crate::rotation::{KeyRotation, RotationBody};
-use crate::transparency::{
-    CheckpointBody, ProofError, ProofTree, SignedCheckpoint, receipt_leaf, verify_consistency, verify_inclusion,
-};
+use crate::transparency::{AnyCheckpoint, ProofError, ProofTree, receipt_leaf, verify_consistency, verify_inclusion};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 pub const INCLUSION_FORMAT: &str = "agentos.inclusion-proof.v1";
+pub const ENTRY_FORMAT: &str = "agentos.entry-proof.v1";
 pub const CONSISTENCY_FORMAT: &str = "agentos.consistency-proof.v1";
 
-/// A signed checkpoint as carried in files.
+/// A signed checkpoint as carried in files. `tree_size` and `root_hash` are the receipt log's;
+/// `entries` and `entries_root`, the journal log's (checkpoints of format 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointFile {
     pub world_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries_root: Option<String>,
     pub tree_size: u64,
     pub root_hash: String,
     pub signed_bytes: String,
@@ -35,6 +40,15 @@ pub struct ReceiptFile {
     pub journal_seq: u64,
     pub signed_bytes: String,
     pub signature: String,
+}
+
+/// A journal entry as carried in files: its stored bytes, whose entry hash is its leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryFile {
+    pub journal_seq: u64,
+    pub kind: String,
+    pub stored_bytes: String,
 }
 
 /// A key rotation as carried in files: the statement and both signatures.
@@ -61,6 +75,18 @@ pub struct InclusionProofFile {
     pub checkpoint: CheckpointFile,
 }
 
+/// An entry's inclusion in the journal log a checkpoint signs (its leaf index is its seq).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryProofFile {
+    pub format: String,
+    #[serde(default)]
+    pub key_rotations: Vec<RotationFile>,
+    pub entry: EntryFile,
+    pub audit_path: Vec<String>,
+    pub checkpoint: CheckpointFile,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyProofFile {
@@ -78,60 +104,62 @@ pub struct ConsistencyProofFile {
 pub enum ProveError {
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("entry #{0} is not an effect receipt (see `agentos-host receipts`)")]
-    NotAReceipt(u64),
-    #[error("no checkpoint covers receipt #{0} yet; it is signed at the next commit of the world")]
+    #[error("the journal has no entry #{0}")]
+    NoSuchEntry(u64),
+    #[error("no checkpoint covers entry #{0} yet; it is signed at the next commit of the world")]
     NotCheckpointed(u64),
+    #[error("entry #{0} is not a receipt, and this journal's checkpoints (format 4 or earlier) sign only receipts")]
+    OnlyReceiptsSigned(u64),
     #[error("no checkpoint of this world has {size} receipts; checkpoint sizes: {available}")]
     NoCheckpointOfSize { size: u64, available: String },
     #[error(transparent)]
     Proof(#[from] ProofError),
 }
 
-/// The receipt log of a journal: each receipt's leaf with its seq, every checkpoint and every
-/// key rotation.
-pub struct ReceiptLog {
-    pub leaves: Vec<(u64, Digest)>,
-    pub checkpoints: Vec<SignedCheckpoint>,
-    /// Entry number of each checkpoint.
-    checkpoint_seqs: Vec<u64>,
+/// The logs of a journal: each receipt's leaf with its seq, every entry's hash, every
+/// checkpoint and every key rotation.
+pub struct JournalLog {
+    receipts: Vec<(u64, Digest)>,
+    entries: Vec<Digest>,
+    /// Every checkpoint with its entry number.
+    pub checkpoints: Vec<(u64, AnyCheckpoint)>,
     rotations: Vec<(u64, KeyRotation)>,
 }
 
-impl ReceiptLog {
-    pub fn read(journal: &Journal) -> Result<ReceiptLog, JournalError> {
-        let mut log = ReceiptLog {
-            leaves: Vec::new(),
+impl JournalLog {
+    pub fn read(journal: &Journal) -> Result<JournalLog, JournalError> {
+        let mut log = JournalLog {
+            receipts: Vec::new(),
+            entries: Vec::new(),
             checkpoints: Vec::new(),
-            checkpoint_seqs: Vec::new(),
             rotations: Vec::new(),
         };
-        for entry in journal.entries()? {
+        for (seq, stored) in journal.raw_entries()? {
+            log.entries.push(entry_hash(&stored));
+            let entry = Entry::decode(&stored).map_err(|source| JournalError::Decode {
+                path: journal.path().to_path_buf(),
+                seq,
+                source,
+            })?;
             match entry.body {
-                EntryBody::EffectReceipt(r) => log.leaves.push((entry.seq, receipt_leaf(&r.receipt))),
-                EntryBody::Checkpoint(c) => {
-                    log.checkpoints.push(c);
-                    log.checkpoint_seqs.push(entry.seq);
-                }
-                EntryBody::KeyRotation(r) => log.rotations.push((entry.seq, r)),
+                EntryBody::EffectReceipt(r) => log.receipts.push((seq, receipt_leaf(&r.receipt))),
+                EntryBody::Checkpoint(c) => log.checkpoints.push((seq, AnyCheckpoint::Journal(c))),
+                EntryBody::ReceiptCheckpoint(c) => log.checkpoints.push((seq, AnyCheckpoint::Receipts(c))),
+                EntryBody::KeyRotation(r) => log.rotations.push((seq, r)),
                 _ => {}
             }
         }
         Ok(log)
     }
 
-    fn tree(&self, size: u64) -> ProofTree {
-        let leaves: Vec<Digest> = self.leaves[..size as usize].iter().map(|(_, leaf)| *leaf).collect();
-        ProofTree::new(&leaves)
+    /// The latest checkpoint, with its entry number.
+    pub fn latest(&self) -> Option<&(u64, AnyCheckpoint)> {
+        self.checkpoints.last()
     }
 
-    /// Every key that has been in force, from `genesis_key` on (rotations as `verify` checked them).
-    pub fn keys(&self, genesis_key: VerifyingKey) -> Vec<VerifyingKey> {
-        let rotated = self
-            .rotations
-            .iter()
-            .filter_map(|(_, r)| VerifyingKey::from_bytes(&r.body.new_public_key).ok());
-        std::iter::once(genesis_key).chain(rotated).collect()
+    fn receipt_tree(&self, size: u64) -> ProofTree {
+        let leaves: Vec<Digest> = self.receipts[..size as usize].iter().map(|(_, leaf)| *leaf).collect();
+        ProofTree::new(&leaves)
     }
 
     /// The rotations journaled before entry `seq`, as carried in files.
@@ -148,47 +176,69 @@ impl ReceiptLog {
     }
 
     /// The checkpoint of `size` receipts, with its entry number.
-    fn checkpoint_of_size(&self, size: u64) -> Result<(u64, &SignedCheckpoint), ProveError> {
+    fn checkpoint_of_size(&self, size: u64) -> Result<&(u64, AnyCheckpoint), ProveError> {
         self.checkpoints
             .iter()
-            .zip(&self.checkpoint_seqs)
-            .find(|(c, _)| c.body.tree_size == size)
-            .map(|(c, seq)| (*seq, c))
+            .find(|(_, c)| c.receipts().0 == size)
             .ok_or_else(|| ProveError::NoCheckpointOfSize {
                 size,
-                available: summarize_sizes(self.checkpoints.iter().map(|c| c.body.tree_size)),
+                available: summarize_sizes(self.checkpoints.iter().map(|(_, c)| c.receipts().0)),
             })
     }
 
-    /// Proof that the receipt at journal entry `seq` is in the log of the latest checkpoint.
-    pub fn prove_inclusion(&self, journal: &Journal, seq: u64) -> Result<InclusionProofFile, ProveError> {
-        let index = self
-            .leaves
-            .iter()
-            .position(|(s, _)| *s == seq)
-            .ok_or(ProveError::NotAReceipt(seq))? as u64;
-        let (checkpoint, checkpoint_seq) = self
-            .checkpoints
-            .last()
-            .zip(self.checkpoint_seqs.last())
-            .filter(|(c, _)| c.body.tree_size > index)
-            .ok_or(ProveError::NotCheckpointed(seq))?;
-        let path = self.tree(checkpoint.body.tree_size).inclusion(index)?;
-        let Some(EntryBody::EffectReceipt(r)) = journal.entry(seq)?.map(|e| e.body) else {
-            return Err(ProveError::NotAReceipt(seq));
+    /// Proof that entry `seq` is in the latest checkpoint: a receipt's in the receipt log (as
+    /// [`InclusionProofFile`]), any other entry's in the journal log (as [`EntryProofFile`]).
+    pub fn prove(&self, journal: &Journal, seq: u64) -> Result<serde_json::Value, ProveError> {
+        let entry = journal.entry(seq)?.ok_or(ProveError::NoSuchEntry(seq))?;
+        if let EntryBody::EffectReceipt(r) = &entry.body {
+            let index = self
+                .receipts
+                .iter()
+                .position(|(s, _)| *s == seq)
+                .expect("every receipt entry is in the receipt log") as u64;
+            let (checkpoint_seq, checkpoint) = self
+                .latest()
+                .filter(|(_, c)| c.receipts().0 > index)
+                .ok_or(ProveError::NotCheckpointed(seq))?;
+            let path = self.receipt_tree(checkpoint.receipts().0).inclusion(index)?;
+            return Ok(to_json(&InclusionProofFile {
+                format: INCLUSION_FORMAT.into(),
+                key_rotations: self.rotations_before(*checkpoint_seq),
+                leaf_index: index,
+                receipt: ReceiptFile {
+                    journal_seq: seq,
+                    signed_bytes: hex::encode(r.receipt.body.signing_bytes()),
+                    signature: hex::encode(&r.receipt.signature),
+                },
+                audit_path: path.iter().map(hex::encode).collect(),
+                checkpoint: checkpoint_file(checkpoint),
+            }));
+        }
+        let (checkpoint_seq, checkpoint) = self.latest().ok_or(ProveError::NotCheckpointed(seq))?;
+        let Some((size, _)) = checkpoint.entries() else {
+            return Err(ProveError::OnlyReceiptsSigned(seq));
         };
-        Ok(InclusionProofFile {
-            format: INCLUSION_FORMAT.into(),
+        if size <= seq {
+            return Err(ProveError::NotCheckpointed(seq));
+        }
+        let path = ProofTree::new(&self.entries[..size as usize]).inclusion(seq)?;
+        let stored = journal
+            .raw_entries()?
+            .into_iter()
+            .nth(seq as usize)
+            .map(|(_, bytes)| bytes)
+            .ok_or(ProveError::NoSuchEntry(seq))?;
+        Ok(to_json(&EntryProofFile {
+            format: ENTRY_FORMAT.into(),
             key_rotations: self.rotations_before(*checkpoint_seq),
-            leaf_index: index,
-            receipt: ReceiptFile {
+            entry: EntryFile {
                 journal_seq: seq,
-                signed_bytes: hex::encode(r.receipt.body.signing_bytes()),
-                signature: hex::encode(&r.receipt.signature),
+                kind: entry.body.kind().into(),
+                stored_bytes: hex::encode(stored),
             },
             audit_path: path.iter().map(hex::encode).collect(),
             checkpoint: checkpoint_file(checkpoint),
-        })
+        }))
     }
 
     /// Proof that the checkpoint of `old_size` receipts is a prefix of the one of `new_size`.
@@ -202,33 +252,27 @@ impl ReceiptLog {
         }
         let (_, old) = self.checkpoint_of_size(old_size)?;
         let (new_seq, new) = self.checkpoint_of_size(new_size)?;
-        let proof = self.tree(new_size).consistency(old_size)?;
+        let proof = self.receipt_tree(new_size).consistency(old_size)?;
         Ok(ConsistencyProofFile {
             format: CONSISTENCY_FORMAT.into(),
-            key_rotations: self.rotations_before(new_seq),
+            key_rotations: self.rotations_before(*new_seq),
             old: checkpoint_file(old),
             new: checkpoint_file(new),
             proof: proof.iter().map(hex::encode).collect(),
         })
     }
+}
 
-    /// Check that this log extends `old` (an earlier checkpoint of the same world).
-    pub fn check_extends(&self, old: &SignedCheckpoint) -> Result<(), ProofError> {
-        let size = self.leaves.len() as u64;
-        if old.body.tree_size > size {
-            return Err(ProofError::Truncated {
-                old: old.body.tree_size,
-                new: size,
-            });
-        }
-        let tree = self.tree(size);
-        let proof = tree.consistency(old.body.tree_size)?;
-        verify_consistency((old.body.tree_size, &old.body.root_hash), (size, &tree.root()), &proof)
-    }
+fn to_json(file: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(file).expect("proof files always encode as JSON")
 }
 
 fn summarize_sizes(sizes: impl Iterator<Item = u64>) -> String {
-    let sizes: Vec<String> = sizes.map(|s| s.to_string()).collect();
+    let sizes: Vec<String> = sizes
+        .collect::<std::collections::BTreeSet<_>>()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     match sizes.len() {
         0 => "none".into(),
         n if n > 12 => format!(
@@ -240,13 +284,16 @@ fn summarize_sizes(sizes: impl Iterator<Item = u64>) -> String {
     }
 }
 
-pub fn checkpoint_file(checkpoint: &SignedCheckpoint) -> CheckpointFile {
+pub fn checkpoint_file(checkpoint: &AnyCheckpoint) -> CheckpointFile {
+    let (tree_size, root) = checkpoint.receipts();
     CheckpointFile {
-        world_id: hex::encode(checkpoint.body.world_id),
-        tree_size: checkpoint.body.tree_size,
-        root_hash: hex::encode(checkpoint.body.root_hash),
-        signed_bytes: hex::encode(checkpoint.body.signing_bytes()),
-        signature: hex::encode(&checkpoint.signature),
+        world_id: hex::encode(checkpoint.world_id()),
+        entries: checkpoint.entries().map(|(size, _)| size),
+        entries_root: checkpoint.entries().map(|(_, root)| hex::encode(root)),
+        tree_size,
+        root_hash: hex::encode(root),
+        signed_bytes: hex::encode(checkpoint.signing_bytes()),
+        signature: hex::encode(checkpoint.signature()),
     }
 }
 
@@ -260,17 +307,29 @@ fn digest(what: &str, text: &str) -> Result<Digest, ProofError> {
         .map_err(|_| ProofError::Malformed(format!("{what} is not a 32-byte sha256")))
 }
 
-/// The chain of keys from `trusted` through every carried rotation, each checked against the
-/// key it replaces.
+/// The chain of keys from a trusted key through the carried rotations that follow it (all of
+/// them when it is the key the first one replaces; those after the one that brought it in when
+/// it is a later key), each checked against the key it replaces.
 pub fn key_chain(trusted: &VerifyingKey, rotations: &[RotationFile]) -> Result<Vec<VerifyingKey>, ProofError> {
-    let mut chain = vec![*trusted];
+    let mut decoded = Vec::new();
     for (n, file) in rotations.iter().enumerate() {
         let rotation = KeyRotation {
             body: RotationBody::from_signing_bytes(&unhex("rotation signed_bytes", &file.signed_bytes)?)
-                .map_err(ProofError::Malformed)?,
+                .map_err(|e| ProofError::Malformed(format!("key rotation {}: {e}", n + 1)))?,
             old_signature: unhex("rotation old_signature", &file.old_signature)?,
             new_signature: unhex("rotation new_signature", &file.new_signature)?,
         };
+        decoded.push(rotation);
+    }
+    let start = match decoded
+        .iter()
+        .position(|r| r.body.new_public_key == *trusted.as_bytes())
+    {
+        Some(brought_in) => brought_in + 1,
+        None => 0,
+    };
+    let mut chain = vec![*trusted];
+    for (n, rotation) in decoded.iter().enumerate().skip(start) {
         let next = rotation
             .verify(chain.last().expect("the chain starts with the trusted key"))
             .map_err(|e| ProofError::Malformed(format!("key rotation {}: {e}", n + 1)))?;
@@ -283,32 +342,47 @@ pub fn key_chain(trusted: &VerifyingKey, rotations: &[RotationFile]) -> Result<V
 fn key_with_id(chain: &[VerifyingKey], id: [u8; 8], what: &str) -> Result<VerifyingKey, ProofError> {
     chain.iter().copied().find(|k| key_id(k) == id).ok_or_else(|| {
         ProofError::Malformed(format!(
-            "{what} signed by key {}, which is neither the given public key nor one it handed over to",
+            "{what} signed by key {}, which is neither a trusted key nor one it handed over to",
             hex::encode(id)
         ))
     })
 }
 
-/// Decode a carried checkpoint, check its signature and that its readable fields match its bytes.
-pub fn check_checkpoint_file(file: &CheckpointFile, chain: &[VerifyingKey]) -> Result<SignedCheckpoint, ProofError> {
-    let body = CheckpointBody::from_signing_bytes(&unhex("checkpoint signed_bytes", &file.signed_bytes)?)?;
-    let checkpoint = SignedCheckpoint {
-        body,
-        signature: unhex("checkpoint signature", &file.signature)?,
-    };
+/// Decode a carried checkpoint, check its signature by a key of `chain` and that its readable
+/// fields match its bytes.
+pub fn check_checkpoint_file(file: &CheckpointFile, chain: &[VerifyingKey]) -> Result<AnyCheckpoint, ProofError> {
+    let checkpoint = read_checkpoint_file(file)?;
     checkpoint
-        .verify(&key_with_id(chain, checkpoint.body.key_id, "checkpoint")?)
+        .verify(&key_with_id(chain, checkpoint.key_id(), "checkpoint")?)
         .map_err(|e| ProofError::Malformed(format!("checkpoint {e}")))?;
-    let stated = (file.world_id.as_str(), file.tree_size, file.root_hash.as_str());
-    let signed = (
-        hex::encode(checkpoint.body.world_id),
-        checkpoint.body.tree_size,
-        hex::encode(checkpoint.body.root_hash),
-    );
-    if stated != (signed.0.as_str(), signed.1, signed.2.as_str()) {
+    Ok(checkpoint)
+}
+
+/// Decode a carried checkpoint and check that its readable fields match its signed bytes (its
+/// signature is checked by whoever knows the key: [`check_checkpoint_file`], `verify`).
+pub fn read_checkpoint_file(file: &CheckpointFile) -> Result<AnyCheckpoint, ProofError> {
+    let checkpoint = AnyCheckpoint::from_signed_bytes(
+        &unhex("checkpoint signed_bytes", &file.signed_bytes)?,
+        unhex("checkpoint signature", &file.signature)?,
+    )?;
+    let stated = CheckpointFile {
+        signed_bytes: file.signed_bytes.to_lowercase(),
+        signature: file.signature.to_lowercase(),
+        ..file.clone()
+    };
+    let signed = checkpoint_file(&checkpoint);
+    if stated != signed {
         return Err(ProofError::Malformed(format!(
-            "checkpoint fields say world {} size {} root {}, its signed bytes say world {} size {} root {}",
-            stated.0, stated.1, stated.2, signed.0, signed.1, signed.2
+            "checkpoint fields say world {} entries {:?} receipts {} root {}, its signed bytes say world {} entries \
+             {:?} receipts {} root {}",
+            stated.world_id,
+            stated.entries,
+            stated.tree_size,
+            stated.root_hash,
+            signed.world_id,
+            signed.entries,
+            signed.tree_size,
+            signed.root_hash
         )));
     }
     Ok(checkpoint)
@@ -330,44 +404,79 @@ pub fn verify_inclusion_file(file: &InclusionProofFile, key: &VerifyingKey) -> R
         &unhex("receipt signature", &file.receipt.signature)?,
     )
     .map_err(|e| ProofError::Malformed(format!("receipt {e}")))?;
-    if body.world_id != checkpoint.body.world_id {
+    if body.world_id != checkpoint.world_id() {
         return Err(ProofError::Malformed(format!(
             "the receipt belongs to world {}, the checkpoint to world {}",
             hex::encode(body.world_id),
-            hex::encode(checkpoint.body.world_id)
+            hex::encode(checkpoint.world_id())
         )));
     }
-    let path = file
-        .audit_path
-        .iter()
-        .map(|h| digest("audit path hash", h))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (size, root) = checkpoint.receipts();
     verify_inclusion(
         &sha256(&signed_bytes),
         file.leaf_index,
-        checkpoint.body.tree_size,
-        &checkpoint.body.root_hash,
-        &path,
+        size,
+        &root,
+        &audit_path(&file.audit_path)?,
     )?;
     Ok(format!(
-        "receipt #{} ({} {} by {}, {}) is leaf {} of the {}-receipt log of world {} with root {}",
+        "receipt #{} ({} {} by {}, {}) is leaf {} of the {size}-receipt log of world {} with root {}",
         file.receipt.journal_seq,
         body.effect,
         body.subject,
         body.agent,
         body.status.label(),
         file.leaf_index,
-        checkpoint.body.tree_size,
-        hex::encode(checkpoint.body.world_id),
-        hex::encode(checkpoint.body.root_hash)
+        hex::encode(checkpoint.world_id()),
+        hex::encode(root)
     ))
+}
+
+pub fn verify_entry_file(file: &EntryProofFile, key: &VerifyingKey) -> Result<Verified, ProofError> {
+    let chain = key_chain(key, &file.key_rotations)?;
+    let checkpoint = check_checkpoint_file(&file.checkpoint, &chain)?;
+    let Some((size, root)) = checkpoint.entries() else {
+        return Err(ProofError::Malformed(
+            "an entry proof needs a checkpoint of the journal log (format 5), not of the receipt log only".into(),
+        ));
+    };
+    let stored = unhex("entry stored_bytes", &file.entry.stored_bytes)?;
+    let entry = Entry::decode(&stored).map_err(|e| ProofError::Malformed(format!("the entry does not decode: {e}")))?;
+    if (entry.seq, entry.body.kind()) != (file.entry.journal_seq, file.entry.kind.as_str()) {
+        return Err(ProofError::Malformed(format!(
+            "the entry fields say #{} {}, its stored bytes say #{} {}",
+            file.entry.journal_seq,
+            file.entry.kind,
+            entry.seq,
+            entry.body.kind()
+        )));
+    }
+    verify_inclusion(
+        &entry_hash(&stored),
+        entry.seq,
+        size,
+        &root,
+        &audit_path(&file.audit_path)?,
+    )?;
+    Ok(format!(
+        "entry #{} ({}) is leaf {} of the {size}-entry journal log of world {} with root {}",
+        entry.seq,
+        entry.body.kind(),
+        entry.seq,
+        hex::encode(checkpoint.world_id()),
+        hex::encode(root)
+    ))
+}
+
+fn audit_path(hashes: &[String]) -> Result<Vec<Digest>, ProofError> {
+    hashes.iter().map(|h| digest("audit path hash", h)).collect()
 }
 
 pub fn verify_consistency_file(file: &ConsistencyProofFile, key: &VerifyingKey) -> Result<Verified, ProofError> {
     let chain = key_chain(key, &file.key_rotations)?;
     let old = check_checkpoint_file(&file.old, &chain)?;
     let new = check_checkpoint_file(&file.new, &chain)?;
-    if old.body.world_id != new.body.world_id {
+    if old.world_id() != new.world_id() {
         return Err(ProofError::Malformed(
             "the two checkpoints belong to different worlds".into(),
         ));
@@ -377,31 +486,40 @@ pub fn verify_consistency_file(file: &ConsistencyProofFile, key: &VerifyingKey) 
         .iter()
         .map(|h| digest("consistency proof hash", h))
         .collect::<Result<Vec<_>, _>>()?;
-    verify_consistency(
-        (old.body.tree_size, &old.body.root_hash),
-        (new.body.tree_size, &new.body.root_hash),
-        &proof,
-    )?;
+    let ((old_size, old_root), (new_size, new_root)) = (old.receipts(), new.receipts());
+    verify_consistency((old_size, &old_root), (new_size, &new_root), &proof)?;
     Ok(format!(
-        "the {}-receipt log (root {}) is a prefix of the {}-receipt log (root {}) of world {}",
-        old.body.tree_size,
-        hex::encode(old.body.root_hash),
-        new.body.tree_size,
-        hex::encode(new.body.root_hash),
-        hex::encode(new.body.world_id)
+        "the {old_size}-receipt log (root {}) is a prefix of the {new_size}-receipt log (root {}) of world {}",
+        hex::encode(old_root),
+        hex::encode(new_root),
+        hex::encode(new.world_id())
     ))
 }
 
-/// Check a proof file of either kind (told apart by its `format`).
-pub fn verify_proof_text(text: &str, key: &VerifyingKey) -> Result<Verified, ProofError> {
+/// Check a proof file of any kind (told apart by its `format`) under any of `keys`; the error
+/// of the last key tried when none checks it.
+pub fn verify_proof_text(text: &str, keys: &[VerifyingKey]) -> Result<Verified, ProofError> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ProofError::Malformed(format!("not JSON: {e}")))?;
     let malformed = |e: serde_json::Error| ProofError::Malformed(e.to_string());
-    match value.get("format").and_then(|f| f.as_str()) {
-        Some(INCLUSION_FORMAT) => verify_inclusion_file(&serde_json::from_value(value).map_err(malformed)?, key),
-        Some(CONSISTENCY_FORMAT) => verify_consistency_file(&serde_json::from_value(value).map_err(malformed)?, key),
+    let check = |key: &VerifyingKey| match value.get("format").and_then(|f| f.as_str()) {
+        Some(INCLUSION_FORMAT) => {
+            verify_inclusion_file(&serde_json::from_value(value.clone()).map_err(malformed)?, key)
+        }
+        Some(ENTRY_FORMAT) => verify_entry_file(&serde_json::from_value(value.clone()).map_err(malformed)?, key),
+        Some(CONSISTENCY_FORMAT) => {
+            verify_consistency_file(&serde_json::from_value(value.clone()).map_err(malformed)?, key)
+        }
         other => Err(ProofError::Malformed(format!(
-            "format is {other:?}, expected {INCLUSION_FORMAT:?} or {CONSISTENCY_FORMAT:?}"
+            "format is {other:?}, expected {INCLUSION_FORMAT:?}, {ENTRY_FORMAT:?} or {CONSISTENCY_FORMAT:?}"
         ))),
+    };
+    let mut last = ProofError::Malformed("no trusted key given".into());
+    for key in keys {
+        match check(key) {
+            Ok(verified) => return Ok(verified),
+            Err(error) => last = error,
+        }
     }
+    Err(last)
 }

@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 /// Domain separation prefix of the signed bytes.
 pub const RECEIPT_DOMAIN: &[u8] = b"agentos.receipt.v1\0";
 
+/// The receipt body version this host writes: 2 from format 5 on (same layout as 1). A receipt
+/// of version 2 shows that its world was written by a host that signs every entry, so a journal
+/// relabelled as older to shed its checkpoints still carries the evidence.
+pub const RECEIPT_VERSION: u8 = 2;
+
 /// How an effect call ended, as recorded in its receipt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReceiptStatus {

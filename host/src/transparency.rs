@@ -1,12 +1,17 @@
-//! The transparency log: every receipt is a leaf of an RFC 6962 Merkle tree, and the host signs
-//! a checkpoint (world id, tree size, root hash) at each journal commit that added receipts.
+//! The transparency logs and the checkpoints that sign them. Two RFC 6962 Merkle trees grow
+//! with a journal: the *journal log*, whose leaves are every entry's hash, and the *receipt
+//! log*, whose leaves are the receipts' signed bytes. At each commit the host signs a
+//! [`CheckpointBody`] of both (world id, entries and their root, receipts and their root), so a
+//! signature covers every entry before it, and any entry, or any receipt, has an inclusion proof.
+//! Journals of format 2 to 4 carry [`ReceiptCheckpointBody`]s, which cover the receipt log only.
 //!
-//! A receipt's leaf is `sha256(signed bytes of the receipt)`; leaf and node hashes follow RFC 6962
-//! §2.1 (`SHA-256(0x00 || leaf)`, `SHA-256(0x01 || left || right)`), so inclusion and consistency
-//! proofs check with any RFC 6962 / RFC 9162 implementation (`docs/journal.md` has the formats).
-//! The journal keeps only the tree's right edge ([`Frontier`]); proofs are built from the leaves
-//! on demand ([`ProofTree`]) and checked offline with only a public key ([`verify_inclusion`],
-//! [`verify_consistency`]). This module does no IO.
+//! An entry's leaf is its entry hash; a receipt's leaf is `sha256(signed bytes of the receipt)`;
+//! leaf and node hashes follow RFC 6962 §2.1 (`SHA-256(0x00 || leaf)`, `SHA-256(0x01 || left ||
+//! right)`), so inclusion and consistency proofs check with any RFC 6962 / RFC 9162
+//! implementation (`docs/journal.md` has the formats). The journal keeps only each tree's right
+//! edge ([`Frontier`]); proofs are built from the leaves on demand ([`ProofTree`]) and checked
+//! offline with only a public key ([`verify_inclusion`], [`verify_consistency`]). This module
+//! does no IO.
 
 use crate::journal::entry::{Digest, sha256};
 use crate::receipts::{
@@ -18,8 +23,11 @@ use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-/// Domain separation prefix of a checkpoint's signed bytes.
-pub const CHECKPOINT_DOMAIN: &[u8] = b"agentos.checkpoint.v1\0";
+/// Domain separation prefix of a checkpoint's signed bytes (journal and receipt logs, format 5).
+pub const CHECKPOINT_DOMAIN: &[u8] = b"agentos.checkpoint.v2\0";
+
+/// Domain separation prefix of a receipt-log checkpoint's signed bytes (formats 2 to 4).
+pub const RECEIPT_CHECKPOINT_DOMAIN: &[u8] = b"agentos.checkpoint.v1\0";
 
 /// The leaf a receipt contributes to the log: sha256 of its signed bytes.
 pub fn receipt_leaf(receipt: &SignedReceipt) -> Digest {
@@ -71,14 +79,20 @@ impl Frontier {
     }
 }
 
-/// What a checkpoint attests. Field order is part of the signed format.
+/// What a checkpoint attests: the journal up to it and the receipt log. Field order is part
+/// of the signed format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointBody {
     pub version: u8,
     pub world_id: [u8; 16],
-    /// Number of receipts in the log.
-    pub tree_size: u64,
-    pub root_hash: Digest,
+    /// Entries covered: #0 to #entries − 1. The checkpoint is entry #entries itself.
+    pub entries: u64,
+    /// RFC 6962 Merkle tree hash of those entries' hashes.
+    pub entries_root: Digest,
+    /// Receipts among those entries.
+    pub receipts: u64,
+    /// RFC 6962 Merkle tree hash of the receipts' leaves.
+    pub receipts_root: Digest,
     /// First 8 bytes of sha256(public key) of the signing key.
     pub key_id: [u8; 8],
 }
@@ -87,11 +101,6 @@ impl CheckpointBody {
     /// The exact bytes the signature covers: the domain prefix, then postcard.
     pub fn signing_bytes(&self) -> Vec<u8> {
         domain_separated(CHECKPOINT_DOMAIN, self)
-    }
-
-    /// Decode signed bytes back into a body (for proofs carried outside the journal).
-    pub fn from_signing_bytes(bytes: &[u8]) -> Result<CheckpointBody, ProofError> {
-        from_domain_separated(CHECKPOINT_DOMAIN, bytes).map_err(|e| ProofError::Malformed(format!("checkpoint: {e}")))
     }
 }
 
@@ -103,12 +112,15 @@ pub struct SignedCheckpoint {
 }
 
 impl SignedCheckpoint {
-    pub fn sign(key: &HostKey, world_id: [u8; 16], frontier: &Frontier) -> SignedCheckpoint {
+    /// Sign the journal log `entries` (every entry before the checkpoint) and the receipt log.
+    pub fn sign(key: &HostKey, world_id: [u8; 16], entries: &Frontier, receipts: &Frontier) -> SignedCheckpoint {
         let body = CheckpointBody {
-            version: 1,
+            version: 2,
             world_id,
-            tree_size: frontier.size,
-            root_hash: frontier.root(),
+            entries: entries.size,
+            entries_root: entries.root(),
+            receipts: receipts.size,
+            receipts_root: receipts.root(),
             key_id: key.key_id(),
         };
         SignedCheckpoint {
@@ -119,6 +131,110 @@ impl SignedCheckpoint {
 
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), ReceiptError> {
         verify_signature(key, self.body.key_id, &self.body.signing_bytes(), &self.signature)
+    }
+}
+
+/// What a receipt-log checkpoint of formats 2 to 4 attests. Field order is part of the signed
+/// format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptCheckpointBody {
+    pub version: u8,
+    pub world_id: [u8; 16],
+    /// Number of receipts in the log.
+    pub tree_size: u64,
+    pub root_hash: Digest,
+    /// First 8 bytes of sha256(public key) of the signing key.
+    pub key_id: [u8; 8],
+}
+
+impl ReceiptCheckpointBody {
+    /// The exact bytes the signature covers: the domain prefix, then postcard.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        domain_separated(RECEIPT_CHECKPOINT_DOMAIN, self)
+    }
+}
+
+/// A receipt-log checkpoint with the host's signature (formats 2 to 4; read, never written).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedReceiptCheckpoint {
+    pub body: ReceiptCheckpointBody,
+    pub signature: Vec<u8>,
+}
+
+impl SignedReceiptCheckpoint {
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), ReceiptError> {
+        verify_signature(key, self.body.key_id, &self.body.signing_bytes(), &self.signature)
+    }
+}
+
+/// A signed checkpoint of either kind, as proofs and kept checkpoint files carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyCheckpoint {
+    Journal(SignedCheckpoint),
+    Receipts(SignedReceiptCheckpoint),
+}
+
+impl AnyCheckpoint {
+    /// Decode signed bytes of either kind (told apart by their domain) with their signature.
+    pub fn from_signed_bytes(bytes: &[u8], signature: Vec<u8>) -> Result<AnyCheckpoint, ProofError> {
+        let malformed = |e: String| ProofError::Malformed(format!("checkpoint: {e}"));
+        if bytes.starts_with(RECEIPT_CHECKPOINT_DOMAIN) {
+            let body = from_domain_separated(RECEIPT_CHECKPOINT_DOMAIN, bytes).map_err(malformed)?;
+            return Ok(AnyCheckpoint::Receipts(SignedReceiptCheckpoint { body, signature }));
+        }
+        let body = from_domain_separated(CHECKPOINT_DOMAIN, bytes).map_err(malformed)?;
+        Ok(AnyCheckpoint::Journal(SignedCheckpoint { body, signature }))
+    }
+
+    pub fn world_id(&self) -> [u8; 16] {
+        match self {
+            AnyCheckpoint::Journal(c) => c.body.world_id,
+            AnyCheckpoint::Receipts(c) => c.body.world_id,
+        }
+    }
+
+    pub fn key_id(&self) -> [u8; 8] {
+        match self {
+            AnyCheckpoint::Journal(c) => c.body.key_id,
+            AnyCheckpoint::Receipts(c) => c.body.key_id,
+        }
+    }
+
+    /// Size and root of the receipt log it signs.
+    pub fn receipts(&self) -> (u64, Digest) {
+        match self {
+            AnyCheckpoint::Journal(c) => (c.body.receipts, c.body.receipts_root),
+            AnyCheckpoint::Receipts(c) => (c.body.tree_size, c.body.root_hash),
+        }
+    }
+
+    /// Size and root of the journal log it signs (`None`: a receipt-log checkpoint).
+    pub fn entries(&self) -> Option<(u64, Digest)> {
+        match self {
+            AnyCheckpoint::Journal(c) => Some((c.body.entries, c.body.entries_root)),
+            AnyCheckpoint::Receipts(_) => None,
+        }
+    }
+
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        match self {
+            AnyCheckpoint::Journal(c) => c.body.signing_bytes(),
+            AnyCheckpoint::Receipts(c) => c.body.signing_bytes(),
+        }
+    }
+
+    pub fn signature(&self) -> &[u8] {
+        match self {
+            AnyCheckpoint::Journal(c) => &c.signature,
+            AnyCheckpoint::Receipts(c) => &c.signature,
+        }
+    }
+
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), ReceiptError> {
+        match self {
+            AnyCheckpoint::Journal(c) => c.verify(key),
+            AnyCheckpoint::Receipts(c) => c.verify(key),
+        }
     }
 }
 
@@ -372,16 +488,46 @@ mod tests {
     fn checkpoints_sign_and_round_trip_their_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let key = HostKey::load_or_create(&dir.path().join("k")).unwrap();
-        let mut frontier = Frontier::default();
-        for leaf in leaves(3) {
-            frontier.push(&leaf);
+        let (mut entries, mut receipts) = (Frontier::default(), Frontier::default());
+        for leaf in leaves(5) {
+            entries.push(&leaf);
         }
-        let checkpoint = SignedCheckpoint::sign(&key, [4; 16], &frontier);
+        for leaf in leaves(3) {
+            receipts.push(&leaf);
+        }
+        let checkpoint = SignedCheckpoint::sign(&key, [4; 16], &entries, &receipts);
         checkpoint.verify(&key.public()).unwrap();
-        let decoded = CheckpointBody::from_signing_bytes(&checkpoint.body.signing_bytes()).unwrap();
-        assert_eq!(decoded, checkpoint.body);
-        let mut forged = checkpoint.clone();
-        forged.body.tree_size = 2;
-        assert_eq!(forged.verify(&key.public()), Err(ReceiptError::BadSignature));
+        let decoded =
+            AnyCheckpoint::from_signed_bytes(&checkpoint.body.signing_bytes(), checkpoint.signature.clone()).unwrap();
+        assert_eq!(decoded, AnyCheckpoint::Journal(checkpoint.clone()));
+        assert_eq!(decoded.entries(), Some((5, entries.root())));
+        assert_eq!(decoded.receipts(), (3, receipts.root()));
+        for forge in [
+            |c: &mut CheckpointBody| c.entries = 4,
+            |c: &mut CheckpointBody| c.entries_root = [0; 32],
+            |c: &mut CheckpointBody| c.receipts = 2,
+        ] {
+            let mut forged = checkpoint.clone();
+            forge(&mut forged.body);
+            assert_eq!(forged.verify(&key.public()), Err(ReceiptError::BadSignature));
+        }
+    }
+
+    #[test]
+    fn receipt_log_checkpoints_of_older_formats_still_decode_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HostKey::load_or_create(&dir.path().join("k")).unwrap();
+        let body = ReceiptCheckpointBody {
+            version: 1,
+            world_id: [4; 16],
+            tree_size: 3,
+            root_hash: [7; 32],
+            key_id: key.key_id(),
+        };
+        let bytes = body.signing_bytes();
+        assert!(bytes.starts_with(b"agentos.checkpoint.v1\0"));
+        let decoded = AnyCheckpoint::from_signed_bytes(&bytes, key.signature(&bytes)).unwrap();
+        decoded.verify(&key.public()).unwrap();
+        assert_eq!((decoded.receipts(), decoded.entries()), ((3, [7; 32]), None));
     }
 }

@@ -87,6 +87,16 @@ pub fn open_existing_journal(paths: &WorldPaths) -> Result<Journal> {
     Ok(Journal::open(&path)?)
 }
 
+/// Open the journal of an existing world to append to it outside a running world (governance
+/// commands, key rotation): the host key in force signs the checkpoint that ends each commit.
+pub fn open_journal_to_write(paths: &WorldPaths) -> Result<Journal> {
+    let mut journal = open_existing_journal(paths)?;
+    let genesis = genesis(&journal)?;
+    let key = key_in_force(paths, journal.rotated_key().unwrap_or(genesis.host_public_key))?;
+    journal.sign_checkpoints(genesis.world_id, Arc::new(key));
+    Ok(journal)
+}
+
 /// The genesis entry of a journal.
 pub fn genesis(journal: &Journal) -> Result<Genesis> {
     match journal.entry(0)?.map(|e| e.body) {
@@ -401,6 +411,7 @@ impl World {
                 | EntryBody::TimerScheduled(_)
                 | EntryBody::TimerCancelled(_)
                 | EntryBody::Checkpoint(_)
+                | EntryBody::ReceiptCheckpoint(_)
                 | EntryBody::KeyRotation(_)
                 | EntryBody::Proposal(_)
                 | EntryBody::Verdict(_)
@@ -986,12 +997,14 @@ pub fn rotate_key(root: &Path) -> Result<([u8; 32], [u8; 32])> {
     let old = key_in_force(&paths, journal.rotated_key().unwrap_or(genesis.host_public_key))?;
     // A leftover from a rotation that stopped before journaling: never in force.
     let _ = std::fs::remove_file(paths.next_key());
-    let new = HostKey::load_or_create(&paths.next_key())?;
+    let new = Arc::new(HostKey::load_or_create(&paths.next_key())?);
     journal.append(EntryBody::KeyRotation(crate::rotation::KeyRotation::new(
         genesis.world_id,
         &old,
         &new,
     )));
+    // From the rotation on, the new key signs: the checkpoint that ends this commit too.
+    journal.sign_checkpoints(genesis.world_id, new.clone());
     journal.commit()?;
     std::fs::rename(paths.next_key(), paths.key())
         .with_context(|| format!("cannot install {}", paths.key().display()))?;

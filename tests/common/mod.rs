@@ -205,26 +205,91 @@ pub fn read_entries(dir: &Path) -> Vec<agentos_host::journal::entry::Entry> {
 
 /// Replace the journal with `entries`, renumbered, re-chained and with the head re-pointed: all
 /// that someone holding the file but not the host key can do.
-pub fn forge_journal(dir: &Path, mut entries: Vec<agentos_host::journal::entry::Entry>) {
+pub fn forge_journal(dir: &Path, entries: Vec<agentos_host::journal::entry::Entry>) {
+    write_forged(dir, entries, None);
+}
+
+/// Replace the journal with `entries` as someone holding `key` would: renumbered, re-chained,
+/// the head re-pointed, and every checkpoint recomputed over the rewritten entries and signed
+/// with `key` (the world's own key, stolen; or the forger's, after [`rekey`]).
+pub fn forge_journal_with_key(
+    dir: &Path,
+    entries: Vec<agentos_host::journal::entry::Entry>,
+    key: &agentos_host::receipts::HostKey,
+) {
+    write_forged(dir, entries, Some(key));
+}
+
+/// Make `entries` a world of `key`'s: genesis names it, and every receipt and host-signed
+/// proposal or verdict is re-signed by it (then [`forge_journal_with_key`] re-signs the
+/// checkpoints). What a forger does to pass off a rewritten world as self-consistent.
+pub fn rekey(entries: &mut [agentos_host::journal::entry::Entry], key: &agentos_host::receipts::HostKey) {
+    use agentos_host::journal::entry::EntryBody;
+    let old = match &entries[0].body {
+        EntryBody::Genesis(genesis) => genesis.host_public_key,
+        _ => panic!("entry #0 is not genesis"),
+    };
+    for entry in entries.iter_mut() {
+        match &mut entry.body {
+            EntryBody::Genesis(genesis) => genesis.host_public_key = key.public().to_bytes(),
+            EntryBody::EffectReceipt(r) => {
+                r.receipt.body.key_id = key.key_id();
+                r.receipt = key.sign(r.receipt.body.clone());
+            }
+            EntryBody::Proposal(p) if p.signer == old => {
+                p.signer = key.public().to_bytes();
+                p.signature = key.signature(&p.body.signing_bytes());
+            }
+            EntryBody::Verdict(v) if v.public_key == old => {
+                v.public_key = key.public().to_bytes();
+                v.signature = key.signature(&v.body.signing_bytes());
+            }
+            EntryBody::KeyRotation(_) => panic!("rekey handles worlds without rotations"),
+            _ => {}
+        }
+    }
+}
+
+fn write_forged(
+    dir: &Path,
+    mut entries: Vec<agentos_host::journal::entry::Entry>,
+    key: Option<&agentos_host::receipts::HostKey>,
+) {
+    use agentos_host::journal::entry::{EntryBody, entry_hash};
+    use agentos_host::transparency::{Frontier, SignedCheckpoint, receipt_leaf};
+    let world_id = match &entries[0].body {
+        EntryBody::Genesis(genesis) => genesis.world_id,
+        _ => [0; 16],
+    };
     let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
     let txn = db.begin_write().unwrap();
     {
         let mut table = txn.open_table(JOURNAL_TABLE).unwrap();
         table.retain(|_, _| false).unwrap();
         let mut prev_hash = [0u8; 32];
+        let (mut entry_log, mut receipt_log) = (Frontier::default(), Frontier::default());
         for (seq, entry) in entries.iter_mut().enumerate() {
             entry.seq = seq as u64;
             entry.prev_hash = prev_hash;
+            if let (Some(key), EntryBody::Checkpoint(checkpoint)) = (key, &mut entry.body) {
+                *checkpoint = SignedCheckpoint::sign(key, world_id, &entry_log, &receipt_log);
+            }
+            if let EntryBody::EffectReceipt(r) = &entry.body {
+                receipt_log.push(&receipt_leaf(&r.receipt));
+            }
             let bytes = entry.encode();
-            prev_hash = agentos_host::journal::entry::entry_hash(&bytes);
+            prev_hash = entry_hash(&bytes);
+            entry_log.push(&prev_hash);
             table.insert(seq as u64, bytes.as_slice()).unwrap();
         }
         let mut head = (entries.len() as u64 - 1).to_le_bytes().to_vec();
         head.extend_from_slice(&prev_hash);
-        txn.open_table(META_TABLE)
-            .unwrap()
-            .insert("head", head.as_slice())
-            .unwrap();
+        let mut meta = txn.open_table(META_TABLE).unwrap();
+        meta.insert("head", head.as_slice()).unwrap();
+        // The logs' right edges are caches the host rebuilds from the entries.
+        for cache in ["journal_log", "transparency"] {
+            meta.remove(cache).unwrap();
+        }
     }
     txn.commit().unwrap();
 }

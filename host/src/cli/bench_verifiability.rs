@@ -97,7 +97,7 @@ pub fn verify_throughput(scratch: &Path, steps: u64) -> Result<VerifyCosts> {
     let raw_verifications_per_s = signed.len() as f64 / started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let report = crate::verify::verify(&journal)?;
+    let report = crate::verify::verify(&journal, &crate::verify::Trust::default())?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(VerifyCosts {
         entries: report.entries,

@@ -377,11 +377,23 @@ fn replay_and_verify(dir: &Path) -> Result<()> {
         replayed.recovery.effects_served
     )?;
     drop(replayed);
-    let report = crate::verify::verify(&open_existing_journal(&WorldPaths::new(dir))?)?;
+    // The demo runs the world, so it knows the host key to anchor to: the key file it holds.
+    let paths = WorldPaths::new(dir);
+    let journal = open_existing_journal(&paths)?;
+    let key = crate::receipts::HostKey::load_or_create(&paths.key())?
+        .public()
+        .to_bytes();
+    let trust = crate::verify::Trust {
+        keys: vec![key],
+        kept: None,
+    };
+    let report = crate::verify::verify(&journal, &trust)?;
     outln!(
-        "verify OK: {} entries hash-chained, {} signed receipts",
+        "verify OK: {} entries ({}), {} signed receipts; anchored to the host key {}",
         report.entries,
-        report.receipts
+        report.coverage.describe(),
+        report.receipts,
+        hex::encode(&key[..8])
     )?;
     Ok(())
 }

@@ -111,17 +111,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the hash chain, every receipt and checkpoint signature, the receipt log behind
-    /// every checkpoint, and every blob; runs no wasm.
+    /// Check the journal without running any wasm: the hash chain, that a signed checkpoint
+    /// covers every entry, every receipt, checkpoint and governance signature, snapshots against
+    /// the history before them, manifest changes against their proposals and policy, every blob.
     ///
-    /// Exits 1 naming the first bad entry.
+    /// A journal proves itself only relative to a key you trust: give the world's host public
+    /// key (--public-key, from its operator, not from the journal) or a checkpoint you kept
+    /// (--checkpoint). Without either, the verdict says the world is self-consistent but not
+    /// anchored. Exits 1 naming the first bad entry.
     Verify {
         /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
-        /// Also check that the world's receipt log extends this earlier checkpoint (a JSON file
-        /// from `agentos-host checkpoint`): a truncated or rewritten log fails.
+        /// A checkpoint kept from earlier (a JSON file from `agentos-host checkpoint`): the
+        /// journal must extend it, signed by the same key or one it handed over to; a journal cut
+        /// back or rewritten since fails.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        #[command(flatten)]
+        trust: proofs::TrustArgs,
         #[arg(long)]
         json: bool,
     },
@@ -151,31 +158,31 @@ enum Command {
         /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
     },
-    /// Print a proof (JSON) that a receipt is in the world's receipt log, or with --consistency
-    /// that an older checkpoint's log is a prefix of a newer one's.
+    /// Print a proof (JSON) that an entry is in the world's journal log, or with --consistency
+    /// that an older checkpoint's receipt log is a prefix of a newer one's.
     ///
-    /// RECEIPT is the journal entry number of the receipt (as `receipts` and `log` show it). The
+    /// ENTRY is a journal entry number (as `log` shows it). For a receipt, the proof shows it in
+    /// the receipt log; for any other entry, its stored bytes in the journal log (format 5). The
     /// proof is checked offline by `verify-proof` or any RFC 6962 implementation.
     Prove {
         /// A world directory, or an audit bundle file written by `export`.
         dir: PathBuf,
-        #[arg(required_unless_present = "consistency")]
-        receipt: Option<String>,
+        #[arg(required_unless_present = "consistency", value_name = "ENTRY")]
+        entry: Option<String>,
         /// Two checkpoint sizes (numbers of receipts), older first.
-        #[arg(long, num_args = 2, value_names = ["OLD_SIZE", "NEW_SIZE"], conflicts_with = "receipt")]
+        #[arg(long, num_args = 2, value_names = ["OLD_SIZE", "NEW_SIZE"], conflicts_with = "entry")]
         consistency: Option<Vec<u64>>,
         /// Write the proof to FILE instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Check a proof file offline, with only the host's public key: no world directory needed.
+    /// Check a proof file offline against a key you trust: no world directory needed.
     ///
     /// Exits 1 if the proof does not check, naming what is wrong.
     VerifyProof {
         file: PathBuf,
-        /// The world's host public key, hex (`verify` and `receipts --json` print it).
-        #[arg(long, value_name = "HEX")]
-        public_key: String,
+        #[command(flatten)]
+        trust: proofs::TrustArgs,
         #[arg(long)]
         json: bool,
     },
@@ -396,7 +403,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             from,
             json,
         } => return replay::run(&dir, from.as_deref(), json),
-        Command::Verify { dir, checkpoint, json } => return proofs::verify(&dir, checkpoint.as_deref(), json),
+        Command::Verify {
+            dir,
+            checkpoint,
+            trust,
+            json,
+        } => return proofs::verify(&dir, checkpoint.as_deref(), &trust, json),
         Command::Checkpoint { dir } => proofs::checkpoint(&dir)?,
         Command::RotateKey { dir, json } => {
             let (old, new) = crate::world::rotate_key(&dir)?;
@@ -429,11 +441,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Prove {
             dir,
-            receipt,
+            entry,
             consistency,
             output,
-        } => proofs::prove(&dir, receipt.as_deref(), consistency.as_deref(), output.as_deref())?,
-        Command::VerifyProof { file, public_key, json } => return proofs::verify_proof(&file, &public_key, json),
+        } => proofs::prove(&dir, entry.as_deref(), consistency.as_deref(), output.as_deref())?,
+        Command::VerifyProof { file, trust, json } => return proofs::verify_proof(&file, &trust, json),
         Command::Air { command } => return air::run(command),
         Command::Plan { command } => plan::run(command)?,
         Command::Keys { command } => keys::run(command)?,

@@ -168,13 +168,24 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
                 hex::encode(r.body.new_public_key)
             ),
         ),
+        EntryBody::ReceiptCheckpoint(c) => (
+            None,
+            None,
+            format!(
+                "receipt checkpoint: {} receipts, root sha256:{} (signed)",
+                c.body.tree_size,
+                short(&c.body.root_hash)
+            ),
+        ),
         EntryBody::Checkpoint(c) => (
             None,
             None,
             format!(
-                "checkpoint: {} receipts, root sha256:{} (signed)",
-                c.body.tree_size,
-                short(&c.body.root_hash)
+                "checkpoint: entries #0–#{}, root sha256:{}; {} receipts, root sha256:{} (signed)",
+                c.body.entries.saturating_sub(1),
+                short(&c.body.entries_root),
+                c.body.receipts,
+                short(&c.body.receipts_root)
             ),
         ),
         EntryBody::Proposal(p) => (

@@ -328,7 +328,7 @@ impl LiveEffects {
     ) -> wasmtime::Result<()> {
         let outcome_bytes = encode_outcome(outcome);
         let body = ReceiptBody {
-            version: 1,
+            version: crate::receipts::RECEIPT_VERSION,
             world_id: self.world_id,
             ingress: call.ingress,
             effect_index: call.index,

@@ -220,10 +220,11 @@ impl Ledger {
                 state.refusals.push((seq, refused.reason.clone()));
             }
             EntryBody::ManifestApplied(applied) => {
-                self.judged(applied.proposal, &applied.proposal_hash, "manifest change")?;
-                // Judged against the manifest the entry records, not by applying the patch
-                // again: a later host may encode (and so hash) the same manifests differently.
+                let state = self
+                    .judged(applied.proposal, &applied.proposal_hash, "manifest change")?
+                    .clone();
                 let configuration = Configuration::of_applied(seq, applied).map_err(|e| format!("{e:#}"))?;
+                self.check_applied_as_proposed(&state, applied, &configuration)?;
                 let readiness = self.readiness_for(applied.proposal, Ok(configuration.manifest.clone()));
                 if !readiness.blockers.is_empty() {
                     return Err(format!(
@@ -239,6 +240,54 @@ impl Ledger {
                 self.configurations.push(configuration);
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// A manifest change must be what its proposal asked for: its patch applied to the
+    /// manifest in force (compared as typed models, since a later host may encode and so hash
+    /// the same manifests differently), with the components the proposal named, replacing the
+    /// manifest it says it replaced.
+    fn check_applied_as_proposed(
+        &self,
+        state: &ProposalState,
+        applied: &ManifestApplied,
+        recorded: &Configuration,
+    ) -> Result<(), String> {
+        let current = self.in_force();
+        if applied.previous != current.digest {
+            return Err(format!(
+                "says it replaces manifest sha256:{}, but sha256:{} was in force",
+                hex::encode(applied.previous),
+                hex::encode(current.digest)
+            ));
+        }
+        if applied.modules != state.proposal.body.modules {
+            return Err(format!(
+                "puts in force other components than proposal #{} named",
+                applied.proposal
+            ));
+        }
+        let proposed = state
+            .patch()
+            .and_then(|patch| Ok(agentos_air::apply_recorded(&patch, &current.manifest)?))
+            .map_err(|e| {
+                format!(
+                    "proposal #{}'s patch does not apply to the manifest in force: {e:#}",
+                    applied.proposal
+                )
+            })?;
+        if proposed != recorded.manifest {
+            let differing: Vec<String> = agentos_air::diff(&proposed, &recorded.manifest)
+                .changes
+                .iter()
+                .map(|c| format!("{} `{}`", c.kind.label(), c.name))
+                .collect();
+            return Err(format!(
+                "puts in force a manifest other than proposal #{}'s patch makes of the one in force (they differ in {})",
+                applied.proposal,
+                differing.join(", ")
+            ));
         }
         Ok(())
     }
@@ -302,7 +351,11 @@ impl Ledger {
             return readiness;
         }
         // Verdicts count only from approvers the policy in force names under the name they give:
-        // a person by their key, an agent by its name.
+        // a person by their key, an agent by its name, and never an agent on its own proposal.
+        let author = match &state.proposal.body.author {
+            super::record::Author::Agent { name } => Some(name.as_str()),
+            super::record::Author::Person { .. } => None,
+        };
         let counted = |verdict: &SignedVerdict| {
             let listed = policy
                 .approvers
@@ -310,7 +363,7 @@ impl Ledger {
                 .and_then(|e| Approver::parse(e));
             match (listed, &verdict.body.by_agent) {
                 (Some(Approver::Person(key)), None) => key == verdict.public_key,
-                (Some(Approver::Agent(agent)), Some(by)) => agent == by,
+                (Some(Approver::Agent(agent)), Some(by)) => agent == by && author != Some(by.as_str()),
                 _ => false,
             }
         };

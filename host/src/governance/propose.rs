@@ -289,7 +289,7 @@ pub fn journal_proposal(
 /// `propose` for a person: draft against the world's journal, sign with their key, commit.
 pub fn propose(root: &Path, source: Source<'_>, description: &str, author: Author, key: &HostKey) -> Result<Journaled> {
     let paths = WorldPaths::new(root);
-    let mut journal = crate::world::open_existing_journal(&paths)?;
+    let mut journal = crate::world::open_journal_to_write(&paths)?;
     let ledger = Ledger::read(&journal)?;
     let draft = draft(&paths, &journal, &ledger, source)?;
     let journaled = journal_proposal(&mut journal, &ledger, draft, description, author, key)?;

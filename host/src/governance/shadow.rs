@@ -419,7 +419,7 @@ fn compare(label: String, seq: u64, ingress: &Ingress, before: StepSide, after: 
 
 fn journal_report(paths: &WorldPaths, report: &ShadowReport, proposal_hash: Digest) -> Result<u64> {
     let bytes = serde_json::to_vec_pretty(report).expect("shadow reports always encode");
-    let mut journal = open_existing_journal(paths)?;
+    let mut journal = crate::world::open_journal_to_write(paths)?;
     let digest = journal.put_blob(&bytes);
     debug_assert_eq!(digest, sha256(&bytes));
     let seq = journal.append(EntryBody::ShadowReport(ShadowRecord {

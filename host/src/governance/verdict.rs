@@ -8,7 +8,7 @@ use super::record::{Author, SignedVerdict, Verdict, VerdictBody};
 use crate::journal::Journal;
 use crate::journal::entry::EntryBody;
 use crate::receipts::HostKey;
-use crate::world::{WorldPaths, open_existing_journal};
+use crate::world::{WorldPaths, open_journal_to_write};
 use agentos_air::Approver;
 use anyhow::{Result, bail};
 use std::path::Path;
@@ -30,7 +30,7 @@ pub fn judge(
     verdict: Verdict,
     comment: &str,
 ) -> Result<Judged> {
-    let mut journal = open_existing_journal(&WorldPaths::new(root))?;
+    let mut journal = open_journal_to_write(&WorldPaths::new(root))?;
     let mut ledger = Ledger::read(&journal)?;
     let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
     let Some(approver) = policy.approver_named(Approver::Person(key.public().to_bytes())) else {

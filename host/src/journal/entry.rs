@@ -1,11 +1,13 @@
 //! Journal entry types and the hash chain that links them.
 //!
 //! An entry is stored as `postcard(Entry)`. Its hash is
-//! `sha256("agentos.entry.v1\0" || stored bytes)` and the next entry carries it as `prev_hash`,
-//! so changing, removing or reordering any entry breaks the chain at that entry.
+//! `sha256("agentos.entry.v1\0" || stored bytes)`; the next entry carries it as `prev_hash`, and
+//! it is the entry's leaf in the journal log that every checkpoint signs. The chain alone shows
+//! an entry was changed only to someone who did not recompute the hashes after it; the signed
+//! checkpoint after it shows it to anyone without the host key.
 
 use crate::receipts::SignedReceipt;
-use crate::transparency::SignedCheckpoint;
+use crate::transparency::{SignedCheckpoint, SignedReceiptCheckpoint};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -15,8 +17,12 @@ pub type Digest = [u8; 32];
 /// Version of the on-disk format this host writes. Version history (`docs/journal.md`):
 /// 1 — first release; 2 — adds checkpoint entries and the transparency state in `meta`;
 /// 3 — adds the governance entries (proposal, verdict, shadow report, manifest applied, apply
-/// refused) and `manifest_changes` in `meta`; 4 — adds plan entries.
-pub const FORMAT_VERSION: u32 = 4;
+/// refused) and `manifest_changes` in `meta`; 4 — adds plan entries; 5 — a signed checkpoint of
+/// the whole journal (every entry and the receipt log) ends every commit.
+pub const FORMAT_VERSION: u32 = 5;
+
+/// The first format whose every commit ends with a checkpoint of the whole journal.
+pub const SIGNED_JOURNAL_FORMAT: u32 = 5;
 
 /// The oldest format this host still opens (and upgrades in place on first open).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -66,8 +72,9 @@ pub enum EntryBody {
     StepFailed(StepFailed),
     TimerScheduled(TimerScheduled),
     TimerCancelled(TimerCancelled),
-    /// The host's signed statement of the receipt log's size and root at the end of a commit.
-    Checkpoint(SignedCheckpoint),
+    /// Formats 2 to 4: the host's signed statement of the receipt log's size and root at the
+    /// end of a commit that added receipts.
+    ReceiptCheckpoint(SignedReceiptCheckpoint),
     /// Every agent's state and the stepper's own, after a step: where reopening starts.
     Snapshot(Snapshot),
     /// The host key in force is replaced; every later signature is by the new key.
@@ -84,6 +91,9 @@ pub enum EntryBody {
     ApplyRefused(crate::governance::record::ApplyRefused),
     /// Something happened to a plan run (started, a step finished or waits, ended).
     Plan(crate::plans::record::PlanEntry),
+    /// The host's signature over every entry before it and the receipt log: the last entry of
+    /// every commit (format 5).
+    Checkpoint(SignedCheckpoint),
 }
 
 impl EntryBody {
@@ -98,7 +108,7 @@ impl EntryBody {
             EntryBody::StepFailed(_) => "step-failed",
             EntryBody::TimerScheduled(_) => "timer-scheduled",
             EntryBody::TimerCancelled(_) => "timer-cancelled",
-            EntryBody::Checkpoint(_) => "checkpoint",
+            EntryBody::ReceiptCheckpoint(_) => "receipt-checkpoint",
             EntryBody::Snapshot(_) => "snapshot",
             EntryBody::KeyRotation(_) => "key-rotation",
             EntryBody::Proposal(_) => "proposal",
@@ -107,6 +117,7 @@ impl EntryBody {
             EntryBody::ManifestApplied(_) => "manifest-applied",
             EntryBody::ApplyRefused(_) => "apply-refused",
             EntryBody::Plan(_) => "plan",
+            EntryBody::Checkpoint(_) => "checkpoint",
         }
     }
 }

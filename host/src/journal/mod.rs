@@ -4,9 +4,10 @@
 //! and batches appends: entries and blobs are buffered by [`Journal::append`] /
 //! [`Journal::put_blob`] and written in one fsynced transaction by [`Journal::commit`]. An entry
 //! may be appended before its body is finished ([`Journal::append_deferred`], for receipts still
-//! being signed): its seq is fixed at once, its bytes and hash when the batch is sealed. The
-//! journal knows nothing of wasm or effects; it stores what it is given and checks its own
-//! invariants.
+//! being signed): its seq is fixed at once, its bytes and hash when the batch is sealed. Every
+//! commit that adds entries ends with a checkpoint signed by the host key: the journal log over
+//! every entry before it and the receipt log (see [`crate::transparency`]). The journal knows
+//! nothing of wasm or effects; it stores what it is given and checks its own invariants.
 
 pub mod entry;
 pub mod tables;
@@ -20,8 +21,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tables::{
-    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_MANIFEST_CHANGES,
-    META_ROTATED_KEYS, META_TRANSPARENCY,
+    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_JOURNAL_LOG, META_LATEST_SNAPSHOT,
+    META_MANIFEST_CHANGES, META_ROTATED_KEYS, META_TRANSPARENCY,
 };
 
 /// Operating errors of the journal.
@@ -68,13 +69,15 @@ pub struct Journal {
     pending_blobs: HashMap<Digest, Vec<u8>>,
     /// The receipt log as of the sealed entries.
     log: TransparencyState,
+    /// The journal log (every sealed entry's hash): what the next checkpoint signs.
+    entry_log: Frontier,
     /// Seq of the last snapshot entry, sealed entries included.
     latest_snapshot: Option<u64>,
     /// Public keys put in force by key-rotation entries, sealed entries included.
     rotated_keys: Vec<[u8; 32]>,
     /// Entry numbers of manifest-applied entries, sealed entries included.
     manifest_changes: Vec<u64>,
-    /// Who signs a checkpoint at each commit that added receipts (unset: no checkpoints).
+    /// Who signs the checkpoint that ends each commit (unset: a journal only read, or a test's).
     checkpoint_signer: Option<([u8; 16], Arc<HostKey>)>,
 }
 
@@ -119,6 +122,7 @@ impl Journal {
             sealed: Vec::new(),
             pending_blobs: HashMap::new(),
             log: TransparencyState::default(),
+            entry_log: Frontier::default(),
             latest_snapshot: None,
             rotated_keys: Vec::new(),
             manifest_changes: Vec::new(),
@@ -161,6 +165,14 @@ impl Journal {
                 source,
             })?,
             None => journal.rebuild_transparency()?,
+        };
+        journal.entry_log = match journal
+            .meta(META_JOURNAL_LOG)?
+            .and_then(|b| postcard::from_bytes::<Frontier>(&b).ok())
+        {
+            Some(log) if log.size == journal.next_seq => log,
+            // Written before format 5 (or out of step): one pass over the stored entries.
+            _ => journal.rebuild_entry_log()?,
         };
         journal.latest_snapshot = journal
             .meta(META_LATEST_SNAPSHOT)?
@@ -218,14 +230,25 @@ impl Journal {
         for entry in self.entries()? {
             match &entry.body {
                 EntryBody::EffectReceipt(r) => log.frontier.push(&receipt_leaf(&r.receipt)),
-                EntryBody::Checkpoint(c) => log.checkpointed = c.body.tree_size,
+                EntryBody::ReceiptCheckpoint(c) => log.checkpointed = c.body.tree_size,
+                EntryBody::Checkpoint(c) => log.checkpointed = c.body.receipts,
                 _ => {}
             }
         }
         Ok(log)
     }
 
-    /// From now on, sign a checkpoint of the receipt log at each commit that added receipts.
+    /// The journal log of a journal written before `meta` kept it: hash every stored entry once.
+    fn rebuild_entry_log(&self) -> Result<Frontier, JournalError> {
+        let mut log = Frontier::default();
+        for (_, stored) in self.raw_entries()? {
+            log.push(&entry_hash(&stored));
+        }
+        Ok(log)
+    }
+
+    /// From now on, end every commit that adds entries with a checkpoint signed by `key` (the
+    /// host key in force for the entries that follow).
     pub fn sign_checkpoints(&mut self, world_id: [u8; 16], key: Arc<HostKey>) {
         self.checkpoint_signer = Some((world_id, key));
     }
@@ -295,6 +318,7 @@ impl Journal {
             let hash = entry_hash(&stored);
             // Pair assertion: what we store decodes to what we meant to store.
             debug_assert_eq!(Entry::decode(&stored).ok().as_ref(), Some(&entry));
+            self.entry_log.push(&hash);
             match &entry.body {
                 EntryBody::EffectReceipt(r) => self.log.frontier.push(&receipt_leaf(&r.receipt)),
                 EntryBody::Snapshot(_) => self.latest_snapshot = Some(seq),
@@ -317,11 +341,20 @@ impl Journal {
     /// Write every buffered entry and blob in one fsynced transaction.
     pub fn commit(&mut self) -> Result<(), JournalError> {
         self.seal();
+        assert!(
+            self.checkpoint_signer.is_some() || self.sealed.is_empty(),
+            "journal {}: entries committed with no key to sign their checkpoint",
+            self.path.display()
+        );
         if let Some((world_id, key)) = &self.checkpoint_signer
-            && self.log.frontier.size > self.log.checkpointed
+            && !self.sealed.is_empty()
         {
-            let checkpoint = SignedCheckpoint::sign(key, *world_id, &self.log.frontier);
-            self.log.checkpointed = checkpoint.body.tree_size;
+            let checkpoint = SignedCheckpoint::sign(key, *world_id, &self.entry_log, &self.log.frontier);
+            assert_eq!(
+                checkpoint.body.entries, self.next_seq,
+                "a checkpoint covers every entry before it"
+            );
+            self.log.checkpointed = checkpoint.body.receipts;
             self.append(EntryBody::Checkpoint(checkpoint));
             self.seal();
         }
@@ -352,6 +385,9 @@ impl Journal {
             }
             let log = postcard::to_allocvec(&self.log).expect("the transparency state always encodes");
             meta.insert(META_TRANSPARENCY, log.as_slice())
+                .map_err(|e| self.storage_error(e))?;
+            let entry_log = postcard::to_allocvec(&self.entry_log).expect("a frontier always encodes");
+            meta.insert(META_JOURNAL_LOG, entry_log.as_slice())
                 .map_err(|e| self.storage_error(e))?;
             if !self.rotated_keys.is_empty() {
                 let keys = postcard::to_allocvec(&self.rotated_keys).expect("keys always encode");
@@ -548,12 +584,23 @@ mod tests {
         })
     }
 
+    /// A journal whose commits are signed by a fresh key.
+    fn signed(path: &Path) -> Journal {
+        let mut journal = Journal::open(path).unwrap();
+        journal.sign_checkpoints([9; 16], Arc::new(HostKey::ephemeral().unwrap()));
+        journal
+    }
+
+    fn body(journal: &Journal, seq: u64) -> EntryBody {
+        journal.entry(seq).unwrap().unwrap().body
+    }
+
     #[test]
     fn appends_chain_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.redb");
         {
-            let mut journal = Journal::open(&path).unwrap();
+            let mut journal = signed(&path);
             for n in 0..5 {
                 assert_eq!(journal.append(ingress(n)), n);
             }
@@ -561,15 +608,19 @@ mod tests {
             journal.commit().unwrap();
             assert_eq!(journal.blob(&digest).unwrap().as_deref(), Some(&b"payload"[..]));
         }
-        let mut journal = Journal::open(&path).unwrap();
-        assert_eq!(journal.len(), 5);
+        let mut journal = signed(&path);
+        assert_eq!(
+            journal.len(),
+            6,
+            "five entries and the checkpoint that ends their commit"
+        );
         let seq = journal.append(EntryBody::Output(Output {
             ingress: 0,
             agent: "a".into(),
             stream: Stream::Stdout,
             text: "hi".into(),
         }));
-        assert_eq!(seq, 5);
+        assert_eq!(seq, 6);
         journal.commit().unwrap();
         let entries = journal.entries().unwrap();
         let raw = journal.raw_entries().unwrap();
@@ -577,14 +628,73 @@ mod tests {
             let next = Entry::decode(&window[1].1).unwrap();
             assert_eq!(next.prev_hash, entry_hash(&window[0].1));
         }
-        assert_eq!(entries.len(), 6);
-        assert_eq!(journal.stored_head().unwrap().unwrap(), (5, entry_hash(&raw[5].1)));
+        assert_eq!(entries.len(), 8);
+        assert_eq!(journal.stored_head().unwrap().unwrap(), (7, entry_hash(&raw[7].1)));
+    }
+
+    #[test]
+    fn every_commit_ends_with_a_checkpoint_over_every_entry_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.redb");
+        let key = Arc::new(HostKey::ephemeral().unwrap());
+        let mut journal = Journal::open(&path).unwrap();
+        journal.sign_checkpoints([9; 16], key.clone());
+        journal.append(ingress(0));
+        journal.commit().unwrap();
+        // A commit that adds nothing signs nothing.
+        journal.commit().unwrap();
+        journal.append(ingress(2));
+        journal.append(ingress(3));
+        journal.commit().unwrap();
+        drop(journal);
+        // Reopened, the journal log goes on from what `meta` kept; with it gone, from the entries.
+        for forget in [false, true] {
+            if forget {
+                let db = Database::create(&path).unwrap();
+                let txn = db.begin_write().unwrap();
+                txn.open_table(META).unwrap().remove(META_JOURNAL_LOG).unwrap();
+                txn.commit().unwrap();
+            }
+            let mut journal = Journal::open(&path).unwrap();
+            journal.sign_checkpoints([9; 16], key.clone());
+            journal.append(ingress(5));
+            journal.commit().unwrap();
+            let raw = journal.raw_entries().unwrap();
+            let checkpoints: Vec<u64> = (0..journal.len())
+                .filter(|&seq| matches!(body(&journal, seq), EntryBody::Checkpoint(_)))
+                .collect();
+            assert_eq!(checkpoints[..3], [1, 4, 6]);
+            for &at in &checkpoints {
+                let EntryBody::Checkpoint(c) = body(&journal, at) else {
+                    unreachable!()
+                };
+                c.verify(&key.public()).unwrap();
+                let mut log = Frontier::default();
+                for (_, stored) in &raw[..at as usize] {
+                    log.push(&entry_hash(stored));
+                }
+                assert_eq!(
+                    (c.body.entries, c.body.entries_root),
+                    (at, log.root()),
+                    "checkpoint #{at}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "entries committed with no key to sign their checkpoint")]
+    fn entries_are_never_committed_unsigned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join("j.redb")).unwrap();
+        journal.append(ingress(0));
+        let _ = journal.commit();
     }
 
     #[test]
     fn deferred_entries_keep_their_seq_and_chain_when_sealed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(&dir.path().join("j.redb")).unwrap();
+        let mut journal = signed(&dir.path().join("j.redb"));
         let (finish, finished) = std::sync::mpsc::channel();
         journal.append(ingress(0));
         let deferred = journal.append_deferred(move || finished.recv().unwrap());
@@ -595,7 +705,7 @@ mod tests {
         let raw = journal.raw_entries().unwrap();
         let entries = journal.entries().unwrap();
         assert_eq!(
-            entries.iter().map(|e| e.body.clone()).collect::<Vec<_>>(),
+            entries.iter().take(3).map(|e| e.body.clone()).collect::<Vec<_>>(),
             [ingress(0), ingress(1), ingress(2)]
         );
         for (window, entry) in raw.windows(2).zip(&entries[1..]) {
