@@ -64,13 +64,19 @@ fn removing_the_last_entry_is_detected() {
         error.contains("journal head") && error.contains(&format!("#{last}")),
         "{error}"
     );
-    // With the head re-pointed too, the last entry left is not covered by any checkpoint.
+    // With the head re-pointed too, what the removed checkpoint signed is signed by nothing.
     let entries = read_entries(&dir);
-    let left = entries.len() as u64 - 1;
+    let unsigned = 1 + entries
+        .iter()
+        .rposition(|e| matches!(e.body, agentos_host::journal::entry::EntryBody::Checkpoint(_)))
+        .unwrap();
     forge_journal(&dir, entries);
     let error = fails(&["verify", s(&dir)], 1);
     assert!(
-        error.contains(&format!("entry #{left}: it comes after the last checkpoint")),
+        error.contains(&format!(
+            "entry #{unsigned}: it and the entries up to #{} come after the last checkpoint",
+            last - 1
+        )),
         "{error}"
     );
 }
