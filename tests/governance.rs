@@ -302,12 +302,9 @@ fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
         .position(|e| matches!(e.body, EntryBody::ManifestApplied(_)))
         .unwrap();
     forge_journal_with_key(&dir, entries, &key);
-    let error = fails(&["verify", world], 1);
-    assert!(
-        error.contains(&format!(
-            "entry #{applied}: applies proposal #{proposal} although it needs 1 approval(s) and has 0"
-        )),
-        "{error}"
+    verify_fails_with(
+        &dir,
+        &format!("entry #{applied}: applies proposal #{proposal} although it needs 1 approval(s) and has 0"),
     );
 }
 
@@ -550,22 +547,29 @@ fn reviewed_world_with(people: &People, named: bool, may_propose: bool, extra: &
     (scratch, dir)
 }
 
+/// ada proposes more fuel for the counter (a world.toml written in `scratch`), and the reviewer
+/// agent approves it; returns the proposal's entry number.
+fn more_fuel_approved_by_the_reviewer(people: &People, scratch: &Path, dir: &Path) -> String {
+    let changed = scratch.join("changed.toml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(dir.join("world.toml"))
+            .unwrap()
+            .replace("[agents.counter]\n", "[agents.counter]\nfuel_per_step = 2000000\n"),
+    )
+    .unwrap();
+    let proposal = number(&people.ok(&["propose", s(dir), "--from", s(&changed), "--key", "ada"]));
+    ok(&["send", s(dir), "reviewer", &format!("approve(\"{proposal}\")")]);
+    proposal
+}
+
 #[test]
 fn an_agent_approves_only_where_the_policy_names_it() {
     let people = People::new();
     for named in [true, false] {
         let (scratch, dir) = reviewed_world(&people, named);
         let world = s(&dir);
-        let changed = scratch.path().join("changed.toml");
-        std::fs::write(
-            &changed,
-            std::fs::read_to_string(dir.join("world.toml"))
-                .unwrap()
-                .replace("[agents.counter]\n", "[agents.counter]\nfuel_per_step = 2000000\n"),
-        )
-        .unwrap();
-        let proposal = number(&people.ok(&["propose", world, "--from", s(&changed), "--key", "ada"]));
-        ok(&["send", world, "reviewer", &format!("approve(\"{proposal}\")")]);
+        let proposal = more_fuel_approved_by_the_reviewer(&people, scratch.path(), &dir);
         let history: serde_json::Value = serde_json::from_str(&ok(&["history", world, "--json"])).unwrap();
         let verdicts = history["proposals"][0]["verdicts"].as_array().unwrap().clone();
         if named {
@@ -639,16 +643,7 @@ fn verify_judges_each_manifest_change_against_its_proposal_even_when_signed() {
     let people = People::new();
     let (scratch, dir) = reviewed_world(&people, true);
     let world = s(&dir);
-    let changed = scratch.path().join("changed.toml");
-    std::fs::write(
-        &changed,
-        std::fs::read_to_string(dir.join("world.toml"))
-            .unwrap()
-            .replace("[agents.counter]\n", "[agents.counter]\nfuel_per_step = 2000000\n"),
-    )
-    .unwrap();
-    let proposal = number(&people.ok(&["propose", world, "--from", s(&changed), "--key", "ada"]));
-    ok(&["send", world, "reviewer", &format!("approve(\"{proposal}\")")]);
+    let proposal = more_fuel_approved_by_the_reviewer(&people, scratch.path(), &dir);
     people.ok(&["apply", world, &proposal]);
     replay_and_verify(&dir);
     let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
@@ -682,12 +677,9 @@ fn verify_judges_each_manifest_change_against_its_proposal_even_when_signed() {
         }
     }
     forge_journal_with_key(&dir, entries, &key);
-    let error = fails(&["verify", world], 1);
-    assert!(
-        error.contains(&format!(
-            "entry #{applied}: applies proposal #{proposal} although it needs 1 approval(s) and has 0"
-        )),
-        "{error}"
+    verify_fails_with(
+        &dir,
+        &format!("entry #{applied}: applies proposal #{proposal} although it needs 1 approval(s) and has 0"),
     );
 
     // The change puts in force more fuel than was proposed and approved.
@@ -700,13 +692,12 @@ fn verify_judges_each_manifest_change_against_its_proposal_even_when_signed() {
     m.manifest_json = manifest.to_json();
     m.manifest_digest = manifest.digest();
     forge_journal_with_key(&dir, entries, &key);
-    let error = fails(&["verify", world], 1);
-    assert!(
-        error.contains(&format!(
+    verify_fails_with(
+        &dir,
+        &format!(
             "entry #{applied}: puts in force a manifest other than proposal #{proposal}'s patch makes of the one in force \
              (they differ in agent `counter`)"
-        )),
-        "{error}"
+        ),
     );
 
     // Or other components than the proposal named.
@@ -716,12 +707,9 @@ fn verify_judges_each_manifest_change_against_its_proposal_even_when_signed() {
     };
     m.modules[0].1 = m.modules[1].1;
     forge_journal_with_key(&dir, entries, &key);
-    let error = fails(&["verify", world], 1);
-    assert!(
-        error.contains(&format!(
-            "entry #{applied}: puts in force other components than proposal #{proposal} named"
-        )),
-        "{error}"
+    verify_fails_with(
+        &dir,
+        &format!("entry #{applied}: puts in force other components than proposal #{proposal} named"),
     );
     forge_journal_with_key(&dir, pristine, &key);
     replay_and_verify(&dir);

@@ -450,30 +450,7 @@ impl Kernel {
 
     /// Recovery: a journaled timer entry or a timer's firing.
     pub fn restore_timer(&self, entry: &EntryBody) {
-        let mut timers = self.live.timers.lock().expect("timer lock");
-        match entry {
-            EntryBody::TimerScheduled(t) => {
-                let timer = PendingTimer {
-                    agent: t.agent.clone(),
-                    event: t.event.clone(),
-                    due_ms: t.due_ms,
-                };
-                timers.pending.insert(t.id, timer);
-            }
-            EntryBody::TimerCancelled(t) => {
-                timers.pending.remove(&t.id);
-            }
-            EntryBody::Ingress(ingress) => {
-                if let Some(id) = ingress
-                    .source
-                    .strip_prefix("timer:")
-                    .and_then(|id| id.parse::<u64>().ok())
-                {
-                    timers.pending.remove(&id);
-                }
-            }
-            _ => {}
-        }
+        self.live.timers.lock().expect("timer lock").observe(entry);
     }
 
     /// Journal a live step's outputs, emitted events (if it committed) and outcome; returns the

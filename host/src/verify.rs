@@ -746,7 +746,7 @@ impl KeptRoots {
 /// pending timers, inputs not yet processed, the last step, budget use per grant.
 #[derive(Default)]
 struct StepperFold {
-    timers: BTreeMap<u64, crate::effects::timer::PendingTimer>,
+    timers: crate::effects::timer::TimerTable,
     unprocessed: BTreeSet<u64>,
     last_step: u64,
     at_ms_of: HashMap<u64, u64>,
@@ -757,25 +757,12 @@ struct StepperFold {
 
 impl StepperFold {
     fn observe(&mut self, seq: u64, body: &EntryBody) {
+        self.timers.observe(body);
         match body {
             EntryBody::Ingress(ingress) => {
                 self.unprocessed.insert(seq);
                 self.at_ms_of.insert(seq, ingress.at_ms);
                 self.latest_ms = self.latest_ms.max(ingress.at_ms);
-                if let Some(id) = ingress.source.strip_prefix("timer:").and_then(|id| id.parse().ok()) {
-                    self.timers.remove(&id);
-                }
-            }
-            EntryBody::TimerScheduled(t) => {
-                let timer = crate::effects::timer::PendingTimer {
-                    agent: t.agent.clone(),
-                    event: t.event.clone(),
-                    due_ms: t.due_ms,
-                };
-                self.timers.insert(t.id, timer);
-            }
-            EntryBody::TimerCancelled(t) => {
-                self.timers.remove(&t.id);
             }
             EntryBody::StepCommitted(step) => self.processed(step.ingress),
             EntryBody::StepFailed(step) => self.processed(step.ingress),
@@ -821,9 +808,9 @@ impl StepperFold {
                 state.pending, pending
             ));
         }
-        if state.timers.pending != self.timers {
+        if state.timers.pending != self.timers.pending {
             let listed: Vec<&u64> = state.timers.pending.keys().collect();
-            let expected: Vec<&u64> = self.timers.keys().collect();
+            let expected: Vec<&u64> = self.timers.pending.keys().collect();
             return Err(format!(
                 "its pending timers are {listed:?}, but the entries before it leave {expected:?} pending (or with \
                  other events or due times)"

@@ -41,6 +41,13 @@ pub fn fails(args: &[&str], code: i32) -> String {
     stderr
 }
 
+/// `verify` of the world at `dir` fails (exit 1) saying `expected`; returns what it said.
+pub fn verify_fails_with(dir: &Path, expected: &str) -> String {
+    let error = fails(&["verify", s(dir)], 1);
+    assert!(error.contains(expected), "verify should say {expected:?}: {error}");
+    error
+}
+
 /// The first entry number (`#N`) printed in `out`, e.g. a proposal's.
 pub fn number(out: &str) -> String {
     let start = out.find('#').expect("an entry number") + 1;

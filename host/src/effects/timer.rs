@@ -72,6 +72,31 @@ impl TimerTable {
     pub fn next_due_ms(&self) -> Option<u64> {
         self.pending.values().map(|t| t.due_ms).min()
     }
+
+    /// Take in a journaled entry: a timer scheduled or cancelled, or a timer's firing (an
+    /// ingress from `timer:<id>`). Recovery and `verify` rebuild the table through here.
+    pub fn observe(&mut self, entry: &crate::journal::entry::EntryBody) {
+        use crate::journal::entry::EntryBody;
+        match entry {
+            EntryBody::TimerScheduled(t) => {
+                let timer = PendingTimer {
+                    agent: t.agent.clone(),
+                    event: t.event.clone(),
+                    due_ms: t.due_ms,
+                };
+                self.pending.insert(t.id, timer);
+            }
+            EntryBody::TimerCancelled(t) => {
+                self.pending.remove(&t.id);
+            }
+            EntryBody::Ingress(ingress) => {
+                if let Some(id) = ingress.source.strip_prefix("timer:").and_then(|id| id.parse().ok()) {
+                    self.pending.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A timer's id: unique and the same in every replay (step and call number).
