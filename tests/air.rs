@@ -235,3 +235,28 @@ fn a_module_pinned_by_sha256_accepts_only_those_bytes() {
         "{error}"
     );
 }
+
+#[test]
+fn check_warns_about_a_compile_grant_without_its_sandbox() {
+    let scratch = tempfile::tempdir().unwrap();
+    let manifest = scratch.path().join("world.toml");
+    std::fs::write(
+        &manifest,
+        "[world]\nname = \"w\"\n[caps.build]\neffect = \"compile\"\nlanguages = [\"rust\"]\nsandbox = \"none\"\n",
+    )
+    .unwrap();
+    let output = host().args(["air", "check", s(&manifest)]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let warning = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        warning.contains("warning:") && warning.contains("caps.build.sandbox = \"none\": builds run unconfined"),
+        "{warning}"
+    );
+    std::fs::write(
+        &manifest,
+        "[world]\nname = \"w\"\n[caps.build]\neffect = \"compile\"\nlanguages = [\"rust\"]\n",
+    )
+    .unwrap();
+    let output = host().args(["air", "check", s(&manifest)]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).is_empty(), "{output:?}");
+}

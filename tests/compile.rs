@@ -119,3 +119,113 @@ fn sources_become_components_the_host_runs() {
     assert!(out.contains("log info: total 42"), "{out}");
     replay_and_verify(&built);
 }
+
+/// What an agent granted `compile` may try, from the attacker's side: read the host's
+/// environment, the world's host key or any other file through the compiler, or leave a build
+/// running past its time limit. Nothing secret reaches the outcome, the journal or an export,
+/// diagnostics name no host path, and nothing outlives the limit.
+#[test]
+fn a_build_reads_no_host_secret_and_outlives_no_time_limit() {
+    let manifest = format!(
+        "{MANIFEST}\n    [caps.slow]\n    effect = \"compile\"\n    languages = [\"rust\"]\n    time_limit_ms = 3000\n    \
+         [agents.slowpoke]\n    module = \"builder\"\n    grants = [\"slow\"]\n    \
+         [caps.open]\n    effect = \"compile\"\n    languages = [\"rust\"]\n    sandbox = \"none\"\n    \
+         [agents.unconfined]\n    module = \"builder\"\n    grants = [\"open\"]\n"
+    );
+    let (scratch, dir) = custom_world("builder", &manifest);
+    let secret = format!("s3cr3t-{}", std::process::id());
+    let send = |agent: &str, source: &str| {
+        let mut command = host();
+        command.env("AGENTOS_TEST_SECRET", &secret);
+        ok_with(
+            command,
+            &["send", s(&dir), agent, &format!("build-rust({})", quoted(source))],
+        )
+    };
+    // The world exists (and has its key) once it has run.
+    send("builder", SUM_AGENT);
+    let key_file = dir.join(".agentos/host.key");
+    let key = std::fs::read(&key_file).unwrap();
+    // Each probe would put what it read into its diagnostics: the length of an array type.
+    let leak = |read: &str| format!("{read}\nconst LEAK: [u8; DATA[0] as usize] = [];\n{SUM_AGENT}");
+    let file_probes = [
+        leak(&format!(
+            "const DATA: &[u8] = include_bytes!({:?});",
+            key_file.display().to_string()
+        )),
+        leak(&format!(
+            "const DATA: &[u8] = include_bytes!(\"../../../../../../../../../..{}\");",
+            key_file.display()
+        )),
+        leak("const DATA: &[u8] = include_bytes!(\"/proc/self/environ\");"),
+        leak("const DATA: &[u8] = include_bytes!(\"/etc/hostname\");"),
+        format!("#[path = \"/etc/hostname\"]\nmod leak;\n{SUM_AGENT}"),
+    ];
+    let home = std::env::var("HOME").unwrap_or_default();
+    let env_probe = format!("compile_error!(env!(\"AGENTOS_TEST_SECRET\"));\n{SUM_AGENT}");
+    for (index, probe) in file_probes.iter().chain([&env_probe]).enumerate() {
+        let out = send("builder", probe);
+        assert!(out.contains("failed: cargo build failed"), "{probe}\n{out}");
+        assert!(!out.contains(&secret), "the secret leaked:\n{out}");
+        assert!(
+            !out.contains("expected an array with a size of"),
+            "the build read the file:\n{out}"
+        );
+        for host_path in ["agentos-build-", "/.cargo/registry", "/.rustup/"] {
+            assert!(!out.contains(host_path), "a host path in the diagnostics:\n{out}");
+        }
+        assert!(home.is_empty() || !out.contains(&format!("{home}/.cargo")), "{out}");
+        match index < file_probes.len() {
+            true => assert!(out.contains("Permission denied"), "not refused by the sandbox:\n{out}"),
+            // Reading the environment found nothing to read: the build's environment is empty.
+            false => assert!(
+                out.contains("environment variable `AGENTOS_TEST_SECRET` not defined"),
+                "{out}"
+            ),
+        }
+    }
+    // The same read without the sandbox (which `air check` warns about) gets the bytes: the probes
+    // are real attacks, and only the confinement stops them.
+    let out = send("unconfined", &file_probes[0]);
+    assert!(out.contains("expected an array with a size of"), "{out}");
+    let bundle = scratch.path().join("audit.agentos");
+    ok(&["export", s(&dir), s(&bundle)]);
+    for file in [dir.join(".agentos/journal.redb"), bundle] {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds the secret",
+            file.display()
+        );
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_slice()),
+            "{} holds the host key",
+            file.display()
+        );
+    }
+
+    // A build that would run for minutes is stopped at its limit, with everything it started.
+    let spin = format!(
+        "const SPIN: u64 = {{ let mut i = 0u64; while i < 400_000_000_000 {{ i += 1; }} i }};\n\
+         pub fn spun() -> u64 {{ SPIN }}\n{SUM_AGENT}"
+    );
+    let out = send("slowpoke", &spin);
+    assert!(
+        out.contains("timeout: the build did not finish within 3000 ms"),
+        "{out}"
+    );
+    let world_id: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&dir), "--json"])).unwrap();
+    let world_id = world_id["world_id"].as_str().unwrap().to_string();
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&world_id))
+        .collect();
+    assert!(
+        survivors.is_empty(),
+        "processes of the build outlived it: {survivors:?}"
+    );
+    replay_and_verify(&dir);
+}

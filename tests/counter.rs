@@ -45,9 +45,8 @@ fn a_thousand_events_restart_and_replay_identically() {
         "{out}"
     );
 
-    // The component was compiled once and cached for later processes.
-    let cached = std::fs::read_dir(dir.join(".agentos/cache")).unwrap().count();
-    assert_eq!(cached, 1);
+    // Native code is cached in the user's cache, never in the world directory.
+    assert!(!dir.join(".agentos/cache").exists());
 
     let log = log_json(&dir);
     assert_eq!(count_kind(&log, "ingress"), 1002);
@@ -291,6 +290,7 @@ fn every_command_whose_output_pipe_closes_exits_quietly() {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("agentos-host"));
+        command.env("XDG_CACHE_HOME", test_cache());
         let output = command.args(*args).stdout(writer).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -299,5 +299,133 @@ fn every_command_whose_output_pipe_closes_exits_quietly() {
             output.status
         );
     }
+    replay_and_verify(&dir);
+}
+
+/// Every file the host writes for a world is its owner's alone: `.agentos/` and everything under
+/// it 0700 / 0600 whatever the umask, audit bundles 0600, the compiled-component cache too.
+#[test]
+fn every_file_the_host_writes_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (scratch, dir) = init("hello");
+    let cache = scratch.path().join("cache-home");
+    let with_cache = |args: &[&str]| {
+        let mut command = host();
+        command.env("XDG_CACHE_HOME", &cache);
+        ok_with(command, args)
+    };
+    with_cache(&["send", s(&dir), "hello", r#"greet("ada")"#]);
+    with_cache(&["rotate-key", s(&dir)]);
+    let bundle = scratch.path().join("audit.agentos");
+    with_cache(&["export", s(&dir), s(&bundle)]);
+    {
+        // While another process holds the world, `send` leaves its event in the inbox.
+        let _held = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
+        with_cache(&["send", s(&dir), "hello", r#"greet("bob")"#]);
+    }
+    let mode = |path: &std::path::Path| std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777;
+    fn walk(path: &std::path::Path, seen: &mut Vec<std::path::PathBuf>) {
+        seen.push(path.to_path_buf());
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                walk(&entry.unwrap().path(), seen);
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    walk(&dir.join(".agentos"), &mut seen);
+    walk(&cache.join("agentos"), &mut seen);
+    assert!(seen.iter().any(|p| p.ends_with("journal.redb")) && seen.iter().any(|p| p.ends_with("host.key")));
+    assert!(
+        seen.iter().any(|p| p.to_string_lossy().ends_with(".event.json")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|p| p.extension().is_some_and(|e| e == "cwasm")),
+        "{seen:?}"
+    );
+    for path in &seen {
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(path), expected, "{} is {:o}", path.display(), mode(path));
+    }
+    assert_eq!(mode(&bundle), 0o600);
+    with_cache(&["run", s(&dir)]);
+    replay_and_verify(&dir);
+}
+
+/// A world directory from elsewhere cannot make the host write outside it, nor run its own
+/// native code: a planted `inbox` link is refused, a planted compiled component is never read.
+#[test]
+fn planted_links_and_planted_native_code_in_a_world_directory_are_not_followed() {
+    let (scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let elsewhere = scratch.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let _ = std::fs::remove_dir_all(dir.join(".agentos/inbox"));
+    std::os::unix::fs::symlink(&elsewhere, dir.join(".agentos/inbox")).unwrap();
+    {
+        let _held = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
+        let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+        assert!(error.contains("inbox is a symbolic link"), "{error}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "the host wrote through the link"
+    );
+    std::fs::remove_file(dir.join(".agentos/inbox")).unwrap();
+
+    // Native code compiled from another component (the faulty agent), planted under the name
+    // the counter's would have in the world's directory.
+    let theirs = scratch.path().join("their-cache");
+    let (_faulty_scratch, faulty) = custom_world(
+        "faulty",
+        "[world]\nname = \"f\"\n[modules.faulty]\ncomponent = \"modules/faulty.wasm\"\n\
+         [caps.store]\neffect = \"blob\"\n[caps.itself]\neffect = \"emit\"\ntargets = [\"faulty\"]\n\
+         [caps.web]\neffect = \"http\"\nurls = [\"http://127.0.0.1:*/**\"]\n\
+         [agents.faulty]\nmodule = \"faulty\"\ngrants = [\"store\", \"itself\", \"web\"]\n",
+    );
+    let mut command = host();
+    command.env("XDG_CACHE_HOME", &theirs);
+    ok_with(command, &["send", s(&faulty), "faulty", "add(1)"]);
+    let planted_code = std::fs::read_dir(theirs.join("agentos/components"))
+        .unwrap()
+        .flat_map(|engine| std::fs::read_dir(engine.unwrap().path()).unwrap())
+        .map(|file| file.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "cwasm"))
+        .unwrap();
+    use sha2::Digest as _;
+    let counter = hex::encode(sha2::Sha256::digest(
+        std::fs::read(dir.join("modules/counter.wasm")).unwrap(),
+    ));
+    std::fs::create_dir_all(dir.join(".agentos/cache")).unwrap();
+    std::fs::copy(&planted_code, dir.join(format!(".agentos/cache/{counter}.cwasm"))).unwrap();
+    let mut command = host();
+    command.env("XDG_CACHE_HOME", scratch.path().join("fresh-cache"));
+    let out = ok_with(command, &["send", s(&dir), "counter", "increment(2)"]);
+    assert!(out.contains(&format!("state sha256:{}", state_digest(3, 2))), "{out}");
+    replay_and_verify(&dir);
+}
+
+/// A `.agentos` of someone else's is neither written nor run (as root, the test can make one).
+#[test]
+fn a_world_whose_private_directory_belongs_to_another_user_is_refused() {
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let state = dir.join(".agentos");
+    if std::os::unix::fs::chown(&state, Some(4242), None).is_err() {
+        eprintln!(
+            "not running as root: cannot give {} to another user; nothing to check",
+            state.display()
+        );
+        return;
+    }
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(
+        error.contains("is owned by user 4242, not by the user this host runs as"),
+        "{error}"
+    );
+    std::os::unix::fs::chown(&state, Some(agentos_host::private::uid()), None).unwrap();
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
     replay_and_verify(&dir);
 }

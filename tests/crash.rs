@@ -37,6 +37,7 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_no_receipted_effect() {
     std::fs::write(&events, lines).unwrap();
 
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
+        .env("XDG_CACHE_HOME", test_cache())
         .args(["run", s(&dir), "--events", s(&events)])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -173,5 +174,73 @@ fn a_non_idempotent_effect_interrupted_after_its_intent_is_in_doubt_not_retried(
         1,
         "the in-doubt POST was sent again"
     );
+    replay_and_verify(&dir);
+}
+
+/// A step that stops the host at every attempt (here: the host is killed while the step waits
+/// on a request) is set aside after its attempts, journaled as abandoned, so the world opens
+/// and serves the next event.
+#[test]
+fn a_step_that_stops_the_host_at_every_attempt_is_abandoned_and_the_world_goes_on() {
+    let (scratch, dir) = init("hello");
+    // A server that never answers /slow in time, and counts the requests it got.
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
+    let slow = Arc::new(Mutex::new(0u32));
+    let seen = slow.clone();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests().take(100) {
+            *seen.lock().unwrap() += 1;
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(120));
+                let _ = request.respond(tiny_http::Response::from_string("late"));
+            });
+        }
+    });
+    let events = scratch.path().join("events.txt");
+    std::fs::write(&events, format!("hello fetch(\"{base}/slow\")\nhello greet(\"ada\")\n")).unwrap();
+
+    let mut attempts = 0;
+    for args in [
+        &["run", s(&dir), "--events", s(&events)][..],
+        &["run", s(&dir)],
+        &["run", s(&dir)],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
+            .env("XDG_CACHE_HOME", test_cache())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        attempts += 1;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while *slow.lock().unwrap() < attempts {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "attempt {attempts} never reached the server"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the host finished instead of waiting"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // The fourth open sets the step aside without running it, then serves the next event.
+    let out = ok(&["run", s(&dir), "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["committed"], 1, "{summary}");
+    assert_eq!(*slow.lock().unwrap(), 3, "the abandoned step ran again");
+    let log = ok(&["log", s(&dir)]);
+    assert!(
+        log.contains("FAILED (abandoned)")
+            && log.contains("the host stopped during this step at each of its 3 attempts"),
+        "{log}"
+    );
+    assert_eq!(count_kind(&log_json(&dir), "step-attempt"), 2);
+    assert!(log.contains("greeted ada") || log.contains("Hello"), "{log}");
     replay_and_verify(&dir);
 }

@@ -714,3 +714,35 @@ fn verify_judges_each_manifest_change_against_its_proposal_even_when_signed() {
     forge_journal_with_key(&dir, pristine, &key);
     replay_and_verify(&dir);
 }
+
+/// A holder of the host key who relabels an applied manifest with an earlier manifest's digest
+/// (so that a proposal written against the earlier one looks current) is named at the change.
+#[test]
+fn a_manifest_change_recorded_under_another_manifest_s_digest_is_named() {
+    let people = People::new();
+    let (scratch, dir) = reviewed_world(&people, true);
+    let proposal = more_fuel_approved_by_the_reviewer(&people, scratch.path(), &dir);
+    people.ok(&["apply", s(&dir), &proposal]);
+    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let mut entries = read_entries(&dir);
+    let EntryBody::Genesis(genesis) = &entries[0].body else {
+        unreachable!()
+    };
+    let genesis_digest = genesis.manifest_digest;
+    let applied = entries
+        .iter()
+        .position(|e| matches!(e.body, EntryBody::ManifestApplied(_)))
+        .unwrap();
+    let EntryBody::ManifestApplied(change) = &mut entries[applied].body else {
+        unreachable!()
+    };
+    change.manifest_digest = genesis_digest;
+    forge_journal_with_key(&dir, entries, &key);
+    verify_fails_with(
+        &dir,
+        &format!(
+            "entry #{applied}: records manifest sha256:{}, the digest of the different manifest in force from entry #0",
+            hex::encode(genesis_digest)
+        ),
+    );
+}

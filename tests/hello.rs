@@ -217,3 +217,26 @@ fn budgets_are_enforced_from_journaled_receipts_across_restarts() {
     assert_eq!(statuses, ["ok", "ok", "budget-exceeded", "budget-exceeded"]);
     replay_and_verify(&dir);
 }
+
+/// What an agent writes cannot drive the terminal of the person reading the log: control
+/// characters and bidirectional overrides are shown escaped; JSON keeps the text as written.
+#[test]
+fn agent_text_reaches_people_escaped() {
+    let (_scratch, dir) = init("hello");
+    let hostile = r#"greet("\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}olleh")"#;
+    let out = ok(&["send", s(&dir), "hello", hostile]);
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{202e}'), "{out:?}");
+    assert!(
+        out.contains(r"greeted \u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}olleh"),
+        "{out}"
+    );
+    let log = ok(&["log", s(&dir)]);
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+    let json = log_json(&dir);
+    assert!(
+        json.iter()
+            .any(|e| e["text"].as_str().is_some_and(|t| t.contains("greeted \u{1b}]0;pwned"))),
+        "JSON keeps the text as the agent wrote it"
+    );
+    replay_and_verify(&dir);
+}

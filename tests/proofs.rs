@@ -46,8 +46,11 @@ fn every_receipt_proves_offline_and_checkpoints_are_consistent() {
         let file = proofs.join(format!("receipt-{seq}.json"));
         ok(&["prove", s(&dir), &format!("#{seq}"), "-o", s(&file)]);
         let out = ok(&["verify-proof", s(&file), "--public-key", &key]);
+        let step = log.iter().find(|e| e["seq"] == *seq).unwrap()["step"].as_u64().unwrap();
         assert!(
-            out.contains(&format!("receipt #{seq} ")) && out.contains("10-receipt log"),
+            out.contains(&format!("receipt of step #{step} call "))
+                && out.contains("10-receipt log")
+                && out.ends_with("signed by the trusted key\n"),
             "{out}"
         );
     }

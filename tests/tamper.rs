@@ -126,9 +126,12 @@ fn replay_names_the_exact_step_where_history_and_re_execution_diverge() {
         )),
         "{error}"
     );
-    // A normal open refuses to run on history that does not replay.
+    // A normal open refuses to go on from history its checkpoints do not sign.
     let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
-    assert!(error.contains("replaying the journal diverged"), "{error}");
+    assert!(
+        error.contains("cannot be trusted to write to") && error.contains("are not what checkpoint #"),
+        "{error}"
+    );
     // And verify sees the rewritten entry through the hash chain.
     let error = fails(&["verify", s(&dir)], 1);
     assert!(error.contains(&format!("entry #{seq}")), "{error}");
@@ -740,4 +743,116 @@ fn a_world_relabelled_as_an_older_format_to_shed_its_checkpoints_is_caught() {
         error.contains("entry #0: nothing in this journal is signed (format 1, without receipts)"),
         "{error}"
     );
+}
+
+/// The host never signs what it did not write: an input appended after the last checkpoint, or
+/// a cache in `meta` pointing it at other history, makes it refuse to write to the journal
+/// (instead of processing the input and signing it into the next checkpoint).
+#[test]
+fn a_writer_refuses_to_sign_an_unsigned_tail_or_go_by_a_poisoned_cache() {
+    use agentos_host::journal::entry::Ingress;
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let pristine = read_entries(&dir);
+    let mut entries = pristine.clone();
+    entries.push(Entry {
+        seq: 0,
+        prev_hash: [0; 32],
+        body: EntryBody::Ingress(Ingress {
+            agent: "counter".into(),
+            event: "increment(1000000)".into(),
+            at_ms: 1,
+            source: "operator".into(),
+        }),
+    });
+    forge_journal(&dir, entries);
+    let forged = pristine.len() as u64;
+    for args in [
+        &["send", s(&dir), "counter", "increment(1)"][..],
+        &["run", s(&dir)],
+        &["rotate-key", s(&dir)],
+    ] {
+        let error = fails(args, 2);
+        assert!(
+            error.contains(&format!("its entry #{forged} comes after its last checkpoint")),
+            "{args:?}: {error}"
+        );
+    }
+    assert_eq!(read_entries(&dir).len() as u64, forged + 1, "something was journaled");
+    let error = fails(&["verify", s(&dir)], 1);
+    assert!(
+        error.contains(&format!("entry #{forged}: it comes after the last checkpoint")),
+        "{error}"
+    );
+
+    // The caches in `meta` steer what a writer reads; they are checked against what the last
+    // checkpoint signs.
+    forge_journal(&dir, pristine);
+    {
+        let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        let fake: Vec<u64> = vec![2];
+        txn.open_table(meta)
+            .unwrap()
+            .insert("manifest_changes", postcard::to_allocvec(&fake).unwrap().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(error.contains("cannot be trusted to write to"), "{error}");
+}
+
+/// A snapshot that leaves an agent out (so that reopening would start it from scratch) is named,
+/// even signed by the host key.
+#[test]
+fn a_snapshot_leaving_an_agent_out_is_named_even_when_signed() {
+    let (_scratch, dir) = init("counter");
+    append_to_manifest(&dir, "snapshot_every = 1\n");
+    for n in 1..=2 {
+        ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
+    }
+    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let mut entries = read_entries(&dir);
+    let at = entries
+        .iter()
+        .rposition(|e| matches!(e.body, EntryBody::Snapshot(_)))
+        .unwrap();
+    let EntryBody::Snapshot(snapshot) = &mut entries[at].body else {
+        unreachable!()
+    };
+    snapshot.agents.clear();
+    forge_journal_with_key(&dir, entries, &key);
+    verify_fails_with(
+        &dir,
+        &format!("entry #{at}: snapshot holds the states of none, but the manifest in force has counter"),
+    );
+}
+
+/// Blame goes where the signatures put it: a forged snapshot whose next checkpoint was also
+/// rewritten (its signature no longer checks) is reported as altered entries, not as something
+/// the host signed.
+#[test]
+fn a_checkpoint_rewritten_to_cover_a_forgery_does_not_shift_the_blame_to_the_host() {
+    let world = audited_fixture();
+    let mut entries = read_entries(&world.dir);
+    let at = world.entry_of("snapshot", 1);
+    let EntryBody::Snapshot(snapshot) = &mut entries[at as usize].body else {
+        unreachable!()
+    };
+    snapshot.after_step += 1;
+    let next = (at as usize..entries.len())
+        .find(|&i| matches!(entries[i].body, EntryBody::Checkpoint(_)))
+        .unwrap();
+    let EntryBody::Checkpoint(checkpoint) = &mut entries[next].body else {
+        unreachable!()
+    };
+    checkpoint.body.entries_root = [0x5a; 32];
+    forge_journal(&world.dir, entries);
+    let error = fails(&["verify", s(&world.dir)], 1);
+    assert!(
+        error.contains(&format!("are not what checkpoint #{next} signed")),
+        "{error}"
+    );
+    assert!(named(&error).contains(&at), "{error}");
 }

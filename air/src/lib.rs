@@ -33,8 +33,8 @@ mod validate;
 pub mod wit;
 
 pub use manifest::{
-    AgentDef, BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap, HttpCap, LlmApi,
-    LlmCap, LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
+    AgentDef, BlobCap, Budget, Cap, CompileCap, CompileSandbox, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap,
+    HttpCap, LlmApi, LlmCap, LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
 pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, apply_recorded, diff};
 pub use plan::{PlanDef, PlanStep, Retry, StepAction, StepInput, Trigger};

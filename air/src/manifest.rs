@@ -98,12 +98,25 @@ pub struct AgentDef {
         serialize_with = "config_as_value"
     )]
     pub config: String,
-    /// Wasm fuel per step (roughly, instructions).
+    /// Wasm fuel per step (roughly, instructions), shared by the step's `handle` and the
+    /// `restore` / `snapshot` calls around it.
     #[serde(default = "default_fuel")]
     pub fuel_per_step: u64,
-    /// Linear memory cap per instance.
+    /// Memory cap of an instance: all its linear memories together (and its tables, at 8 bytes
+    /// an element).
     #[serde(default = "default_memory")]
     pub memory_max_bytes: u64,
+    /// Wall-clock time a step may take before it fails as `deadline-exceeded` (the backstop
+    /// behind fuel: time the guest spends in the host does not burn fuel).
+    #[serde(default = "default_step_deadline")]
+    pub step_deadline_ms: u64,
+    /// Bytes of effect requests and outcomes one step may produce (what the journal holds for it
+    /// until its commit); the call that crosses it traps the step.
+    #[serde(default = "default_step_payload")]
+    pub step_payload_max_bytes: u64,
+    /// Events one step may emit to other agents.
+    #[serde(default = "default_step_emits")]
+    pub step_emits_max: u32,
     /// Snapshot the agent's state (`lifecycle.snapshot()`) into the journal's blob store at
     /// least every this many of its committed steps, so a reopened world replays only what came
     /// after; 0: only when the world snapshots for another agent.
@@ -127,10 +140,25 @@ fn default_memory() -> u64 {
     AgentDef::DEFAULT_MEMORY_MAX_BYTES
 }
 
+fn default_step_deadline() -> u64 {
+    AgentDef::DEFAULT_STEP_DEADLINE_MS
+}
+
+fn default_step_payload() -> u64 {
+    AgentDef::DEFAULT_STEP_PAYLOAD_MAX_BYTES
+}
+
+fn default_step_emits() -> u32 {
+    AgentDef::DEFAULT_STEP_EMITS_MAX
+}
+
 impl AgentDef {
     pub const DEFAULT_FUEL_PER_STEP: u64 = 100_000_000;
     pub const DEFAULT_MEMORY_MAX_BYTES: u64 = 64 * 1024 * 1024;
     pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
+    pub const DEFAULT_STEP_DEADLINE_MS: u64 = 30_000;
+    pub const DEFAULT_STEP_PAYLOAD_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_STEP_EMITS_MAX: u32 = 100;
 }
 
 /// Accepts any TOML/JSON value and keeps it as compact JSON text, so the model stays encodable
@@ -306,6 +334,10 @@ pub struct HttpCap {
     pub max_body_bytes: u64,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Refuse hosts that resolve to loopback, private, link-local or otherwise non-public
+    /// addresses (checked on the addresses the request connects to).
+    #[serde(default)]
+    pub deny_private_addresses: bool,
     /// Use allowed per window of logical time; none when absent.
     #[serde(default)]
     pub budget: Option<Budget>,
@@ -392,8 +424,25 @@ pub struct CompileCap {
     pub time_limit_ms: u64,
     #[serde(default = "default_artifact_max")]
     pub max_artifact_bytes: u64,
+    /// How a Rust build is confined (WAT is assembled in the host's process, reading nothing).
+    #[serde(default)]
+    pub sandbox: CompileSandbox,
     #[serde(default)]
     pub budget: Option<Budget>,
+}
+
+/// The confinement of a `compile` build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompileSandbox {
+    /// Landlock: the toolchain reads only itself, the registry cache and the guest SDK, writes
+    /// only its scratch directory, and opens no network connection; refused where the kernel
+    /// cannot enforce it.
+    #[default]
+    Landlock,
+    /// No confinement: the build runs with the host user's rights (it can read any file they
+    /// can). `air check` warns about it.
+    None,
 }
 
 fn default_compile_time() -> u64 {
@@ -530,6 +579,21 @@ impl Manifest {
     pub fn to_toml(&self) -> Result<String, String> {
         let value = crate::patch::without_nulls(serde_json::to_value(self).expect("the manifest model always encodes"));
         toml::to_string(&value).map_err(|e| format!("the manifest cannot be written as TOML: {e}"))
+    }
+
+    /// Settings that are valid but weaken the world's containment, one sentence each, with the
+    /// definition they are in (`air check` prints them).
+    pub fn warnings(&self) -> Vec<String> {
+        self.caps
+            .iter()
+            .filter_map(|(name, cap)| match cap {
+                Cap::Compile(compile) if compile.sandbox == CompileSandbox::None => Some(format!(
+                    "caps.{name}.sandbox = \"none\": builds run unconfined, with the host user's rights (they can read \
+                     any file the user can, such as the world's host key, and the host's environment)"
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// sha256 of the canonical bytes: the manifest's identity.

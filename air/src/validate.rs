@@ -519,6 +519,18 @@ impl Manifest {
                     "below 1 MiB no component can start".into(),
                 );
             }
+            if agent.step_deadline_ms == 0 {
+                problem(
+                    format!("agents.{name}.step_deadline_ms"),
+                    "a zero deadline lets no step run".into(),
+                );
+            }
+            if agent.step_payload_max_bytes < 64 * 1024 {
+                problem(
+                    format!("agents.{name}.step_payload_max_bytes"),
+                    "below 64 KiB a step cannot log a line and read a file".into(),
+                );
+            }
         }
         if problems.is_empty() {
             Ok(())

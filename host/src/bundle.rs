@@ -74,6 +74,7 @@ pub fn export(dir: &Path, file: &Path) -> Result<ExportSummary> {
     let (entries, blobs) = journal
         .export(file, &description)
         .with_context(|| format!("cannot export {} to {}", dir.display(), file.display()))?;
+    crate::private::restrict(file)?;
     let bytes = std::fs::metadata(file)?.len();
     Ok(ExportSummary { entries, blobs, bytes })
 }

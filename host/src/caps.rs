@@ -109,6 +109,43 @@ impl UrlPattern {
     }
 }
 
+/// Headers the host sets itself (the target and the framing of the request, which a guest could
+/// otherwise point at another virtual host or desynchronise), and hop-by-hop headers.
+const HOST_SET_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "expect",
+];
+
+/// Why an agent may not send these headers, if it may not.
+fn refused_header(headers: &[(String, String)]) -> Option<String> {
+    headers.iter().find_map(|(name, value)| {
+        let lower = name.to_ascii_lowercase();
+        if HOST_SET_HEADERS.contains(&lower.as_str()) {
+            Some(format!("header `{name}` is set by the host, not by an agent"))
+        } else if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            Some(format!("header name {name:?} is not a valid HTTP token"))
+        } else if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            Some(format!("header `{name}` has a line break or NUL in its value"))
+        } else {
+            None
+        }
+    })
+}
+
 /// The outcome of a grant check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -224,21 +261,25 @@ impl AgentGrants {
     }
 
     /// Check an http request; on success also returns the matching capability.
-    pub fn check_http(&self, method: &str, url: &str) -> (Decision, Option<&HttpCap>) {
+    /// Check an http request. On success: the grant, and the URL to send — exactly the one the
+    /// grant was checked against (normalised), never the guest's own spelling of it.
+    pub fn check_http(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> (Decision, Option<(&HttpCap, url::Url)>) {
+        let deny = |reason: String| (Decision::Deny { reason }, None);
         let parsed = match url::Url::parse(url) {
             Ok(parsed) => parsed,
-            Err(e) => {
-                return (
-                    Decision::Deny {
-                        reason: format!("`{url}` is not a valid URL: {e}"),
-                    },
-                    None,
-                );
-            }
+            Err(e) => return deny(format!("`{url}` is not a valid URL: {e}")),
         };
+        if let Some(reason) = refused_header(headers) {
+            return deny(reason);
+        }
         for (name, cap, patterns) in &self.http {
             if cap.methods.iter().any(|m| m == method) && patterns.iter().any(|p| p.matches(&parsed)) {
-                return (Decision::Allow { grant: name.clone() }, Some(cap));
+                return (Decision::Allow { grant: name.clone() }, Some((cap, parsed)));
             }
         }
         let granted: Vec<String> = self
@@ -592,10 +633,10 @@ mod tests {
     fn http_decisions_name_the_grant_or_the_reason() {
         let grants = grants();
         assert_eq!(
-            grants.check_http("GET", "http://127.0.0.1:9/ok/x").0,
+            grants.check_http("GET", "http://127.0.0.1:9/ok/x", &[]).0,
             Decision::Allow { grant: "web".into() }
         );
-        let Decision::Deny { reason } = grants.check_http("POST", "http://127.0.0.1:9/ok/x").0 else {
+        let Decision::Deny { reason } = grants.check_http("POST", "http://127.0.0.1:9/ok/x", &[]).0 else {
             panic!()
         };
         assert!(
@@ -603,7 +644,7 @@ mod tests {
             "{reason}"
         );
         assert!(matches!(
-            grants.check_http("GET", "http://127.0.0.1:9/other").0,
+            grants.check_http("GET", "http://127.0.0.1:9/other", &[]).0,
             Decision::Deny { .. }
         ));
     }

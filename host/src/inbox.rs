@@ -6,7 +6,8 @@
 //! journals each event with source `inbox:<file name>`, commits, and only then deletes the
 //! file; a file whose name is already journaled (the host stopped between the two) is deleted
 //! without being journaled again. Events that do not validate move to `inbox/rejected/` with a
-//! `.reason` file beside them.
+//! `.reason` file beside them. The directories are private (0700, never a planted link) and the
+//! files 0600, created without following a link at their path.
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
@@ -29,15 +30,15 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 /// Leave an event for the process holding the world; returns the file written.
 pub fn drop_event(state_dir: &Path, event: &InboxEvent) -> Result<PathBuf> {
     let inbox = dir(state_dir);
-    std::fs::create_dir_all(&inbox).with_context(|| format!("cannot create {}", inbox.display()))?;
+    crate::private::dir(state_dir)?;
+    crate::private::dir(&inbox)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let name = format!("{nanos:024}-{}{SUFFIX}", std::process::id());
     let temporary = inbox.join(format!(".{name}.tmp"));
     let target = inbox.join(&name);
-    std::fs::write(&temporary, serde_json::to_vec(event)?)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    crate::private::write_new(&temporary, &serde_json::to_vec(event)?)?;
     std::fs::rename(&temporary, &target).with_context(|| format!("cannot write {}", target.display()))?;
     Ok(target)
 }
@@ -77,9 +78,11 @@ pub fn read(file: &Path) -> Result<InboxEvent> {
 /// Move a file that cannot be journaled aside, with the reason next to it.
 pub fn reject(file: &Path, reason: &str) -> Result<PathBuf> {
     let rejected = file.parent().unwrap_or(Path::new(".")).join("rejected");
-    std::fs::create_dir_all(&rejected)?;
+    crate::private::dir(&rejected)?;
     let target = rejected.join(file.file_name().unwrap_or_default());
     std::fs::rename(file, &target)?;
-    std::fs::write(target.with_extension("reason"), reason)?;
+    let reason_file = target.with_extension("reason");
+    let _ = std::fs::remove_file(&reason_file);
+    crate::private::write_new(&reason_file, reason.as_bytes())?;
     Ok(target)
 }

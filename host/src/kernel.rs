@@ -11,6 +11,7 @@
 //! the first divergence. The kernel performs no IO itself besides the journal.
 
 use crate::caps::AgentGrants;
+use crate::effects::GateLimits;
 use crate::effects::live::{LiveContext, LiveEffects, RecoveredCall};
 use crate::effects::replay::{Divergence, RecordedCalls, ReplayEffects};
 use crate::effects::timer::PendingTimer;
@@ -23,13 +24,17 @@ use crate::journal::{JournalError, SharedJournal};
 use crate::plans::PlanSlot;
 use crate::plans::record::{PlanEntry, PlanEvent};
 use crate::receipts::HostKey;
-use crate::runtime::{AgentComponent, AgentInstance, CallError, Runtime};
+use crate::runtime::{AgentComponent, AgentInstance, CallError, Runtime, StepLimits};
 use agentos_air::{AgentDef, Manifest};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Steps per journal commit while draining the inbox.
 pub const STEPS_PER_COMMIT: usize = 256;
+
+/// A batch of steps is committed early once the blobs it holds for the journal pass this size,
+/// so host memory stays bounded whatever the steps put.
+pub const BATCH_BLOB_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// An agent as the stepper holds it.
 pub struct AgentSlot {
@@ -125,6 +130,9 @@ pub struct Kernel {
     pub plans: BTreeMap<String, PlanSlot>,
     inbox: VecDeque<(u64, Ingress)>,
     recovered: HashMap<u64, HashMap<(u64, u32), RecoveredCall>>,
+    /// After the host stopped with steps unfinished: commit after each step up to this ingress,
+    /// so that if one of them stops the host again, it is the first left unfinished.
+    commit_each_step_through: Option<u64>,
     last_at_ms: u64,
     /// Ingress seq of the last step processed (live or replayed).
     last_step: u64,
@@ -138,6 +146,7 @@ fn call_error(error: CallError) -> (FailureKind, String) {
             format!("fuel exhausted: the step used all {limit} units"),
         ),
         CallError::Memory(memory) => (FailureKind::MemoryExhausted, memory.to_string()),
+        CallError::Deadline(deadline) => (FailureKind::DeadlineExceeded, deadline.to_string()),
         CallError::Trap(error) => (FailureKind::Trap, format!("{error:#}")),
     }
 }
@@ -195,6 +204,7 @@ impl Kernel {
             plans,
             inbox: VecDeque::new(),
             recovered: HashMap::new(),
+            commit_each_step_through: None,
             last_at_ms: genesis_ms,
             last_step: 0,
         })
@@ -264,6 +274,38 @@ impl Kernel {
         self.inbox.len()
     }
 
+    /// The ingress entry the next step will process, and the last one queued.
+    pub fn pending_range(&self) -> Option<(u64, u64)> {
+        Some((self.inbox.front()?.0, self.inbox.back()?.0))
+    }
+
+    /// Set aside the next queued event without running it: its step is journaled as failed
+    /// with `kind` and `reason`.
+    pub fn set_aside_next(&mut self, kind: FailureKind, reason: String) -> Option<u64> {
+        let (seq, ingress) = self.inbox.pop_front()?;
+        self.recovered.remove(&seq);
+        let record = StepRecord {
+            ingress: seq,
+            agent: ingress.agent.clone(),
+            outcome: StepOutcome::Failed { kind, reason },
+            outputs: Vec::new(),
+            fuel_used: 0,
+            effects: 0,
+            deferred: Vec::new(),
+            divergence: None,
+            plan_events: Vec::new(),
+            blobs: Vec::new(),
+        };
+        self.last_step = seq;
+        self.journal_record(&record, ingress.at_ms);
+        Some(seq)
+    }
+
+    /// Commit after every step up to ingress `last` (see the field).
+    pub fn commit_each_step_through(&mut self, last: u64) {
+        self.commit_each_step_through = Some(last);
+    }
+
     /// Queue a journaled ingress for live processing; `recovered` holds what the journal
     /// already has for its effect calls (non-empty only after a crash mid-step).
     pub fn enqueue(&mut self, seq: u64, ingress: Ingress, recovered: HashMap<(u64, u32), RecoveredCall>) {
@@ -274,11 +316,10 @@ impl Kernel {
         self.inbox.push_back((seq, ingress));
     }
 
-    /// Logical time for a new ingress: the wall clock, never earlier than the last event.
-    pub fn next_time_ms(&mut self) -> u64 {
-        let now = crate::effects::live::now_ms().max(self.last_at_ms);
-        self.last_at_ms = now;
-        now
+    /// Logical time for a new ingress: the wall clock, never earlier than the last event. The
+    /// stepper's clock moves only when the time is journaled ([`Kernel::enqueue`], a migration).
+    pub fn next_time_ms(&self) -> u64 {
+        crate::effects::live::now_ms().max(self.last_at_ms)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
@@ -289,12 +330,7 @@ impl Kernel {
     /// `on_step` sees each record as it is journaled.
     pub fn run_until_idle(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
         let mut steps = 0;
-        while let Some((seq, ingress)) = self
-            .inbox
-            .pop_front()
-            .or_else(|| self.fire_due_timer())
-            .or_else(|| self.fire_due_schedule())
-        {
+        while let Some((seq, ingress)) = self.next_input()? {
             let recovered = self.recovered.remove(&seq).unwrap_or_default();
             let backend = self.grants_of(&ingress.agent).map(|grants| {
                 Box::new(LiveEffects::new(&self.live, grants, recovered)) as Box<dyn crate::effects::EffectBackend>
@@ -308,7 +344,9 @@ impl Kernel {
             // A plan step that called an effect is made durable before the run goes on, so a
             // run interrupted later resumes after it.
             let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
-            if plan_effects || steps % STEPS_PER_COMMIT == 0 {
+            let careful = self.commit_each_step_through.is_some_and(|last| seq <= last);
+            let heavy = self.lock().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
+            if plan_effects || careful || heavy || steps % STEPS_PER_COMMIT == 0 {
                 self.commit_with_snapshot()?;
             }
         }
@@ -397,27 +435,42 @@ impl Kernel {
         Ok(state.pending)
     }
 
-    /// Journal the firing of the first due timer (as its agent's ingress, at its due time).
-    fn fire_due_timer(&mut self) -> Option<(u64, Ingress)> {
+    /// What the next step processes: the inbox in order, then a due timer, then a due plan
+    /// schedule. A firing is journaled and made durable before its step runs: were that step
+    /// to stop the host, the reopened world finds it unfinished and counts the attempt, where
+    /// it would otherwise fire anew each time.
+    fn next_input(&mut self) -> Result<Option<(u64, Ingress)>, KernelError> {
+        if let Some(next) = self.inbox.pop_front() {
+            return Ok(Some(next));
+        }
+        let Some(ingress) = self.due_timer().or_else(|| self.due_schedule()) else {
+            return Ok(None);
+        };
+        let mut journal = self.lock();
+        let seq = journal.append(EntryBody::Ingress(ingress.clone()));
+        journal.commit()?;
+        Ok(Some((seq, ingress)))
+    }
+
+    /// The firing of the first due timer (as its agent's ingress, at its due time).
+    fn due_timer(&mut self) -> Option<Ingress> {
         let (id, timer) = self
             .live
             .timers
             .lock()
             .expect("timer lock")
             .take_due(crate::effects::live::now_ms())?;
-        let ingress = Ingress {
+        Some(Ingress {
             agent: timer.agent,
             event: timer.event,
             at_ms: timer.due_ms,
             source: format!("timer:{id}"),
-        };
-        let seq = self.lock().append(EntryBody::Ingress(ingress.clone()));
-        Some((seq, ingress))
+        })
     }
 
-    /// Journal the firing of the first plan schedule that is due, as the plan's ingress at the
-    /// latest due time not after now (runs missed while the world was closed are not made up).
-    fn fire_due_schedule(&mut self) -> Option<(u64, Ingress)> {
+    /// The firing of the first plan schedule that is due, as the plan's ingress at the latest
+    /// due time not after now (runs missed while the world was closed are not made up).
+    fn due_schedule(&mut self) -> Option<Ingress> {
         let now = crate::effects::live::now_ms();
         let (name, plan) = self
             .plans
@@ -427,14 +480,12 @@ impl Kernel {
             .min_by_key(|(_, _, due)| *due)
             .map(|(name, plan, _)| (name, plan))?;
         let due = plan.def.trigger.latest_due_ms(plan.state.last_scheduled_ms, now)?;
-        let ingress = Ingress {
+        Some(Ingress {
             agent: crate::plans::address(name),
             event: "null".into(),
             at_ms: due.max(self.last_at_ms),
             source: crate::plans::SCHEDULE_SOURCE.into(),
-        };
-        let seq = self.lock().append(EntryBody::Ingress(ingress.clone()));
-        Some((seq, ingress))
+        })
     }
 
     /// When the next pending timer (an agent's, or a plan's reply deadline) is due (logical
@@ -553,6 +604,9 @@ impl Kernel {
         recorded: &Recorded,
         recorded_calls: &Arc<RecordedCalls>,
     ) -> (StepRecord, Option<ReplayDivergence>) {
+        if let Some(record) = self.recorded_without_running(seq, ingress, recorded) {
+            return (record, None);
+        }
         let backend = Box::new(ReplayEffects::new(self.journal.clone(), recorded_calls.clone()));
         let record = self.step(seq, ingress, Some(backend));
         let diverged = |detail: String| {
@@ -600,6 +654,37 @@ impl Kernel {
         };
         self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
         (record, divergence)
+    }
+
+    /// Steps whose outcome came from outside the guest are not re-executed: one that ran out of
+    /// time (how long guest code takes is not part of what replay reproduces), one set aside
+    /// after stopping the host. The recorded failure stands (state rolled back, instance
+    /// discarded, as it was live); effects it made keep their receipts.
+    fn recorded_without_running(&mut self, seq: u64, ingress: &Ingress, recorded: &Recorded) -> Option<StepRecord> {
+        let outcome @ StepOutcome::Failed {
+            kind: FailureKind::DeadlineExceeded | FailureKind::Abandoned,
+            ..
+        } = recorded.outcome.clone()?
+        else {
+            return None;
+        };
+        if let Some(slot) = self.agents.get_mut(&ingress.agent) {
+            slot.instance = None;
+        }
+        self.last_step = seq;
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        Some(StepRecord {
+            ingress: seq,
+            agent: ingress.agent.clone(),
+            outcome,
+            outputs: recorded.outputs.clone(),
+            fuel_used: 0,
+            effects: recorded.effects,
+            deferred: Vec::new(),
+            divergence: None,
+            plan_events: Vec::new(),
+            blobs: Vec::new(),
+        })
     }
 
     /// A step served by `backend` and journaled nowhere (shadow runs): the agent's state moves
@@ -681,20 +766,14 @@ impl Kernel {
                 return record;
             }
         };
-        if slot.instance.is_none() {
+        let limits = StepLimits::of(&slot.def);
+        let fresh = slot.instance.is_none();
+        if fresh {
             match self
                 .runtime
-                .instantiate(&slot.component, &world_id, slot.def.memory_max_bytes)
+                .instantiate(&slot.component, &world_id, slot.def.memory_max_bytes, limits)
             {
-                Ok(mut instance) => {
-                    instance.begin_step(&world_id, seq, ingress.at_ms);
-                    if let Err(e) = instance.restore(&slot.state) {
-                        record.outcome =
-                            undeliverable(format!("restoring the last snapshot failed: {}", call_error(e).1));
-                        return record;
-                    }
-                    slot.instance = Some(instance);
-                }
+                Ok(instance) => slot.instance = Some(instance),
                 Err(e) => {
                     record.outcome = undeliverable(e.to_string());
                     return record;
@@ -702,18 +781,32 @@ impl Kernel {
             }
         }
         let instance = slot.instance.as_mut().expect("instantiated above");
-        instance.begin_step(&world_id, seq, ingress.at_ms);
+        // The step's fuel and deadline cover restoring a fresh instance, `handle` and the
+        // snapshot after it.
+        instance.begin_step(&world_id, seq, ingress.at_ms, limits);
+        if fresh && let Err(error) = instance.restore(&slot.state) {
+            record.fuel_used = instance.fuel_used();
+            let (kind, reason) = call_error(error);
+            record.outcome = StepOutcome::Failed {
+                kind,
+                reason: format!("restoring the last snapshot failed: {reason}"),
+            };
+            slot.instance = None;
+            return record;
+        }
         if let Some(backend) = backend {
             instance.gate().set_backend(backend);
         }
-        instance.gate().begin_step(seq, ingress.at_ms);
-        let (fuel_used, result) = instance.handle(event, slot.def.fuel_per_step);
-        record.fuel_used = fuel_used;
+        instance
+            .gate()
+            .begin_step(seq, ingress.at_ms, GateLimits::of(&slot.def));
+        let result = instance.handle(event);
         (record.effects, record.deferred) = instance.gate().end_step();
         let (stdout, stderr) = instance.take_output();
         lines(stdout, Stream::Stdout, &mut record.outputs);
         lines(stderr, Stream::Stderr, &mut record.outputs);
         let result = result.and_then(|()| instance.snapshot());
+        record.fuel_used = instance.fuel_used();
         record.outcome = match result {
             Ok(state) => {
                 slot.state_digest = sha256(&state);
@@ -840,10 +933,11 @@ fn start_slot(
         agent: name.clone(),
         reason,
     };
+    let limits = StepLimits::of(&def);
     let mut instance = runtime
-        .instantiate(&component, world_id, def.memory_max_bytes)
+        .instantiate(&component, world_id, def.memory_max_bytes, limits)
         .map_err(|e| agent_error(e.to_string()))?;
-    instance.begin_step(world_id, clock.0, clock.1);
+    instance.begin_step(world_id, clock.0, clock.1, limits);
     match previous {
         Some(state) => instance.restore(state).map_err(|e| {
             agent_error(format!(

@@ -16,6 +16,7 @@ pub mod inbox;
 pub mod journal;
 pub mod kernel;
 pub mod plans;
+pub mod private;
 pub mod proofs;
 pub mod receipts;
 pub mod rotation;

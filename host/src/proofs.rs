@@ -157,9 +157,19 @@ impl JournalLog {
         self.checkpoints.last()
     }
 
-    fn receipt_tree(&self, size: u64) -> ProofTree {
-        let leaves: Vec<Digest> = self.receipts[..size as usize].iter().map(|(_, leaf)| *leaf).collect();
-        ProofTree::new(&leaves)
+    /// The receipt tree of the first `size` receipts (a checkpoint's; refused when it states
+    /// more than the journal holds).
+    fn receipt_tree(&self, size: u64) -> Result<ProofTree, ProveError> {
+        let leaves = self
+            .receipts
+            .get(..size as usize)
+            .ok_or(ProveError::Proof(ProofError::Truncated {
+                old: size,
+                new: self.receipts.len() as u64,
+            }))?;
+        Ok(ProofTree::new(
+            &leaves.iter().map(|(_, leaf)| *leaf).collect::<Vec<_>>(),
+        ))
     }
 
     /// The rotations journaled before entry `seq`, as carried in files.
@@ -200,7 +210,7 @@ impl JournalLog {
                 .latest()
                 .filter(|(_, c)| c.receipts().0 > index)
                 .ok_or(ProveError::NotCheckpointed(seq))?;
-            let path = self.receipt_tree(checkpoint.receipts().0).inclusion(index)?;
+            let path = self.receipt_tree(checkpoint.receipts().0)?.inclusion(index)?;
             return Ok(to_json(&InclusionProofFile {
                 format: INCLUSION_FORMAT.into(),
                 key_rotations: self.rotations_before(*checkpoint_seq),
@@ -221,7 +231,11 @@ impl JournalLog {
         if size <= seq {
             return Err(ProveError::NotCheckpointed(seq));
         }
-        let path = ProofTree::new(&self.entries[..size as usize]).inclusion(seq)?;
+        let entries = self.entries.get(..size as usize).ok_or(ProofError::Truncated {
+            old: size,
+            new: self.entries.len() as u64,
+        })?;
+        let path = ProofTree::new(entries).inclusion(seq)?;
         let stored = journal
             .raw_entries()?
             .into_iter()
@@ -252,7 +266,7 @@ impl JournalLog {
         }
         let (_, old) = self.checkpoint_of_size(old_size)?;
         let (new_seq, new) = self.checkpoint_of_size(new_size)?;
-        let proof = self.receipt_tree(new_size).consistency(old_size)?;
+        let proof = self.receipt_tree(new_size)?.consistency(old_size)?;
         Ok(ConsistencyProofFile {
             format: CONSISTENCY_FORMAT.into(),
             key_rotations: self.rotations_before(*new_seq),
@@ -310,7 +324,11 @@ fn digest(what: &str, text: &str) -> Result<Digest, ProofError> {
 /// The chain of keys from a trusted key through the carried rotations that follow it (all of
 /// them when it is the key the first one replaces; those after the one that brought it in when
 /// it is a later key), each checked against the key it replaces.
-pub fn key_chain(trusted: &VerifyingKey, rotations: &[RotationFile]) -> Result<Vec<VerifyingKey>, ProofError> {
+pub fn key_chain(
+    trusted: &VerifyingKey,
+    rotations: &[RotationFile],
+    world_id: [u8; 16],
+) -> Result<Vec<VerifyingKey>, ProofError> {
     let mut decoded = Vec::new();
     for (n, file) in rotations.iter().enumerate() {
         let rotation = KeyRotation {
@@ -319,6 +337,13 @@ pub fn key_chain(trusted: &VerifyingKey, rotations: &[RotationFile]) -> Result<V
             old_signature: unhex("rotation old_signature", &file.old_signature)?,
             new_signature: unhex("rotation new_signature", &file.new_signature)?,
         };
+        if rotation.body.world_id != world_id {
+            return Err(ProofError::Malformed(format!(
+                "key rotation {} is of world {}, not of the checkpoint's",
+                n + 1,
+                hex::encode(rotation.body.world_id)
+            )));
+        }
         decoded.push(rotation);
     }
     let start = match decoded
@@ -348,14 +373,46 @@ fn key_with_id(chain: &[VerifyingKey], id: [u8; 8], what: &str) -> Result<Verify
     })
 }
 
-/// Decode a carried checkpoint, check its signature by a key of `chain` and that its readable
-/// fields match its bytes.
-pub fn check_checkpoint_file(file: &CheckpointFile, chain: &[VerifyingKey]) -> Result<AnyCheckpoint, ProofError> {
+/// Decode a carried checkpoint, check that its readable fields match its bytes and that it is
+/// signed by a key of `chain` — with `latest`, by its last key: the key in force at the
+/// checkpoint, given the rotations before it (a key handed over from signs nothing after its
+/// rotation).
+pub fn check_checkpoint_file(
+    file: &CheckpointFile,
+    chain: &[VerifyingKey],
+    latest: bool,
+) -> Result<AnyCheckpoint, ProofError> {
     let checkpoint = read_checkpoint_file(file)?;
+    let signer = match latest {
+        true => chain.last().filter(|k| key_id(k) == checkpoint.key_id()),
+        false => chain.iter().find(|k| key_id(k) == checkpoint.key_id()),
+    };
+    let Some(signer) = signer else {
+        let what = match chain.iter().any(|k| key_id(k) == checkpoint.key_id()) {
+            true => "a key that had handed over to another before it",
+            false => "neither a trusted key nor one it handed over to",
+        };
+        return Err(ProofError::Malformed(format!(
+            "checkpoint signed by key {}, {what}",
+            hex::encode(checkpoint.key_id())
+        )));
+    };
     checkpoint
-        .verify(&key_with_id(chain, checkpoint.key_id(), "checkpoint")?)
+        .verify(signer)
         .map_err(|e| ProofError::Malformed(format!("checkpoint {e}")))?;
     Ok(checkpoint)
+}
+
+/// Who signed a checked proof, in words, given the chain from the trusted key.
+fn signer(chain: &[VerifyingKey]) -> String {
+    match chain.len() {
+        1 => "the trusted key".into(),
+        n => format!(
+            "key {}, which the trusted key handed over to in {} rotation(s)",
+            hex::encode(chain[n - 1].as_bytes()),
+            n - 1
+        ),
+    }
 }
 
 /// Decode a carried checkpoint and check that its readable fields match its signed bytes (its
@@ -391,9 +448,18 @@ pub fn read_checkpoint_file(file: &CheckpointFile) -> Result<AnyCheckpoint, Proo
 /// What a checked proof showed, in a sentence.
 pub type Verified = String;
 
+/// The key chain a proof carries, from `key`, for the world its checkpoint names.
+fn chain_of(
+    file: &CheckpointFile,
+    rotations: &[RotationFile],
+    key: &VerifyingKey,
+) -> Result<Vec<VerifyingKey>, ProofError> {
+    key_chain(key, rotations, read_checkpoint_file(file)?.world_id())
+}
+
 pub fn verify_inclusion_file(file: &InclusionProofFile, key: &VerifyingKey) -> Result<Verified, ProofError> {
-    let chain = key_chain(key, &file.key_rotations)?;
-    let checkpoint = check_checkpoint_file(&file.checkpoint, &chain)?;
+    let chain = chain_of(&file.checkpoint, &file.key_rotations, key)?;
+    let checkpoint = check_checkpoint_file(&file.checkpoint, &chain, true)?;
     let signed_bytes = unhex("receipt signed_bytes", &file.receipt.signed_bytes)?;
     let body: ReceiptBody = from_domain_separated(RECEIPT_DOMAIN, &signed_bytes)
         .map_err(|e| ProofError::Malformed(format!("receipt: {e}")))?;
@@ -420,21 +486,24 @@ pub fn verify_inclusion_file(file: &InclusionProofFile, key: &VerifyingKey) -> R
         &audit_path(&file.audit_path)?,
     )?;
     Ok(format!(
-        "receipt #{} ({} {} by {}, {}) is leaf {} of the {size}-receipt log of world {} with root {}",
-        file.receipt.journal_seq,
+        "receipt of step #{} call {} ({} {} by {}, {}) is leaf {} of the {size}-receipt log of world {} with root {}, \
+         signed by {}",
+        body.ingress,
+        body.effect_index,
         body.effect,
         body.subject,
         body.agent,
         body.status.label(),
         file.leaf_index,
         hex::encode(checkpoint.world_id()),
-        hex::encode(root)
+        hex::encode(root),
+        signer(&chain)
     ))
 }
 
 pub fn verify_entry_file(file: &EntryProofFile, key: &VerifyingKey) -> Result<Verified, ProofError> {
-    let chain = key_chain(key, &file.key_rotations)?;
-    let checkpoint = check_checkpoint_file(&file.checkpoint, &chain)?;
+    let chain = chain_of(&file.checkpoint, &file.key_rotations, key)?;
+    let checkpoint = check_checkpoint_file(&file.checkpoint, &chain, true)?;
     let Some((size, root)) = checkpoint.entries() else {
         return Err(ProofError::Malformed(
             "an entry proof needs a checkpoint of the journal log (format 5), not of the receipt log only".into(),
@@ -459,12 +528,13 @@ pub fn verify_entry_file(file: &EntryProofFile, key: &VerifyingKey) -> Result<Ve
         &audit_path(&file.audit_path)?,
     )?;
     Ok(format!(
-        "entry #{} ({}) is leaf {} of the {size}-entry journal log of world {} with root {}",
+        "entry #{} ({}) is leaf {} of the {size}-entry journal log of world {} with root {}, signed by {}",
         entry.seq,
         entry.body.kind(),
         entry.seq,
         hex::encode(checkpoint.world_id()),
-        hex::encode(root)
+        hex::encode(root),
+        signer(&chain)
     ))
 }
 
@@ -473,9 +543,9 @@ fn audit_path(hashes: &[String]) -> Result<Vec<Digest>, ProofError> {
 }
 
 pub fn verify_consistency_file(file: &ConsistencyProofFile, key: &VerifyingKey) -> Result<Verified, ProofError> {
-    let chain = key_chain(key, &file.key_rotations)?;
-    let old = check_checkpoint_file(&file.old, &chain)?;
-    let new = check_checkpoint_file(&file.new, &chain)?;
+    let chain = chain_of(&file.new, &file.key_rotations, key)?;
+    let old = check_checkpoint_file(&file.old, &chain, false)?;
+    let new = check_checkpoint_file(&file.new, &chain, true)?;
     if old.world_id() != new.world_id() {
         return Err(ProofError::Malformed(
             "the two checkpoints belong to different worlds".into(),
@@ -489,10 +559,12 @@ pub fn verify_consistency_file(file: &ConsistencyProofFile, key: &VerifyingKey) 
     let ((old_size, old_root), (new_size, new_root)) = (old.receipts(), new.receipts());
     verify_consistency((old_size, &old_root), (new_size, &new_root), &proof)?;
     Ok(format!(
-        "the {old_size}-receipt log (root {}) is a prefix of the {new_size}-receipt log (root {}) of world {}",
+        "the {old_size}-receipt log (root {}) is a prefix of the {new_size}-receipt log (root {}) of world {}, \
+         signed by {}",
         hex::encode(old_root),
         hex::encode(new_root),
-        hex::encode(new.world_id())
+        hex::encode(new.world_id()),
+        signer(&chain)
     ))
 }
 

@@ -171,6 +171,8 @@ pub enum KeyError {
     Malformed { path: PathBuf, len: usize },
     #[error("cannot draw randomness for a new key: {0}")]
     Random(String),
+    #[error(transparent)]
+    Private(#[from] crate::private::PrivateError),
 }
 
 /// The world's ed25519 signing key.
@@ -205,7 +207,7 @@ impl HostKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = HostKey::ephemeral()?;
-                write_private(path, key.signing.as_bytes()).map_err(io)?;
+                crate::private::write_new(path, key.signing.as_bytes())?;
                 Ok(key)
             }
             Err(e) => Err(io(e)),
@@ -289,21 +291,6 @@ impl ReceiptSigner {
             .expect("the receipt signer thread runs as long as its signer");
         PendingReceipt(receiver)
     }
-}
-
-/// Write a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

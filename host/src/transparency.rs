@@ -58,6 +58,11 @@ pub struct Frontier {
 }
 
 impl Frontier {
+    /// A right edge from its parts, if they fit together (one peak per set bit of the size).
+    pub fn from_parts(size: u64, peaks: Vec<Digest>) -> Option<Frontier> {
+        (peaks.len() == size.count_ones() as usize).then_some(Frontier { size, peaks })
+    }
+
     pub fn push(&mut self, leaf: &Digest) {
         let mut hash = leaf_hash(leaf);
         let mut size = self.size;
@@ -93,9 +98,16 @@ pub struct CheckpointBody {
     pub receipts: u64,
     /// RFC 6962 Merkle tree hash of the receipts' leaves.
     pub receipts_root: Digest,
+    /// The entry hash of genesis (entry #0), so the world's origin is checked in one step.
+    pub genesis: Digest,
+    /// The entry that put the manifest in force (0: genesis).
+    pub configuration: u64,
     /// First 8 bytes of sha256(public key) of the signing key.
     pub key_id: [u8; 8],
 }
+
+/// The version of [`CheckpointBody`] this host writes and reads.
+pub const CHECKPOINT_VERSION: u8 = 2;
 
 impl CheckpointBody {
     /// The exact bytes the signature covers: the domain prefix, then postcard.
@@ -104,33 +116,66 @@ impl CheckpointBody {
     }
 }
 
-/// A checkpoint with the host's signature.
+/// What the journal is when a checkpoint is signed: its logs' right edges, its genesis and the
+/// configuration in force.
+#[derive(Debug, Clone, Copy)]
+pub struct JournalState<'a> {
+    pub entries: &'a Frontier,
+    pub receipts: &'a Frontier,
+    pub genesis: Digest,
+    pub configuration: u64,
+}
+
+/// A checkpoint with the host's signature, and the right edges of both logs at it (not
+/// signed: each is checked against the root the body signs, which no other edge produces).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedCheckpoint {
     pub body: CheckpointBody,
     pub signature: Vec<u8>,
+    pub entry_peaks: Vec<Digest>,
+    pub receipt_peaks: Vec<Digest>,
 }
 
 impl SignedCheckpoint {
-    /// Sign the journal log `entries` (every entry before the checkpoint) and the receipt log.
-    pub fn sign(key: &HostKey, world_id: [u8; 16], entries: &Frontier, receipts: &Frontier) -> SignedCheckpoint {
+    /// Sign the journal as it stands before the checkpoint.
+    pub fn sign(key: &HostKey, world_id: [u8; 16], state: JournalState<'_>) -> SignedCheckpoint {
         let body = CheckpointBody {
-            version: 2,
+            version: CHECKPOINT_VERSION,
             world_id,
-            entries: entries.size,
-            entries_root: entries.root(),
-            receipts: receipts.size,
-            receipts_root: receipts.root(),
+            entries: state.entries.size,
+            entries_root: state.entries.root(),
+            receipts: state.receipts.size,
+            receipts_root: state.receipts.root(),
+            genesis: state.genesis,
+            configuration: state.configuration,
             key_id: key.key_id(),
         };
         SignedCheckpoint {
             signature: key.signature(&body.signing_bytes()),
             body,
+            entry_peaks: state.entries.peaks.clone(),
+            receipt_peaks: state.receipts.peaks.clone(),
         }
     }
 
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), ReceiptError> {
+        if self.body.version != CHECKPOINT_VERSION {
+            return Err(ReceiptError::BadSignature);
+        }
         verify_signature(key, self.body.key_id, &self.body.signing_bytes(), &self.signature)
+    }
+
+    /// The journal log's right edge at the checkpoint, if the carried peaks are the ones the
+    /// signed root was computed from.
+    pub fn entry_frontier(&self) -> Option<Frontier> {
+        Frontier::from_parts(self.body.entries, self.entry_peaks.clone())
+            .filter(|frontier| frontier.root() == self.body.entries_root)
+    }
+
+    /// The receipt log's right edge at the checkpoint, checked likewise.
+    pub fn receipt_frontier(&self) -> Option<Frontier> {
+        Frontier::from_parts(self.body.receipts, self.receipt_peaks.clone())
+            .filter(|frontier| frontier.root() == self.body.receipts_root)
     }
 }
 
@@ -182,8 +227,19 @@ impl AnyCheckpoint {
             let body = from_domain_separated(RECEIPT_CHECKPOINT_DOMAIN, bytes).map_err(malformed)?;
             return Ok(AnyCheckpoint::Receipts(SignedReceiptCheckpoint { body, signature }));
         }
-        let body = from_domain_separated(CHECKPOINT_DOMAIN, bytes).map_err(malformed)?;
-        Ok(AnyCheckpoint::Journal(SignedCheckpoint { body, signature }))
+        let body: CheckpointBody = from_domain_separated(CHECKPOINT_DOMAIN, bytes).map_err(malformed)?;
+        if body.version != CHECKPOINT_VERSION {
+            return Err(ProofError::Malformed(format!(
+                "checkpoint version {} (this host reads {CHECKPOINT_VERSION})",
+                body.version
+            )));
+        }
+        Ok(AnyCheckpoint::Journal(SignedCheckpoint {
+            body,
+            signature,
+            entry_peaks: Vec::new(),
+            receipt_peaks: Vec::new(),
+        }))
     }
 
     pub fn world_id(&self) -> [u8; 16] {
@@ -495,22 +551,37 @@ mod tests {
         for leaf in leaves(3) {
             receipts.push(&leaf);
         }
-        let checkpoint = SignedCheckpoint::sign(&key, [4; 16], &entries, &receipts);
+        let state = JournalState {
+            entries: &entries,
+            receipts: &receipts,
+            genesis: [3; 32],
+            configuration: 0,
+        };
+        let checkpoint = SignedCheckpoint::sign(&key, [4; 16], state);
         checkpoint.verify(&key.public()).unwrap();
+        assert_eq!(checkpoint.entry_frontier(), Some(entries.clone()));
+        assert_eq!(checkpoint.receipt_frontier(), Some(receipts.clone()));
         let decoded =
             AnyCheckpoint::from_signed_bytes(&checkpoint.body.signing_bytes(), checkpoint.signature.clone()).unwrap();
-        assert_eq!(decoded, AnyCheckpoint::Journal(checkpoint.clone()));
         assert_eq!(decoded.entries(), Some((5, entries.root())));
         assert_eq!(decoded.receipts(), (3, receipts.root()));
         for forge in [
             |c: &mut CheckpointBody| c.entries = 4,
             |c: &mut CheckpointBody| c.entries_root = [0; 32],
             |c: &mut CheckpointBody| c.receipts = 2,
+            |c: &mut CheckpointBody| c.genesis = [0; 32],
+            |c: &mut CheckpointBody| c.configuration = 9,
         ] {
             let mut forged = checkpoint.clone();
             forge(&mut forged.body);
             assert_eq!(forged.verify(&key.public()), Err(ReceiptError::BadSignature));
         }
+        // Peaks other than the signed root's are not taken.
+        let mut other = checkpoint.clone();
+        other.entry_peaks[0] = [9; 32];
+        assert_eq!(other.entry_frontier(), None);
+        other.entry_peaks.pop();
+        assert_eq!(other.entry_frontier(), None);
     }
 
     #[test]

@@ -194,6 +194,7 @@ pub fn verify(journal: &Journal, trust: &Trust) -> Result<VerifyReport, VerifyEr
         .map_err(|e| bad(0, format!("genesis public key is not a valid ed25519 key: {e}")))?;
     let mut fold = Fold {
         journal,
+        genesis_hash: entry_hash(first),
         genesis: genesis.clone(),
         chain: KeyChain {
             keys: vec![(0, genesis_key)],
@@ -268,6 +269,7 @@ pub fn verify(journal: &Journal, trust: &Trust) -> Result<VerifyReport, VerifyEr
 struct Fold<'a> {
     journal: &'a Journal,
     genesis: Genesis,
+    genesis_hash: Digest,
     chain: KeyChain,
     ledger: Ledger,
     report: VerifyReport,
@@ -392,6 +394,23 @@ impl Fold<'_> {
                         hex::encode(self.entry_log.root())
                     )));
                 }
+                if c.body.genesis != self.genesis_hash {
+                    return Err(altered("it signs another genesis than entry #0".into()));
+                }
+                if c.body.configuration != self.ledger.in_force().since {
+                    return Err(bad(
+                        seq,
+                        format!(
+                            "checkpoint names entry #{} as the manifest in force, but entry #{} is",
+                            c.body.configuration,
+                            self.ledger.in_force().since
+                        ),
+                    ));
+                }
+                // What a writer goes on from: the logs' right edges, exactly.
+                if c.entry_peaks != self.entry_log.peaks || c.receipt_peaks != self.receipt_log.peaks {
+                    return Err(bad(seq, "checkpoint carries logs other than the ones it signs"));
+                }
                 self.first_checkpoint.get_or_insert(seq);
                 self.last_checkpoint = Some(seq);
                 self.receipt_checkpointed = c.body.receipts;
@@ -417,6 +436,10 @@ impl Fold<'_> {
                         return Err(bad(seq, format!("module `{name}` component blob is missing")));
                     }
                 }
+                // Each agent's state is what the migration left, until its next step.
+                for (agent, digest) in &applied.agents {
+                    self.states.insert(agent.clone(), *digest);
+                }
                 self.report.manifest_changes += 1;
             }
             EntryBody::StepCommitted(step) => {
@@ -435,29 +458,36 @@ impl Fold<'_> {
         Ok(())
     }
 
-    /// Who is to blame for `error`, found at the first of `rest`: if the next checkpoint no
-    /// longer matches the entries before it, they were changed after they were signed (and the
-    /// inconsistency is a symptom); otherwise the host key signed them as they are.
+    /// Who is to blame for `error`, found at the first of `rest`: if the next checkpoint is the
+    /// host's and still matches the entries before it, the host key signed them as they are;
+    /// otherwise (it no longer matches, or is not the host's) they were changed after they were
+    /// signed, and the inconsistency is a symptom.
     fn attribute(&self, error: VerifyError, rest: &[(u64, Vec<u8>)]) -> VerifyError {
         if matches!(error, VerifyError::Altered { .. }) {
             return error;
         }
         let mut log = self.entry_log.clone();
+        let mut key = *self.chain.in_force();
         for (seq, bytes) in rest {
-            if let Ok(Entry {
-                body: EntryBody::Checkpoint(c),
-                ..
-            }) = Entry::decode(bytes)
-            {
-                if (c.body.entries, c.body.entries_root) == (*seq, log.root()) {
-                    return error;
+            match Entry::decode(bytes).map(|e| e.body) {
+                Ok(EntryBody::KeyRotation(rotation)) => {
+                    if let Ok(next) = rotation.verify(&key) {
+                        key = next;
+                    }
                 }
-                return VerifyError::Altered {
-                    first: self.last_checkpoint.map_or(0, |last| last + 1),
-                    last: seq.saturating_sub(1),
-                    checkpoint: *seq,
-                    problem: format!("the first inconsistency is at {error}"),
-                };
+                Ok(EntryBody::Checkpoint(c)) => {
+                    let signed = c.body.world_id == self.genesis.world_id && c.verify(&key).is_ok();
+                    if signed && (c.body.entries, c.body.entries_root) == (*seq, log.root()) {
+                        return error;
+                    }
+                    return VerifyError::Altered {
+                        first: self.last_checkpoint.map_or(0, |last| last + 1),
+                        last: seq.saturating_sub(1),
+                        checkpoint: *seq,
+                        problem: format!("the first inconsistency is at {error}"),
+                    };
+                }
+                _ => {}
             }
             log.push(&entry_hash(bytes));
         }
@@ -482,6 +512,26 @@ impl Fold<'_> {
     }
 
     fn check_snapshot(&self, seq: u64, snapshot: &crate::journal::entry::Snapshot) -> Result<(), VerifyError> {
+        // Every agent and plan of the manifest in force, and nothing else: a state left out
+        // would be taken, on reopening, as the agent's initial one.
+        let manifest = &self.ledger.in_force().manifest;
+        let expected: BTreeSet<String> = manifest
+            .agents
+            .keys()
+            .cloned()
+            .chain(manifest.plans.keys().map(|plan| crate::plans::address(plan)))
+            .collect();
+        let listed: BTreeSet<String> = snapshot.agents.iter().map(|(agent, _)| agent.clone()).collect();
+        if listed != expected {
+            return Err(bad(
+                seq,
+                format!(
+                    "snapshot holds the states of {}, but the manifest in force has {}",
+                    crate::text::listed(&listed.iter().collect::<Vec<_>>(), ", "),
+                    crate::text::listed(&expected.iter().collect::<Vec<_>>(), ", ")
+                ),
+            ));
+        }
         for (agent, digest) in &snapshot.agents {
             if self.journal.blob(digest)?.is_none() {
                 return Err(bad(
@@ -750,7 +800,7 @@ struct StepperFold {
     unprocessed: BTreeSet<u64>,
     last_step: u64,
     at_ms_of: HashMap<u64, u64>,
-    /// The latest logical time of any input so far.
+    /// The latest logical time journaled so far (inputs, migrations, the world's creation).
     latest_ms: u64,
     uses: BTreeMap<(String, String), Vec<BudgetUse>>,
 }
@@ -759,6 +809,8 @@ impl StepperFold {
     fn observe(&mut self, seq: u64, body: &EntryBody) {
         self.timers.observe(body);
         match body {
+            EntryBody::Genesis(genesis) => self.latest_ms = self.latest_ms.max(genesis.created_ms),
+            EntryBody::ManifestApplied(applied) => self.latest_ms = self.latest_ms.max(applied.at_ms),
             EntryBody::Ingress(ingress) => {
                 self.unprocessed.insert(seq);
                 self.at_ms_of.insert(seq, ingress.at_ms);
@@ -799,6 +851,12 @@ impl StepperFold {
             return Err(format!(
                 "it is taken after step #{after_step} (its state says #{}), but the last step before it is #{}",
                 state.last_step, self.last_step
+            ));
+        }
+        if state.last_at_ms > self.latest_ms {
+            return Err(format!(
+                "its clock reads t={} ms, later than anything journaled before it (t={} ms)",
+                state.last_at_ms, self.latest_ms
             ));
         }
         let pending: Vec<u64> = self.unprocessed.iter().copied().collect();

@@ -1,5 +1,5 @@
-//! A world directory: `world.toml` (the manifest), `.agentos/journal.redb` (journal, blobs),
-//! `.agentos/host.key` (ed25519 secret, mode 0600) and `.agentos/cache/` (compiled components).
+//! A world directory: `world.toml` (the manifest), `.agentos/journal.redb` (journal, blobs) and
+//! `.agentos/host.key` (ed25519 secret); `.agentos/` is private to its owner (0700, files 0600).
 //!
 //! Opening a world reads the manifest, writes genesis on first open (recording the manifest,
 //! the host public key and every module's bytes), checks that the manifest and key still match
@@ -26,6 +26,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const MANIFEST_FILE: &str = "world.toml";
+
+/// Attempts a step gets after the host stopped during it, before it is set aside: the first
+/// run and this many more.
+pub const STEP_ATTEMPTS_MAX: u32 = 2;
 pub const STATE_DIR: &str = ".agentos";
 
 /// Paths of a world directory.
@@ -55,9 +59,6 @@ impl WorldPaths {
     /// The next host key while a rotation is under way.
     pub fn next_key(&self) -> PathBuf {
         self.state().join("host.key.next")
-    }
-    pub fn cache(&self) -> PathBuf {
-        self.state().join("cache")
     }
 }
 
@@ -90,11 +91,75 @@ pub fn open_existing_journal(paths: &WorldPaths) -> Result<Journal> {
 /// Open the journal of an existing world to append to it outside a running world (governance
 /// commands, key rotation): the host key in force signs the checkpoint that ends each commit.
 pub fn open_journal_to_write(paths: &WorldPaths) -> Result<Journal> {
+    crate::private::dir(&paths.state())?;
     let mut journal = open_existing_journal(paths)?;
     let genesis = genesis(&journal)?;
     let key = key_in_force(paths, journal.rotated_key().unwrap_or(genesis.host_public_key))?;
-    journal.sign_checkpoints(genesis.world_id, Arc::new(key));
+    // Governance reads the whole history: all of it is checked against the last checkpoint.
+    open_for_appends(&mut journal, &genesis, Arc::new(key), ReadFrom::Genesis)?;
     Ok(journal)
+}
+
+/// What a writer of an existing journal reads of it, so what must be checked before it writes.
+enum ReadFrom {
+    /// Every entry.
+    Genesis,
+    /// The snapshot at this entry, the entries after it, the inputs it left unprocessed and the
+    /// manifest in force at it.
+    Snapshot(u64),
+    /// Nothing but genesis and the last checkpoint.
+    End,
+}
+
+/// Check an existing journal before appending to it (see [`Journal::open_for_appends`]): it
+/// must end with a checkpoint signed by `key`, every entry the writer will read must be what
+/// that checkpoint signs, and the caches it reads them through must agree with it.
+fn open_for_appends(journal: &mut Journal, genesis: &Genesis, key: Arc<HostKey>, reads: ReadFrom) -> Result<()> {
+    let end = journal.signed_end(genesis.world_id, &key.public())?;
+    let from = match (&end, reads) {
+        (None, _) | (_, ReadFrom::Genesis) => 0,
+        (Some(end), ReadFrom::End) => end.body.entries,
+        (Some(_), ReadFrom::Snapshot(snapshot)) => {
+            let (pending, signed_configuration) = snapshot_reads(journal, snapshot)?;
+            let configuration = configuration_at(journal, genesis, snapshot)?.since;
+            if signed_configuration != Some(configuration) {
+                bail!(crate::journal::JournalError::Unauthentic {
+                    path: journal.path().to_path_buf(),
+                    reason: format!(
+                        "its cached manifest changes say entry #{configuration} was in force at snapshot #{snapshot}, \
+                         the checkpoint after it says {}",
+                        signed_configuration.map_or("nothing".into(), |c| format!("entry #{c}"))
+                    ),
+                });
+            }
+            pending
+                .into_iter()
+                .chain([snapshot, configuration])
+                .min()
+                .unwrap_or(snapshot)
+        }
+    };
+    Ok(journal.open_for_appends(end.as_ref(), from, genesis.world_id, key)?)
+}
+
+/// Of the snapshot at entry `seq`: the inputs it lists as unprocessed, and the configuration
+/// the checkpoint after it (the one that ends its commit) names as in force.
+fn snapshot_reads(journal: &Journal, seq: u64) -> Result<(Vec<u64>, Option<u64>)> {
+    let Some(EntryBody::Snapshot(snapshot)) = journal.entry(seq)?.map(|e| e.body) else {
+        bail!(
+            "journal {}: entry #{seq} is listed as a snapshot but is not one",
+            journal.path().display()
+        );
+    };
+    let state: crate::kernel::KernelState = journal
+        .blob(&snapshot.kernel)?
+        .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+        .with_context(|| format!("snapshot #{seq}: its stepper state is missing or does not decode"))?;
+    let configuration = journal.entries_from(seq + 1)?.into_iter().find_map(|e| match e.body {
+        EntryBody::Checkpoint(c) => Some(c.body.configuration),
+        _ => None,
+    });
+    Ok((state.pending, configuration))
 }
 
 /// The genesis entry of a journal.
@@ -186,31 +251,32 @@ impl World {
                     OpenMode::Run => Some(read_manifest(&paths)?),
                     _ => None,
                 };
+                crate::private::dir(&paths.state())?;
                 let mut journal = match &file_manifest {
-                    Some(_) => {
-                        std::fs::create_dir_all(paths.state())
-                            .with_context(|| format!("cannot create {}", paths.state().display()))?;
-                        Journal::open(&paths.journal())?
-                    }
+                    Some(_) => Journal::open(&paths.journal())?,
                     None => open_existing_journal(&paths)?,
                 };
+                crate::private::restrict(&paths.journal())?;
                 let (genesis, key) = match &file_manifest {
                     Some(manifest) if journal.is_empty() => {
-                        let key = HostKey::load_or_create(&paths.key())?;
-                        (write_genesis(&mut journal, &paths, manifest, &key)?, key)
+                        let key = Arc::new(HostKey::load_or_create(&paths.key())?);
+                        let genesis = write_genesis(&mut journal, &paths, manifest, &key)?;
+                        journal.open_new_for_appends(genesis.world_id, key.clone());
+                        (genesis, key)
                     }
                     _ => {
                         let genesis = genesis(&journal)?;
                         let in_force = journal.rotated_key().unwrap_or(genesis.host_public_key);
-                        (genesis, key_in_force(&paths, in_force)?)
+                        let key = Arc::new(key_in_force(&paths, in_force)?);
+                        let reads = journal.latest_snapshot().map_or(ReadFrom::Genesis, ReadFrom::Snapshot);
+                        open_for_appends(&mut journal, &genesis, key.clone(), reads)?;
+                        (genesis, key)
                     }
                 };
                 if let Some(manifest) = &file_manifest {
                     let in_force = configuration_at(&journal, &genesis, u64::MAX)?;
                     check_matches_record(&paths, manifest, &in_force, &mut notices)?;
                 }
-                let key = Arc::new(key);
-                journal.sign_checkpoints(genesis.world_id, key.clone());
                 (journal, key, genesis)
             }
         };
@@ -228,7 +294,7 @@ impl World {
         let loaded = load_configuration(&runtime, &journal, &paths, &configuration)?;
         let dirs = crate::effects::live::WorldDirs {
             root: paths.root.clone(),
-            compile: paths.state().join("compile"),
+            world_id: genesis.world_id,
         };
         let kernel = Kernel::new(
             genesis.world_id,
@@ -255,6 +321,9 @@ impl World {
             _ => u64::MAX,
         };
         world.recovery = world.recover(start, until, progress)?;
+        if mode == OpenMode::Run && world.recovery.divergence.is_none() {
+            world.guard_against_crash_loops()?;
+        }
         if matches!(mode, OpenMode::Run | OpenMode::Govern | OpenMode::Fork(_))
             && let Some(divergence) = &world.recovery.divergence
         {
@@ -266,6 +335,53 @@ impl World {
             );
         }
         Ok(world)
+    }
+
+    /// The host stopped with steps unfinished, and the first of them may be what stopped it
+    /// (an event that crashes the host each time it is processed would otherwise keep the
+    /// world from ever running again). Journal another attempt at it before it runs, or, once
+    /// it has had [`STEP_ATTEMPTS_MAX`], set it aside as abandoned; and until the steps found
+    /// unfinished are done, commit after each, so a step that stops the host is always the
+    /// first left unfinished.
+    fn guard_against_crash_loops(&mut self) -> Result<()> {
+        let Some((first, last)) = self.kernel.pending_range() else {
+            return Ok(());
+        };
+        let attempts = {
+            let journal = self.kernel.journal.lock().expect("journal lock");
+            journal
+                .entries_from(first)?
+                .iter()
+                .filter(|e| matches!(&e.body, EntryBody::StepAttempt(a) if a.ingress == first))
+                .count() as u32
+        };
+        if attempts >= STEP_ATTEMPTS_MAX {
+            self.kernel.set_aside_next(
+                crate::journal::entry::FailureKind::Abandoned,
+                format!(
+                    "the host stopped during this step at each of its {} attempts; the event is set aside so the \
+                     world can go on",
+                    attempts + 1
+                ),
+            );
+            self.notices.push(format!(
+                "step #{first} stopped the host at each of its {} attempts and is set aside (abandoned); \
+                 `agentos-host log {}` shows it",
+                attempts + 1,
+                self.paths.root.display()
+            ));
+        } else {
+            self.kernel
+                .journal
+                .lock()
+                .expect("journal lock")
+                .append(EntryBody::StepAttempt(crate::journal::entry::StepAttempt {
+                    ingress: first,
+                    attempt: attempts + 1,
+                }));
+            self.kernel.commit_each_step_through(last);
+        }
+        self.commit()
     }
 
     /// Restore the snapshot at entry `seq`; returns the ingresses it had not processed.
@@ -411,6 +527,7 @@ impl World {
                 | EntryBody::TimerScheduled(_)
                 | EntryBody::TimerCancelled(_)
                 | EntryBody::Checkpoint(_)
+                | EntryBody::StepAttempt(_)
                 | EntryBody::ReceiptCheckpoint(_)
                 | EntryBody::KeyRotation(_)
                 | EntryBody::Proposal(_)
@@ -873,7 +990,7 @@ fn load_agents(
                 hex::encode(digest)
             )
         })?;
-        let component = runtime.load(&def.module, &bytes, &paths.root.join(&module.component), &paths.cache())?;
+        let component = runtime.load(&def.module, &bytes, &paths.root.join(&module.component))?;
         let grants = AgentGrants::from_manifest(manifest, name, &paths.root)?;
         let prepared = runtime.prepare(&component, &grants)?;
         if let Some(schema) = &def.event {
@@ -998,9 +1115,14 @@ fn key_in_force(paths: &WorldPaths, in_force: [u8; 32]) -> Result<HostKey> {
 /// then install the new key file. Returns (old public key, new public key).
 pub fn rotate_key(root: &Path) -> Result<([u8; 32], [u8; 32])> {
     let paths = WorldPaths::new(root);
+    crate::private::dir(&paths.state())?;
     let mut journal = open_existing_journal(&paths)?;
     let genesis = genesis(&journal)?;
-    let old = key_in_force(&paths, journal.rotated_key().unwrap_or(genesis.host_public_key))?;
+    let old = Arc::new(key_in_force(
+        &paths,
+        journal.rotated_key().unwrap_or(genesis.host_public_key),
+    )?);
+    open_for_appends(&mut journal, &genesis, old.clone(), ReadFrom::End)?;
     // A leftover from a rotation that stopped before journaling: never in force.
     let _ = std::fs::remove_file(paths.next_key());
     let new = Arc::new(HostKey::load_or_create(&paths.next_key())?);
@@ -1010,7 +1132,7 @@ pub fn rotate_key(root: &Path) -> Result<([u8; 32], [u8; 32])> {
         &new,
     )));
     // From the rotation on, the new key signs: the checkpoint that ends this commit too.
-    journal.sign_checkpoints(genesis.world_id, new.clone());
+    journal.hand_over_to(new.clone());
     journal.commit()?;
     std::fs::rename(paths.next_key(), paths.key())
         .with_context(|| format!("cannot install {}", paths.key().display()))?;

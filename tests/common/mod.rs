@@ -6,8 +6,17 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
+/// The binary, with its cache (compiled components, build directories) under the workspace's
+/// `target/`, not the user's home: tests make hundreds of worlds.
 pub fn host() -> Command {
-    Command::cargo_bin("agentos-host").expect("the agentos-host binary is built for tests")
+    let mut command = Command::cargo_bin("agentos-host").expect("the agentos-host binary is built for tests");
+    command.env("XDG_CACHE_HOME", test_cache());
+    command
+}
+
+/// Where the binary run by tests keeps its cache.
+pub fn test_cache() -> PathBuf {
+    repo().join("target/test-cache")
 }
 
 /// Run the binary, expect success, return stdout.
@@ -263,7 +272,7 @@ fn write_forged(
     key: Option<&agentos_host::receipts::HostKey>,
 ) {
     use agentos_host::journal::entry::{EntryBody, entry_hash};
-    use agentos_host::transparency::{Frontier, SignedCheckpoint, receipt_leaf};
+    use agentos_host::transparency::{Frontier, JournalState, SignedCheckpoint, receipt_leaf};
     let world_id = match &entries[0].body {
         EntryBody::Genesis(genesis) => genesis.world_id,
         _ => [0; 16],
@@ -275,17 +284,29 @@ fn write_forged(
         table.retain(|_, _| false).unwrap();
         let mut prev_hash = [0u8; 32];
         let (mut entry_log, mut receipt_log) = (Frontier::default(), Frontier::default());
+        let (mut genesis, mut configuration) = ([0u8; 32], 0);
         for (seq, entry) in entries.iter_mut().enumerate() {
             entry.seq = seq as u64;
             entry.prev_hash = prev_hash;
-            if let (Some(key), EntryBody::Checkpoint(checkpoint)) = (key, &mut entry.body) {
-                *checkpoint = SignedCheckpoint::sign(key, world_id, &entry_log, &receipt_log);
-            }
-            if let EntryBody::EffectReceipt(r) = &entry.body {
-                receipt_log.push(&receipt_leaf(&r.receipt));
+            match (key, &mut entry.body) {
+                (Some(key), EntryBody::Checkpoint(checkpoint)) => {
+                    let state = JournalState {
+                        entries: &entry_log,
+                        receipts: &receipt_log,
+                        genesis,
+                        configuration,
+                    };
+                    *checkpoint = SignedCheckpoint::sign(key, world_id, state);
+                }
+                (_, EntryBody::EffectReceipt(r)) => receipt_log.push(&receipt_leaf(&r.receipt)),
+                (_, EntryBody::ManifestApplied(_)) => configuration = seq as u64,
+                _ => {}
             }
             let bytes = entry.encode();
             prev_hash = entry_hash(&bytes);
+            if seq == 0 {
+                genesis = prev_hash;
+            }
             entry_log.push(&prev_hash);
             table.insert(seq as u64, bytes.as_slice()).unwrap();
         }
@@ -293,10 +314,14 @@ fn write_forged(
         head.extend_from_slice(&prev_hash);
         let mut meta = txn.open_table(META_TABLE).unwrap();
         meta.insert("head", head.as_slice()).unwrap();
-        // The logs' right edges are caches the host rebuilds from the entries.
-        for cache in ["journal_log", "transparency"] {
-            meta.remove(cache).unwrap();
-        }
+        // What a writer checks the journal through: the manifest changes (a cache of theirs).
+        let changes: Vec<u64> = entries
+            .iter()
+            .filter(|e| matches!(e.body, EntryBody::ManifestApplied(_)))
+            .map(|e| e.seq)
+            .collect();
+        meta.insert("manifest_changes", postcard::to_allocvec(&changes).unwrap().as_slice())
+            .unwrap();
     }
     txn.commit().unwrap();
 }

@@ -71,16 +71,21 @@ fn read(path: &Path) -> Result<Manifest, anyhow::Error> {
 pub fn run(command: AirCommand) -> Result<ExitCode> {
     match command {
         AirCommand::Check { path } => match read(&path) {
-            Ok(manifest) => outln!(
-                "{}: valid — world `{}`: {} modules, {} capabilities, {} agents, {} providers; sha256:{}",
-                path.display(),
-                manifest.world.name,
-                manifest.modules.len(),
-                manifest.caps.len(),
-                manifest.agents.len(),
-                manifest.providers.len(),
-                hex::encode(manifest.digest())
-            )?,
+            Ok(manifest) => {
+                for warning in manifest.warnings() {
+                    eprintln!("warning: {}: {warning}", path.display());
+                }
+                outln!(
+                    "{}: valid — world `{}`: {} modules, {} capabilities, {} agents, {} providers; sha256:{}",
+                    path.display(),
+                    manifest.world.name,
+                    manifest.modules.len(),
+                    manifest.caps.len(),
+                    manifest.agents.len(),
+                    manifest.providers.len(),
+                    hex::encode(manifest.digest())
+                )?;
+            }
             Err(error) if error.downcast_ref::<AirError>().is_some() => {
                 eprintln!("{error}");
                 return Ok(ExitCode::from(1));

@@ -25,19 +25,21 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
     // Floor 1: raw wasmtime calls of the same export.
     let runtime = Runtime::new()?;
     let bytes = std::fs::read(ensure_built("counter")?)?;
-    let component = runtime.load("counter", &bytes, &world_dir, &scratch.path().join("cache"))?;
+    let component = runtime.load("counter", &bytes, &world_dir)?;
     let manifest = crate::world::read_manifest(&crate::world::WorldPaths::new(&world_dir))?;
     let grants = AgentGrants::from_manifest(&manifest, "counter", &world_dir)?;
     let prepared = runtime.prepare(&component, &grants)?;
-    let mut instance = runtime.instantiate(&prepared, &[0; 16], 64 << 20)?;
+    let unlimited = crate::runtime::StepLimits {
+        fuel: u64::MAX / 2,
+        deadline_ms: 3_600_000,
+    };
+    let mut instance = runtime.instantiate(&prepared, &[0; 16], 64 << 20, unlimited)?;
+    instance.begin_step(&[0; 16], 0, 0, unlimited);
     instance.init("null").map_err(|e| anyhow::anyhow!("init: {e:?}"))?;
     let event = crate::values::parse_wave(&prepared.event_type, "increment(1)").map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     for _ in 0..steps {
-        instance
-            .handle(event.clone(), u64::MAX / 2)
-            .1
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        instance.handle(event.clone()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     let raw_calls = per_second(steps, started);
 
@@ -65,7 +67,7 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
     // Measured 2: journal commits of one entry each, with the checkpoint that ends every commit.
     let signed_commits = {
         let mut journal = crate::journal::Journal::open(&scratch.path().join("commits.redb"))?;
-        journal.sign_checkpoints([0; 16], std::sync::Arc::new(crate::receipts::HostKey::ephemeral()?));
+        journal.open_new_for_appends([0; 16], std::sync::Arc::new(crate::receipts::HostKey::ephemeral()?));
         let started = Instant::now();
         for i in 0..durable_steps {
             journal.append(crate::journal::entry::EntryBody::TimerCancelled(
@@ -220,11 +222,13 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
         methods: vec![],
         max_body_bytes: 1024,
         timeout_ms: 5000,
+        deny_private_addresses: false,
         budget: None,
     };
 
+    let parsed = url::Url::parse(&url)?;
     let raw_http = || -> Result<()> {
-        let (outcome, _) = crate::effects::http::execute(&cap, "GET", &url, &[], None);
+        let (outcome, _) = crate::effects::http::execute(&cap, "GET", &parsed, &[], None);
         outcome.map_err(|e| anyhow::anyhow!("raw http call failed: {e:?}"))?;
         Ok(())
     };
@@ -245,7 +249,7 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
             if i % u64::from(EFFECTS_MAX_PER_STEP) == 0 {
                 journal.lock().expect("journal lock").seal();
                 step += 1;
-                gate.begin_step(step, 0);
+                gate.begin_step(step, 0, crate::effects::GateLimits::default());
             }
             gate.call(request())
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?

@@ -19,6 +19,10 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     basics(&dir.join("basics"))?;
     pipeline(&dir.join("pipeline"))?;
     self_upgrade(&dir.join("self-upgrade"))?;
+    // The self-upgrade's build directory (in the user's cache) is of no use once the demo is over.
+    let upgraded = open_existing_journal(&WorldPaths::new(&dir.join("self-upgrade")))?;
+    crate::effects::compile::forget_builds(crate::world::genesis(&upgraded)?.world_id);
+    drop(upgraded);
     plans(&dir.join("plans"))?;
     outln!(
         "\nexplore them (with `cargo run -p agentos-host --` in place of `agentos-host` in a checkout):\n  \

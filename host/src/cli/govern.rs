@@ -422,13 +422,13 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             body.description
         )?;
         for line in changes_of(&ledger, p) {
-            outln!("    {line}")?;
+            outln!("    {}", crate::text::printable(&line))?;
         }
         for (at, shadow) in &p.shadows {
             outln!(
                 "    shadow run #{at}: {} — {}",
                 if shadow.clean { "clean" } else { "NOT CLEAN" },
-                shadow.summary
+                crate::text::printable(&shadow.summary)
             )?;
         }
         for (at, verdict) in &p.verdicts {
@@ -439,7 +439,7 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             )?;
         }
         for (at, reason) in &p.refusals {
-            outln!("    apply refused (#{at}): {reason}")?;
+            outln!("    apply refused (#{at}): {}", crate::text::printable(reason))?;
         }
         if let Some(at) = p.applied {
             let when = ledger.at(at).at_ms;

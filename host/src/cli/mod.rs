@@ -235,7 +235,7 @@ pub fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(error) if output::is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::text::printable(&format!("{error:#}")));
             std::process::ExitCode::from(2)
         }
     }
@@ -480,6 +480,10 @@ fn is_locked(error: &anyhow::Error) -> bool {
 const INBOX_POLL_MS: u64 = 100;
 
 fn describe_step(record: &crate::kernel::StepRecord) -> String {
+    crate::text::printable(&describe_outcome_of(record)).into_owned()
+}
+
+fn describe_outcome_of(record: &crate::kernel::StepRecord) -> String {
     match &record.outcome {
         crate::kernel::StepOutcome::Committed { state_digest } => format!(
             "step #{} committed: {} state sha256:{} effects {}",

@@ -188,6 +188,14 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
                 short(&c.body.receipts_root)
             ),
         ),
+        EntryBody::StepAttempt(a) => (
+            None,
+            Some(a.ingress),
+            format!(
+                "step #{} attempted again (attempt {} after the host stopped during it)",
+                a.ingress, a.attempt
+            ),
+        ),
         EntryBody::Proposal(p) => (
             None,
             None,
@@ -265,9 +273,15 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
     }
 }
 
+/// One line for a person: what agents wrote in it is made [`crate::text::printable`].
 pub fn entry_line(journal: &Journal, entry: &Entry) -> String {
     let (_, _, text) = describe(journal, entry);
-    format!("#{:<6} {:<15} {text}", entry.seq, entry.body.kind())
+    format!(
+        "#{:<6} {:<15} {}",
+        entry.seq,
+        entry.body.kind(),
+        crate::text::printable(&text)
+    )
 }
 
 pub fn entry_json(journal: &Journal, entry: &Entry) -> serde_json::Value {

@@ -1,7 +1,12 @@
 //! The `http` interface and its adapter: a real HTTP client (ureq over rustls).
 //!
-//! The adapter follows no redirects (a redirect target may lie outside the grant; the guest gets
-//! the 3xx response), uses no proxy, and enforces the grant's timeout and maximum body size.
+//! The adapter sends the URL the grant was checked against, exactly (the guest's headers were
+//! checked too: none that choose the target or frame the request), follows no redirects (a
+//! redirect target may lie outside the grant; the guest gets the 3xx response), uses no proxy,
+//! and enforces the grant's timeout and maximum body size. A grant with
+//! `deny_private_addresses` resolves names through [`PublicOnly`], which refuses loopback,
+//! private, link-local and other non-public addresses: the check is on the addresses the
+//! connection uses, so a name that resolves differently later cannot slip past it.
 
 use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
 use crate::receipts::Usage;
@@ -42,39 +47,126 @@ impl Host for EffectGate {
 }
 
 /// The HTTP client for a time limit: no redirects followed (the 3xx goes back to the caller, as
-/// its target may lie outside the grant), no proxy, statuses as responses. One per time limit
-/// per process, so connections are pooled across calls and steps.
-pub fn client(timeout_ms: u64) -> ureq::Agent {
-    static CLIENTS: OnceLock<Mutex<HashMap<u64, ureq::Agent>>> = OnceLock::new();
+/// its target may lie outside the grant), no proxy, statuses as responses; with `public_only`,
+/// names resolve through [`PublicOnly`]. One per setting per process, so connections are pooled
+/// across calls and steps.
+pub fn client(timeout_ms: u64, public_only: bool) -> ureq::Agent {
+    static CLIENTS: OnceLock<Mutex<HashMap<(u64, bool), ureq::Agent>>> = OnceLock::new();
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
         .expect("http client cache lock");
     clients
-        .entry(timeout_ms)
+        .entry((timeout_ms, public_only))
         .or_insert_with(|| {
-            ureq::Agent::config_builder()
+            let config = ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .max_redirects(0)
                 .max_redirects_will_error(false)
                 .proxy(None)
                 .timeout_global(Some(Duration::from_millis(timeout_ms)))
-                .build()
-                .new_agent()
+                .build();
+            match public_only {
+                true => ureq::Agent::with_parts(
+                    config,
+                    ureq::unversioned::transport::DefaultConnector::default(),
+                    PublicOnly::default(),
+                ),
+                false => config.new_agent(),
+            }
         })
         .clone()
 }
 
-/// Perform the request under `cap`.
+/// A resolver that refuses any name resolving to an address that is not public.
+#[derive(Debug, Default)]
+pub struct PublicOnly(ureq::unversioned::resolver::DefaultResolver);
+
+/// A name resolved to an address a `deny_private_addresses` grant refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves to {address}, a {kind} address, which the grant refuses (deny_private_addresses)")]
+pub struct PrivateAddress {
+    host: String,
+    address: std::net::IpAddr,
+    kind: &'static str,
+}
+
+impl ureq::unversioned::resolver::Resolver for PublicOnly {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let addresses = self.0.resolve(uri, config, timeout)?;
+        if let Some((address, kind)) = addresses
+            .iter()
+            .find_map(|a| not_public(a.ip()).map(|kind| (a.ip(), kind)))
+        {
+            return Err(ureq::Error::Other(Box::new(PrivateAddress {
+                host: uri.host().unwrap_or_default().to_string(),
+                address,
+                kind,
+            })));
+        }
+        Ok(addresses)
+    }
+}
+
+/// What kind of non-public address `ip` is, if it is one.
+pub fn not_public(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            if v4.is_loopback() {
+                Some("loopback")
+            } else if v4.is_private() {
+                Some("private")
+            } else if v4.is_link_local() {
+                Some("link-local")
+            } else if v4.is_unspecified() || a == 0 {
+                Some("unspecified")
+            } else if v4.is_broadcast() || v4.is_multicast() {
+                Some("broadcast or multicast")
+            } else if a == 100 && (64..128).contains(&b) {
+                Some("shared (carrier-grade NAT)")
+            } else if a >= 240 {
+                Some("reserved")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                not_public(IpAddr::V4(v4))
+            } else if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if v6.is_unique_local() {
+                Some("private (unique local)")
+            } else if v6.is_unicast_link_local() {
+                Some("link-local")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Perform the request under `cap`, to `url` as the grant check normalised it.
 pub fn execute(
     cap: &HttpCap,
     method: &str,
-    url: &str,
+    url: &url::Url,
     headers: &[(String, String)],
     body: Option<&[u8]>,
 ) -> (EffectOutcome, Usage) {
-    let agent = client(cap.timeout_ms);
-    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    let agent = client(cap.timeout_ms, cap.deny_private_addresses);
+    let mut builder = ureq::http::Request::builder().method(method).uri(url.as_str());
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
@@ -137,6 +229,7 @@ pub fn execute(
 
 fn failure(error: ureq::Error, cap: &HttpCap) -> EffectFailure {
     match error {
+        ureq::Error::Other(refused) if refused.is::<PrivateAddress>() => EffectFailure::Denied(refused.to_string()),
         ureq::Error::Timeout(_) => EffectFailure::Timeout(format!("no complete response within {} ms", cap.timeout_ms)),
         ureq::Error::BodyExceedsLimit(limit) => {
             EffectFailure::Failed(format!("response body exceeds the grant's max_body_bytes of {limit}"))

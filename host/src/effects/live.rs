@@ -70,8 +70,8 @@ pub struct LiveContext {
 pub struct WorldDirs {
     /// The world directory (module files of agents' proposals are read against it).
     pub root: std::path::PathBuf,
-    /// Where `compile` builds (scratch crates and a shared target directory).
-    pub compile: std::path::PathBuf,
+    /// Names the target directory the world's `compile` builds share, in the user's cache.
+    pub world_id: [u8; 16],
 }
 
 impl LiveEffects {
@@ -110,11 +110,11 @@ impl LiveEffects {
                 headers,
                 body,
             } => {
-                let (decision, cap) = self.grants.check_http(method, url);
+                let (decision, checked) = self.grants.check_http(method, url, headers);
                 (
                     decision,
-                    cap.map(|cap| {
-                        Box::new(move || http::execute(cap, method, url, headers, body.as_deref())) as Run<'_>
+                    checked.map(|(cap, url)| {
+                        Box::new(move || http::execute(cap, method, &url, headers, body.as_deref())) as Run<'_>
                     }),
                 )
             }
@@ -230,7 +230,7 @@ impl LiveEffects {
             EffectRequest::Compile { language, files } => {
                 let (decision, cap) = self.grants.check_compile(language);
                 let run = cap.map(|cap| {
-                    Box::new(move || compile::execute(cap, language, files, &self.journal, &self.dirs.compile))
+                    Box::new(move || compile::execute(cap, language, files, &self.journal, self.dirs.world_id))
                         as Run<'_>
                 });
                 (decision, run)

@@ -206,7 +206,8 @@ pub fn execute(route: &LlmRoute<'_>, prompt: &Prompt<'_>) -> (EffectOutcome, Usa
     };
     let (path, body) = wire_request(provider.api, prompt);
     let url = format!("{}/{path}", provider.base_url.trim_end_matches('/'));
-    let agent = super::http::client(route.cap.timeout_ms);
+    // The provider's address is the operator's configuration, not the guest's.
+    let agent = super::http::client(route.cap.timeout_ms, false);
     let mut request = agent.post(&url).header("content-type", "application/json");
     match (provider.api, &key) {
         (LlmApi::OpenaiChat, Some(key)) => request = request.header("authorization", &format!("Bearer {key}")),

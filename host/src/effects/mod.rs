@@ -20,6 +20,7 @@ pub mod live;
 pub mod llm;
 pub mod log;
 pub mod replay;
+pub mod sandbox;
 pub mod shadow;
 pub mod timer;
 pub mod types;
@@ -369,12 +370,52 @@ pub trait EffectBackend: Send {
     }
 }
 
+/// What one step may ask of the gate besides its calls (from the agent's AIR; plans take the
+/// defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateLimits {
+    /// Bytes of requests and outcomes (what the journal holds for the step until it commits).
+    pub payload_max_bytes: u64,
+    /// Events emitted to other agents.
+    pub emits_max: u32,
+}
+
+impl GateLimits {
+    pub fn of(def: &agentos_air::AgentDef) -> GateLimits {
+        GateLimits {
+            payload_max_bytes: def.step_payload_max_bytes,
+            emits_max: def.step_emits_max,
+        }
+    }
+}
+
+impl Default for GateLimits {
+    fn default() -> GateLimits {
+        GateLimits {
+            payload_max_bytes: agentos_air::AgentDef::DEFAULT_STEP_PAYLOAD_MAX_BYTES,
+            emits_max: agentos_air::AgentDef::DEFAULT_STEP_EMITS_MAX,
+        }
+    }
+}
+
+/// What the current step has used of its [`GateLimits`], and of host time.
+#[derive(Debug, Default)]
+struct StepUse {
+    calls: u32,
+    payload_bytes: u64,
+    emits: u32,
+    in_effects: std::time::Duration,
+}
+
 /// The choke point, one per instance, living in the store.
 pub struct EffectGate {
     agent: String,
     backend: Option<Box<dyn EffectBackend>>,
-    step: Option<(u64, u32)>,
+    /// The step's ingress, while one is under way.
+    step: Option<u64>,
     at_ms: u64,
+    limits: GateLimits,
+    used: StepUse,
     deferred: Vec<Deferred>,
 }
 
@@ -385,8 +426,15 @@ impl EffectGate {
             backend: None,
             step: None,
             at_ms: 0,
+            limits: GateLimits::default(),
+            used: StepUse::default(),
             deferred: Vec::new(),
         }
+    }
+
+    /// Host time the current step's effect calls took (not the guest's: its deadline ignores it).
+    pub fn effect_time(&self) -> std::time::Duration {
+        self.used.in_effects
     }
 
     /// Install the backend that serves the following steps.
@@ -394,43 +442,55 @@ impl EffectGate {
         self.backend = Some(backend);
     }
 
-    /// Start numbering calls for the step of ingress entry `ingress` at logical time `at_ms`.
-    pub fn begin_step(&mut self, ingress: u64, at_ms: u64) {
-        self.step = Some((ingress, 0));
+    /// Start numbering calls for the step of ingress entry `ingress` at logical time `at_ms`,
+    /// under `limits`.
+    pub fn begin_step(&mut self, ingress: u64, at_ms: u64, limits: GateLimits) {
+        self.step = Some(ingress);
         self.at_ms = at_ms;
+        self.limits = limits;
+        self.used = StepUse::default();
         self.deferred.clear();
     }
 
     /// Stop accepting calls; returns how many the step made and what it deferred (events to
     /// send, timers to set or cancel), which the stepper journals if the step commits.
     pub fn end_step(&mut self) -> (u32, Vec<Deferred>) {
-        (
-            self.step.take().map_or(0, |(_, calls)| calls),
-            std::mem::take(&mut self.deferred),
-        )
+        self.step = None;
+        (self.used.calls, std::mem::take(&mut self.deferred))
     }
 
     /// Every effect call of every interface goes through here.
     pub fn call(&mut self, request: EffectRequest) -> wasmtime::Result<EffectOutcome> {
-        let Some((ingress, calls)) = self.step.as_mut() else {
+        let Some(ingress) = self.step else {
             wasmtime::bail!(
                 "agent `{}` called `{}` outside a step (effects are not available in init or restore)",
                 self.agent,
                 request.effect()
             );
         };
-        if *calls >= EFFECTS_MAX_PER_STEP {
+        let used = &mut self.used;
+        if used.calls >= EFFECTS_MAX_PER_STEP {
             wasmtime::bail!(
                 "agent `{}` exceeded {EFFECTS_MAX_PER_STEP} effect calls in one step",
                 self.agent
             );
         }
-        let index = *calls;
-        *calls += 1;
+        if matches!(request, EffectRequest::Emit { .. }) {
+            if used.emits >= self.limits.emits_max {
+                wasmtime::bail!(
+                    "agent `{}` emitted more than step_emits_max ({}) events in one step",
+                    self.agent,
+                    self.limits.emits_max
+                );
+            }
+            used.emits += 1;
+        }
+        let index = used.calls;
+        used.calls += 1;
         let request_bytes = request.encode();
         let call = EffectCall {
             agent: &self.agent,
-            ingress: *ingress,
+            ingress,
             at_ms: self.at_ms,
             index,
             request: &request,
@@ -441,7 +501,21 @@ impl EffectGate {
             .backend
             .as_mut()
             .expect("the stepper installs a backend before the first step");
-        let outcome = backend.perform(&call)?;
+        let started = std::time::Instant::now();
+        let outcome = backend.perform(&call);
+        used.in_effects += started.elapsed();
+        let outcome = outcome?;
+        // What the journal holds for this call until the step commits: its request and outcome.
+        used.payload_bytes += (request_bytes.len() + encode_outcome(&outcome).len()) as u64;
+        if used.payload_bytes > self.limits.payload_max_bytes {
+            wasmtime::bail!(
+                "agent `{}`: the step's effect requests and outcomes came to {} bytes, more than its \
+                 step_payload_max_bytes ({})",
+                self.agent,
+                used.payload_bytes,
+                self.limits.payload_max_bytes
+            );
+        }
         if let Some(deferred) = outcome.as_ref().ok().and_then(Deferred::of) {
             self.deferred.push(deferred);
         }

@@ -61,7 +61,9 @@ impl ShadowEffects {
 fn permitted(grants: &AgentGrants, request: &EffectRequest, at_ms: u64) -> Result<(), String> {
     let decision = match request {
         EffectRequest::Log { .. } => return Ok(()),
-        EffectRequest::Http { method, url, .. } => grants.check_http(method, url).0,
+        EffectRequest::Http {
+            method, url, headers, ..
+        } => grants.check_http(method, url, headers).0,
         EffectRequest::FsRead { path } | EffectRequest::FsListDir { path } => grants.check_fs(path, false).0,
         EffectRequest::FsWrite { path, .. } => grants.check_fs(path, true).0,
         EffectRequest::BlobPut { contents } => grants.check_blob(contents.len() as u64),

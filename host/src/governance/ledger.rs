@@ -191,6 +191,13 @@ impl Ledger {
     pub fn observe(&mut self, seq: u64, body: &EntryBody) -> Result<(), String> {
         match body {
             EntryBody::Proposal(proposal) => {
+                if proposal.body.base != self.in_force().digest {
+                    return Err(format!(
+                        "proposal is written against manifest sha256:{}, but sha256:{} was in force when it was journaled",
+                        hex::encode(proposal.body.base),
+                        hex::encode(self.in_force().digest)
+                    ));
+                }
                 self.proposals.insert(
                     seq,
                     ProposalState {
@@ -255,6 +262,19 @@ impl Ledger {
         recorded: &Configuration,
     ) -> Result<(), String> {
         let current = self.in_force();
+        // Digests label manifests; what identifies one is its content. A digest the record
+        // gives two different manifests would let a change pass for another.
+        if let Some(other) = self
+            .configurations
+            .iter()
+            .find(|c| c.digest == recorded.digest && c.manifest != recorded.manifest)
+        {
+            return Err(format!(
+                "records manifest sha256:{}, the digest of the different manifest in force from entry #{}",
+                hex::encode(recorded.digest),
+                other.since
+            ));
+        }
         if applied.previous != current.digest {
             return Err(format!(
                 "says it replaces manifest sha256:{}, but sha256:{} was in force",
@@ -309,7 +329,7 @@ impl Ledger {
         let current = self.in_force();
         if let Some(at) = state.applied {
             Some(format!("it was already applied (entry #{at})"))
-        } else if state.proposal.body.base != current.digest {
+        } else if state.proposal.body.base != current.digest || self.at(state.seq).manifest != current.manifest {
             Some(format!(
                 "it was written against manifest sha256:{}, but the world now runs sha256:{} (propose the change again)",
                 hex::encode(state.proposal.body.base),

@@ -94,6 +94,17 @@ pub enum EntryBody {
     /// The host's signature over every entry before it and the receipt log: the last entry of
     /// every commit (format 5).
     Checkpoint(SignedCheckpoint),
+    /// A world reopened after the host stopped during a step tries that step again: committed
+    /// before the attempt, so a step that stops the host every time is set aside.
+    StepAttempt(StepAttempt),
+}
+
+/// Another attempt at the step of `ingress`, after the host stopped during the last one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepAttempt {
+    pub ingress: u64,
+    /// 1 for the first attempt after a stop, and so on.
+    pub attempt: u32,
 }
 
 impl EntryBody {
@@ -118,6 +129,7 @@ impl EntryBody {
             EntryBody::ApplyRefused(_) => "apply-refused",
             EntryBody::Plan(_) => "plan",
             EntryBody::Checkpoint(_) => "checkpoint",
+            EntryBody::StepAttempt(_) => "step-attempt",
         }
     }
 }
@@ -243,6 +255,11 @@ pub enum FailureKind {
     MemoryExhausted,
     /// The event could not be delivered (instantiation failed, event no longer parses).
     Undeliverable,
+    /// The step ran guest code past its agent's `step_deadline_ms`.
+    DeadlineExceeded,
+    /// The host stopped (crashed or was killed) during the step at each of its attempts; the
+    /// event is set aside so the world can go on.
+    Abandoned,
 }
 
 impl FailureKind {
@@ -253,6 +270,8 @@ impl FailureKind {
             FailureKind::FuelExhausted => "fuel-exhausted",
             FailureKind::MemoryExhausted => "memory-exhausted",
             FailureKind::Undeliverable => "undeliverable",
+            FailureKind::DeadlineExceeded => "deadline-exceeded",
+            FailureKind::Abandoned => "abandoned",
         }
     }
 }

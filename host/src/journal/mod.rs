@@ -13,16 +13,16 @@ pub mod entry;
 pub mod tables;
 
 use crate::receipts::HostKey;
-use crate::transparency::{Frontier, SignedCheckpoint, receipt_leaf};
+use crate::transparency::{Frontier, JournalState, SignedCheckpoint, receipt_leaf};
+use ed25519_dalek::VerifyingKey;
 use entry::{Digest, Entry, EntryBody, FORMAT_VERSION, OLDEST_READABLE_FORMAT, entry_hash, sha256};
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tables::{
-    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_JOURNAL_LOG, META_LATEST_SNAPSHOT,
-    META_MANIFEST_CHANGES, META_ROTATED_KEYS, META_TRANSPARENCY,
+    BLOBS, JOURNAL, META, META_BUNDLE, META_FORMAT_VERSION, META_HEAD, META_LATEST_SNAPSHOT, META_MANIFEST_CHANGES,
+    META_ROTATED_KEYS,
 };
 
 /// Operating errors of the journal.
@@ -41,6 +41,13 @@ pub enum JournalError {
          {OLDEST_READABLE_FORMAT} to {FORMAT_VERSION}; use a host release that reads version {found}"
     )]
     Version { path: PathBuf, found: u32 },
+    #[error(
+        "journal {path} cannot be trusted to write to: {reason}; nothing was changed (`agentos-host verify` \
+         names what was altered)"
+    )]
+    Unauthentic { path: PathBuf, reason: String },
+    #[error("journal {path}: blob sha256:{digest} no longer matches its digest (its bytes were altered)")]
+    BlobAltered { path: PathBuf, digest: String },
     #[error("journal {path}: entry #{seq} does not decode: {source}")]
     Decode {
         path: PathBuf,
@@ -67,25 +74,23 @@ pub struct Journal {
     /// Encoded and chained, waiting to be written.
     sealed: Vec<(u64, Vec<u8>, Digest)>,
     pending_blobs: HashMap<Digest, Vec<u8>>,
-    /// The receipt log as of the sealed entries.
-    log: TransparencyState,
-    /// The journal log (every sealed entry's hash): what the next checkpoint signs.
+    /// The logs every checkpoint signs, as of the sealed entries: every entry's hash, and every
+    /// receipt's leaf. Known only once the journal is open for appends.
     entry_log: Frontier,
+    receipt_log: Frontier,
+    /// The hash of entry #0 and the entry that put the manifest in force (0: genesis), as the
+    /// next checkpoint states them.
+    genesis_hash: Option<Digest>,
+    configuration: u64,
     /// Seq of the last snapshot entry, sealed entries included.
     latest_snapshot: Option<u64>,
     /// Public keys put in force by key-rotation entries, sealed entries included.
     rotated_keys: Vec<[u8; 32]>,
     /// Entry numbers of manifest-applied entries, sealed entries included.
     manifest_changes: Vec<u64>,
-    /// Who signs the checkpoint that ends each commit (unset: a journal only read, or a test's).
+    /// Who signs the checkpoint that ends each commit; set only once the journal's end has been
+    /// checked ([`Journal::open_for_appends`]).
     checkpoint_signer: Option<([u8; 16], Arc<HostKey>)>,
-}
-
-/// The receipt log's right edge and the size of its last checkpoint (kept in `meta`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct TransparencyState {
-    frontier: Frontier,
-    checkpointed: u64,
 }
 
 impl std::fmt::Debug for Journal {
@@ -121,8 +126,10 @@ impl Journal {
             pending: Vec::new(),
             sealed: Vec::new(),
             pending_blobs: HashMap::new(),
-            log: TransparencyState::default(),
             entry_log: Frontier::default(),
+            receipt_log: Frontier::default(),
+            genesis_hash: None,
+            configuration: 0,
             latest_snapshot: None,
             rotated_keys: Vec::new(),
             manifest_changes: Vec::new(),
@@ -154,26 +161,11 @@ impl Journal {
             txn.open_table(BLOBS).map_err(|e| storage(e.into()))?;
         }
         txn.commit().map_err(|e| storage(e.into()))?;
-        if let Some((seq, hash)) = journal.stored_head()? {
+        // Where the entries end is read from the entries, not from `meta`.
+        if let Some((seq, stored)) = journal.last_stored()? {
             journal.next_seq = seq + 1;
-            journal.last_hash = hash;
+            journal.last_hash = entry_hash(&stored);
         }
-        journal.log = match journal.meta(META_TRANSPARENCY)? {
-            Some(bytes) => postcard::from_bytes(&bytes).map_err(|source| JournalError::Decode {
-                path: path.to_path_buf(),
-                seq: journal.next_seq,
-                source,
-            })?,
-            None => journal.rebuild_transparency()?,
-        };
-        journal.entry_log = match journal
-            .meta(META_JOURNAL_LOG)?
-            .and_then(|b| postcard::from_bytes::<Frontier>(&b).ok())
-        {
-            Some(log) if log.size == journal.next_seq => log,
-            // Written before format 5 (or out of step): one pass over the stored entries.
-            _ => journal.rebuild_entry_log()?,
-        };
         journal.latest_snapshot = journal
             .meta(META_LATEST_SNAPSHOT)?
             .and_then(|bytes| bytes.try_into().ok().map(u64::from_le_bytes));
@@ -224,32 +216,203 @@ impl Journal {
             .map(|v| v.value().to_vec()))
     }
 
-    /// The receipt log of a journal written before `meta` kept it: read every receipt once.
-    fn rebuild_transparency(&self) -> Result<TransparencyState, JournalError> {
-        let mut log = TransparencyState::default();
-        for entry in self.entries()? {
-            match &entry.body {
-                EntryBody::EffectReceipt(r) => log.frontier.push(&receipt_leaf(&r.receipt)),
-                EntryBody::ReceiptCheckpoint(c) => log.checkpointed = c.body.tree_size,
-                EntryBody::Checkpoint(c) => log.checkpointed = c.body.receipts,
+    /// The last stored entry, with its seq.
+    fn last_stored(&self) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+        Ok(table
+            .last()
+            .map_err(|e| self.storage_error(e))?
+            .map(|(seq, bytes)| (seq.value(), bytes.value().to_vec())))
+    }
+
+    /// The stored bytes of the entries `range`, in order.
+    fn raw_range(&self, range: std::ops::Range<u64>) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+        let mut out = Vec::new();
+        for row in table.range(range).map_err(|e| self.storage_error(e))? {
+            let (seq, bytes) = row.map_err(|e| self.storage_error(e))?;
+            out.push((seq.value(), bytes.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn decode_stored(&self, seq: u64, stored: &[u8]) -> Result<Entry, JournalError> {
+        Entry::decode(stored).map_err(|source| JournalError::Decode {
+            path: self.path.clone(),
+            seq,
+            source,
+        })
+    }
+
+    fn unauthentic(&self, reason: String) -> JournalError {
+        JournalError::Unauthentic {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// The checkpoint the journal ends with, checked: for `world_id`, signed by `key` (the host
+    /// key in force), over every entry before it, its logs' right edges those of its signed
+    /// roots, and genesis the entry it names. `None`: a journal of format 4 or earlier that no
+    /// format-5 checkpoint has signed yet. Refuses a journal whose last entries no checkpoint
+    /// signs.
+    pub fn signed_end(&self, world_id: [u8; 16], key: &VerifyingKey) -> Result<Option<SignedCheckpoint>, JournalError> {
+        let Some((last, stored)) = self.last_stored()? else {
+            return Ok(None);
+        };
+        if let EntryBody::Checkpoint(end) = self.decode_stored(last, &stored)?.body {
+            if end.body.world_id != world_id || end.body.entries != last {
+                return Err(self.unauthentic(format!(
+                    "its last entry, checkpoint #{last}, is not this world's checkpoint of the entries before it"
+                )));
+            }
+            end.verify(key).map_err(|e| {
+                self.unauthentic(format!(
+                    "its last checkpoint (#{last}) is not signed by the host key in force: {e}"
+                ))
+            })?;
+            if end.entry_frontier().is_none() || end.receipt_frontier().is_none() {
+                return Err(self.unauthentic(format!("checkpoint #{last} carries logs other than the ones it signs")));
+            }
+            let genesis = self.raw_range(0..1)?;
+            if genesis.first().map(|(_, bytes)| entry_hash(bytes)) != Some(end.body.genesis) {
+                return Err(self.unauthentic(format!(
+                    "entry #0 is not the genesis checkpoint #{last} signs: the world's origin was changed"
+                )));
+            }
+            return Ok(Some(end));
+        }
+        // Unsigned entries at the end: written by a host that signed none (format 4 or earlier),
+        // or added by someone else.
+        let mut signed = None;
+        let mut genesis_format = FORMAT_VERSION;
+        for (seq, bytes) in self.raw_entries()? {
+            match self.decode_stored(seq, &bytes)?.body {
+                EntryBody::Checkpoint(_) => signed = Some(seq),
+                EntryBody::Genesis(genesis) => genesis_format = genesis.format_version,
                 _ => {}
             }
         }
-        Ok(log)
-    }
-
-    /// The journal log of a journal written before `meta` kept it: hash every stored entry once.
-    fn rebuild_entry_log(&self) -> Result<Frontier, JournalError> {
-        let mut log = Frontier::default();
-        for (_, stored) in self.raw_entries()? {
-            log.push(&entry_hash(&stored));
+        match signed {
+            None if genesis_format < entry::SIGNED_JOURNAL_FORMAT => Ok(None),
+            _ => {
+                let first = signed.map_or(0, |at| at + 1);
+                let which = match first == last {
+                    true => format!("its entry #{last} comes"),
+                    false => format!("its entries #{first} to #{last} come"),
+                };
+                Err(self.unauthentic(format!(
+                    "{which} after its last checkpoint, and no signature covers them"
+                )))
+            }
         }
-        Ok(log)
     }
 
-    /// From now on, end every commit that adds entries with a checkpoint signed by `key` (the
-    /// host key in force for the entries that follow).
-    pub fn sign_checkpoints(&mut self, world_id: [u8; 16], key: Arc<HostKey>) {
+    /// Accept appends signed by `key` (the host key in force) for world `world_id`, after
+    /// checking what the journal holds: every entry from the last checkpoint at or before
+    /// entry `from` to `end` (see [`Journal::signed_end`]) must hash into the root `end` signs —
+    /// the caller reads nothing before `from` but genesis, which `end` names — and the logs go
+    /// on from `end`'s right edges, never from a cache. A journal of format 4 or earlier
+    /// (`end` = `None`) is taken as its format allows (receipts signed, the rest hash-chained):
+    /// its logs are rebuilt from every entry, and its next commit signs them all.
+    pub fn open_for_appends(
+        &mut self,
+        end: Option<&SignedCheckpoint>,
+        from: u64,
+        world_id: [u8; 16],
+        key: Arc<HostKey>,
+    ) -> Result<(), JournalError> {
+        match end {
+            Some(end) => self.authenticate_from(end, from)?,
+            None => self.rebuild_logs()?,
+        }
+        self.checkpoint_signer = Some((world_id, key));
+        Ok(())
+    }
+
+    fn authenticate_from(&mut self, end: &SignedCheckpoint, from: u64) -> Result<(), JournalError> {
+        let last = end.body.entries;
+        // The last checkpoint at or before `from`: its right edge stands for everything before.
+        let mut start = from.min(last);
+        let mut log = loop {
+            if start == 0 {
+                break Frontier::default();
+            }
+            if let Some((_, bytes)) = self.raw_range(start..start + 1)?.first()
+                && let EntryBody::Checkpoint(c) = self.decode_stored(start, bytes)?.body
+            {
+                break c
+                    .entry_frontier()
+                    .filter(|f| f.size == start)
+                    .ok_or_else(|| self.unauthentic(format!("checkpoint #{start} carries a log it does not sign")))?;
+            }
+            start -= 1;
+        };
+        for (_, bytes) in self.raw_range(start..last)? {
+            log.push(&entry_hash(&bytes));
+        }
+        if (log.size, log.root()) != (end.body.entries, end.body.entries_root) {
+            return Err(self.unauthentic(format!(
+                "entries #{start} to #{} are not what checkpoint #{last} signed",
+                last.saturating_sub(1)
+            )));
+        }
+        let cached = self.manifest_changes.last().copied().unwrap_or(0);
+        if cached != end.body.configuration {
+            return Err(self.unauthentic(format!(
+                "its cached manifest changes end at #{cached}, but checkpoint #{last} signs the manifest of #{} as in force",
+                end.body.configuration
+            )));
+        }
+        let end_bytes = self.raw_range(last..last + 1)?;
+        let (_, end_bytes) = end_bytes.first().expect("signed_end read this entry");
+        self.entry_log = end.entry_frontier().expect("checked by signed_end");
+        self.entry_log.push(&entry_hash(end_bytes));
+        self.receipt_log = end.receipt_frontier().expect("checked by signed_end");
+        self.genesis_hash = Some(end.body.genesis);
+        self.configuration = end.body.configuration;
+        Ok(())
+    }
+
+    /// The logs and caches of a journal of format 4 or earlier, from every entry.
+    fn rebuild_logs(&mut self) -> Result<(), JournalError> {
+        let (mut entries, mut receipts) = (Frontier::default(), Frontier::default());
+        let (mut snapshot, mut keys, mut changes) = (None, Vec::new(), Vec::new());
+        for (seq, stored) in self.raw_entries()? {
+            entries.push(&entry_hash(&stored));
+            if seq == 0 {
+                self.genesis_hash = Some(entry_hash(&stored));
+            }
+            match self.decode_stored(seq, &stored)?.body {
+                EntryBody::EffectReceipt(r) => receipts.push(&receipt_leaf(&r.receipt)),
+                EntryBody::Snapshot(_) => snapshot = Some(seq),
+                EntryBody::KeyRotation(r) => keys.push(r.body.new_public_key),
+                EntryBody::ManifestApplied(_) => changes.push(seq),
+                _ => {}
+            }
+        }
+        self.configuration = changes.last().copied().unwrap_or(0);
+        (self.entry_log, self.receipt_log) = (entries, receipts);
+        (self.latest_snapshot, self.rotated_keys, self.manifest_changes) = (snapshot, keys, changes);
+        Ok(())
+    }
+
+    /// Accept appends to a journal none of whose entries are committed yet (a new world),
+    /// signed by `key`.
+    pub fn open_new_for_appends(&mut self, world_id: [u8; 16], key: Arc<HostKey>) {
+        assert!(
+            self.sealed.is_empty() && self.pending.first().is_none_or(|(seq, _)| *seq == 0),
+            "journal {} already holds committed entries",
+            self.path.display()
+        );
+        self.checkpoint_signer = Some((world_id, key));
+    }
+
+    /// From the next checkpoint on, sign with `key` (after a key rotation hands over to it).
+    pub fn hand_over_to(&mut self, key: Arc<HostKey>) {
+        let (world_id, _) = self.checkpoint_signer.take().expect("the journal is open for appends");
         self.checkpoint_signer = Some((world_id, key));
     }
 
@@ -319,16 +482,27 @@ impl Journal {
             // Pair assertion: what we store decodes to what we meant to store.
             debug_assert_eq!(Entry::decode(&stored).ok().as_ref(), Some(&entry));
             self.entry_log.push(&hash);
+            if seq == 0 {
+                self.genesis_hash = Some(hash);
+            }
             match &entry.body {
-                EntryBody::EffectReceipt(r) => self.log.frontier.push(&receipt_leaf(&r.receipt)),
+                EntryBody::EffectReceipt(r) => self.receipt_log.push(&receipt_leaf(&r.receipt)),
                 EntryBody::Snapshot(_) => self.latest_snapshot = Some(seq),
                 EntryBody::KeyRotation(r) => self.rotated_keys.push(r.body.new_public_key),
-                EntryBody::ManifestApplied(_) => self.manifest_changes.push(seq),
+                EntryBody::ManifestApplied(_) => {
+                    self.manifest_changes.push(seq);
+                    self.configuration = seq;
+                }
                 _ => {}
             }
             self.sealed.push((seq, stored, hash));
             self.last_hash = hash;
         }
+    }
+
+    /// Bytes of blobs buffered for the next commit.
+    pub fn pending_blob_bytes(&self) -> u64 {
+        self.pending_blobs.values().map(|b| b.len() as u64).sum()
     }
 
     /// Buffer a blob; returns its sha256.
@@ -349,12 +523,17 @@ impl Journal {
         if let Some((world_id, key)) = &self.checkpoint_signer
             && !self.sealed.is_empty()
         {
-            let checkpoint = SignedCheckpoint::sign(key, *world_id, &self.entry_log, &self.log.frontier);
+            let state = JournalState {
+                entries: &self.entry_log,
+                receipts: &self.receipt_log,
+                genesis: self.genesis_hash.expect("a journal open for appends has its genesis"),
+                configuration: self.configuration,
+            };
+            let checkpoint = SignedCheckpoint::sign(key, *world_id, state);
             assert_eq!(
                 checkpoint.body.entries, self.next_seq,
                 "a checkpoint covers every entry before it"
             );
-            self.log.checkpointed = checkpoint.body.receipts;
             self.append(EntryBody::Checkpoint(checkpoint));
             self.seal();
         }
@@ -383,12 +562,6 @@ impl Journal {
                 meta.insert(META_HEAD, head.as_slice())
                     .map_err(|e| self.storage_error(e))?;
             }
-            let log = postcard::to_allocvec(&self.log).expect("the transparency state always encodes");
-            meta.insert(META_TRANSPARENCY, log.as_slice())
-                .map_err(|e| self.storage_error(e))?;
-            let entry_log = postcard::to_allocvec(&self.entry_log).expect("a frontier always encodes");
-            meta.insert(META_JOURNAL_LOG, entry_log.as_slice())
-                .map_err(|e| self.storage_error(e))?;
             if !self.rotated_keys.is_empty() {
                 let keys = postcard::to_allocvec(&self.rotated_keys).expect("keys always encode");
                 meta.insert(META_ROTATED_KEYS, keys.as_slice())
@@ -514,17 +687,24 @@ impl Journal {
         Ok(bad)
     }
 
-    /// A blob by digest (pending blobs included).
+    /// A blob by digest (pending blobs included), checked to still have that digest.
     pub fn blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, JournalError> {
         if let Some(bytes) = self.pending_blobs.get(digest) {
             return Ok(Some(bytes.clone()));
         }
         let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
         let table = txn.open_table(BLOBS).map_err(|e| self.storage_error(e))?;
-        Ok(table
-            .get(digest.as_slice())
-            .map_err(|e| self.storage_error(e))?
-            .map(|v| v.value().to_vec()))
+        let Some(bytes) = table.get(digest.as_slice()).map_err(|e| self.storage_error(e))? else {
+            return Ok(None);
+        };
+        let bytes = bytes.value().to_vec();
+        if sha256(&bytes) != *digest {
+            return Err(JournalError::BlobAltered {
+                path: self.path.clone(),
+                digest: hex::encode(digest),
+            });
+        }
+        Ok(Some(bytes))
     }
 }
 
@@ -584,23 +764,45 @@ mod tests {
         })
     }
 
+    const WORLD: [u8; 16] = [9; 16];
+
+    /// The journal at `path` open for appends signed by `key`, as a writer opens it.
+    fn signed_by(path: &Path, key: &Arc<HostKey>) -> Result<Journal, JournalError> {
+        let mut journal = Journal::open(path)?;
+        match journal.signed_end(WORLD, &key.public())? {
+            None if journal.is_empty() => journal.open_new_for_appends(WORLD, key.clone()),
+            end => journal.open_for_appends(end.as_ref(), 0, WORLD, key.clone())?,
+        }
+        Ok(journal)
+    }
+
     /// A journal whose commits are signed by a fresh key.
     fn signed(path: &Path) -> Journal {
-        let mut journal = Journal::open(path).unwrap();
-        journal.sign_checkpoints([9; 16], Arc::new(HostKey::ephemeral().unwrap()));
-        journal
+        signed_by(path, &Arc::new(HostKey::ephemeral().unwrap())).unwrap()
     }
 
     fn body(journal: &Journal, seq: u64) -> EntryBody {
         journal.entry(seq).unwrap().unwrap().body
     }
 
+    fn rewrite(path: &Path, seq: u64, body: EntryBody, prev_hash: Digest) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let entry = Entry { seq, prev_hash, body };
+        txn.open_table(JOURNAL)
+            .unwrap()
+            .insert(seq, entry.encode().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
     #[test]
     fn appends_chain_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.redb");
+        let key = Arc::new(HostKey::ephemeral().unwrap());
         {
-            let mut journal = signed(&path);
+            let mut journal = signed_by(&path, &key).unwrap();
             for n in 0..5 {
                 assert_eq!(journal.append(ingress(n)), n);
             }
@@ -608,7 +810,7 @@ mod tests {
             journal.commit().unwrap();
             assert_eq!(journal.blob(&digest).unwrap().as_deref(), Some(&b"payload"[..]));
         }
-        let mut journal = signed(&path);
+        let mut journal = signed_by(&path, &key).unwrap();
         assert_eq!(
             journal.len(),
             6,
@@ -637,49 +839,84 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.redb");
         let key = Arc::new(HostKey::ephemeral().unwrap());
-        let mut journal = Journal::open(&path).unwrap();
-        journal.sign_checkpoints([9; 16], key.clone());
-        journal.append(ingress(0));
-        journal.commit().unwrap();
-        // A commit that adds nothing signs nothing.
-        journal.commit().unwrap();
-        journal.append(ingress(2));
-        journal.append(ingress(3));
-        journal.commit().unwrap();
-        drop(journal);
-        // Reopened, the journal log goes on from what `meta` kept; with it gone, from the entries.
-        for forget in [false, true] {
-            if forget {
-                let db = Database::create(&path).unwrap();
-                let txn = db.begin_write().unwrap();
-                txn.open_table(META).unwrap().remove(META_JOURNAL_LOG).unwrap();
-                txn.commit().unwrap();
-            }
-            let mut journal = Journal::open(&path).unwrap();
-            journal.sign_checkpoints([9; 16], key.clone());
-            journal.append(ingress(5));
+        {
+            let mut journal = signed_by(&path, &key).unwrap();
+            journal.append(ingress(0));
             journal.commit().unwrap();
-            let raw = journal.raw_entries().unwrap();
-            let checkpoints: Vec<u64> = (0..journal.len())
-                .filter(|&seq| matches!(body(&journal, seq), EntryBody::Checkpoint(_)))
-                .collect();
-            assert_eq!(checkpoints[..3], [1, 4, 6]);
-            for &at in &checkpoints {
-                let EntryBody::Checkpoint(c) = body(&journal, at) else {
-                    unreachable!()
-                };
-                c.verify(&key.public()).unwrap();
-                let mut log = Frontier::default();
-                for (_, stored) in &raw[..at as usize] {
-                    log.push(&entry_hash(stored));
-                }
-                assert_eq!(
-                    (c.body.entries, c.body.entries_root),
-                    (at, log.root()),
-                    "checkpoint #{at}"
-                );
-            }
+            // A commit that adds nothing signs nothing.
+            journal.commit().unwrap();
+            journal.append(ingress(2));
+            journal.append(ingress(3));
+            journal.commit().unwrap();
         }
+        // Reopened, the logs go on from the last checkpoint's right edges.
+        let mut journal = signed_by(&path, &key).unwrap();
+        journal.append(ingress(5));
+        journal.commit().unwrap();
+        let raw = journal.raw_entries().unwrap();
+        let checkpoints: Vec<u64> = (0..journal.len())
+            .filter(|&seq| matches!(body(&journal, seq), EntryBody::Checkpoint(_)))
+            .collect();
+        assert_eq!(checkpoints, [1, 4, 6]);
+        for &at in &checkpoints {
+            let EntryBody::Checkpoint(c) = body(&journal, at) else {
+                unreachable!()
+            };
+            c.verify(&key.public()).unwrap();
+            let mut log = Frontier::default();
+            for (_, stored) in &raw[..at as usize] {
+                log.push(&entry_hash(stored));
+            }
+            assert_eq!(
+                (c.body.entries, c.body.entries_root),
+                (at, log.root()),
+                "checkpoint #{at}"
+            );
+            assert_eq!(c.entry_frontier(), Some(log));
+            assert_eq!(c.body.genesis, entry_hash(&raw[0].1));
+        }
+    }
+
+    /// A writer never signs what the journal's own checkpoints do not: an unsigned tail, an entry
+    /// changed in what it reads, or a checkpoint by another key is refused before anything is
+    /// appended.
+    #[test]
+    fn a_writer_refuses_a_journal_its_checkpoints_do_not_vouch_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.redb");
+        let key = Arc::new(HostKey::ephemeral().unwrap());
+        {
+            let mut journal = signed_by(&path, &key).unwrap();
+            journal.append(ingress(0));
+            journal.append(ingress(1));
+            journal.commit().unwrap();
+        }
+        let raw = Journal::open(&path).unwrap().raw_entries().unwrap();
+        let refused = |path: &Path, key: &Arc<HostKey>, expected: &str| {
+            let error = signed_by(path, key).unwrap_err().to_string();
+            assert!(
+                error.contains("cannot be trusted to write to") && error.contains(expected),
+                "{error}"
+            );
+        };
+        // An input appended after the last checkpoint, chained as the host would.
+        let copy = dir.path().join("tail.redb");
+        std::fs::copy(&path, &copy).unwrap();
+        rewrite(&copy, 3, ingress(99), entry_hash(&raw[2].1));
+        refused(&copy, &key, "its entry #3 comes after its last checkpoint");
+        // An entry changed before the last checkpoint, the chain rebuilt after it.
+        let copy = dir.path().join("changed.redb");
+        std::fs::copy(&path, &copy).unwrap();
+        rewrite(&copy, 1, ingress(77), entry_hash(&raw[0].1));
+        refused(&copy, &key, "are not what checkpoint #2 signed");
+        // Another key.
+        refused(
+            &path,
+            &Arc::new(HostKey::ephemeral().unwrap()),
+            "is not signed by the host key in force",
+        );
+        // The genuine journal opens.
+        signed_by(&path, &key).unwrap();
     }
 
     #[test]

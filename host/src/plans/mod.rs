@@ -76,7 +76,7 @@ pub fn refused_literals(name: &str, def: &PlanDef, grants: &AgentGrants) -> Vec<
                     continue;
                 }
                 let method = text(literal(step, "method")).unwrap_or_else(|| "GET".into());
-                if let (crate::caps::Decision::Deny { reason }, _) = grants.check_http(&method, &url) {
+                if let (crate::caps::Decision::Deny { reason }, _) = grants.check_http(&method, &url, &[]) {
                     refused.push(format!(
                         "{at}: {method} {url} is refused by the plan's grants: {reason}"
                     ));
@@ -252,7 +252,8 @@ impl PlanSlot {
     ) -> TurnRecord {
         let live = backend.live();
         self.gate.set_backend(backend);
-        self.gate.begin_step(seq, ingress.at_ms);
+        self.gate
+            .begin_step(seq, ingress.at_ms, crate::effects::GateLimits::default());
         let mut turn = Turn {
             seq,
             at_ms: ingress.at_ms,

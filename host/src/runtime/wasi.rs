@@ -5,6 +5,11 @@
 //! time, the monotonic clock is a counter, randomness is ChaCha20 seeded from the world id and
 //! the step's ingress sequence, and stdout/stderr are captured per step for the journal. There
 //! are no preopened directories, no environment variables and no arguments.
+//!
+//! Nothing a guest calls here waits on real time: `wasi:clocks/monotonic-clock` is linked in
+//! place of wasmtime's (whose pollables sleep), and its pollables are ready at once, moving the
+//! step's monotonic clock forward to the instant the guest waited for. A guest that sleeps an
+//! hour finishes its step at once, having seen an hour go by.
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{SeedableRng, TryRng};
@@ -14,8 +19,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError, StreamResult, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
 /// Bytes a step may write to stdout or stderr (each) before the write traps.
@@ -53,6 +60,19 @@ impl Default for StepEnv {
 }
 
 impl StepEnv {
+    /// The monotonic clock's reading (each read advances it by 1 µs).
+    fn monotonic_now(&self) -> u64 {
+        self.with(|env| {
+            env.monotonic_ns += 1_000;
+            env.monotonic_ns
+        })
+    }
+
+    /// Wait, virtually, until the monotonic clock reads `instant`.
+    fn advance_to(&self, instant: u64) {
+        self.with(|env| env.monotonic_ns = env.monotonic_ns.max(instant));
+    }
+
     /// Point the clocks and generators at a new step.
     pub fn begin_step(&self, world_id: &[u8; 16], ingress: u64, at_ms: u64) {
         let mut inner = self.0.lock().expect("step env lock");
@@ -86,11 +106,67 @@ impl HostMonotonicClock for MonotonicClock {
         1_000
     }
     fn now(&self) -> u64 {
-        self.0.with(|env| {
-            env.monotonic_ns += 1_000;
-            env.monotonic_ns
-        })
+        self.0.monotonic_now()
     }
+}
+
+/// `wasi:clocks/monotonic-clock` over the step's virtual clock.
+pub struct VirtualClock<'a> {
+    env: &'a StepEnv,
+    table: &'a mut ResourceTable,
+}
+
+struct VirtualClockData;
+
+impl HasData for VirtualClockData {
+    type Data<'a> = VirtualClock<'a>;
+}
+
+/// A pollable that is ready at once: what every virtual wait resolves to.
+struct Ready;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Ready {
+    async fn ready(&mut self) {}
+}
+
+impl VirtualClock<'_> {
+    fn ready(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
+        let ready = self.table.push(Ready)?;
+        subscribe(self.table, ready)
+    }
+}
+
+impl monotonic_clock::Host for VirtualClock<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.env.monotonic_now())
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        Ok(1_000)
+    }
+
+    fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        self.env.advance_to(when);
+        self.ready()
+    }
+
+    fn subscribe_duration(&mut self, duration: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = self.env.monotonic_now();
+        self.env.advance_to(now.saturating_add(duration));
+        self.ready()
+    }
+}
+
+/// Link the virtual `wasi:clocks/monotonic-clock` over the one `wasmtime_wasi` linked.
+pub fn link_virtual_clocks(linker: &mut Linker<super::StoreState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    monotonic_clock::add_to_linker::<super::StoreState, VirtualClockData>(linker, |state| VirtualClock {
+        env: &state.env,
+        table: &mut state.table,
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 struct StepRng {

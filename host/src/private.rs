@@ -1,0 +1,153 @@
+//! The host's private files: everything under a world's `.agentos/` (the journal holds every
+//! HTTP body, file read and model exchange the world ever made, and the host key signs for it),
+//! audit bundles, and the compiled-component cache.
+//!
+//! Directories are made 0700 and files 0600, whatever the umask. A private directory that
+//! already exists must be a real directory (not a symbolic link planted to send the host's
+//! writes elsewhere) owned by the user the host runs as; files are created without following a
+//! symbolic link at their path. This module does only that.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+/// Why a private path cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path} is a symbolic link; the host keeps its private files only in a directory of its own (remove the link)"
+    )]
+    Link { path: String },
+    #[error("{path} is not a directory")]
+    NotADirectory { path: String },
+    #[error(
+        "{path} is owned by user {owner}, not by the user this host runs as ({uid}); a world's private files are read \
+         and written only by their owner (copy the world, or run as its owner)"
+    )]
+    Owner { path: String, owner: u32, uid: u32 },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PrivateError + '_ {
+    move |source| PrivateError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The user this process runs as.
+pub fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// Make sure `dir` is a private directory of this user: create it 0700 (and its parents as
+/// ordinary directories), or check an existing one and take its permissions back to 0700.
+pub fn dir(dir: &Path) -> Result<(), PrivateError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => {
+            let path = || dir.display().to_string();
+            if meta.file_type().is_symlink() {
+                return Err(PrivateError::Link { path: path() });
+            }
+            if !meta.is_dir() {
+                return Err(PrivateError::NotADirectory { path: path() });
+            }
+            if meta.uid() != uid() {
+                return Err(PrivateError::Owner {
+                    path: path(),
+                    owner: meta.uid(),
+                    uid: uid(),
+                });
+            }
+            if meta.mode() & 0o777 != 0o700 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+            }
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_error(dir))
+        }
+        Err(e) => Err(io_error(dir)(e)),
+    }
+}
+
+/// A private directory of this user's cache (`$XDG_CACHE_HOME`, or `~/.cache`):
+/// `agentos/<levels…>`, each level 0700. `None` without a home directory, or when one of the
+/// levels is not the user's own.
+pub fn user_cache(levels: &[&str]) -> Option<std::path::PathBuf> {
+    let mut path = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache")))?;
+    for level in std::iter::once("agentos").chain(levels.iter().copied()) {
+        path.push(level);
+        dir(&path).ok()?;
+    }
+    Some(path)
+}
+
+/// Create `path` (which must not exist, and is never followed if it is a link) with `bytes`,
+/// readable by its owner only.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
+    use io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(bytes).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
+
+/// Take an existing file's permissions to 0600 (files another library created, like the
+/// journal's database file).
+pub fn restrict(path: &Path) -> Result<(), PrivateError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_error(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_directories_are_0700_and_links_are_refused() {
+        let scratch = tempfile::tempdir().unwrap();
+        let private = scratch.path().join("a/b/.agentos");
+        dir(&private).unwrap();
+        assert_eq!(std::fs::metadata(&private).unwrap().mode() & 0o777, 0o700);
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir(&private).unwrap();
+        assert_eq!(std::fs::metadata(&private).unwrap().mode() & 0o777, 0o700);
+
+        let planted = scratch.path().join("planted");
+        std::os::unix::fs::symlink(scratch.path().join("elsewhere"), &planted).unwrap();
+        assert!(matches!(dir(&planted), Err(PrivateError::Link { .. })));
+        let file = private.join("f");
+        write_new(&file, b"x").unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+        assert!(
+            write_new(&file, b"again").is_err(),
+            "an existing file is never overwritten"
+        );
+        let link = private.join("link");
+        std::os::unix::fs::symlink(scratch.path().join("target"), &link).unwrap();
+        assert!(write_new(&link, b"x").is_err());
+        assert!(
+            !scratch.path().join("target").exists(),
+            "the write followed a planted link"
+        );
+    }
+}
