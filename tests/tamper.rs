@@ -785,22 +785,42 @@ fn a_writer_refuses_to_sign_an_unsigned_tail_or_go_by_a_poisoned_cache() {
         "{error}"
     );
 
-    // The caches in `meta` steer what a writer reads; they are checked against what the last
-    // checkpoint signs.
+    // The caches in `meta` steer what a writer reads. A writer that reads every entry rebuilds
+    // them (and writes them back); one that reads from a snapshot checks what they say was in
+    // force against what the checkpoint after the snapshot signs.
     forge_journal(&dir, pristine);
-    {
-        let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
-        let txn = db.begin_write().unwrap();
-        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
-        let fake: Vec<u64> = vec![2];
-        txn.open_table(meta)
-            .unwrap()
-            .insert("manifest_changes", postcard::to_allocvec(&fake).unwrap().as_slice())
-            .unwrap();
-        txn.commit().unwrap();
+    poison_manifest_changes(&dir, 2);
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    ok(&["verify", s(&dir)]);
+
+    let (_scratch, dir) = init("counter");
+    append_to_manifest(&dir, "snapshot_every = 1\n");
+    for n in 1..=2 {
+        ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
     }
+    let before = read_entries(&dir).len();
+    poison_manifest_changes(&dir, 2);
     let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
-    assert!(error.contains("cannot be trusted to write to"), "{error}");
+    assert!(
+        error.contains("entry #2 is listed as a manifest change but is not one"),
+        "{error}"
+    );
+    assert_eq!(read_entries(&dir).len(), before, "something was journaled");
+}
+
+/// Overwrite the journal's cache of manifest changes with one that names entry `seq`.
+fn poison_manifest_changes(dir: &std::path::Path, seq: u64) {
+    let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+    txn.open_table(meta)
+        .unwrap()
+        .insert(
+            "manifest_changes",
+            postcard::to_allocvec(&vec![seq]).unwrap().as_slice(),
+        )
+        .unwrap();
+    txn.commit().unwrap();
 }
 
 /// A snapshot that leaves an agent out (so that reopening would start it from scratch) is named,

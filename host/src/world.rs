@@ -119,22 +119,28 @@ fn open_for_appends(journal: &mut Journal, genesis: &Genesis, key: Arc<HostKey>,
     let from = match (&end, reads) {
         (None, _) | (_, ReadFrom::Genesis) => 0,
         (Some(end), ReadFrom::End) => end.body.entries,
-        (Some(_), ReadFrom::Snapshot(snapshot)) => {
+        (Some(_), ReadFrom::Snapshot(snapshot)) => 'from: {
             let (pending, signed_configuration) = snapshot_reads(journal, snapshot)?;
+            let Some(signed_configuration) = signed_configuration else {
+                // A snapshot from before the world signed every entry: check everything.
+                break 'from 0;
+            };
             let configuration = configuration_at(journal, genesis, snapshot)?.since;
-            if signed_configuration != Some(configuration) {
+            if signed_configuration != configuration {
                 bail!(crate::journal::JournalError::Unauthentic {
                     path: journal.path().to_path_buf(),
                     reason: format!(
                         "its cached manifest changes say entry #{configuration} was in force at snapshot #{snapshot}, \
-                         the checkpoint after it says {}",
-                        signed_configuration.map_or("nothing".into(), |c| format!("entry #{c}"))
+                         the checkpoint after it says entry #{signed_configuration}"
                     ),
                 });
             }
+            // Genesis (configuration 0) needs no range: the end checkpoint names its hash.
+            let changed = (configuration > 0).then_some(configuration);
             pending
                 .into_iter()
-                .chain([snapshot, configuration])
+                .chain([snapshot])
+                .chain(changed)
                 .min()
                 .unwrap_or(snapshot)
         }
@@ -155,10 +161,16 @@ fn snapshot_reads(journal: &Journal, seq: u64) -> Result<(Vec<u64>, Option<u64>)
         .blob(&snapshot.kernel)?
         .and_then(|bytes| postcard::from_bytes(&bytes).ok())
         .with_context(|| format!("snapshot #{seq}: its stepper state is missing or does not decode"))?;
-    let configuration = journal.entries_from(seq + 1)?.into_iter().find_map(|e| match e.body {
-        EntryBody::Checkpoint(c) => Some(c.body.configuration),
-        _ => None,
-    });
+    // The snapshot's commit ends a few entries on; a receipt-log checkpoint (format 4 or
+    // earlier) or the end of the journal means there is none of format 5.
+    let mut at = seq + 1;
+    let configuration = loop {
+        match journal.entry(at)?.map(|e| e.body) {
+            Some(EntryBody::Checkpoint(c)) => break Some(c.body.configuration),
+            Some(EntryBody::ReceiptCheckpoint(_)) | None => break None,
+            Some(_) => at += 1,
+        }
+    };
     Ok((state.pending, configuration))
 }
 

@@ -334,6 +334,10 @@ impl Journal {
 
     fn authenticate_from(&mut self, end: &SignedCheckpoint, from: u64) -> Result<(), JournalError> {
         let last = end.body.entries;
+        if from == 0 {
+            // Every entry is read: the caches are rebuilt from them, then checked like the logs.
+            self.rebuild_logs()?;
+        }
         // The last checkpoint at or before `from`: its right edge stands for everything before.
         let mut start = from.min(last);
         let mut log = loop {
@@ -562,20 +566,21 @@ impl Journal {
                 meta.insert(META_HEAD, head.as_slice())
                     .map_err(|e| self.storage_error(e))?;
             }
-            if !self.rotated_keys.is_empty() {
-                let keys = postcard::to_allocvec(&self.rotated_keys).expect("keys always encode");
-                meta.insert(META_ROTATED_KEYS, keys.as_slice())
-                    .map_err(|e| self.storage_error(e))?;
+            // The caches are written whole on every commit, so that logs rebuilt from the
+            // entries replace whatever the file held.
+            let keys = postcard::to_allocvec(&self.rotated_keys).expect("keys always encode");
+            meta.insert(META_ROTATED_KEYS, keys.as_slice())
+                .map_err(|e| self.storage_error(e))?;
+            let changes = postcard::to_allocvec(&self.manifest_changes).expect("entry numbers always encode");
+            meta.insert(META_MANIFEST_CHANGES, changes.as_slice())
+                .map_err(|e| self.storage_error(e))?;
+            match self.latest_snapshot {
+                Some(seq) => meta
+                    .insert(META_LATEST_SNAPSHOT, seq.to_le_bytes().as_slice())
+                    .map(drop),
+                None => meta.remove(META_LATEST_SNAPSHOT).map(drop),
             }
-            if !self.manifest_changes.is_empty() {
-                let changes = postcard::to_allocvec(&self.manifest_changes).expect("entry numbers always encode");
-                meta.insert(META_MANIFEST_CHANGES, changes.as_slice())
-                    .map_err(|e| self.storage_error(e))?;
-            }
-            if let Some(seq) = self.latest_snapshot {
-                meta.insert(META_LATEST_SNAPSHOT, seq.to_le_bytes().as_slice())
-                    .map_err(|e| self.storage_error(e))?;
-            }
+            .map_err(|e| self.storage_error(e))?;
         }
         txn.commit().map_err(|e| self.storage_error(e))?;
         self.sealed.clear();
