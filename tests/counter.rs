@@ -289,8 +289,7 @@ fn every_command_whose_output_pipe_closes_exits_quietly() {
         // A pipe whose reading end is already closed: the command's first write fails.
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("agentos-host"));
-        command.env("XDG_CACHE_HOME", test_cache());
+        let mut command = host_process();
         let output = command.args(*args).stdout(writer).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(

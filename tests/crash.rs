@@ -36,8 +36,7 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_no_receipted_effect() {
         .collect();
     std::fs::write(&events, lines).unwrap();
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
-        .env("XDG_CACHE_HOME", test_cache())
+    let mut child = host_process()
         .args(["run", s(&dir), "--events", s(&events)])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -206,8 +205,7 @@ fn a_step_that_stops_the_host_at_every_attempt_is_abandoned_and_the_world_goes_o
         &["run", s(&dir)],
         &["run", s(&dir)],
     ] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
-            .env("XDG_CACHE_HOME", test_cache())
+        let mut child = host_process()
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -746,3 +746,70 @@ fn a_manifest_change_recorded_under_another_manifest_s_digest_is_named() {
         ),
     );
 }
+
+/// Governance decides from the whole history, checked against the last checkpoint before
+/// anything is decided: a forger holding the journal file but not the host key gets nothing
+/// from `approve`, `reject` or `apply`, whether they named themselves an approver in genesis or
+/// rewrote any entry in between — also where this host has no record of having signed the
+/// journal (a world directory received from elsewhere).
+#[test]
+fn approve_and_apply_refuse_a_forged_history() {
+    use agentos_host::journal::entry::Entry;
+    let people = People::new();
+    let (scratch, mut dir) = counter_world(&people, "");
+    std::fs::copy(doubling_counter(), dir.join("modules/counter.wasm")).unwrap();
+    let proposal = number(&people.ok(&["propose", s(&dir), "--from", s(&dir.join("world.toml")), "--key", "ada"]));
+    let pristine = read_entries(&dir);
+    let shown = people.ok(&["keys", "show", "bob"]);
+    let bob = shown.split_whitespace().last().unwrap().to_string();
+    let bob_approves = |entries: &mut Vec<Entry>| {
+        let EntryBody::Genesis(genesis) = &mut entries[0].body else {
+            panic!("entry #0 is not genesis")
+        };
+        let mut manifest: serde_json::Value = serde_json::from_str(&genesis.manifest_json).unwrap();
+        manifest["policy"]["approvers"]["bob"] = bob.clone().into();
+        let forged = agentos_air::Manifest::parse_json(&manifest.to_string(), "forged").unwrap();
+        genesis.manifest_json = forged.to_json();
+        genesis.manifest_digest = forged.digest();
+        "entry #0 is not the genesis"
+    };
+    let more_counted = |entries: &mut Vec<Entry>| {
+        let ingress = entries
+            .iter_mut()
+            .find_map(|e| match &mut e.body {
+                EntryBody::Ingress(ingress) => Some(ingress),
+                _ => None,
+            })
+            .unwrap();
+        ingress.event = "increment(500)".into();
+        "are not what checkpoint"
+    };
+    for (n, forge) in [&bob_approves as &dyn Fn(&mut Vec<Entry>) -> &'static str, &more_counted]
+        .into_iter()
+        .enumerate()
+    {
+        let received = scratch.path().join(format!("received-{n}"));
+        std::fs::rename(&dir, &received).unwrap();
+        dir = received;
+        let world = s(&dir);
+        let mut entries = pristine.clone();
+        let expected = forge(&mut entries);
+        forge_journal(&dir, entries);
+        let before = read_entries(&dir).len();
+        for args in [
+            &["approve", world, &proposal, "--key", "bob"][..],
+            &["approve", world, &proposal, "--key", "ada"],
+            &["reject", world, &proposal, "--key", "ada"],
+            &["apply", world, &proposal],
+        ] {
+            let error = people.fails(args);
+            assert!(error.contains("cannot be trusted to write to"), "{args:?}: {error}");
+            assert!(error.contains(expected), "{args:?}: {error}");
+        }
+        assert_eq!(read_entries(&dir).len(), before, "something was journaled");
+    }
+    forge_journal(&dir, pristine);
+    people.ok(&["approve", s(&dir), &proposal, "--key", "ada"]);
+    people.ok(&["apply", s(&dir), &proposal]);
+    replay_and_verify(&dir);
+}

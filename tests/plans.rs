@@ -369,8 +369,7 @@ after = ["b"]
 "#;
     let (_scratch, dir) = world(&base, extra);
     ok(&["run", s(&dir)]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
-        .env("XDG_CACHE_HOME", test_cache())
+    let mut child = host_process()
         .args(["plan", "run", s(&dir), "slow"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -420,8 +419,7 @@ with = { contents = "tick" }
 "#;
     let (_scratch, dir) = world(&base, extra);
     ok(&["run", s(&dir)]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
-        .env("XDG_CACHE_HOME", test_cache())
+    let mut child = host_process()
         .args(["run", s(&dir), "--follow"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -876,3 +876,79 @@ fn a_checkpoint_rewritten_to_cover_a_forgery_does_not_shift_the_blame_to_the_hos
     );
     assert!(named(&error).contains(&at), "{error}");
 }
+
+/// Every earlier checkpoint is as genuine as the last, so signatures cannot tell a journal cut
+/// back to one of them (to have what was journaled since done again) or stripped of them and
+/// relabelled as an older format. The host that signed the journal here remembers how far.
+#[test]
+fn a_writer_refuses_a_journal_cut_back_or_stripped_of_its_checkpoints() {
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let journal = dir.join(".agentos/journal.redb");
+    let earlier = std::fs::read(&journal).unwrap();
+    let earlier_entries = read_entries(&dir).len();
+    ok(&["send", s(&dir), "counter", "increment(2)"]);
+    let signed = read_entries(&dir);
+
+    std::fs::write(&journal, &earlier).unwrap();
+    ok(&["verify", s(&dir)]); // Self-consistent: every checkpoint in it is genuine.
+    for args in [
+        &["send", s(&dir), "counter", "increment(3)"][..],
+        &["run", s(&dir)],
+        &["rotate-key", s(&dir)],
+    ] {
+        let error = fails(args, 2);
+        assert!(error.contains("it was cut back"), "{args:?}: {error}");
+        assert!(error.contains("if it is a copy restored on purpose, remove"), "{error}");
+    }
+    assert_eq!(read_entries(&dir).len(), earlier_entries, "something was journaled");
+
+    // Stripped of its checkpoints and relabelled as a format that signed none.
+    let mut stripped: Vec<Entry> = signed
+        .into_iter()
+        .filter(|e| !matches!(e.body, EntryBody::Checkpoint(_)))
+        .collect();
+    let EntryBody::Genesis(genesis) = &mut stripped[0].body else {
+        panic!("entry #0 is not genesis")
+    };
+    genesis.format_version = 4;
+    forge_journal(&dir, stripped);
+    let error = fails(&["send", s(&dir), "counter", "increment(3)"], 2);
+    assert!(error.contains("its checkpoints were removed"), "{error}");
+
+    // A restore on purpose: the operator removes the record the error names.
+    std::fs::write(&journal, &earlier).unwrap();
+    let error = fails(&["send", s(&dir), "counter", "increment(3)"], 2);
+    let record = error
+        .split("remove ")
+        .nth(1)
+        .and_then(|rest| rest.split(" to take it").next())
+        .expect("the error names the record");
+    std::fs::remove_file(record).unwrap();
+    ok(&["send", s(&dir), "counter", "increment(3)"]);
+    replay_and_verify(&dir);
+}
+
+/// The host reads and writes its private files only where they are: a link planted in their
+/// place (to have the host sign with, or write into, a file of someone else's choosing) is
+/// refused, and nothing is journaled.
+#[test]
+fn links_planted_for_the_journal_or_the_host_key_are_refused() {
+    let (_scratch, dir) = init("counter");
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let before = read_entries(&dir).len();
+    let elsewhere = tempfile::tempdir().unwrap();
+    for file in ["journal.redb", "host.key"] {
+        let path = dir.join(".agentos").join(file);
+        let moved = elsewhere.path().join(file);
+        std::fs::rename(&path, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, &path).unwrap();
+        let error = fails(&["send", s(&dir), "counter", "increment(2)"], 2);
+        assert!(error.contains("is a symbolic link"), "{file}: {error}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::rename(&moved, &path).unwrap();
+    }
+    assert_eq!(read_entries(&dir).len(), before, "something was journaled");
+    ok(&["send", s(&dir), "counter", "increment(2)"]);
+    replay_and_verify(&dir);
+}

@@ -93,8 +93,7 @@ fn a_cancelled_timer_never_fires() {
 fn run_follow_takes_events_sent_from_other_processes() {
     let (_scratch, dir) = custom_world("ticker", MANIFEST);
     ok(&["send", s(&dir), "ticker", "tick(1)"]);
-    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_agentos-host"))
-        .env("XDG_CACHE_HOME", test_cache())
+    let mut follower = host_process()
         .args(["run", s(&dir), "--follow"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -469,6 +469,16 @@ impl Manifest {
                 Cap::Fs(fs) if fs.dir.is_empty() => {
                     problem(format!("caps.{name}.dir"), "empty directory".into());
                 }
+                Cap::Fs(fs) if !fs.dir.starts_with('/') && holds_private_dir(&fs.dir) => {
+                    problem(
+                        format!("caps.{name}.dir"),
+                        format!(
+                            "`{}` is or holds the world's private directory .agentos (its journal and host key); \
+                             grant a directory beside it, such as `data`",
+                            fs.dir
+                        ),
+                    );
+                }
                 _ => {}
             }
         }
@@ -541,6 +551,12 @@ impl Manifest {
             })
         }
     }
+}
+
+/// Whether a relative fs directory is the world directory itself or reaches into `.agentos`.
+fn holds_private_dir(dir: &str) -> bool {
+    let segments: Vec<&str> = dir.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    segments.is_empty() || segments.contains(&".agentos")
 }
 
 #[cfg(test)]
@@ -749,9 +765,15 @@ mod tests {
             effect = "http"
             urls = ["https://x/**"]
             budget = { window_ms = 0 }
+            [caps.everything]
+            effect = "fs"
+            dir = "./"
+            [caps.journal]
+            effect = "fs"
+            dir = "data/../.agentos"
             [agents.a]
             module = "m"
-            grants = ["model", "tell", "build", "web"]
+            grants = ["model", "tell", "build", "web", "everything", "journal"]
         "#;
         let Err(AirError::Invalid(error)) = Manifest::parse_toml(text, "world.toml") else {
             panic!("expected a validation error");
@@ -766,6 +788,8 @@ mod tests {
             "caps.build.languages: `cobol` is not rust or wat",
             "caps.web.budget: a budget needs calls, bytes or tokens",
             "caps.web.budget.window_ms: a zero window counts nothing",
+            "caps.everything.dir: `./` is or holds the world's private directory .agentos",
+            "caps.journal.dir: `data/../.agentos` is or holds",
         ] {
             assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
         }

@@ -18,6 +18,11 @@ pub enum CapError {
         pattern: String,
         reason: String,
     },
+    #[error(
+        "capability `{cap}`: directory {dir} holds or lies inside {private}, which the host keeps to itself \
+         (journals, keys, compiled code); grant a directory beside it"
+    )]
+    PrivateDir { cap: String, dir: String, private: String },
 }
 
 /// A parsed http URL pattern.
@@ -126,12 +131,34 @@ const HOST_SET_HEADERS: &[&str] = &[
     "expect",
 ];
 
+/// Headers that servers and proxies commonly take as another method, path or host than the
+/// request line's: with them a GET grant would reach what the grant names no verb or URL for.
+const REROUTING_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-host",
+    "forwarded",
+];
+
 /// Why an agent may not send these headers, if it may not.
 fn refused_header(headers: &[(String, String)]) -> Option<String> {
     headers.iter().find_map(|(name, value)| {
         let lower = name.to_ascii_lowercase();
         if HOST_SET_HEADERS.contains(&lower.as_str()) {
             Some(format!("header `{name}` is set by the host, not by an agent"))
+        } else if REROUTING_HEADERS.contains(&lower.as_str()) {
+            Some(format!(
+                "header `{name}` asks servers for another method, path or host than the one granted"
+            ))
         } else if name.is_empty()
             || !name
                 .bytes()
@@ -144,6 +171,30 @@ fn refused_header(headers: &[(String, String)]) -> Option<String> {
             None
         }
     })
+}
+
+/// Why a (normalised) URL path may be read by a server as another path than the grant
+/// matched, if it may: an encoded `/`, `\` or `.` in a segment (servers that decode before
+/// routing see `..` or more segments), a `\`, or a `;` parameter (`..;` is `..` to some).
+fn ambiguous_path(url: &url::Url) -> Option<String> {
+    let segments = url.path_segments()?;
+    for segment in segments {
+        let lower = segment.to_ascii_lowercase();
+        for (encoded, what) in [
+            ("%2f", "an encoded `/`"),
+            ("%5c", "an encoded `\\`"),
+            ("%2e", "an encoded `.`"),
+        ] {
+            if lower.contains(encoded) {
+                return Some(format!("path segment `{segment}` holds {what}"));
+            }
+        }
+        let before_parameter = segment.split(';').next().unwrap_or_default();
+        if segment.contains('\\') || (segment.contains(';') && matches!(before_parameter, "." | "..")) {
+            return Some(format!("path segment `{segment}` is a dot-segment in disguise"));
+        }
+    }
+    None
 }
 
 /// The outcome of a grant check.
@@ -233,7 +284,11 @@ impl AgentGrants {
                         .collect::<Result<Vec<_>, _>>()?;
                     grants.http.push((name.to_string(), http.clone(), patterns));
                 }
-                Cap::Fs(fs) => grants.fs.push((name.to_string(), fs.clone(), world_dir.join(&fs.dir))),
+                Cap::Fs(fs) => {
+                    let dir = world_dir.join(&fs.dir);
+                    refuse_private(name, &dir, world_dir)?;
+                    grants.fs.push((name.to_string(), fs.clone(), dir));
+                }
                 Cap::Blob(blob) => grants.blob.push((name.to_string(), blob.clone())),
                 Cap::Emit(emit) => grants.emit.push((name.to_string(), emit.clone())),
                 Cap::Llm(llm) => grants.llm.push((name.to_string(), llm.clone())),
@@ -277,6 +332,9 @@ impl AgentGrants {
         if let Some(reason) = refused_header(headers) {
             return deny(reason);
         }
+        if let Some(reason) = ambiguous_path(&parsed) {
+            return deny(format!("`{url}`: {reason}"));
+        }
         for (name, cap, patterns) in &self.http {
             if cap.methods.iter().any(|m| m == method) && patterns.iter().any(|p| p.matches(&parsed)) {
                 return (Decision::Allow { grant: name.clone() }, Some((cap, parsed)));
@@ -315,6 +373,11 @@ impl AgentGrants {
         {
             return deny(format!("`{path}`: `..` and absolute paths are refused"));
         }
+        if relative.components().any(|c| c.as_os_str() == PRIVATE_DIR) {
+            return deny(format!(
+                "`{path}`: a world's private directory {PRIVATE_DIR} is never reachable through fs"
+            ));
+        }
         if write && cap.mode != FsMode::ReadWrite {
             return deny(format!("fs grant `{name}` is read-only; `{path}` cannot be written"));
         }
@@ -323,6 +386,29 @@ impl AgentGrants {
             Some((dir.clone(), relative.to_path_buf())),
         )
     }
+}
+
+/// The name of a world's private directory (journal, host key, inbox).
+const PRIVATE_DIR: &str = ".agentos";
+
+/// Refuse an fs grant of `dir` that holds or lies inside a directory the host keeps to itself:
+/// the world's `.agentos`, or the host's cache and state under the user's home. Compared after
+/// resolving links, where the paths exist.
+fn refuse_private(cap: &str, dir: &Path, world_dir: &Path) -> Result<(), CapError> {
+    let resolved = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let granted = resolved(dir);
+    let private = std::iter::once(world_dir.join(PRIVATE_DIR)).chain(crate::private::user_roots());
+    for private in private {
+        let private = resolved(&private);
+        if private.starts_with(&granted) || granted.starts_with(&private) {
+            return Err(CapError::PrivateDir {
+                cap: cap.to_string(),
+                dir: dir.display().to_string(),
+                private: private.display().to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One call counted against a budget.
@@ -647,6 +733,35 @@ mod tests {
             grants.check_http("GET", "http://127.0.0.1:9/other", &[]).0,
             Decision::Deny { .. }
         ));
+        // Paths a server may route outside the grant, and headers asking it to.
+        for (url, expected) in [
+            ("http://127.0.0.1:9/ok/..%2F..%2Fadmin", "encoded `/`"),
+            // The URL standard reads `%2e%2e` as `..`: the grant is judged on `/admin`.
+            ("http://127.0.0.1:9/ok/%2e%2e/admin", "no http grant"),
+            ("http://127.0.0.1:9/ok/x%2E/admin", "encoded `.`"),
+            ("http://127.0.0.1:9/ok/..;/..;/admin", "dot-segment in disguise"),
+        ] {
+            let Decision::Deny { reason } = grants.check_http("GET", url, &[]).0 else {
+                panic!("{url} was allowed")
+            };
+            assert!(reason.contains(expected), "{url}: {reason}");
+        }
+        assert!(matches!(
+            grants.check_http("GET", "http://127.0.0.1:9/ok/a;b", &[]).0,
+            Decision::Allow { .. }
+        ));
+        for header in [
+            "X-HTTP-Method-Override",
+            "X-Original-URL",
+            "X-Forwarded-Host",
+            "Forwarded",
+        ] {
+            let headers = [(header.to_string(), "DELETE".to_string())];
+            let Decision::Deny { reason } = grants.check_http("GET", "http://127.0.0.1:9/ok/x", &headers).0 else {
+                panic!("{header} was allowed")
+            };
+            assert!(reason.contains("another method, path or host"), "{header}: {reason}");
+        }
     }
 
     #[test]
@@ -664,6 +779,31 @@ mod tests {
             panic!()
         };
         assert!(reason.contains("read-only"), "{reason}");
+        let Decision::Deny { reason } = grants.check_fs("data/world/.agentos/host.key", false).0 else {
+            panic!()
+        };
+        assert!(reason.contains("private directory .agentos"), "{reason}");
+    }
+
+    #[test]
+    fn an_fs_grant_of_a_directory_holding_the_host_s_files_is_refused() {
+        let world = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(world.path().join(".agentos")).unwrap();
+        std::fs::create_dir_all(world.path().join("data")).unwrap();
+        // A link that makes an innocent-looking name the world directory itself.
+        std::os::unix::fs::symlink(world.path(), world.path().join("data/up")).unwrap();
+        for dir in ["data/up", "/"] {
+            let text = format!(
+                "[world]\nname = \"w\"\n[modules.m]\ncomponent = \"m.wasm\"\n[caps.files]\neffect = \"fs\"\n\
+                 dir = \"{dir}\"\n[agents.a]\nmodule = \"m\"\ngrants = [\"files\"]\n"
+            );
+            let manifest = Manifest::parse_toml(&text, "world.toml").unwrap();
+            let error = AgentGrants::from_manifest(&manifest, "a", world.path()).unwrap_err();
+            assert!(
+                error.to_string().contains("which the host keeps to itself"),
+                "{dir}: {error}"
+            );
+        }
     }
 
     #[test]

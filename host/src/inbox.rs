@@ -46,6 +46,10 @@ pub fn drop_event(state_dir: &Path, event: &InboxEvent) -> Result<PathBuf> {
 /// Inbox files, oldest first.
 pub fn pending(state_dir: &Path) -> Result<Vec<PathBuf>> {
     let inbox = dir(state_dir);
+    if !inbox.exists() {
+        return Ok(Vec::new());
+    }
+    crate::private::dir(&inbox)?;
     let Ok(entries) = std::fs::read_dir(&inbox) else {
         return Ok(Vec::new());
     };
@@ -71,7 +75,9 @@ pub fn source_of(file: &Path) -> String {
 }
 
 pub fn read(file: &Path) -> Result<InboxEvent> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // A planted link would have the host journal a file of someone else's choosing.
+    crate::private::file(file)?;
+    let bytes = crate::private::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not an inbox event", file.display()))
 }
 

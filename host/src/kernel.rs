@@ -29,6 +29,19 @@ use agentos_air::{AgentDef, Manifest};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+/// How a step's wall-clock deadline applies: live, or re-executing a journaled step, whose
+/// outcome must not depend on how busy the machine replaying it is. Fuel bounds a replayed step
+/// exactly; its deadline is the agent's times [`REPLAY_DEADLINE_SLACK`], a backstop against a
+/// journal from elsewhere whose steps would run for hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    Live,
+    Replay,
+}
+
+/// See [`Timing`].
+pub const REPLAY_DEADLINE_SLACK: u64 = 10;
+
 /// Steps per journal commit while draining the inbox.
 pub const STEPS_PER_COMMIT: usize = 256;
 
@@ -335,7 +348,7 @@ impl Kernel {
             let backend = self.grants_of(&ingress.agent).map(|grants| {
                 Box::new(LiveEffects::new(&self.live, grants, recovered)) as Box<dyn crate::effects::EffectBackend>
             });
-            let record = self.step(seq, &ingress, backend);
+            let record = self.step(seq, &ingress, backend, Timing::Live);
             for delivery in self.journal_record(&record, ingress.at_ms) {
                 self.inbox.push_back(delivery);
             }
@@ -608,7 +621,7 @@ impl Kernel {
             return (record, None);
         }
         let backend = Box::new(ReplayEffects::new(self.journal.clone(), recorded_calls.clone()));
-        let record = self.step(seq, ingress, Some(backend));
+        let record = self.step(seq, ingress, Some(backend), Timing::Replay);
         let diverged = |detail: String| {
             Some(ReplayDivergence {
                 ingress: seq,
@@ -695,7 +708,7 @@ impl Kernel {
         ingress: &Ingress,
         backend: Box<dyn crate::effects::EffectBackend>,
     ) -> StepRecord {
-        let record = self.step(seq, ingress, Some(backend));
+        let record = self.step(seq, ingress, Some(backend), Timing::Live);
         self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
         record
     }
@@ -723,6 +736,7 @@ impl Kernel {
         seq: u64,
         ingress: &Ingress,
         backend: Option<Box<dyn crate::effects::EffectBackend>>,
+        timing: Timing,
     ) -> StepRecord {
         let mut record = StepRecord {
             ingress: seq,
@@ -766,7 +780,10 @@ impl Kernel {
                 return record;
             }
         };
-        let limits = StepLimits::of(&slot.def);
+        let mut limits = StepLimits::of(&slot.def);
+        if timing == Timing::Replay {
+            limits.deadline_ms = limits.deadline_ms.saturating_mul(REPLAY_DEADLINE_SLACK);
+        }
         let fresh = slot.instance.is_none();
         if fresh {
             match self
@@ -781,19 +798,23 @@ impl Kernel {
             }
         }
         let instance = slot.instance.as_mut().expect("instantiated above");
-        // The step's fuel and deadline cover restoring a fresh instance, `handle` and the
-        // snapshot after it.
-        instance.begin_step(&world_id, seq, ingress.at_ms, limits);
-        if fresh && let Err(error) = instance.restore(&slot.state) {
-            record.fuel_used = instance.fuel_used();
-            let (kind, reason) = call_error(error);
-            record.outcome = StepOutcome::Failed {
-                kind,
-                reason: format!("restoring the last snapshot failed: {reason}"),
-            };
-            slot.instance = None;
-            return record;
+        // Restoring a fresh instance has fuel and a deadline of its own: whether a step finds
+        // its instance live (and restores nothing) is not journaled, so what restoring spends
+        // cannot count towards the step's limits, which replay must meet exactly as live did.
+        if fresh {
+            instance.begin_step(&world_id, seq, ingress.at_ms, limits);
+            if let Err(error) = instance.restore(&slot.state) {
+                let (kind, reason) = call_error(error);
+                record.outcome = StepOutcome::Failed {
+                    kind,
+                    reason: format!("restoring the last snapshot failed: {reason}"),
+                };
+                slot.instance = None;
+                return record;
+            }
         }
+        // The step's fuel and deadline cover `handle` and the snapshot after it.
+        instance.begin_step(&world_id, seq, ingress.at_ms, limits);
         if let Some(backend) = backend {
             instance.gate().set_backend(backend);
         }

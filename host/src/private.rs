@@ -26,6 +26,8 @@ pub enum PrivateError {
     Link { path: String },
     #[error("{path} is not a directory")]
     NotADirectory { path: String },
+    #[error("{path} is not a regular file")]
+    NotAFile { path: String },
     #[error(
         "{path} is owned by user {owner}, not by the user this host runs as ({uid}); a world's private files are read \
          and written only by their owner (copy the world, or run as its owner)"
@@ -86,15 +88,114 @@ pub fn dir(dir: &Path) -> Result<(), PrivateError> {
 /// `agentos/<levels…>`, each level 0700. `None` without a home directory, or when one of the
 /// levels is not the user's own.
 pub fn user_cache(levels: &[&str]) -> Option<std::path::PathBuf> {
-    let mut path = std::env::var_os("XDG_CACHE_HOME")
+    user_dir("XDG_CACHE_HOME", ".cache", levels)
+}
+
+/// A private directory of this user's state (`$XDG_STATE_HOME`, or `~/.local/state`), like
+/// [`user_cache`]: for what the host must remember, not merely may reuse.
+pub fn user_state(levels: &[&str]) -> Option<std::path::PathBuf> {
+    user_dir("XDG_STATE_HOME", ".local/state", levels)
+}
+
+/// The host's directories under the user's cache and state (which may not exist yet).
+pub fn user_roots() -> Vec<std::path::PathBuf> {
+    [("XDG_CACHE_HOME", ".cache"), ("XDG_STATE_HOME", ".local/state")]
+        .into_iter()
+        .filter_map(|(variable, under_home)| Some(user_base(variable, under_home)?.join("agentos")))
+        .collect()
+}
+
+fn user_base(variable: &str, under_home: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(variable)
         .filter(|dir| !dir.is_empty())
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache")))?;
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(under_home)))
+}
+
+fn user_dir(variable: &str, under_home: &str, levels: &[&str]) -> Option<std::path::PathBuf> {
+    let mut path = user_base(variable, under_home)?;
     for level in std::iter::once("agentos").chain(levels.iter().copied()) {
         path.push(level);
         dir(&path).ok()?;
     }
     Some(path)
+}
+
+/// Check a private file the host is about to open, if it exists: a regular file of this user,
+/// not a symbolic link (a world directory from elsewhere could link its journal or key to
+/// another world's, to have the host write or sign there).
+pub fn file(path: &Path) -> Result<(), PrivateError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    let display = || path.display().to_string();
+    if meta.file_type().is_symlink() {
+        return Err(PrivateError::Link { path: display() });
+    }
+    if !meta.is_file() {
+        return Err(PrivateError::NotAFile { path: display() });
+    }
+    if meta.uid() != uid() {
+        return Err(PrivateError::Owner {
+            path: display(),
+            owner: meta.uid(),
+            uid: uid(),
+        });
+    }
+    Ok(())
+}
+
+/// Read a private file without following a link at its path.
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    read_at_most(path, u64::MAX)
+}
+
+/// [`read`], refusing a file of more than `max_bytes` before reading it (and reading no more
+/// than that if it grows meanwhile).
+pub fn read_at_most(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    use io::Read as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?;
+    let size = file.metadata()?.len();
+    if size > max_bytes {
+        return Err(io::Error::other(format!(
+            "{} holds {size} bytes, more than the {max_bytes} allowed",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(io::Error::other(format!(
+            "{} grew past {max_bytes} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Replace `path` with `bytes` at once (written beside it, then renamed over it), 0600. Not
+/// synced: after a power cut the file holds the old bytes or the new, for records that may lag
+/// behind but must never be torn.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
+    use io::Write as _;
+    let mut beside = path.as_os_str().to_owned();
+    beside.push(format!(".{}.new", std::process::id()));
+    let beside = std::path::PathBuf::from(beside);
+    let _ = std::fs::remove_file(&beside);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&beside)
+        .map_err(io_error(&beside))?;
+    file.write_all(bytes).map_err(io_error(&beside))?;
+    std::fs::rename(&beside, path).map_err(io_error(path))
 }
 
 /// Create `path` (which must not exist, and is never followed if it is a link) with `bytes`,
@@ -113,8 +214,9 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
 }
 
 /// Take an existing file's permissions to 0600 (files another library created, like the
-/// journal's database file).
+/// journal's database file), after checking it with [`file`].
 pub fn restrict(path: &Path) -> Result<(), PrivateError> {
+    file(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_error(path))
 }
 

@@ -189,13 +189,15 @@ impl std::fmt::Debug for HostKey {
 }
 
 impl HostKey {
-    /// Load the key at `path`, creating it (mode 0600) if it does not exist.
+    /// Load the key at `path`, creating it (mode 0600) if it does not exist. A key file that
+    /// is a symbolic link, or not this user's, is refused (see [`crate::private::file`]).
     pub fn load_or_create(path: &Path) -> Result<HostKey, KeyError> {
         let io = |source| KeyError::Io {
             path: path.to_path_buf(),
             source,
         };
-        match std::fs::read(path) {
+        crate::private::file(path)?;
+        match crate::private::read(path) {
             Ok(bytes) => {
                 let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Malformed {
                     path: path.to_path_buf(),

@@ -10,10 +10,17 @@ pub fn listed<S: AsRef<str>>(items: &[S], separator: &str) -> String {
 
 /// `text` with every character that could act on a terminal written out as an escape instead:
 /// control characters (C0, DEL, C1: an agent's output must not move the cursor, rewrite lines or
-/// set a window title) and the bidirectional overrides that make text read differently than it
-/// is. For human output of what agents wrote; JSON output escapes for itself.
+/// set a window title) and the bidirectional controls (embeddings, overrides, isolates and the
+/// invisible marks) that make text read differently than it is. For human output of what
+/// agents wrote; JSON output escapes for itself.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+            )
+    };
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -39,5 +46,6 @@ mod tests {
         assert_eq!(printable("a\u{9b}31m"), "a\\u{9b}31m");
         assert_eq!(printable("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(printable("tab\there"), "tab\\u{9}here");
+        assert_eq!(printable("a\u{200f}b\u{61c}c"), "a\\u{200f}b\\u{61c}c");
     }
 }

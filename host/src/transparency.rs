@@ -102,6 +102,9 @@ pub struct CheckpointBody {
     pub genesis: Digest,
     /// The entry that put the manifest in force (0: genesis).
     pub configuration: u64,
+    /// That entry's hash, so a writer reading the manifest of record from an entry long before
+    /// what it checks can check that one entry alone.
+    pub configuration_hash: Digest,
     /// First 8 bytes of sha256(public key) of the signing key.
     pub key_id: [u8; 8],
 }
@@ -124,6 +127,7 @@ pub struct JournalState<'a> {
     pub receipts: &'a Frontier,
     pub genesis: Digest,
     pub configuration: u64,
+    pub configuration_hash: Digest,
 }
 
 /// A checkpoint with the host's signature, and the right edges of both logs at it (not
@@ -148,6 +152,7 @@ impl SignedCheckpoint {
             receipts_root: state.receipts.root(),
             genesis: state.genesis,
             configuration: state.configuration,
+            configuration_hash: state.configuration_hash,
             key_id: key.key_id(),
         };
         SignedCheckpoint {
@@ -556,6 +561,7 @@ mod tests {
             receipts: &receipts,
             genesis: [3; 32],
             configuration: 0,
+            configuration_hash: [3; 32],
         };
         let checkpoint = SignedCheckpoint::sign(&key, [4; 16], state);
         checkpoint.verify(&key.public()).unwrap();

@@ -195,6 +195,7 @@ pub fn verify(journal: &Journal, trust: &Trust) -> Result<VerifyReport, VerifyEr
     let mut fold = Fold {
         journal,
         genesis_hash: entry_hash(first),
+        configuration_hash: entry_hash(first),
         genesis: genesis.clone(),
         chain: KeyChain {
             keys: vec![(0, genesis_key)],
@@ -259,6 +260,9 @@ pub fn verify(journal: &Journal, trust: &Trust) -> Result<VerifyReport, VerifyEr
         if let Err(error) = fold.entry(seq, &entry.body) {
             return Err(fold.attribute(error, &raw[index..]));
         }
+        if matches!(entry.body, EntryBody::ManifestApplied(_)) {
+            fold.configuration_hash = prev_hash;
+        }
         fold.entry_log.push(&prev_hash);
         fold.report.entries += 1;
     }
@@ -270,6 +274,8 @@ struct Fold<'a> {
     journal: &'a Journal,
     genesis: Genesis,
     genesis_hash: Digest,
+    /// The hash of the entry that put the manifest in force (genesis, or the last change).
+    configuration_hash: Digest,
     chain: KeyChain,
     ledger: Ledger,
     report: VerifyReport,
@@ -358,6 +364,17 @@ impl Fold<'_> {
                          checkpoints",
                     ));
                 }
+                if let Some((receipt, version)) = self.newest_receipt
+                    && version >= crate::receipts::RECEIPT_VERSION
+                {
+                    return Err(bad(
+                        seq,
+                        format!(
+                            "a receipt-log checkpoint of format 4 or earlier after receipt #{receipt}, which only a \
+                             host that signs every entry writes (the journal was relabelled as older)"
+                        ),
+                    ));
+                }
                 c.verify(self.chain.in_force())
                     .map_err(|e| bad(seq, format!("checkpoint {e}")))?;
                 self.check_receipt_log(seq, c.body.tree_size, c.body.root_hash)?;
@@ -397,13 +414,18 @@ impl Fold<'_> {
                 if c.body.genesis != self.genesis_hash {
                     return Err(altered("it signs another genesis than entry #0".into()));
                 }
-                if c.body.configuration != self.ledger.in_force().since {
+                if c.body.configuration != self.ledger.in_force().since
+                    || c.body.configuration_hash != self.configuration_hash
+                {
                     return Err(bad(
                         seq,
                         format!(
-                            "checkpoint names entry #{} as the manifest in force, but entry #{} is",
+                            "checkpoint names entry #{} (sha256:{}) as the manifest in force, but entry #{} \
+                             (sha256:{}) is",
                             c.body.configuration,
-                            self.ledger.in_force().since
+                            &hex::encode(c.body.configuration_hash)[..12],
+                            self.ledger.in_force().since,
+                            &hex::encode(self.configuration_hash)[..12]
                         ),
                     ));
                 }

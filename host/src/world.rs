@@ -18,6 +18,7 @@ use crate::journal::{Journal, SharedJournal};
 use crate::kernel::{Kernel, Recorded, ReplayDivergence, StepOutcome, StepRecord};
 use crate::receipts::HostKey;
 use crate::runtime::{AgentComponent, Runtime};
+use crate::transparency::SignedCheckpoint;
 use agentos_air::{AgentDef, Manifest};
 use anyhow::{Context as _, Result, bail};
 use std::collections::{BTreeMap, HashMap};
@@ -85,7 +86,14 @@ pub fn open_existing_journal(paths: &WorldPaths) -> Result<Journal> {
             path.display()
         );
     }
-    Ok(Journal::open(&path)?)
+    open_journal_file(&path)
+}
+
+/// A world's journal file, which must be this user's own regular file, not a link (through
+/// which a world directory from elsewhere would have the host write another world's journal).
+fn open_journal_file(path: &Path) -> Result<Journal> {
+    crate::private::file(path)?;
+    Ok(Journal::open(path)?)
 }
 
 /// Open the journal of an existing world to append to it outside a running world (governance
@@ -94,7 +102,7 @@ pub fn open_journal_to_write(paths: &WorldPaths) -> Result<Journal> {
     crate::private::dir(&paths.state())?;
     let mut journal = open_existing_journal(paths)?;
     let genesis = genesis(&journal)?;
-    let key = key_in_force(paths, journal.rotated_key().unwrap_or(genesis.host_public_key))?;
+    let key = key_in_force(paths, &journal, &genesis)?;
     // Governance reads the whole history: all of it is checked against the last checkpoint.
     open_for_appends(&mut journal, &genesis, Arc::new(key), ReadFrom::Genesis)?;
     Ok(journal)
@@ -116,41 +124,56 @@ enum ReadFrom {
 /// that checkpoint signs, and the caches it reads them through must agree with it.
 fn open_for_appends(journal: &mut Journal, genesis: &Genesis, key: Arc<HostKey>, reads: ReadFrom) -> Result<()> {
     let end = journal.signed_end(genesis.world_id, &key.public())?;
+    let mut manifest_at_snapshot = None;
     let from = match (&end, reads) {
         (None, _) | (_, ReadFrom::Genesis) => 0,
         (Some(end), ReadFrom::End) => end.body.entries,
-        (Some(_), ReadFrom::Snapshot(snapshot)) => 'from: {
-            let (pending, signed_configuration) = snapshot_reads(journal, snapshot)?;
-            let Some(signed_configuration) = signed_configuration else {
-                // A snapshot from before the world signed every entry: check everything.
-                break 'from 0;
-            };
-            let configuration = configuration_at(journal, genesis, snapshot)?.since;
-            if signed_configuration != configuration {
-                bail!(crate::journal::JournalError::Unauthentic {
-                    path: journal.path().to_path_buf(),
-                    reason: format!(
-                        "its cached manifest changes say entry #{configuration} was in force at snapshot #{snapshot}, \
-                         the checkpoint after it says entry #{signed_configuration}"
-                    ),
-                });
+        (Some(_), ReadFrom::Snapshot(snapshot)) => match snapshot_reads(journal, snapshot)? {
+            // A snapshot from before the world signed every entry: check everything.
+            SnapshotReads {
+                closing_checkpoint: None,
+                ..
+            } => 0,
+            SnapshotReads {
+                pending,
+                closing_checkpoint: Some((at, checkpoint)),
+            } => {
+                let cached = configuration_at(journal, genesis, snapshot)?.since;
+                if checkpoint.body.configuration != cached {
+                    bail!(crate::journal::JournalError::Unauthentic {
+                        path: journal.path().to_path_buf(),
+                        reason: format!(
+                            "its cached manifest changes say entry #{cached} was in force at snapshot #{snapshot}, \
+                             the checkpoint after it says entry #{}",
+                            checkpoint.body.configuration
+                        ),
+                    });
+                }
+                manifest_at_snapshot = Some((at, checkpoint));
+                pending.into_iter().chain([snapshot]).min().unwrap_or(snapshot)
             }
-            // Genesis (configuration 0) needs no range: the end checkpoint names its hash.
-            let changed = (configuration > 0).then_some(configuration);
-            pending
-                .into_iter()
-                .chain([snapshot])
-                .chain(changed)
-                .min()
-                .unwrap_or(snapshot)
-        }
+        },
     };
-    Ok(journal.open_for_appends(end.as_ref(), from, genesis.world_id, key)?)
+    journal.open_for_appends(end.as_ref(), from, genesis.world_id, key)?;
+    // The manifest in force at the snapshot may stand long before it: that one entry is
+    // checked by the hash the (now checked) checkpoint after the snapshot signs.
+    if let Some((at, checkpoint)) = manifest_at_snapshot {
+        journal.check_entry_hash(checkpoint.body.configuration, checkpoint.body.configuration_hash, at)?;
+    }
+    Ok(())
 }
 
-/// Of the snapshot at entry `seq`: the inputs it lists as unprocessed, and the configuration
-/// the checkpoint after it (the one that ends its commit) names as in force.
-fn snapshot_reads(journal: &Journal, seq: u64) -> Result<(Vec<u64>, Option<u64>)> {
+/// What reopening from a snapshot reads besides the entries after it.
+struct SnapshotReads {
+    /// The inputs the snapshot lists as unprocessed.
+    pending: Vec<u64>,
+    /// The checkpoint that ends the snapshot's commit, with its entry number; `None` if there
+    /// is none of format 5.
+    closing_checkpoint: Option<(u64, SignedCheckpoint)>,
+}
+
+/// The [`SnapshotReads`] of the snapshot at entry `seq`.
+fn snapshot_reads(journal: &Journal, seq: u64) -> Result<SnapshotReads> {
     let Some(EntryBody::Snapshot(snapshot)) = journal.entry(seq)?.map(|e| e.body) else {
         bail!(
             "journal {}: entry #{seq} is listed as a snapshot but is not one",
@@ -164,14 +187,17 @@ fn snapshot_reads(journal: &Journal, seq: u64) -> Result<(Vec<u64>, Option<u64>)
     // The snapshot's commit ends a few entries on; a receipt-log checkpoint (format 4 or
     // earlier) or the end of the journal means there is none of format 5.
     let mut at = seq + 1;
-    let configuration = loop {
+    let checkpoint = loop {
         match journal.entry(at)?.map(|e| e.body) {
-            Some(EntryBody::Checkpoint(c)) => break Some(c.body.configuration),
+            Some(EntryBody::Checkpoint(c)) => break Some((at, c)),
             Some(EntryBody::ReceiptCheckpoint(_)) | None => break None,
             Some(_) => at += 1,
         }
     };
-    Ok((state.pending, configuration))
+    Ok(SnapshotReads {
+        pending: state.pending,
+        closing_checkpoint: checkpoint,
+    })
 }
 
 /// The genesis entry of a journal.
@@ -265,7 +291,7 @@ impl World {
                 };
                 crate::private::dir(&paths.state())?;
                 let mut journal = match &file_manifest {
-                    Some(_) => Journal::open(&paths.journal())?,
+                    Some(_) => open_journal_file(&paths.journal())?,
                     None => open_existing_journal(&paths)?,
                 };
                 crate::private::restrict(&paths.journal())?;
@@ -278,9 +304,12 @@ impl World {
                     }
                     _ => {
                         let genesis = genesis(&journal)?;
-                        let in_force = journal.rotated_key().unwrap_or(genesis.host_public_key);
-                        let key = Arc::new(key_in_force(&paths, in_force)?);
-                        let reads = journal.latest_snapshot().map_or(ReadFrom::Genesis, ReadFrom::Snapshot);
+                        let key = Arc::new(key_in_force(&paths, &journal, &genesis)?);
+                        // Governance reads the whole history; a run, what its snapshot needs.
+                        let reads = match (mode, journal.latest_snapshot()) {
+                            (OpenMode::Run, Some(snapshot)) => ReadFrom::Snapshot(snapshot),
+                            _ => ReadFrom::Genesis,
+                        };
                         open_for_appends(&mut journal, &genesis, key.clone(), reads)?;
                         (genesis, key)
                     }
@@ -1101,16 +1130,19 @@ fn check_matches_record(
     Ok(())
 }
 
-/// The host key file holding the key in force, completing a rotation that stopped between
-/// journaling the new key and installing its file.
-fn key_in_force(paths: &WorldPaths, in_force: [u8; 32]) -> Result<HostKey> {
+/// The host key file holding the key in force (by the journal's record of rotations),
+/// completing a rotation that stopped between journaling the new key and installing its file —
+/// only once the journal's last checkpoint is signed by the new key, so that a planted record
+/// cannot have the key in use replaced.
+fn key_in_force(paths: &WorldPaths, journal: &Journal, genesis: &Genesis) -> Result<HostKey> {
+    let in_force = journal.rotated_key().unwrap_or(genesis.host_public_key);
     let key = HostKey::load_or_create(&paths.key())?;
     if key.public().to_bytes() == in_force {
         return Ok(key);
     }
     if paths.next_key().exists() {
         let next = HostKey::load_or_create(&paths.next_key())?;
-        if next.public().to_bytes() == in_force {
+        if next.public().to_bytes() == in_force && journal.signed_end(genesis.world_id, &next.public()).is_ok() {
             std::fs::rename(paths.next_key(), paths.key())
                 .with_context(|| format!("cannot install {}", paths.key().display()))?;
             return Ok(next);
@@ -1130,10 +1162,7 @@ pub fn rotate_key(root: &Path) -> Result<([u8; 32], [u8; 32])> {
     crate::private::dir(&paths.state())?;
     let mut journal = open_existing_journal(&paths)?;
     let genesis = genesis(&journal)?;
-    let old = Arc::new(key_in_force(
-        &paths,
-        journal.rotated_key().unwrap_or(genesis.host_public_key),
-    )?);
+    let old = Arc::new(key_in_force(&paths, &journal, &genesis)?);
     open_for_appends(&mut journal, &genesis, old.clone(), ReadFrom::End)?;
     // A leftover from a rotation that stopped before journaling: never in force.
     let _ = std::fs::remove_file(paths.next_key());

@@ -6,11 +6,18 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
-/// The binary, with its cache (compiled components, build directories) under the workspace's
-/// `target/`, not the user's home: tests make hundreds of worlds.
+/// The binary, with its cache (compiled components, build directories) and state (its record
+/// of what it signed) under the workspace's `target/`, not the user's home: tests make hundreds
+/// of worlds.
 pub fn host() -> Command {
-    let mut command = Command::cargo_bin("agentos-host").expect("the agentos-host binary is built for tests");
+    Command::from_std(host_process())
+}
+
+/// [`host`] as a plain process, for tests that drive it while it runs.
+pub fn host_process() -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("agentos-host"));
     command.env("XDG_CACHE_HOME", test_cache());
+    command.env("XDG_STATE_HOME", repo().join("target/test-state"));
     command
 }
 
@@ -284,26 +291,30 @@ fn write_forged(
         table.retain(|_, _| false).unwrap();
         let mut prev_hash = [0u8; 32];
         let (mut entry_log, mut receipt_log) = (Frontier::default(), Frontier::default());
-        let (mut genesis, mut configuration) = ([0u8; 32], 0);
+        let (mut genesis, mut configuration) = ([0u8; 32], None);
         for (seq, entry) in entries.iter_mut().enumerate() {
             entry.seq = seq as u64;
             entry.prev_hash = prev_hash;
             match (key, &mut entry.body) {
                 (Some(key), EntryBody::Checkpoint(checkpoint)) => {
+                    let (configuration, configuration_hash) = configuration.unwrap_or((0, genesis));
                     let state = JournalState {
                         entries: &entry_log,
                         receipts: &receipt_log,
                         genesis,
                         configuration,
+                        configuration_hash,
                     };
                     *checkpoint = SignedCheckpoint::sign(key, world_id, state);
                 }
                 (_, EntryBody::EffectReceipt(r)) => receipt_log.push(&receipt_leaf(&r.receipt)),
-                (_, EntryBody::ManifestApplied(_)) => configuration = seq as u64,
                 _ => {}
             }
             let bytes = entry.encode();
             prev_hash = entry_hash(&bytes);
+            if matches!(entry.body, EntryBody::ManifestApplied(_)) {
+                configuration = Some((seq as u64, prev_hash));
+            }
             if seq == 0 {
                 genesis = prev_hash;
             }

@@ -209,6 +209,8 @@ const BUILD_ADDRESS_SPACE_BYTES: u64 = 8 << 30;
 const BUILD_FILE_SIZE_BYTES: u64 = 2 << 30;
 const BUILD_PROCESSES: u64 = 512;
 const BUILD_OPEN_FILES: u64 = 4096;
+/// How long the diagnostics may go on after the build's processes are gone.
+const DIAGNOSTICS_GRACE: Duration = Duration::from_secs(2);
 
 fn build_rust(
     cap: &CompileCap,
@@ -283,7 +285,11 @@ fn build_rust(
             "--target-dir",
         ])
         .arg(target_dir)
-        .current_dir(&dir)
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        // cargo reads `.cargo/config.toml` in every ancestor of its working directory; the
+        // scratch's ancestors include the shared temporary directory, `/`'s only itself.
+        .current_dir("/")
         .env_clear()
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env("HOME", scratch.path())
@@ -335,7 +341,8 @@ fn build_rust(
     };
     let stderr = child.stderr.take().expect("piped stderr");
     // Read to the end (a build never blocks on a full pipe), keeping only the tail.
-    let reader = std::thread::spawn(move || {
+    let (diagnostics_sender, diagnostics_received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         use std::io::Read as _;
         let (mut stderr, mut kept, mut chunk) = (stderr, Vec::new(), [0u8; 8192]);
         while let Ok(read @ 1..) = stderr.read(&mut chunk) {
@@ -344,7 +351,7 @@ fn build_rust(
                 kept.drain(..kept.len() - DIAGNOSTICS_MAX_BYTES);
             }
         }
-        String::from_utf8_lossy(&kept).into_owned()
+        let _ = diagnostics_sender.send(String::from_utf8_lossy(&kept).into_owned());
     });
     let deadline = Instant::now() + time_limit;
     let status = loop {
@@ -363,7 +370,10 @@ fn build_rust(
     };
     // Nothing the build started outlives it.
     kill_group(&child);
-    let diagnostics = reader.join().unwrap_or_default();
+    // A process that escaped the group may hold the pipe open: the build does not wait for it.
+    let diagnostics = diagnostics_received
+        .recv_timeout(DIAGNOSTICS_GRACE)
+        .unwrap_or_else(|_| "(the build's diagnostics did not end with it)".into());
     if !status.success() {
         let start = (diagnostics.len().saturating_sub(DIAGNOSTICS_MAX_BYTES)..=diagnostics.len())
             .find(|&i| diagnostics.is_char_boundary(i))
@@ -386,7 +396,9 @@ fn build_rust(
         .join(crate::components::GUEST_TARGET)
         .join("release")
         .join(format!("{}.wasm", CRATE_NAME.replace('-', "_")));
-    let bytes = std::fs::read(&artifact).map_err(|e| io("reading the built component", e))?;
+    // Not through a link the build may have left, and not more than the grant allows.
+    let bytes = crate::private::read_at_most(&artifact, cap.max_artifact_bytes)
+        .map_err(|e| io("reading the built component", e))?;
     Ok((bytes, toolchain.version.clone()))
 }
 

@@ -131,6 +131,10 @@ pub fn not_public(ip: std::net::IpAddr) -> Option<&'static str> {
                 Some("broadcast or multicast")
             } else if a == 100 && (64..128).contains(&b) {
                 Some("shared (carrier-grade NAT)")
+            } else if a == 192 && b == 0 && v4.octets()[2] == 0 {
+                Some("IETF protocol assignments")
+            } else if a == 198 && (18..20).contains(&b) {
+                Some("benchmarking")
             } else if a >= 240 {
                 Some("reserved")
             } else {
@@ -138,8 +142,22 @@ pub fn not_public(ip: std::net::IpAddr) -> Option<&'static str> {
             }
         }
         IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            // Addresses that carry an IPv4 address and reach it: mapped, compatible (::/96),
+            // NAT64 (64:ff9b::/96 and 64:ff9b:1::/48), 6to4 (2002::/16).
+            let [w, x] = [segments[6].to_be_bytes(), segments[7].to_be_bytes()];
+            let embedded = std::net::Ipv4Addr::new(w[0], w[1], x[0], x[1]);
             if let Some(v4) = v6.to_ipv4_mapped() {
                 not_public(IpAddr::V4(v4))
+            } else if segments[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                not_public(IpAddr::V4(embedded)).or(Some("IPv4-compatible (deprecated)"))
+            } else if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..3] == [0x64, 0xff9b, 1] {
+                not_public(IpAddr::V4(embedded))
+            } else if segments[0] == 0x2002 {
+                let [p, q] = [segments[1].to_be_bytes(), segments[2].to_be_bytes()];
+                not_public(IpAddr::V4(std::net::Ipv4Addr::new(p[0], p[1], q[0], q[1])))
+            } else if segments[0] & 0xffc0 == 0xfec0 {
+                Some("site-local (deprecated)")
             } else if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
@@ -235,5 +253,45 @@ fn failure(error: ureq::Error, cap: &HttpCap) -> EffectFailure {
             EffectFailure::Failed(format!("response body exceeds the grant's max_body_bytes of {limit}"))
         }
         other => EffectFailure::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_public;
+
+    #[test]
+    fn addresses_that_reach_a_private_network_are_not_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "100.64.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "fec0::1",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::a00:1",
+            "2002:0a00:0001::1",
+        ] {
+            assert!(
+                not_public(private.parse().unwrap()).is_some(),
+                "{private} passed as public"
+            );
+        }
+        for public in [
+            "8.8.8.8",
+            "2001:4860:4860::8888",
+            "64:ff9b::8.8.8.8",
+            "2002:0808:0808::1",
+        ] {
+            assert_eq!(not_public(public.parse().unwrap()), None, "{public}");
+        }
     }
 }

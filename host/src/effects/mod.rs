@@ -505,8 +505,13 @@ impl EffectGate {
         let outcome = backend.perform(&call);
         used.in_effects += started.elapsed();
         let outcome = outcome?;
-        // What the journal holds for this call until the step commits: its request and outcome.
-        used.payload_bytes += (request_bytes.len() + encode_outcome(&outcome).len()) as u64;
+        // What the journal holds for this call until the step commits: its request and outcome,
+        // and the blob a build stored.
+        let artifact_bytes = match &outcome {
+            Ok(EffectResponse::Artifact { size, .. }) => *size,
+            _ => 0,
+        };
+        used.payload_bytes += (request_bytes.len() + encode_outcome(&outcome).len()) as u64 + artifact_bytes;
         if used.payload_bytes > self.limits.payload_max_bytes {
             wasmtime::bail!(
                 "agent `{}`: the step's effect requests and outcomes came to {} bytes, more than its \

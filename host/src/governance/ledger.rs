@@ -143,8 +143,10 @@ impl Ledger {
     }
 
     /// The ledger including what was appended but not committed yet (a step's view of its
-    /// own journal); seals the journal first.
+    /// own journal); seals the journal first. The whole history is read, so a writer checks
+    /// all of it against its checkpoints first.
     pub fn read_uncommitted(journal: &mut Journal) -> Result<Ledger> {
+        journal.check_history()?;
         journal.seal();
         let mut ledger = Ledger::read(journal)?;
         for entry in journal.sealed_entries() {

@@ -122,7 +122,8 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
     let started = Instant::now();
     let paths = WorldPaths::new(root);
     let (ledger, length) = {
-        let journal = open_existing_journal(&paths)?;
+        // What is shadow-run is what the journal's checkpoints signed.
+        let journal = crate::world::open_journal_to_write(&paths)?;
         (Ledger::read(&journal)?, journal.len())
     };
     let state = ledger.proposal(proposal)?;

@@ -11,6 +11,7 @@
 
 pub mod entry;
 pub mod tables;
+pub mod witness;
 
 use crate::receipts::HostKey;
 use crate::transparency::{Frontier, JournalState, SignedCheckpoint, receipt_leaf};
@@ -48,6 +49,15 @@ pub enum JournalError {
     Unauthentic { path: PathBuf, reason: String },
     #[error("journal {path}: blob sha256:{digest} no longer matches its digest (its bytes were altered)")]
     BlobAltered { path: PathBuf, digest: String },
+    #[error(
+        "journal {path}: committed, but the host's record of how far it signed the journal could not be \
+         written: {source}"
+    )]
+    Witness {
+        path: PathBuf,
+        #[source]
+        source: crate::private::PrivateError,
+    },
     #[error("journal {path}: entry #{seq} does not decode: {source}")]
     Decode {
         path: PathBuf,
@@ -78,10 +88,14 @@ pub struct Journal {
     /// receipt's leaf. Known only once the journal is open for appends.
     entry_log: Frontier,
     receipt_log: Frontier,
-    /// The hash of entry #0 and the entry that put the manifest in force (0: genesis), as the
-    /// next checkpoint states them.
+    /// The hash of entry #0, and the entry that put the manifest in force with its hash (`None`:
+    /// genesis), as the next checkpoint states them.
     genesis_hash: Option<Digest>,
-    configuration: u64,
+    configuration: Option<(u64, Digest)>,
+    /// Entries a writer did not check when it opened (those before the first it reads), and
+    /// the journal log's right edge after them, which the checks proved the last checkpoint
+    /// grew from ([`Journal::check_history`]).
+    unchecked: Option<(u64, Frontier)>,
     /// Seq of the last snapshot entry, sealed entries included.
     latest_snapshot: Option<u64>,
     /// Public keys put in force by key-rotation entries, sealed entries included.
@@ -91,6 +105,8 @@ pub struct Journal {
     /// Who signs the checkpoint that ends each commit; set only once the journal's end has been
     /// checked ([`Journal::open_for_appends`]).
     checkpoint_signer: Option<([u8; 16], Arc<HostKey>)>,
+    /// The host's record of the last checkpoint it signed here (see [`witness`]).
+    witness: Option<witness::Witness>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -129,11 +145,13 @@ impl Journal {
             entry_log: Frontier::default(),
             receipt_log: Frontier::default(),
             genesis_hash: None,
-            configuration: 0,
+            configuration: None,
+            unchecked: None,
             latest_snapshot: None,
             rotated_keys: Vec::new(),
             manifest_changes: Vec::new(),
             checkpoint_signer: None,
+            witness: None,
         };
         let txn = journal.db.begin_write().map_err(|e| storage(e.into()))?;
         {
@@ -288,14 +306,24 @@ impl Journal {
         // or added by someone else.
         let mut signed = None;
         let mut genesis_format = FORMAT_VERSION;
+        // A receipt only a host that signs every entry writes, in a journal that claims to be
+        // older and holds no checkpoint: relabelled, its checkpoints removed.
+        let mut newer_receipt = None;
         for (seq, bytes) in self.raw_entries()? {
             match self.decode_stored(seq, &bytes)?.body {
                 EntryBody::Checkpoint(_) => signed = Some(seq),
                 EntryBody::Genesis(genesis) => genesis_format = genesis.format_version,
+                EntryBody::EffectReceipt(r) if r.receipt.body.version >= crate::receipts::RECEIPT_VERSION => {
+                    newer_receipt.get_or_insert(seq);
+                }
                 _ => {}
             }
         }
         match signed {
+            None if let Some(receipt) = newer_receipt => Err(self.unauthentic(format!(
+                "its receipt #{receipt} was written by a host that checkpoints every commit, yet it holds no \
+                 checkpoint: it was relabelled as an older format and its checkpoints removed"
+            ))),
             None if genesis_format < entry::SIGNED_JOURNAL_FORMAT => Ok(None),
             _ => {
                 let first = signed.map_or(0, |at| at + 1);
@@ -316,7 +344,8 @@ impl Journal {
     /// the caller reads nothing before `from` but genesis, which `end` names — and the logs go
     /// on from `end`'s right edges, never from a cache. A journal of format 4 or earlier
     /// (`end` = `None`) is taken as its format allows (receipts signed, the rest hash-chained):
-    /// its logs are rebuilt from every entry, and its next commit signs them all.
+    /// its logs are rebuilt from every entry, and its next commit signs them all. Either way,
+    /// the journal must reach the last checkpoint this host recorded signing here.
     pub fn open_for_appends(
         &mut self,
         end: Option<&SignedCheckpoint>,
@@ -324,12 +353,52 @@ impl Journal {
         world_id: [u8; 16],
         key: Arc<HostKey>,
     ) -> Result<(), JournalError> {
+        let witness = witness::Witness::of(&self.path);
+        if let Some(witness) = &witness
+            && let Some(signed) = witness.last().filter(|s| s.world_id == world_id)
+        {
+            self.check_reaches(end, &signed).map_err(|e| match e {
+                JournalError::Unauthentic { path, reason } => JournalError::Unauthentic {
+                    path,
+                    reason: format!(
+                        "{reason}; if it is a copy restored on purpose, remove {} to take it as it is",
+                        witness.file().display()
+                    ),
+                },
+                other => other,
+            })?;
+        }
         match end {
             Some(end) => self.authenticate_from(end, from)?,
             None => self.rebuild_logs()?,
         }
         self.checkpoint_signer = Some((world_id, key));
+        self.witness = witness;
         Ok(())
+    }
+
+    /// Whether the journal holds, at or before its end, the checkpoint this host signed last.
+    fn check_reaches(&self, end: Option<&SignedCheckpoint>, signed: &witness::Signed) -> Result<(), JournalError> {
+        let at = signed.checkpoint;
+        let Some(end) = end else {
+            return Err(self.unauthentic(format!(
+                "this host signed it up to checkpoint #{at}, but it holds no checkpoint now: its checkpoints were \
+                 removed"
+            )));
+        };
+        if end.body.entries < at {
+            return Err(self.unauthentic(format!(
+                "it ends with checkpoint #{}, but this host signed it up to checkpoint #{at}: it was cut back \
+                 (and what was journaled since would be done again)",
+                end.body.entries
+            )));
+        }
+        match self.raw_range(at..at + 1)?.first() {
+            Some((_, bytes)) if entry_hash(bytes) == signed.hash => Ok(()),
+            _ => Err(self.unauthentic(format!(
+                "its entry #{at} is not the checkpoint this host signed there: its history was replaced"
+            ))),
+        }
     }
 
     fn authenticate_from(&mut self, end: &SignedCheckpoint, from: u64) -> Result<(), JournalError> {
@@ -354,6 +423,7 @@ impl Journal {
             }
             start -= 1;
         };
+        self.unchecked = (start > 0).then(|| (start, log.clone()));
         for (_, bytes) in self.raw_range(start..last)? {
             log.push(&entry_hash(&bytes));
         }
@@ -370,34 +440,72 @@ impl Journal {
                 end.body.configuration
             )));
         }
+        self.check_entry_hash(end.body.configuration, end.body.configuration_hash, last)?;
         let end_bytes = self.raw_range(last..last + 1)?;
         let (_, end_bytes) = end_bytes.first().expect("signed_end read this entry");
         self.entry_log = end.entry_frontier().expect("checked by signed_end");
         self.entry_log.push(&entry_hash(end_bytes));
         self.receipt_log = end.receipt_frontier().expect("checked by signed_end");
         self.genesis_hash = Some(end.body.genesis);
-        self.configuration = end.body.configuration;
+        self.configuration =
+            (end.body.configuration > 0).then_some((end.body.configuration, end.body.configuration_hash));
         Ok(())
+    }
+
+    /// Check the entries [`Journal::open_for_appends`] left unchecked, for a writer about to act
+    /// on the whole history (governance reads every proposal and verdict).
+    pub fn check_history(&mut self) -> Result<(), JournalError> {
+        let Some((before, edge)) = &self.unchecked else {
+            return Ok(());
+        };
+        let mut log = Frontier::default();
+        for (_, bytes) in self.raw_range(0..*before)? {
+            log.push(&entry_hash(&bytes));
+        }
+        if log != *edge {
+            return Err(self.unauthentic(format!(
+                "entries #0 to #{} are not what its checkpoints signed",
+                before - 1
+            )));
+        }
+        self.unchecked = None;
+        Ok(())
+    }
+
+    /// Check that entry `seq` is the one whose hash checkpoint #`checkpoint` signs, for a
+    /// writer that reads it without checking the entries around it.
+    pub fn check_entry_hash(&self, seq: u64, expected: Digest, checkpoint: u64) -> Result<(), JournalError> {
+        let stored = self.raw_range(seq..seq + 1)?;
+        match stored.first() {
+            Some((_, bytes)) if entry_hash(bytes) == expected => Ok(()),
+            _ => Err(self.unauthentic(format!(
+                "entry #{seq} is not the manifest change checkpoint #{checkpoint} signs as in force"
+            ))),
+        }
     }
 
     /// The logs and caches of a journal of format 4 or earlier, from every entry.
     fn rebuild_logs(&mut self) -> Result<(), JournalError> {
         let (mut entries, mut receipts) = (Frontier::default(), Frontier::default());
         let (mut snapshot, mut keys, mut changes) = (None, Vec::new(), Vec::new());
+        self.configuration = None;
         for (seq, stored) in self.raw_entries()? {
-            entries.push(&entry_hash(&stored));
+            let hash = entry_hash(&stored);
+            entries.push(&hash);
             if seq == 0 {
-                self.genesis_hash = Some(entry_hash(&stored));
+                self.genesis_hash = Some(hash);
             }
             match self.decode_stored(seq, &stored)?.body {
                 EntryBody::EffectReceipt(r) => receipts.push(&receipt_leaf(&r.receipt)),
                 EntryBody::Snapshot(_) => snapshot = Some(seq),
                 EntryBody::KeyRotation(r) => keys.push(r.body.new_public_key),
-                EntryBody::ManifestApplied(_) => changes.push(seq),
+                EntryBody::ManifestApplied(_) => {
+                    changes.push(seq);
+                    self.configuration = Some((seq, hash));
+                }
                 _ => {}
             }
         }
-        self.configuration = changes.last().copied().unwrap_or(0);
         (self.entry_log, self.receipt_log) = (entries, receipts);
         (self.latest_snapshot, self.rotated_keys, self.manifest_changes) = (snapshot, keys, changes);
         Ok(())
@@ -411,7 +519,10 @@ impl Journal {
             "journal {} already holds committed entries",
             self.path.display()
         );
+        // Caches an emptied file may still hold describe nothing here.
+        (self.latest_snapshot, self.rotated_keys, self.manifest_changes) = (None, Vec::new(), Vec::new());
         self.checkpoint_signer = Some((world_id, key));
+        self.witness = witness::Witness::of(&self.path);
     }
 
     /// From the next checkpoint on, sign with `key` (after a key rotation hands over to it).
@@ -495,7 +606,7 @@ impl Journal {
                 EntryBody::KeyRotation(r) => self.rotated_keys.push(r.body.new_public_key),
                 EntryBody::ManifestApplied(_) => {
                     self.manifest_changes.push(seq);
-                    self.configuration = seq;
+                    self.configuration = Some((seq, hash));
                 }
                 _ => {}
             }
@@ -527,11 +638,14 @@ impl Journal {
         if let Some((world_id, key)) = &self.checkpoint_signer
             && !self.sealed.is_empty()
         {
+            let genesis = self.genesis_hash.expect("a journal open for appends has its genesis");
+            let (configuration, configuration_hash) = self.configuration.unwrap_or((0, genesis));
             let state = JournalState {
                 entries: &self.entry_log,
                 receipts: &self.receipt_log,
-                genesis: self.genesis_hash.expect("a journal open for appends has its genesis"),
-                configuration: self.configuration,
+                genesis,
+                configuration,
+                configuration_hash,
             };
             let checkpoint = SignedCheckpoint::sign(key, *world_id, state);
             assert_eq!(
@@ -583,8 +697,22 @@ impl Journal {
             .map_err(|e| self.storage_error(e))?;
         }
         txn.commit().map_err(|e| self.storage_error(e))?;
+        let end = self.sealed.last().map(|(seq, _, hash)| (*seq, *hash));
         self.sealed.clear();
         self.pending_blobs.clear();
+        if let (Some(witness), Some((world_id, _)), Some((checkpoint, hash))) =
+            (&self.witness, &self.checkpoint_signer, end)
+        {
+            let signed = witness::Signed {
+                world_id: *world_id,
+                checkpoint,
+                hash,
+            };
+            witness.record(&signed).map_err(|source| JournalError::Witness {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
         Ok(())
     }
 

@@ -63,7 +63,8 @@ impl StepEnv {
     /// The monotonic clock's reading (each read advances it by 1 µs).
     fn monotonic_now(&self) -> u64 {
         self.with(|env| {
-            env.monotonic_ns += 1_000;
+            // Saturates: a guest that slept until the end of time reads the end of time.
+            env.monotonic_ns = env.monotonic_ns.saturating_add(1_000);
             env.monotonic_ns
         })
     }
