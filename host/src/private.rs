@@ -178,6 +178,17 @@ pub fn read_at_most(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Open this user's regular file `path` to write over it in place (not through a link).
+pub fn open_to_overwrite(path: &Path) -> Result<std::fs::File, PrivateError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(io_error(path))?;
+    self::file(path)?;
+    Ok(file)
+}
+
 /// Replace `path` with `bytes` at once (written beside it, then renamed over it), 0600. Not
 /// synced: after a power cut the file holds the old bytes or the new, for records that may lag
 /// behind but must never be torn.

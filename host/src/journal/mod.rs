@@ -701,7 +701,7 @@ impl Journal {
         self.sealed.clear();
         self.pending_blobs.clear();
         if let (Some(witness), Some((world_id, _)), Some((checkpoint, hash))) =
-            (&self.witness, &self.checkpoint_signer, end)
+            (&mut self.witness, &self.checkpoint_signer, end)
         {
             let signed = witness::Signed {
                 world_id: *world_id,

@@ -5,9 +5,11 @@
 //! have the host sign a rewritten history). Signatures alone cannot tell: every earlier
 //! checkpoint is as genuine as the last.
 //!
-//! The record is written after each commit, by rename, without a sync: after a power cut it may
-//! lag behind the journal (which is then taken as extending it), never lead. A journal at a path
-//! the host has no record of (a world copied or moved here) is taken as it is.
+//! The record is written after each commit without a sync — made whole by rename the first
+//! time, then overwritten in place at a fixed length, one write per commit: after a power cut it
+//! may lag behind the journal (which is then taken as extending it), never lead. A journal at a
+//! path the host has no record of (a world copied or moved here) is taken as it is; so is one
+//! whose record does not parse.
 
 use super::entry::Digest;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,8 @@ struct Record {
 pub struct Witness {
     file: PathBuf,
     journal: PathBuf,
+    /// The record, open for overwriting once this host has written it whole.
+    written: Option<std::fs::File>,
 }
 
 impl Witness {
@@ -47,6 +51,7 @@ impl Witness {
         Some(Witness {
             file: dir.join(name),
             journal,
+            written: None,
         })
     }
 
@@ -70,20 +75,33 @@ impl Witness {
 
     /// Record `signed` as the last checkpoint. The first record of a journal also clears
     /// records of journals that no longer exist.
-    pub fn record(&self, signed: &Signed) -> Result<(), crate::private::PrivateError> {
-        if !self.file.exists() {
-            self.forget_vanished();
-        }
-        let record = Record {
+    pub fn record(&mut self, signed: &Signed) -> Result<(), crate::private::PrivateError> {
+        let record = |checkpoint| Record {
             world: hex::encode(signed.world_id),
-            checkpoint: signed.checkpoint,
+            checkpoint,
             hash: hex::encode(signed.hash),
             journal: self.journal.to_string_lossy().into_owned(),
         };
-        crate::private::replace(
-            &self.file,
-            &serde_json::to_vec(&record).expect("a record always encodes"),
-        )
+        let encode = |record: &Record| serde_json::to_vec(record).expect("a record always encodes");
+        // Every record of this journal is as long as the longest one can be (JSON allows the
+        // trailing spaces), so overwriting one never leaves a tail of the last.
+        let mut bytes = encode(&record(signed.checkpoint));
+        bytes.resize(encode(&record(u64::MAX)).len(), b' ');
+        if let Some(file) = &self.written {
+            use std::os::unix::fs::FileExt as _;
+            return file
+                .write_all_at(&bytes, 0)
+                .map_err(|source| crate::private::PrivateError::Io {
+                    path: self.file.display().to_string(),
+                    source,
+                });
+        }
+        if !self.file.exists() {
+            self.forget_vanished();
+        }
+        crate::private::replace(&self.file, &bytes)?;
+        self.written = Some(crate::private::open_to_overwrite(&self.file)?);
+        Ok(())
     }
 
     fn forget_vanished(&self) {
