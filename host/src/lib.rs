@@ -2,8 +2,10 @@
 //! input, step and effect in a hash-chained redb journal with ed25519-signed receipts, and
 //! replays and verifies worlds from that journal.
 //!
-//! Modules point one way: `cli` → `world` → `kernel` / `effects` / `runtime` → `journal`,
-//! `receipts`, `caps`. See ARCHITECTURE.md for the invariants each one keeps.
+//! Modules point one way: `cli` → `world` → `kernel` / `effects` / `runtime` → `caps`, and
+//! all of them → the `agentos-journal` crate (the journal, entries, receipts, checkpoints,
+//! proofs, private files), re-exported here under its module names. See ARCHITECTURE.md for the
+//! invariants each one keeps.
 
 pub mod bundle;
 pub mod caps;
@@ -13,16 +15,13 @@ pub mod conformance;
 pub mod effects;
 pub mod governance;
 pub mod inbox;
-pub mod journal;
 pub mod kernel;
 pub mod plans;
-pub mod private;
-pub mod proofs;
-pub mod receipts;
-pub mod rotation;
 pub mod runtime;
 pub mod text;
-pub mod transparency;
 pub mod values;
 pub mod verify;
 pub mod world;
+
+pub use agentos_journal as journal;
+pub use agentos_journal::{private, proofs, receipts, rotation, transparency};

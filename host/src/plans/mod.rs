@@ -19,8 +19,9 @@
 //! re-runs turns under a proposed manifest.
 
 pub mod history;
-pub mod record;
 pub mod values;
+
+pub use agentos_journal::entry::plan as record;
 
 use crate::caps::AgentGrants;
 use crate::effects::{Deferred, EffectBackend, EffectFailure, EffectGate, EffectRequest, EffectResponse};

@@ -13,7 +13,7 @@
 //! offline with only a public key ([`verify_inclusion`], [`verify_consistency`]). This module
 //! does no IO.
 
-use crate::journal::entry::{Digest, sha256};
+use crate::entry::{Digest, sha256};
 use crate::receipts::{
     HostKey, ReceiptError, SignedReceipt, domain_separated, from_domain_separated, verify_signature,
 };

@@ -11,7 +11,7 @@
 //! path the host has no record of (a world copied or moved here) is taken as it is; so is one
 //! whose record does not parse.
 
-use super::entry::Digest;
+use crate::entry::Digest;
 use std::path::{Path, PathBuf};
 
 /// What the host signed last: checkpoint entry #`checkpoint` of world `world_id`, whose entry
@@ -47,7 +47,7 @@ impl Witness {
     pub fn of(journal: &Path) -> Option<Witness> {
         let journal = std::fs::canonicalize(journal).ok()?;
         let dir = crate::private::user_state(&["signed"])?;
-        let name = hex::encode(&super::entry::sha256(journal.as_os_str().as_encoded_bytes())[..16]);
+        let name = hex::encode(&crate::entry::sha256(journal.as_os_str().as_encoded_bytes())[..16]);
         Some(Witness {
             file: dir.join(name),
             journal,

@@ -6,7 +6,7 @@
 //! of record with its module table and the agents' migrated state digests, so replay can redo
 //! the migration and compare. This module does no IO.
 
-use crate::journal::entry::{Digest, sha256};
+use crate::entry::{Digest, sha256};
 use crate::receipts::{HostKey, domain_separated};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};

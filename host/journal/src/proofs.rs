@@ -6,11 +6,11 @@
 //! hex `signed_bytes`, `stored_bytes` and `signature` fields; the decoded fields beside them are
 //! for reading and must agree with the bytes.
 
-use crate::journal::entry::{Digest, Entry, EntryBody, entry_hash, sha256};
-use crate::journal::{Journal, JournalError};
+use crate::entry::{Digest, Entry, EntryBody, entry_hash, sha256};
 use crate::receipts::{RECEIPT_DOMAIN, ReceiptBody, from_domain_separated, key_id, verify_signature};
 use crate::rotation::{KeyRotation, RotationBody};
 use crate::transparency::{AnyCheckpoint, ProofError, ProofTree, receipt_leaf, verify_consistency, verify_inclusion};
+use crate::{Journal, JournalError};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@
 //! (see `docs/receipts.md`), so any ed25519 library can check it from the bytes that
 //! `agentos-host receipts --json` prints. This module does no IO besides the key file.
 
-use crate::journal::entry::Digest;
+use crate::entry::Digest;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -154,7 +154,7 @@ pub fn verify_signature(
 
 /// Short identifier of a public key.
 pub fn key_id(key: &VerifyingKey) -> [u8; 8] {
-    let digest = crate::journal::entry::sha256(key.as_bytes());
+    let digest = crate::entry::sha256(key.as_bytes());
     digest[..8].try_into().expect("8 bytes")
 }
 
@@ -248,7 +248,7 @@ impl HostKey {
 
 /// Signs receipts on a thread of its own, so a step goes on (its next adapter call, its guest
 /// code) while the receipts it has produced are being signed; the step's journal commit waits for
-/// the signatures (see [`crate::journal::Journal::append_deferred`]).
+/// the signatures (see [`crate::Journal::append_deferred`]).
 pub struct ReceiptSigner {
     key_id: [u8; 8],
     jobs: std::sync::mpsc::Sender<(ReceiptBody, std::sync::mpsc::SyncSender<SignedReceipt>)>,
@@ -348,7 +348,8 @@ mod tests {
             tokens_out: 1,
         };
         let actual = hex::encode(body.signing_bytes()) + "\n";
-        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/receipt-signing-bytes.hex");
+        let golden =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/receipt-signing-bytes.hex");
         if std::env::var_os("AGENTOS_BLESS").is_some() {
             std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
             std::fs::write(&golden, &actual).unwrap();

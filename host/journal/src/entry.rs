@@ -6,6 +6,9 @@
 //! an entry was changed only to someone who did not recompute the hashes after it; the signed
 //! checkpoint after it shows it to anyone without the host key.
 
+pub mod governance;
+pub mod plan;
+
 use crate::receipts::SignedReceipt;
 use crate::transparency::{SignedCheckpoint, SignedReceiptCheckpoint};
 use serde::{Deserialize, Serialize};
@@ -80,17 +83,17 @@ pub enum EntryBody {
     /// The host key in force is replaced; every later signature is by the new key.
     KeyRotation(crate::rotation::KeyRotation),
     /// A signed proposal to change the manifest (governance).
-    Proposal(crate::governance::record::Proposal),
+    Proposal(crate::entry::governance::Proposal),
     /// A signed approval or rejection of a proposal.
-    Verdict(crate::governance::record::SignedVerdict),
+    Verdict(crate::entry::governance::SignedVerdict),
     /// The report of a shadow run of a proposal.
-    ShadowReport(crate::governance::record::ShadowRecord),
+    ShadowReport(crate::entry::governance::ShadowRecord),
     /// The manifest of record changes here (a proposal applied).
-    ManifestApplied(crate::governance::record::ManifestApplied),
+    ManifestApplied(crate::entry::governance::ManifestApplied),
     /// An approved proposal could not be applied; nothing changed.
-    ApplyRefused(crate::governance::record::ApplyRefused),
+    ApplyRefused(crate::entry::governance::ApplyRefused),
     /// Something happened to a plan run (started, a step finished or waits, ended).
-    Plan(crate::plans::record::PlanEntry),
+    Plan(crate::entry::plan::PlanEntry),
     /// The host's signature over every entry before it and the receipt log: the last entry of
     /// every commit (format 5).
     Checkpoint(SignedCheckpoint),

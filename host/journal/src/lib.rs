@@ -1,16 +1,28 @@
-//! The world's journal: an append-only, hash-chained log of entries in one redb file.
+//! `agentos-journal`: a world's journal and everything needed to check one — what an auditor
+//! builds alone, without wasmtime, an HTTP client or an async runtime.
 //!
-//! The journal owns the redb tables (see [`tables`]), assigns sequence numbers, chains hashes
-//! and batches appends: entries and blobs are buffered by [`Journal::append`] /
-//! [`Journal::put_blob`] and written in one fsynced transaction by [`Journal::commit`]. An entry
-//! may be appended before its body is finished ([`Journal::append_deferred`], for receipts still
-//! being signed): its seq is fixed at once, its bytes and hash when the batch is sealed. Every
-//! commit that adds entries ends with a checkpoint signed by the host key: the journal log over
-//! every entry before it and the receipt log (see [`crate::transparency`]). The journal knows
-//! nothing of wasm or effects; it stores what it is given and checks its own invariants.
+//! The journal is an append-only, hash-chained log of entries in one redb file. It owns the redb
+//! tables (see [`tables`]), assigns sequence numbers, chains hashes and batches appends: entries
+//! and blobs are buffered by [`Journal::append`] / [`Journal::put_blob`] and written in one
+//! fsynced transaction by [`Journal::commit`]. An entry may be appended before its body is
+//! finished ([`Journal::append_deferred`], for receipts still being signed): its seq is fixed at
+//! once, its bytes and hash when the batch is sealed. Every commit that adds entries ends with a
+//! checkpoint signed by the host key: the journal log over every entry before it and the receipt
+//! log (see [`transparency`]). The journal knows nothing of wasm or effects; it stores what it is
+//! given and checks its own invariants.
+//!
+//! Beside it: entry bodies ([`entry`]), receipts and the host key ([`receipts`]), key rotations
+//! ([`rotation`]), the transparency logs and checkpoints ([`transparency`]), proofs a verifier
+//! checks offline ([`proofs`]), the host's record of how far it signed each journal
+//! ([`witness`]) and private files ([`private`]).
 
 pub mod entry;
+pub mod private;
+pub mod proofs;
+pub mod receipts;
+pub mod rotation;
 pub mod tables;
+pub mod transparency;
 pub mod witness;
 
 use crate::receipts::HostKey;

@@ -1,7 +1,7 @@
 //! What the journal records of plan runs: one `plan` entry per thing that happened to a run,
 //! appended by the turn that made it happen (before that turn's `step-committed`).
 
-use crate::journal::entry::Digest;
+use crate::entry::Digest;
 use serde::{Deserialize, Serialize};
 
 /// One event of one run.
