@@ -905,16 +905,40 @@ fn a_writer_refuses_a_journal_cut_back_or_stripped_of_its_checkpoints() {
 
     // Stripped of its checkpoints and relabelled as a format that signed none.
     let mut stripped: Vec<Entry> = signed
-        .into_iter()
+        .iter()
         .filter(|e| !matches!(e.body, EntryBody::Checkpoint(_)))
+        .cloned()
         .collect();
     let EntryBody::Genesis(genesis) = &mut stripped[0].body else {
         panic!("entry #0 is not genesis")
     };
     genesis.format_version = 4;
-    forge_journal(&dir, stripped);
+    forge_journal(&dir, stripped.clone());
     let error = fails(&["send", s(&dir), "counter", "increment(3)"], 2);
     assert!(error.contains("its checkpoints were removed"), "{error}");
+    // ... and passed off as another world.
+    let EntryBody::Genesis(genesis) = &mut stripped[0].body else {
+        unreachable!()
+    };
+    genesis.world_id = [7; 16];
+    forge_journal(&dir, stripped);
+    let error = fails(&["send", s(&dir), "counter", "increment(3)"], 2);
+    assert!(error.contains("and this journal names world 0707"), "{error}");
+
+    // Re-keyed throughout and re-signed with a key of the forger's, put in as the host key.
+    let forger = tempfile::tempdir().unwrap();
+    let forger_key_file = forger.path().join("host.key");
+    let mallory = agentos_host::receipts::HostKey::load_or_create(&forger_key_file).unwrap();
+    let mut rekeyed = signed.clone();
+    rekey(&mut rekeyed, &mallory);
+    forge_journal_with_key(&dir, rekeyed, &mallory);
+    let key_file = dir.join(".agentos/host.key");
+    let genuine_key = std::fs::read(&key_file).unwrap();
+    std::fs::copy(&forger_key_file, &key_file).unwrap();
+    let error = fails(&["send", s(&dir), "counter", "increment(3)"], 2);
+    assert!(error.contains("its history was replaced"), "{error}");
+    std::fs::write(&key_file, genuine_key).unwrap();
+    assert_eq!(read_entries(&dir).len(), signed.len(), "something was journaled");
 
     // A restore on purpose: the operator removes the record the error names.
     std::fs::write(&journal, &earlier).unwrap();

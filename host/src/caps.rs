@@ -132,7 +132,8 @@ const HOST_SET_HEADERS: &[&str] = &[
 ];
 
 /// Headers that servers and proxies commonly take as another method, path or host than the
-/// request line's: with them a GET grant would reach what the grant names no verb or URL for.
+/// request line's (with them a GET grant would reach what the grant names no verb or URL for),
+/// or as the client's address (which servers trust to let "local" callers in).
 const REROUTING_HEADERS: &[&str] = &[
     "x-http-method-override",
     "x-http-method",
@@ -146,6 +147,12 @@ const REROUTING_HEADERS: &[&str] = &[
     "x-forwarded-uri",
     "x-forwarded-path",
     "x-host",
+    "x-envoy-original-path",
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "destination",
     "forwarded",
 ];
 
@@ -157,7 +164,8 @@ fn refused_header(headers: &[(String, String)]) -> Option<String> {
             Some(format!("header `{name}` is set by the host, not by an agent"))
         } else if REROUTING_HEADERS.contains(&lower.as_str()) {
             Some(format!(
-                "header `{name}` asks servers for another method, path or host than the one granted"
+                "header `{name}` asks servers for another method, path or host than the one granted, or vouches for \
+             the client's address"
             ))
         } else if name.is_empty()
             || !name
@@ -184,6 +192,8 @@ fn ambiguous_path(url: &url::Url) -> Option<String> {
             ("%2f", "an encoded `/`"),
             ("%5c", "an encoded `\\`"),
             ("%2e", "an encoded `.`"),
+            ("%3b", "an encoded `;`"),
+            ("%25", "an encoded `%` (a second round of decoding)"),
         ] {
             if lower.contains(encoded) {
                 return Some(format!("path segment `{segment}` holds {what}"));
@@ -739,6 +749,8 @@ mod tests {
             // The URL standard reads `%2e%2e` as `..`: the grant is judged on `/admin`.
             ("http://127.0.0.1:9/ok/%2e%2e/admin", "no http grant"),
             ("http://127.0.0.1:9/ok/x%2E/admin", "encoded `.`"),
+            ("http://127.0.0.1:9/ok/..%3B/admin", "encoded `;`"),
+            ("http://127.0.0.1:9/ok/%252e%252e/admin", "encoded `%`"),
             ("http://127.0.0.1:9/ok/..;/..;/admin", "dot-segment in disguise"),
         ] {
             let Decision::Deny { reason } = grants.check_http("GET", url, &[]).0 else {

@@ -365,20 +365,21 @@ impl Journal {
         world_id: [u8; 16],
         key: Arc<HostKey>,
     ) -> Result<(), JournalError> {
-        let witness = witness::Witness::of(&self.path);
+        let witness = witness::Witness::of(&self.path).map_err(|e| self.unauthentic(e.to_string()))?;
         if let Some(witness) = &witness
-            && let Some(signed) = witness.last().filter(|s| s.world_id == world_id)
+            && let Some(signed) = witness.last().map_err(|e| self.unauthentic(e.to_string()))?
         {
-            self.check_reaches(end, &signed).map_err(|e| match e {
-                JournalError::Unauthentic { path, reason } => JournalError::Unauthentic {
-                    path,
-                    reason: format!(
-                        "{reason}; if it is a copy restored on purpose, remove {} to take it as it is",
-                        witness.file().display()
-                    ),
-                },
-                other => other,
-            })?;
+            self.check_reaches(end, &signed, world_id, &key.public())
+                .map_err(|e| match e {
+                    JournalError::Unauthentic { path, reason } => JournalError::Unauthentic {
+                        path,
+                        reason: format!(
+                            "{reason}; if it is a copy restored on purpose, remove {} to take it as it is",
+                            witness.file().display()
+                        ),
+                    },
+                    other => other,
+                })?;
         }
         match end {
             Some(end) => self.authenticate_from(end, from)?,
@@ -389,9 +390,24 @@ impl Journal {
         Ok(())
     }
 
-    /// Whether the journal holds, at or before its end, the checkpoint this host signed last.
-    fn check_reaches(&self, end: Option<&SignedCheckpoint>, signed: &witness::Signed) -> Result<(), JournalError> {
+    /// Whether the journal is the one this host signed last here: the same world, holding at or
+    /// before its end the checkpoint it signed, and signed now by that checkpoint's key or one
+    /// the journal's rotations hand over to from it.
+    fn check_reaches(
+        &self,
+        end: Option<&SignedCheckpoint>,
+        signed: &witness::Signed,
+        world_id: [u8; 16],
+        key_in_force: &VerifyingKey,
+    ) -> Result<(), JournalError> {
         let at = signed.checkpoint;
+        if signed.world_id != world_id {
+            return Err(self.unauthentic(format!(
+                "this host last signed world {} here, and this journal names world {}: it was replaced",
+                hex::encode(signed.world_id),
+                hex::encode(world_id)
+            )));
+        }
         let Some(end) = end else {
             return Err(self.unauthentic(format!(
                 "this host signed it up to checkpoint #{at}, but it holds no checkpoint now: its checkpoints were \
@@ -406,11 +422,39 @@ impl Journal {
             )));
         }
         match self.raw_range(at..at + 1)?.first() {
-            Some((_, bytes)) if entry_hash(bytes) == signed.hash => Ok(()),
-            _ => Err(self.unauthentic(format!(
-                "its entry #{at} is not the checkpoint this host signed there: its history was replaced"
-            ))),
+            Some((_, bytes)) if entry_hash(bytes) == signed.hash => {}
+            _ => {
+                return Err(self.unauthentic(format!(
+                    "its entry #{at} is not the checkpoint this host signed there: its history was replaced"
+                )));
+            }
         }
+        if signed.key != key_in_force.to_bytes() {
+            // Only a rotation after that checkpoint, signed by its key, hands over to another.
+            let mut in_force = VerifyingKey::from_bytes(&signed.key).map_err(|e| self.unauthentic(e.to_string()))?;
+            for (seq, bytes) in self.raw_range(at + 1..end.body.entries)? {
+                if let Ok(Entry {
+                    body: EntryBody::KeyRotation(rotation),
+                    ..
+                }) = Entry::decode(&bytes)
+                {
+                    in_force = rotation.verify(&in_force).map_err(|reason| {
+                        self.unauthentic(format!(
+                            "its key rotation at entry #{seq} does not hand over from the key \
+                                                  this host signed with: {reason}"
+                        ))
+                    })?;
+                }
+            }
+            if in_force != *key_in_force {
+                return Err(self.unauthentic(format!(
+                    "this host signed it up to checkpoint #{at} with key {}, and no rotation since hands over to \
+                     the key it is signed with now: its key was replaced",
+                    hex::encode(signed.key)
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn authenticate_from(&mut self, end: &SignedCheckpoint, from: u64) -> Result<(), JournalError> {
@@ -534,7 +578,8 @@ impl Journal {
         // Caches an emptied file may still hold describe nothing here.
         (self.latest_snapshot, self.rotated_keys, self.manifest_changes) = (None, Vec::new(), Vec::new());
         self.checkpoint_signer = Some((world_id, key));
-        self.witness = witness::Witness::of(&self.path);
+        // A new journal that cannot be resolved keeps no record (nothing was signed yet).
+        self.witness = witness::Witness::of(&self.path).ok().flatten();
     }
 
     /// From the next checkpoint on, sign with `key` (after a key rotation hands over to it).
@@ -712,13 +757,14 @@ impl Journal {
         let end = self.sealed.last().map(|(seq, _, hash)| (*seq, *hash));
         self.sealed.clear();
         self.pending_blobs.clear();
-        if let (Some(witness), Some((world_id, _)), Some((checkpoint, hash))) =
+        if let (Some(witness), Some((world_id, key)), Some((checkpoint, hash))) =
             (&mut self.witness, &self.checkpoint_signer, end)
         {
             let signed = witness::Signed {
                 world_id: *world_id,
                 checkpoint,
                 hash,
+                key: key.public().to_bytes(),
             };
             witness.record(&signed).map_err(|source| JournalError::Witness {
                 path: self.path.clone(),
@@ -1061,6 +1107,49 @@ mod tests {
             "is not signed by the host key in force",
         );
         // The genuine journal opens.
+        signed_by(&path, &key).unwrap();
+    }
+
+    /// Every checkpoint before the one this host signed last is genuine, and so is a journal
+    /// that goes on from it signed by another key: only the host's record tells it was cut
+    /// back, or taken over by a key the recorded one never handed over to.
+    #[test]
+    fn a_writer_refuses_a_journal_cut_back_or_signed_on_by_another_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.redb");
+        let key = Arc::new(HostKey::ephemeral().unwrap());
+        let earlier = dir.path().join("earlier.redb");
+        {
+            let mut journal = signed_by(&path, &key).unwrap();
+            journal.append(ingress(0));
+            journal.commit().unwrap();
+            std::fs::copy(&path, &earlier).unwrap();
+            journal.append(ingress(2));
+            journal.commit().unwrap();
+        }
+        let refused = |expected: &str, key: &Arc<HostKey>| {
+            let error = signed_by(&path, key).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        };
+        let genuine = std::fs::read(&path).unwrap();
+        std::fs::copy(&earlier, &path).unwrap();
+        refused("it was cut back", &key);
+
+        // Signed on by another key, where this host keeps no record, then put back.
+        let elsewhere = dir.path().join("elsewhere.redb");
+        std::fs::write(&elsewhere, &genuine).unwrap();
+        let other = Arc::new(HostKey::ephemeral().unwrap());
+        {
+            let mut journal = Journal::open(&elsewhere).unwrap();
+            let end = journal.signed_end(WORLD, &key.public()).unwrap();
+            journal.open_for_appends(end.as_ref(), 0, WORLD, other.clone()).unwrap();
+            journal.append(ingress(99));
+            journal.commit().unwrap();
+        }
+        std::fs::copy(&elsewhere, &path).unwrap();
+        refused("its key was replaced", &other);
+
+        std::fs::write(&path, &genuine).unwrap();
         signed_by(&path, &key).unwrap();
     }
 

@@ -185,7 +185,19 @@ pub fn open_to_overwrite(path: &Path) -> Result<std::fs::File, PrivateError> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .map_err(io_error(path))?;
-    self::file(path)?;
+    // Judged by what was opened, not by what the path names now.
+    let meta = file.metadata().map_err(io_error(path))?;
+    let display = || path.display().to_string();
+    if !meta.is_file() {
+        return Err(PrivateError::NotAFile { path: display() });
+    }
+    if meta.uid() != uid() {
+        return Err(PrivateError::Owner {
+            path: display(),
+            owner: meta.uid(),
+            uid: uid(),
+        });
+    }
     Ok(file)
 }
 

@@ -144,15 +144,22 @@ pub fn not_public(ip: std::net::IpAddr) -> Option<&'static str> {
         IpAddr::V6(v6) => {
             let segments = v6.segments();
             // Addresses that carry an IPv4 address and reach it: mapped, compatible (::/96),
-            // NAT64 (64:ff9b::/96 and 64:ff9b:1::/48), 6to4 (2002::/16).
+            // translated (::ffff:0:0/96), NAT64 (64:ff9b::/96; 64:ff9b:1::/48 is refused whole),
+            // 6to4 (2002::/16).
             let [w, x] = [segments[6].to_be_bytes(), segments[7].to_be_bytes()];
             let embedded = std::net::Ipv4Addr::new(w[0], w[1], x[0], x[1]);
             if let Some(v4) = v6.to_ipv4_mapped() {
                 not_public(IpAddr::V4(v4))
             } else if segments[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
                 not_public(IpAddr::V4(embedded)).or(Some("IPv4-compatible (deprecated)"))
-            } else if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..3] == [0x64, 0xff9b, 1] {
+            } else if segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
+                // IPv4-translated (::ffff:0:0/96).
                 not_public(IpAddr::V4(embedded))
+            } else if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                not_public(IpAddr::V4(embedded))
+            } else if segments[..3] == [0x64, 0xff9b, 1] {
+                // Local-use NAT64, whose IPv4 address may sit anywhere in the suffix.
+                Some("local-use NAT64")
             } else if segments[0] == 0x2002 {
                 let [p, q] = [segments[1].to_be_bytes(), segments[2].to_be_bytes()];
                 not_public(IpAddr::V4(std::net::Ipv4Addr::new(p[0], p[1], q[0], q[1])))
@@ -274,10 +281,12 @@ mod tests {
             "fe80::1",
             "fec0::1",
             "::ffff:10.0.0.1",
+            "::ffff:0:10.0.0.1",
             "::10.0.0.1",
             "::8.8.8.8",
             "64:ff9b::10.0.0.1",
             "64:ff9b:1::a00:1",
+            "64:ff9b:1:a00:1::",
             "2002:0a00:0001::1",
         ] {
             assert!(
