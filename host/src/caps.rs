@@ -7,6 +7,7 @@ use agentos_air::{
     BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap, HttpCap, LlmCap, LlmProvider,
     Manifest, TimerCap,
 };
+pub use agentos_journal::stepper::{BudgetLedger, BudgetUse};
 use std::path::{Component, Path, PathBuf};
 
 /// Why a manifest's capabilities cannot be used by this host.
@@ -419,87 +420,6 @@ fn refuse_private(cap: &str, dir: &Path, world_dir: &Path) -> Result<(), CapErro
         }
     }
     Ok(())
-}
-
-/// One call counted against a budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BudgetUse {
-    /// Logical time of the step that made the call.
-    pub at_ms: u64,
-    pub bytes: u64,
-    pub tokens: u64,
-}
-
-/// Use of budgeted grants, from receipts, per (agent, grant), oldest first.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct BudgetLedger {
-    uses: std::collections::BTreeMap<(String, String), std::collections::VecDeque<BudgetUse>>,
-}
-
-impl BudgetLedger {
-    /// The uses held per (agent, grant), oldest first (those that left a window are forgotten).
-    pub fn uses(&self) -> std::collections::BTreeMap<(String, String), Vec<BudgetUse>> {
-        self.uses
-            .iter()
-            .map(|(key, uses)| (key.clone(), uses.iter().copied().collect()))
-            .collect()
-    }
-
-    /// Count one call that reached its adapter.
-    pub fn record(&mut self, agent: &str, grant: &str, at_ms: u64, bytes: u64, tokens: u64) {
-        self.uses
-            .entry((agent.to_string(), grant.to_string()))
-            .or_default()
-            .push_back(BudgetUse { at_ms, bytes, tokens });
-    }
-
-    /// Count a receipt against its grant's budget, when the grant has one and the call reached
-    /// its adapter. Live calls and recovery both count through here.
-    pub fn count(&mut self, grants: &AgentGrants, receipt: &crate::receipts::ReceiptBody, at_ms: u64) {
-        let Some(grant) = &receipt.grant else { return };
-        if grants.budget(grant).is_some() && receipt.status.reached_adapter() {
-            let usage = &receipt.usage;
-            let tokens = usage.tokens_in + usage.tokens_out;
-            self.record(
-                &receipt.agent,
-                grant,
-                at_ms,
-                usage.bytes_sent + usage.bytes_received,
-                tokens,
-            );
-        }
-    }
-
-    /// Whether one more call under `grant` fits its budget at logical time `at_ms`. A call that
-    /// crosses a byte or token limit is allowed; the ones after it are not.
-    pub fn admit(&mut self, agent: &str, grant: &str, budget: &Budget, at_ms: u64) -> Result<(), String> {
-        let Some(uses) = self.uses.get_mut(&(agent.to_string(), grant.to_string())) else {
-            return Ok(());
-        };
-        if let Some(window) = budget.window_ms {
-            while uses.front().is_some_and(|u| u.at_ms.saturating_add(window) <= at_ms) {
-                uses.pop_front();
-            }
-        }
-        let per = budget.window_ms.map(|w| format!(" per {w} ms")).unwrap_or_default();
-        let calls = uses.len() as u64;
-        let bytes: u64 = uses.iter().map(|u| u.bytes).sum();
-        let tokens: u64 = uses.iter().map(|u| u.tokens).sum();
-        for (limit, used, what) in [
-            (budget.calls, calls, "calls"),
-            (budget.bytes, bytes, "bytes"),
-            (budget.tokens, tokens, "tokens"),
-        ] {
-            if let Some(limit) = limit
-                && used >= limit
-            {
-                return Err(format!(
-                    "grant `{grant}` of agent `{agent}` has used {used} of its {limit} {what}{per}"
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 impl AgentGrants {

@@ -62,16 +62,7 @@ pub struct AgentSlot {
     steps_since_snapshot: u64,
 }
 
-/// The stepper's own state, as a snapshot stores it (`postcard`, in the blob table).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct KernelState {
-    pub last_at_ms: u64,
-    pub last_step: u64,
-    pub timers: crate::effects::timer::TimerTable,
-    pub budgets: crate::caps::BudgetLedger,
-    /// Ingress entries journaled but not yet processed, in order.
-    pub pending: Vec<u64>,
-}
+pub use agentos_journal::stepper::StepperState as KernelState;
 
 /// How one step ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +88,24 @@ pub struct StepRecord {
     pub plan_events: Vec<(u64, PlanEvent)>,
     /// Plan step outputs for the blob table.
     pub blobs: Vec<Vec<u8>>,
+}
+
+impl StepRecord {
+    /// A step of `agent` on input `ingress` that failed before doing anything.
+    fn failed(ingress: u64, agent: &str, kind: FailureKind, reason: String) -> StepRecord {
+        StepRecord {
+            ingress,
+            agent: agent.to_string(),
+            outcome: StepOutcome::Failed { kind, reason },
+            outputs: Vec::new(),
+            fuel_used: 0,
+            effects: 0,
+            deferred: Vec::new(),
+            divergence: None,
+            plan_events: Vec::new(),
+            blobs: Vec::new(),
+        }
+    }
 }
 
 /// What the journal says a committed step did (the replay oracle).
@@ -274,11 +283,11 @@ impl Kernel {
     /// Count a journaled receipt against its grant's budget (recovery rebuilds the ledger).
     pub fn count_receipt(&self, receipt: &crate::receipts::ReceiptBody, at_ms: u64) {
         if let Some(grants) = self.grants_of(&receipt.agent) {
-            self.live
-                .budgets
-                .lock()
-                .expect("budget lock")
-                .count(&grants, receipt, at_ms);
+            self.live.budgets.lock().expect("budget lock").count(
+                |grant| grants.budget(grant).is_some(),
+                receipt,
+                at_ms,
+            );
         }
     }
 
@@ -297,18 +306,7 @@ impl Kernel {
     pub fn set_aside_next(&mut self, kind: FailureKind, reason: String) -> Option<u64> {
         let (seq, ingress) = self.inbox.pop_front()?;
         self.recovered.remove(&seq);
-        let record = StepRecord {
-            ingress: seq,
-            agent: ingress.agent.clone(),
-            outcome: StepOutcome::Failed { kind, reason },
-            outputs: Vec::new(),
-            fuel_used: 0,
-            effects: 0,
-            deferred: Vec::new(),
-            divergence: None,
-            plan_events: Vec::new(),
-            blobs: Vec::new(),
-        };
+        let record = StepRecord::failed(seq, &ingress.agent, kind, reason);
         self.last_step = seq;
         self.journal_record(&record, ingress.at_ms);
         Some(seq)
@@ -738,21 +736,7 @@ impl Kernel {
         backend: Option<Box<dyn crate::effects::EffectBackend>>,
         timing: Timing,
     ) -> StepRecord {
-        let mut record = StepRecord {
-            ingress: seq,
-            agent: ingress.agent.clone(),
-            outcome: StepOutcome::Failed {
-                kind: FailureKind::Undeliverable,
-                reason: String::new(),
-            },
-            outputs: Vec::new(),
-            fuel_used: 0,
-            effects: 0,
-            deferred: Vec::new(),
-            divergence: None,
-            plan_events: Vec::new(),
-            blobs: Vec::new(),
-        };
+        let mut record = StepRecord::failed(seq, &ingress.agent, FailureKind::Undeliverable, String::new());
         let world_id = self.world_id;
         self.last_step = seq;
         if let Some(plan) = crate::plans::addressed(&ingress.agent) {

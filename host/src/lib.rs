@@ -18,10 +18,8 @@ pub mod inbox;
 pub mod kernel;
 pub mod plans;
 pub mod runtime;
-pub mod text;
 pub mod values;
-pub mod verify;
 pub mod world;
 
 pub use agentos_journal as journal;
-pub use agentos_journal::{private, proofs, receipts, rotation, transparency};
+pub use agentos_journal::{private, proofs, receipts, rotation, text, transparency, verify};

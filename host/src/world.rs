@@ -11,7 +11,7 @@
 use crate::caps::AgentGrants;
 use crate::effects::live::{RecoveredCall, now_ms};
 use crate::effects::replay::{RecordedCall, RecordedCalls};
-use crate::governance::ledger::Configuration;
+pub use crate::governance::ledger::{Configuration, configuration_at, genesis};
 use crate::governance::record::ManifestApplied;
 use crate::journal::entry::{EntryBody, FORMAT_VERSION, Genesis, Ingress, Stream};
 use crate::journal::{Journal, SharedJournal};
@@ -198,19 +198,6 @@ fn snapshot_reads(journal: &Journal, seq: u64) -> Result<SnapshotReads> {
         pending: state.pending,
         closing_checkpoint: checkpoint,
     })
-}
-
-/// The genesis entry of a journal.
-pub fn genesis(journal: &Journal) -> Result<Genesis> {
-    match journal.entry(0)?.map(|e| e.body) {
-        Some(EntryBody::Genesis(genesis)) => Ok(genesis),
-        Some(other) => bail!(
-            "journal {}: entry #0 is {}, not genesis",
-            journal.path().display(),
-            other.kind()
-        ),
-        None => bail!("journal {} is empty", journal.path().display()),
-    }
 }
 
 /// What recovery (or an explicit replay) found.
@@ -961,20 +948,6 @@ fn snapshot_at_or_before(journal: &Journal, at: u64) -> Result<Option<u64>> {
         .filter(|e| e.seq <= at && matches!(e.body, EntryBody::Snapshot(_)))
         .map(|e| e.seq)
         .next_back())
-}
-
-/// The manifest of record in force at entry `seq`: genesis, or the last manifest change before it.
-pub fn configuration_at(journal: &Journal, genesis: &Genesis, seq: u64) -> Result<Configuration> {
-    let Some(&change) = journal.manifest_changes().iter().rev().find(|&&c| c < seq) else {
-        return Configuration::of_genesis(genesis);
-    };
-    match journal.entry(change)?.map(|e| e.body) {
-        Some(EntryBody::ManifestApplied(applied)) => Configuration::of_applied(change, &applied),
-        _ => bail!(
-            "journal {}: entry #{change} is listed as a manifest change but is not one",
-            journal.path().display()
-        ),
-    }
 }
 
 /// An agent ready for the stepper: its definition, checked component and grants.

@@ -11,18 +11,23 @@
 //! log (see [`transparency`]). The journal knows nothing of wasm or effects; it stores what it is
 //! given and checks its own invariants.
 //!
-//! Beside it: entry bodies ([`entry`]), receipts and the host key ([`receipts`]), key rotations
+//! Beside it: entry bodies ([`entry`]), the governance ledger folded from them ([`ledger`]), receipts and the host key ([`receipts`]), key rotations
 //! ([`rotation`]), the transparency logs and checkpoints ([`transparency`]), proofs a verifier
-//! checks offline ([`proofs`]), the host's record of how far it signed each journal
-//! ([`witness`]) and private files ([`private`]).
+//! checks offline ([`proofs`]), the stepper's state as snapshots store it ([`stepper`]), the host's record of how far it signed each journal
+//! ([`witness`]), private files ([`private`]), text safe to show ([`text`]) and [`verify`],
+//! which checks a whole journal relative to what the verifier trusts.
 
 pub mod entry;
+pub mod ledger;
 pub mod private;
 pub mod proofs;
 pub mod receipts;
 pub mod rotation;
+pub mod stepper;
 pub mod tables;
+pub mod text;
 pub mod transparency;
+pub mod verify;
 pub mod witness;
 
 use crate::receipts::HostKey;

@@ -52,20 +52,7 @@ pub fn uid() -> u32 {
 pub fn dir(dir: &Path) -> Result<(), PrivateError> {
     match std::fs::symlink_metadata(dir) {
         Ok(meta) => {
-            let path = || dir.display().to_string();
-            if meta.file_type().is_symlink() {
-                return Err(PrivateError::Link { path: path() });
-            }
-            if !meta.is_dir() {
-                return Err(PrivateError::NotADirectory { path: path() });
-            }
-            if meta.uid() != uid() {
-                return Err(PrivateError::Owner {
-                    path: path(),
-                    owner: meta.uid(),
-                    uid: uid(),
-                });
-            }
+            judge(&meta, dir, Kind::Directory)?;
             if meta.mode() & 0o777 != 0o700 {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
             }
@@ -130,16 +117,28 @@ pub fn file(path: &Path) -> Result<(), PrivateError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_error(path)(e)),
     };
-    let display = || path.display().to_string();
+    judge(&meta, path, Kind::File)
+}
+
+enum Kind {
+    Directory,
+    File,
+}
+
+/// Whether `meta` (of `path`, not followed) is a `kind` of this user's, not a link.
+fn judge(meta: &std::fs::Metadata, path: &Path, kind: Kind) -> Result<(), PrivateError> {
+    let path = || path.display().to_string();
     if meta.file_type().is_symlink() {
-        return Err(PrivateError::Link { path: display() });
+        return Err(PrivateError::Link { path: path() });
     }
-    if !meta.is_file() {
-        return Err(PrivateError::NotAFile { path: display() });
+    match kind {
+        Kind::Directory if !meta.is_dir() => return Err(PrivateError::NotADirectory { path: path() }),
+        Kind::File if !meta.is_file() => return Err(PrivateError::NotAFile { path: path() }),
+        _ => {}
     }
     if meta.uid() != uid() {
         return Err(PrivateError::Owner {
-            path: display(),
+            path: path(),
             owner: meta.uid(),
             uid: uid(),
         });
@@ -186,18 +185,7 @@ pub fn open_to_overwrite(path: &Path) -> Result<std::fs::File, PrivateError> {
         .open(path)
         .map_err(io_error(path))?;
     // Judged by what was opened, not by what the path names now.
-    let meta = file.metadata().map_err(io_error(path))?;
-    let display = || path.display().to_string();
-    if !meta.is_file() {
-        return Err(PrivateError::NotAFile { path: display() });
-    }
-    if meta.uid() != uid() {
-        return Err(PrivateError::Owner {
-            path: display(),
-            owner: meta.uid(),
-            uid: uid(),
-        });
-    }
+    judge(&file.metadata().map_err(io_error(path))?, path, Kind::File)?;
     Ok(file)
 }
 

@@ -347,7 +347,7 @@ impl LiveEffects {
         self.budgets
             .lock()
             .expect("budget lock")
-            .count(&self.grants, &body, call.at_ms);
+            .count(|grant| self.grants.budget(grant).is_some(), &body, call.at_ms);
         let receipt = self.signer.submit(body);
         let mut journal = self
             .journal

@@ -8,7 +8,7 @@
 use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse, TimerWhen};
 use crate::runtime::bindings::agentos::core::timer::{Host, When};
 use crate::runtime::bindings::agentos::core::types::EffectError;
-use std::collections::BTreeMap;
+pub use agentos_journal::stepper::{PendingTimer, TimerTable};
 
 impl Host for EffectGate {
     fn schedule(&mut self, when: When, event: String) -> wasmtime::Result<Result<u64, EffectError>> {
@@ -36,66 +36,6 @@ impl Host for EffectGate {
             Ok(other) => wasmtime::bail!("journal holds a non-timer outcome for a timer call: {other:?}"),
             Err(failure) => Err(failure.into()),
         })
-    }
-}
-
-/// A timer that has been journaled and has neither fired nor been cancelled.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PendingTimer {
-    pub agent: String,
-    pub event: String,
-    pub due_ms: u64,
-}
-
-/// The world's pending timers, by id.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct TimerTable {
-    pub pending: BTreeMap<u64, PendingTimer>,
-}
-
-impl TimerTable {
-    pub fn pending_of(&self, agent: &str) -> u32 {
-        self.pending.values().filter(|t| t.agent == agent).count() as u32
-    }
-
-    /// The timer due first (by due time, then id), if it is due at `now_ms`.
-    pub fn take_due(&mut self, now_ms: u64) -> Option<(u64, PendingTimer)> {
-        let (&id, _) = self
-            .pending
-            .iter()
-            .filter(|(_, t)| t.due_ms <= now_ms)
-            .min_by_key(|(id, t)| (t.due_ms, **id))?;
-        self.pending.remove(&id).map(|timer| (id, timer))
-    }
-
-    /// When the next timer is due.
-    pub fn next_due_ms(&self) -> Option<u64> {
-        self.pending.values().map(|t| t.due_ms).min()
-    }
-
-    /// Take in a journaled entry: a timer scheduled or cancelled, or a timer's firing (an
-    /// ingress from `timer:<id>`). Recovery and `verify` rebuild the table through here.
-    pub fn observe(&mut self, entry: &crate::journal::entry::EntryBody) {
-        use crate::journal::entry::EntryBody;
-        match entry {
-            EntryBody::TimerScheduled(t) => {
-                let timer = PendingTimer {
-                    agent: t.agent.clone(),
-                    event: t.event.clone(),
-                    due_ms: t.due_ms,
-                };
-                self.pending.insert(t.id, timer);
-            }
-            EntryBody::TimerCancelled(t) => {
-                self.pending.remove(&t.id);
-            }
-            EntryBody::Ingress(ingress) => {
-                if let Some(id) = ingress.source.strip_prefix("timer:").and_then(|id| id.parse().ok()) {
-                    self.pending.remove(&id);
-                }
-            }
-            _ => {}
-        }
     }
 }
 

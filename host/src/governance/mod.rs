@@ -6,9 +6,9 @@
 //! running world to an approved manifest.
 
 pub mod apply;
-pub mod ledger;
 pub mod propose;
 pub mod shadow;
 pub mod verdict;
 
 pub use agentos_journal::entry::governance as record;
+pub use agentos_journal::ledger;

@@ -22,6 +22,7 @@ pub mod history;
 pub mod values;
 
 pub use agentos_journal::entry::plan as record;
+pub use agentos_journal::entry::plan::{address, addressed};
 
 use crate::caps::AgentGrants;
 use crate::effects::{Deferred, EffectBackend, EffectFailure, EffectGate, EffectRequest, EffectResponse};
@@ -35,16 +36,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use values::Typed;
 use wasmtime::component::Type;
-
-/// How the journal addresses a plan (ingress targets, emit targets, receipts' holder).
-pub fn address(plan: &str) -> String {
-    format!("plan:{plan}")
-}
-
-/// The plan an address names, if it names one.
-pub fn addressed(target: &str) -> Option<&str> {
-    target.strip_prefix("plan:")
-}
 
 /// The error for a plan name the manifest of record does not define, listing those it does.
 pub fn unknown<'a>(plan: &str, known: impl Iterator<Item = &'a String>) -> String {

@@ -94,3 +94,13 @@ impl PlanEvent {
         }
     }
 }
+
+/// How the journal addresses a plan (ingress targets, emit targets, receipts' holder).
+pub fn address(plan: &str) -> String {
+    format!("plan:{plan}")
+}
+
+/// The plan an address names, if it names one.
+pub fn addressed(target: &str) -> Option<&str> {
+    target.strip_prefix("plan:")
+}

@@ -22,12 +22,11 @@
 //! holds public keys and a checkpoint kept from earlier. Without either, the report says the
 //! world is self-consistent but not anchored.
 
-use crate::caps::BudgetUse;
-use crate::governance::ledger::Ledger;
-use crate::journal::entry::{Digest, Entry, EntryBody, Genesis, SIGNED_JOURNAL_FORMAT, entry_hash, sha256};
-use crate::journal::{Journal, JournalError};
-use crate::kernel::KernelState;
+use crate::entry::{Digest, Entry, EntryBody, Genesis, SIGNED_JOURNAL_FORMAT, entry_hash, sha256};
+use crate::ledger::Ledger;
+use crate::stepper::{BudgetUse, StepperState as KernelState, TimerTable};
 use crate::transparency::{AnyCheckpoint, Frontier, receipt_leaf};
+use crate::{Journal, JournalError};
 use ed25519_dalek::VerifyingKey;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -533,7 +532,7 @@ impl Fold<'_> {
         Ok(())
     }
 
-    fn check_snapshot(&self, seq: u64, snapshot: &crate::journal::entry::Snapshot) -> Result<(), VerifyError> {
+    fn check_snapshot(&self, seq: u64, snapshot: &crate::entry::Snapshot) -> Result<(), VerifyError> {
         // Every agent and plan of the manifest in force, and nothing else: a state left out
         // would be taken, on reopening, as the agent's initial one.
         let manifest = &self.ledger.in_force().manifest;
@@ -541,7 +540,7 @@ impl Fold<'_> {
             .agents
             .keys()
             .cloned()
-            .chain(manifest.plans.keys().map(|plan| crate::plans::address(plan)))
+            .chain(manifest.plans.keys().map(|plan| crate::entry::plan::address(plan)))
             .collect();
         let listed: BTreeSet<String> = snapshot.agents.iter().map(|(agent, _)| agent.clone()).collect();
         if listed != expected {
@@ -818,7 +817,7 @@ impl KeptRoots {
 /// pending timers, inputs not yet processed, the last step, budget use per grant.
 #[derive(Default)]
 struct StepperFold {
-    timers: crate::effects::timer::TimerTable,
+    timers: TimerTable,
     unprocessed: BTreeSet<u64>,
     last_step: u64,
     at_ms_of: HashMap<u64, u64>,

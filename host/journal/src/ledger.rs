@@ -4,12 +4,64 @@
 //! One fold serves `apply` (is this proposal ready?), `history` and `verify` (was every applied
 //! manifest approved as the policy in force required?), so the rules live in one place.
 
-use super::record::{ManifestApplied, Proposal, ShadowRecord, SignedVerdict, Verdict};
-use crate::journal::Journal;
-use crate::journal::entry::{Digest, EntryBody, Genesis};
+use crate::entry::governance::{ManifestApplied, Proposal, ShadowRecord, SignedVerdict, Verdict};
+use crate::entry::{Digest, EntryBody, Genesis};
+use crate::{Journal, JournalError};
 use agentos_air::{Approver, Manifest, Patch};
-use anyhow::Result;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Why a ledger (or the configuration in force) could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Manifest(#[from] agentos_air::AirError),
+    #[error(transparent)]
+    Patch(#[from] agentos_air::PatchError),
+    #[error("journal {}: entry #0 is {kind}, not genesis", path.display())]
+    NotGenesis { path: PathBuf, kind: &'static str },
+    #[error("journal {} is empty", path.display())]
+    Empty { path: PathBuf },
+    #[error("journal {}: entry #{seq} is listed as a manifest change but is not one", path.display())]
+    NotAChange { path: PathBuf, seq: u64 },
+    /// An entry that contradicts the ones before it.
+    #[error("entry #{seq}: {problem}")]
+    Contradiction { seq: u64, problem: String },
+    #[error("entry #{seq} is not a proposal; open proposals: {open}")]
+    NotAProposal { seq: u64, open: String },
+}
+
+type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// The genesis entry of a journal.
+pub fn genesis(journal: &Journal) -> Result<Genesis> {
+    match journal.entry(0)?.map(|e| e.body) {
+        Some(EntryBody::Genesis(genesis)) => Ok(genesis),
+        Some(other) => Err(LedgerError::NotGenesis {
+            path: journal.path().to_path_buf(),
+            kind: other.kind(),
+        }),
+        None => Err(LedgerError::Empty {
+            path: journal.path().to_path_buf(),
+        }),
+    }
+}
+
+/// The manifest of record in force at entry `seq`: genesis, or the last manifest change before it.
+pub fn configuration_at(journal: &Journal, genesis: &Genesis, seq: u64) -> Result<Configuration> {
+    let Some(&change) = journal.manifest_changes().iter().rev().find(|&&c| c < seq) else {
+        return Configuration::of_genesis(genesis);
+    };
+    match journal.entry(change)?.map(|e| e.body) {
+        Some(EntryBody::ManifestApplied(applied)) => Configuration::of_applied(change, &applied),
+        _ => Err(LedgerError::NotAChange {
+            path: journal.path().to_path_buf(),
+            seq: change,
+        }),
+    }
+}
 
 /// A manifest the world ran from entry `since` on.
 #[derive(Debug, Clone)]
@@ -132,13 +184,9 @@ impl Ledger {
 
     /// The ledger of a journal: one pass over its entries.
     pub fn read(journal: &Journal) -> Result<Ledger> {
-        let genesis = crate::world::genesis(journal)?;
+        let genesis = genesis(journal)?;
         let mut ledger = Ledger::new(&genesis)?;
-        for entry in journal.entries_from(1)? {
-            ledger
-                .observe(entry.seq, &entry.body)
-                .map_err(|problem| anyhow::anyhow!("entry #{}: {problem}", entry.seq))?;
-        }
+        ledger.take_in(&journal.entries_from(1)?)?;
         Ok(ledger)
     }
 
@@ -149,12 +197,19 @@ impl Ledger {
         journal.check_history()?;
         journal.seal();
         let mut ledger = Ledger::read(journal)?;
-        for entry in journal.sealed_entries() {
-            ledger
-                .observe(entry.seq, &entry.body)
-                .map_err(|problem| anyhow::anyhow!("entry #{}: {problem}", entry.seq))?;
-        }
+        ledger.take_in(&journal.sealed_entries())?;
         Ok(ledger)
+    }
+
+    fn take_in<'a>(&mut self, entries: impl IntoIterator<Item = &'a crate::entry::Entry>) -> Result<()> {
+        for entry in entries {
+            self.observe(entry.seq, &entry.body)
+                .map_err(|problem| LedgerError::Contradiction {
+                    seq: entry.seq,
+                    problem,
+                })?;
+        }
+        Ok(())
     }
 
     pub fn in_force(&self) -> &Configuration {
@@ -178,14 +233,14 @@ impl Ledger {
                 .filter(|p| p.status() == "open")
                 .map(|p| format!("#{}", p.seq))
                 .collect();
-            anyhow::anyhow!(
-                "entry #{seq} is not a proposal; open proposals: {}",
-                if open.is_empty() {
+            LedgerError::NotAProposal {
+                seq,
+                open: if open.is_empty() {
                     "none".into()
                 } else {
                     open.join(", ")
-                }
-            )
+                },
+            }
         })
     }
 
@@ -351,7 +406,12 @@ impl Ledger {
         });
         self.readiness_for(
             seq,
-            proposed.unwrap_or_else(|| Err(anyhow::anyhow!("no such proposal"))),
+            proposed.unwrap_or_else(|| {
+                Err(LedgerError::NotAProposal {
+                    seq,
+                    open: String::new(),
+                })
+            }),
         )
     }
 
@@ -375,8 +435,8 @@ impl Ledger {
         // Verdicts count only from approvers the policy in force names under the name they give:
         // a person by their key, an agent by its name, and never an agent on its own proposal.
         let author = match &state.proposal.body.author {
-            super::record::Author::Agent { name } => Some(name.as_str()),
-            super::record::Author::Person { .. } => None,
+            crate::entry::governance::Author::Agent { name } => Some(name.as_str()),
+            crate::entry::governance::Author::Person { .. } => None,
         };
         let counted = |verdict: &SignedVerdict| {
             let listed = policy
