@@ -3,33 +3,12 @@
 
 mod common;
 use common::*;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// A loopback server counting requests per path.
-fn counting_server() -> (String, Arc<Mutex<HashMap<String, u32>>>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
-    let hits = Arc::new(Mutex::new(HashMap::new()));
-    let seen = hits.clone();
-    std::thread::spawn(move || {
-        // Bounded: at most 5000 requests, and it stops after 60 s without one.
-        for _ in 0..5000 {
-            let Ok(Some(request)) = server.recv_timeout(std::time::Duration::from_secs(60)) else {
-                return;
-            };
-            *seen.lock().unwrap().entry(request.url().to_string()).or_insert(0) += 1;
-            let _ = request.respond(tiny_http::Response::from_string("ok"));
-        }
-    });
-    (base, hits)
-}
 
 #[test]
 fn kill_9_mid_stream_loses_nothing_and_repeats_no_receipted_effect() {
     const EVENTS: usize = 700;
     let (scratch, dir) = init("hello");
-    let (base, hits) = counting_server();
+    let (base, hits) = serve_text("ok");
     let events = scratch.path().join("events.txt");
     let lines: String = (0..EVENTS)
         .map(|i| format!("hello fetch(\"{base}/item/{i}\")\n"))
@@ -109,7 +88,7 @@ fn a_non_idempotent_effect_interrupted_after_its_intent_is_in_doubt_not_retried(
     use agentos_host::journal::entry::{EffectIntent, EntryBody, sha256};
     use agentos_host::world::{EventInput, OpenMode, World};
 
-    let (base, hits) = counting_server();
+    let (base, hits) = serve_text("ok");
     let manifest = r#"
         [world]
         name = "in-doubt"
@@ -183,18 +162,11 @@ fn a_non_idempotent_effect_interrupted_after_its_intent_is_in_doubt_not_retried(
 fn a_step_that_stops_the_host_at_every_attempt_is_abandoned_and_the_world_goes_on() {
     let (scratch, dir) = init("hello");
     // A server that never answers /slow in time, and counts the requests it got.
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
-    let slow = Arc::new(Mutex::new(0u32));
-    let seen = slow.clone();
-    std::thread::spawn(move || {
-        for request in server.incoming_requests().take(100) {
-            *seen.lock().unwrap() += 1;
-            std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_secs(120));
-                let _ = request.respond(tiny_http::Response::from_string("late"));
-            });
-        }
+    let (base, hits) = serve(|request, _| {
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            let _ = request.respond(tiny_http::Response::from_string("late"));
+        });
     });
     let events = scratch.path().join("events.txt");
     std::fs::write(&events, format!("hello fetch(\"{base}/slow\")\nhello greet(\"ada\")\n")).unwrap();
@@ -213,7 +185,7 @@ fn a_step_that_stops_the_host_at_every_attempt_is_abandoned_and_the_world_goes_o
             .unwrap();
         attempts += 1;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while *slow.lock().unwrap() < attempts {
+        while total(&hits) < attempts {
             assert!(
                 std::time::Instant::now() < deadline,
                 "attempt {attempts} never reached the server"
@@ -231,7 +203,7 @@ fn a_step_that_stops_the_host_at_every_attempt_is_abandoned_and_the_world_goes_o
     let out = ok(&["run", s(&dir), "--json"]);
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["committed"], 1, "{summary}");
-    assert_eq!(*slow.lock().unwrap(), 3, "the abandoned step ran again");
+    assert_eq!(total(&hits), 3, "the abandoned step ran again");
     let log = ok(&["log", s(&dir)]);
     assert!(
         log.contains("FAILED (abandoned)")

@@ -268,21 +268,17 @@ fn many_memories_count_together_against_the_instance_cap() {
 /// A server on 127.0.0.1 that answers with the request's path and Host header, as it received
 /// them.
 fn echo_server() -> String {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
-    std::thread::spawn(move || {
-        for request in server.incoming_requests().take(50) {
-            let host = request
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("host"))
-                .map(|h| h.value.to_string())
-                .unwrap_or_default();
-            let body = format!("path={} host={host}", request.url());
-            let _ = request.respond(tiny_http::Response::from_string(body));
-        }
-    });
-    base
+    serve(|request, _| {
+        let host = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("host"))
+            .map(|h| h.value.to_string())
+            .unwrap_or_default();
+        let body = format!("path={} host={host}", request.url());
+        let _ = request.respond(tiny_http::Response::from_string(body));
+    })
+    .0
 }
 
 #[test]

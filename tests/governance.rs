@@ -7,8 +7,6 @@ use common::*;
 
 use agentos_host::journal::entry::EntryBody;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A keys directory with `ada` and `bob`, and a command that uses it.
 struct People {
@@ -308,21 +306,6 @@ fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
     );
 }
 
-/// A server on 127.0.0.1 that answers every request and counts them, until the test ends.
-fn counting_server() -> (String, Arc<AtomicUsize>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let port = server.server_addr().to_ip().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counted = count.clone();
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let _ = request.respond(tiny_http::Response::from_string("page"));
-        }
-    });
-    (format!("http://127.0.0.1:{port}"), count)
-}
-
 /// The hello agent, changed: it fetches `/c` where it was asked for `/b`, and says `hi`.
 fn changed_hello() -> PathBuf {
     build_variant("hello", "hello_changed", |source| {
@@ -343,7 +326,7 @@ fn state_digests(dir: &Path) -> serde_json::Value {
 #[test]
 fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_world() {
     let people = People::new();
-    let (base, requests) = counting_server();
+    let (base, requests) = serve_text("page");
     let (scratch, dir) = init("hello");
     let world = s(&dir);
     append_to_manifest(
@@ -356,7 +339,7 @@ fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_wor
     ok(&["send", world, "hello", r#"greet("ada")"#]);
     ok(&["send", world, "hello", &format!(r#"fetch("{base}/a")"#)]);
     ok(&["send", world, "hello", &format!(r#"fetch("{base}/b")"#)]);
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(total(&requests), 2);
 
     // Proposal 1: the changed component. Proposal 2: the web grant narrowed to `/c`.
     let text = std::fs::read_to_string(dir.join("world.toml")).unwrap();
@@ -396,7 +379,7 @@ fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_wor
     assert!(report["served_from_receipts"].as_u64().unwrap() >= 3, "{report}");
     // Nothing left the machine, nothing changed but one journaled report (and the checkpoint
     // that signs it).
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(total(&requests), 2);
     assert_eq!(state_digests(&dir), states);
     let log = log_json(&dir);
     assert_eq!(log.len(), entries + 2);
@@ -429,7 +412,7 @@ fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_wor
         "{:?}",
         outputs(&dir)
     );
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(total(&requests), 2);
     let history = ok(&["history", world]);
     assert!(
         history.contains("shadow run #") && history.contains("NOT CLEAN"),

@@ -6,24 +6,6 @@ mod common;
 use common::*;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
-/// A real HTTP server answering every request with `hello over http`, on an ephemeral port.
-fn serve() -> (String, std::thread::JoinHandle<()>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let port = server.server_addr().to_ip().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        // Bounded: the tests make at most a few requests.
-        for _ in 0..4 {
-            match server.recv_timeout(std::time::Duration::from_secs(30)) {
-                Ok(Some(request)) => {
-                    let _ = request.respond(tiny_http::Response::from_string("hello over http"));
-                }
-                _ => return,
-            }
-        }
-    });
-    (format!("http://127.0.0.1:{port}"), handle)
-}
-
 fn receipts(dir: &std::path::Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&ok(&["receipts", s(dir), "--json"])).unwrap()
 }
@@ -31,7 +13,7 @@ fn receipts(dir: &std::path::Path) -> Vec<serde_json::Value> {
 #[test]
 fn every_effect_has_a_receipt_any_ed25519_library_verifies() {
     let (_scratch, dir) = init("hello");
-    let (base, _server) = serve();
+    let (base, _) = serve_text("hello over http");
 
     let out = ok(&["send", s(&dir), "hello", r#"greet("ada")"#]);
     assert!(
@@ -84,7 +66,7 @@ fn every_effect_has_a_receipt_any_ed25519_library_verifies() {
 #[test]
 fn calls_outside_the_grants_are_denied_with_signed_receipts() {
     let (_scratch, dir) = init("hello");
-    let (base, _server) = serve();
+    let (base, _) = serve_text("hello over http");
     let port = base.rsplit(':').next().unwrap();
 
     // Same server, but as `localhost`: not covered by the `http://127.0.0.1:*/**` pattern.
@@ -194,7 +176,7 @@ fn budgets_are_enforced_from_journaled_receipts_across_restarts() {
     // snapshot after every step so each restart restores the budget ledger from a snapshot.
     let text = text.replace("timeout_ms = 5000\n", "timeout_ms = 5000\nbudget = { calls = 2 }\n");
     std::fs::write(&manifest, text + "snapshot_every = 1\n").unwrap();
-    let (base, _server) = serve();
+    let (base, _) = serve_text("hello over http");
     let fetch = format!(r#"fetch("{base}/ok")"#);
     for _ in 0..2 {
         let out = ok(&["send", s(&dir), "hello", &fetch]);

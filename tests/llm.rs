@@ -5,69 +5,53 @@
 
 mod common;
 use common::*;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const KEY: &str = "test-key-123";
 
-/// A provider stand-in on 127.0.0.1; returns its base URL and a request counter.
-fn provider() -> (String, Arc<AtomicUsize>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        // Bounded: at most 32 requests, and it stops after 30 s without one.
-        for _ in 0..32 {
-            let Ok(Some(mut request)) = server.recv_timeout(std::time::Duration::from_secs(30)) else {
-                return;
-            };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut body = String::new();
-            let _ = request.as_reader().read_to_string(&mut body);
-            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let headers: Vec<(String, String)> = request
-                .headers()
-                .iter()
-                .map(|h| {
-                    (
-                        h.field.as_str().as_str().to_ascii_lowercase(),
-                        h.value.as_str().to_string(),
-                    )
-                })
-                .collect();
-            let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-            let (status, answer) = match request.url() {
-                "/openai/v1/chat/completions"
-                    if header("authorization").as_deref() != Some(&format!("Bearer {KEY}")) =>
-                {
-                    (401, r#"{"error":{"message":"bad key"}}"#.to_string())
+/// A provider stand-in on 127.0.0.1; returns its base URL and the requests it got.
+fn provider() -> (String, Hits) {
+    serve(|mut request, _| {
+        let mut body = String::new();
+        let _ = request.as_reader().read_to_string(&mut body);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_ascii_lowercase(),
+                    h.value.as_str().to_string(),
+                )
+            })
+            .collect();
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let (status, answer) = match request.url() {
+            "/openai/v1/chat/completions" if header("authorization").as_deref() != Some(&format!("Bearer {KEY}")) => {
+                (401, r#"{"error":{"message":"bad key"}}"#.to_string())
+            }
+            "/openai/v1/chat/completions" => {
+                assert_eq!(json["messages"][0]["role"], "system");
+                assert_eq!(json["temperature"], 0.0);
+                (200, r#"{"choices":[{"message":{"role":"assistant","content":"A short \"summary\"."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":4}}"#.to_string())
+            }
+            "/anthropic/v1/messages" => {
+                let ok = header("x-api-key").as_deref() == Some(KEY)
+                    && header("anthropic-version").is_some()
+                    && json["system"].is_string()
+                    && json["messages"]
+                        .as_array()
+                        .is_some_and(|m| m.iter().all(|m| m["role"] != "system"));
+                if ok {
+                    (200, r#"{"content":[{"type":"text","text":"Claude says hi."}],"stop_reason":"end_turn","usage":{"input_tokens":9,"output_tokens":3}}"#.to_string())
+                } else {
+                    (400, format!("unexpected request {body}"))
                 }
-                "/openai/v1/chat/completions" => {
-                    assert_eq!(json["messages"][0]["role"], "system");
-                    assert_eq!(json["temperature"], 0.0);
-                    (200, r#"{"choices":[{"message":{"role":"assistant","content":"A short \"summary\"."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":4}}"#.to_string())
-                }
-                "/anthropic/v1/messages" => {
-                    let ok = header("x-api-key").as_deref() == Some(KEY)
-                        && header("anthropic-version").is_some()
-                        && json["system"].is_string()
-                        && json["messages"]
-                            .as_array()
-                            .is_some_and(|m| m.iter().all(|m| m["role"] != "system"));
-                    if ok {
-                        (200, r#"{"content":[{"type":"text","text":"Claude says hi."}],"stop_reason":"end_turn","usage":{"input_tokens":9,"output_tokens":3}}"#.to_string())
-                    } else {
-                        (400, format!("unexpected request {body}"))
-                    }
-                }
-                "/broken/v1/chat/completions" => (200, "this is not json".to_string()),
-                _ => (500, "upstream exploded".to_string()),
-            };
-            let _ = request.respond(tiny_http::Response::from_string(answer).with_status_code(status));
-        }
-    });
-    (base, count)
+            }
+            "/broken/v1/chat/completions" => (200, "this is not json".to_string()),
+            _ => (500, "upstream exploded".to_string()),
+        };
+        let _ = request.respond(tiny_http::Response::from_string(answer).with_status_code(status));
+    })
 }
 
 fn world(base: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -172,7 +156,7 @@ fn summaries_flow_through_llm_blob_and_emit_with_receipts_and_replay_without_cal
         out.contains(r#"llm claude/small-model (max 256 tokens) → "Claude says hi." (stop, 9+3 tokens)"#),
         "{out}"
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(total(&calls), 2);
 
     let receipts: Vec<serde_json::Value> = serde_json::from_str(&ok(&["receipts", s(&dir), "--json"])).unwrap();
     let llm: Vec<_> = receipts.iter().filter(|r| r["effect"] == "llm").collect();
@@ -197,7 +181,7 @@ fn summaries_flow_through_llm_blob_and_emit_with_receipts_and_replay_without_cal
 
     // Replay serves the completions from receipts: the provider is not called again.
     replay_and_verify(&dir);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(total(&calls), 2);
     // The key is nowhere in the world's journal or its printed history.
     let journal = std::fs::read(dir.join(".agentos/journal.redb")).unwrap();
     assert!(

@@ -5,45 +5,29 @@
 
 mod common;
 use common::*;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 /// A loopback server: `/news` answers a short article, `/flaky` fails twice with 503 before
 /// answering, `/slow` hangs the first time (60 s), anything else answers `ok`. Counts requests
 /// per path.
-fn server() -> (String, Arc<Mutex<HashMap<String, u32>>>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
-    let hits = Arc::new(Mutex::new(HashMap::new()));
-    let seen = hits.clone();
-    std::thread::spawn(move || {
-        // Bounded: it stops after 60 s without a request.
-        while let Ok(Some(request)) = server.recv_timeout(std::time::Duration::from_secs(60)) {
-            let path = request.url().to_string();
-            let count = {
-                let mut seen = seen.lock().unwrap();
-                let count = seen.entry(path.clone()).or_insert(0);
-                *count += 1;
-                *count
-            };
-            let (status, body) = match path.as_str() {
-                "/news" => (200, "Rust 2027 ships today. It is fast. Everyone is happy."),
-                "/flaky" if count <= 2 => (503, "busy"),
-                "/slow" if count == 1 => {
-                    // Hang without blocking the other requests.
-                    std::thread::spawn(move || {
-                        std::thread::sleep(std::time::Duration::from_secs(60));
-                        let _ = request.respond(tiny_http::Response::from_string("late"));
-                    });
-                    continue;
-                }
-                _ => (200, "ok"),
-            };
-            let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(status));
-        }
-    });
-    (base, hits)
+fn server() -> (String, Hits) {
+    serve(|request, count| {
+        let path = request.url().to_string();
+        let (status, body) = match path.as_str() {
+            "/news" => (200, "Rust 2027 ships today. It is fast. Everyone is happy."),
+            "/flaky" if count <= 2 => (503, "busy"),
+            "/slow" if count == 1 => {
+                // Hang without blocking the other requests.
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_secs(60));
+                    let _ = request.respond(tiny_http::Response::from_string("late"));
+                });
+                return;
+            }
+            _ => (200, "ok"),
+        };
+        let _ = request.respond(tiny_http::Response::from_string(body).with_status_code(status));
+    })
 }
 
 const WORLD: &str = r#"

@@ -336,3 +336,41 @@ fn write_forged(
     }
     txn.commit().unwrap();
 }
+
+/// Requests a [`serve`]d test server received, per path.
+pub type Hits = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>;
+
+/// The total of [`Hits`] over every path.
+pub fn total(hits: &Hits) -> u32 {
+    hits.lock().unwrap().values().sum()
+}
+
+/// A real HTTP server on 127.0.0.1, on an ephemeral port: `answer` gets each request with the
+/// number of requests its path has had (this one included) and responds to it (on another
+/// thread if it wants to take its time). Returns the base URL and the requests counted per
+/// path. It stops after 60 s without a request.
+pub fn serve(answer: impl Fn(tiny_http::Request, u32) + Send + 'static) -> (String, Hits) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", server.server_addr().to_ip().unwrap().port());
+    let hits = Hits::default();
+    let seen = hits.clone();
+    std::thread::spawn(move || {
+        while let Ok(Some(request)) = server.recv_timeout(std::time::Duration::from_secs(60)) {
+            let count = {
+                let mut seen = seen.lock().unwrap();
+                let count = seen.entry(request.url().to_string()).or_insert(0);
+                *count += 1;
+                *count
+            };
+            answer(request, count);
+        }
+    });
+    (base, hits)
+}
+
+/// [`serve`], answering every request with `body`.
+pub fn serve_text(body: &'static str) -> (String, Hits) {
+    serve(move |request, _| {
+        let _ = request.respond(tiny_http::Response::from_string(body));
+    })
+}
