@@ -142,27 +142,29 @@ pub fn ensure_built(name: &str) -> Result<PathBuf> {
     }
     ensure_guest_target(&root)?;
     eprintln!("building component `{name}` (cargo build --release --target wasm32-wasip2 -p {name})");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            name,
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .current_dir(&root)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    let status = guest_build(&root, &target_dir)
+        .args(["-p", name])
         .status()
         .context("cannot run cargo to build the component (is the Rust toolchain installed?)")?;
     if !status.success() {
         bail!("building component `{name}` failed ({status}); see cargo's output above");
     }
     Ok(artifact)
+}
+
+/// The one command that builds guest components: `cargo build --release --target
+/// wasm32-wasip2` of the crate or workspace at `dir` into `target_dir`, with none of the
+/// caller's target directory or compiler flags (which are the host's, not the guest's).
+pub fn guest_build(dir: &Path, target_dir: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .args(["build", "--release", "--target", GUEST_TARGET, "--target-dir"])
+        .arg(target_dir)
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    command
 }
 
 #[cfg(test)]

@@ -182,21 +182,8 @@ pub fn guest_crate(crate_dir: &Path, name: &str, lib_source: &str, extra_depende
 /// component's path.
 pub fn build_guest_crate(crate_dir: &Path, target: &Path, name: &str) -> PathBuf {
     agentos_host::components::ensure_guest_target(crate_dir).expect("the wasm32-wasip2 target is installed");
-    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--offline",
-            "--quiet",
-            "--target-dir",
-        ])
-        .arg(target)
-        .current_dir(crate_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
+    let status = agentos_host::components::guest_build(crate_dir, target)
+        .args(["--offline", "--quiet"])
         .status()
         .unwrap();
     assert!(status.success(), "building {} failed", crate_dir.display());
