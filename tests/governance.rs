@@ -796,3 +796,35 @@ fn approve_and_apply_refuse_a_forged_history() {
     people.ok(&["apply", s(&dir), &proposal]);
     replay_and_verify(&dir);
 }
+
+/// A shadow run decides every call as the live host would, on the fork's own facts: a proposal
+/// that lowers the timer grant's `max_pending` is judged against the timers the world really has
+/// pending, so the schedule the live world allowed but the proposal would refuse is reported.
+#[test]
+fn a_shadow_run_counts_pending_timers_as_the_live_host_does() {
+    let people = People::new();
+    let manifest = format!(
+        "[world]\nname = \"ticking\"\n[modules.ticker]\ncomponent = \"modules/ticker.wasm\"\n\
+         [caps.clock]\neffect = \"timer\"\nmax_pending = 3\n[agents.ticker]\nmodule = \"ticker\"\n\
+         grants = [\"clock\"]\n\n[policy]\napprovers = {{ ada = \"{}\" }}\nrequire_clean_shadow = true\n",
+        people.ada
+    );
+    let (scratch, dir) = custom_world("ticker", &manifest);
+    let world = s(&dir);
+    for n in 1..=2 {
+        ok(&["send", world, "ticker", &format!("schedule((600000, {n}))")]);
+    }
+    let tighter = scratch.path().join("tighter.toml");
+    std::fs::write(&tighter, manifest.replace("max_pending = 3", "max_pending = 1")).unwrap();
+    let proposal = number(&people.ok(&["propose", world, "--from", s(&tighter), "--key", "ada"]));
+    let text = ok(&["shadow", world, &proposal]);
+    assert!(text.contains("NOT CLEAN"), "{text}");
+    assert!(
+        text.contains("denied: step #") && text.contains("max_pending"),
+        "{text}"
+    );
+    people.ok(&["approve", world, &proposal, "--key", "ada"]);
+    let error = people.fails(&["apply", world, &proposal]);
+    assert!(error.contains("the last one"), "{error}");
+    replay_and_verify(&dir);
+}

@@ -499,6 +499,11 @@ impl Kernel {
         })
     }
 
+    /// The world's pending timers (what grant decisions on timers count).
+    pub fn timers(&self) -> Arc<std::sync::Mutex<crate::effects::timer::TimerTable>> {
+        self.live.timers.clone()
+    }
+
     /// When the next pending timer (an agent's, or a plan's reply deadline) is due (logical
     /// ms), if any.
     pub fn next_timer_due_ms(&self) -> Option<u64> {
@@ -699,15 +704,42 @@ impl Kernel {
     }
 
     /// A step served by `backend` and journaled nowhere (shadow runs): the agent's state moves
-    /// on in memory only.
+    /// on in memory only, and so does the timer table — a timer that fires leaves it, the
+    /// timers a committed step sets or cancels join or leave it — folded from the entries a
+    /// live commit would journal, so the steps after are decided on the same pending timers.
     pub fn unjournaled_step(
         &mut self,
         seq: u64,
         ingress: &Ingress,
         backend: Box<dyn crate::effects::EffectBackend>,
     ) -> StepRecord {
+        self.live
+            .timers
+            .lock()
+            .expect("timer lock")
+            .observe(&EntryBody::Ingress(ingress.clone()));
         let record = self.step(seq, ingress, Some(backend), Timing::Live);
         self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        if matches!(record.outcome, StepOutcome::Committed { .. }) {
+            let mut timers = self.live.timers.lock().expect("timer lock");
+            for deferred in &record.deferred {
+                match deferred {
+                    Deferred::TimerScheduled { id, due_ms, event } => {
+                        timers.observe(&EntryBody::TimerScheduled(TimerScheduled {
+                            ingress: seq,
+                            id: *id,
+                            agent: record.agent.clone(),
+                            event: event.clone(),
+                            due_ms: *due_ms,
+                        }))
+                    }
+                    Deferred::TimerCancelled { id } => {
+                        timers.observe(&EntryBody::TimerCancelled(TimerCancelled { ingress: seq, id: *id }))
+                    }
+                    Deferred::Emit { .. } | Deferred::Continue { .. } => {}
+                }
+            }
+        }
         record
     }
 

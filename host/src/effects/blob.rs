@@ -4,7 +4,6 @@
 //! as the receipt that records them; digests are spelled `sha256:<64 hex digits>`.
 
 use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
-use crate::caps::Decision;
 use crate::journal::Journal;
 use crate::receipts::Usage;
 use crate::runtime::bindings::agentos::core::blob::Host;
@@ -56,37 +55,26 @@ pub fn put(journal: &mut Journal, contents: &[u8]) -> (EffectOutcome, Usage) {
     )
 }
 
-/// Fetch the bytes of a get; `check` decides on the stored size (the size limit applies to
-/// the bytes, so the grant decision follows the lookup). Returns the allowing grant, if any.
-pub fn get(
-    journal: &Journal,
-    digest: &str,
-    check: impl FnOnce(u64) -> Decision,
-) -> (Option<String>, EffectOutcome, Usage) {
+/// The stored bytes a get names, looked up before the grant is decided (the size limit
+/// applies to them).
+pub fn lookup(journal: &Journal, digest: &str) -> Result<Vec<u8>, EffectFailure> {
     let Some(key) = parse_digest(digest) else {
-        let reason = format!("`{digest}` is not a blob digest (sha256:<64 hex digits>)");
-        return (None, Err(EffectFailure::Failed(reason)), Usage::default());
+        return Err(EffectFailure::Failed(format!(
+            "`{digest}` is not a blob digest (sha256:<64 hex digits>)"
+        )));
     };
     match journal.blob(&key) {
-        Ok(Some(bytes)) => match check(bytes.len() as u64) {
-            Decision::Allow { grant } => {
-                let usage = Usage {
-                    bytes_received: bytes.len() as u64,
-                    ..Usage::default()
-                };
-                (Some(grant), Ok(EffectResponse::Bytes(bytes)), usage)
-            }
-            Decision::Deny { reason } => (None, Err(EffectFailure::Denied(reason)), Usage::default()),
-        },
-        Ok(None) => (
-            None,
-            Err(EffectFailure::Failed(format!("blob {digest} not found"))),
-            Usage::default(),
-        ),
-        Err(e) => (
-            None,
-            Err(EffectFailure::Failed(format!("blob store: {e}"))),
-            Usage::default(),
-        ),
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(EffectFailure::Failed(format!("blob {digest} not found"))),
+        Err(e) => Err(EffectFailure::Failed(format!("blob store: {e}"))),
     }
+}
+
+/// Answer a get with the bytes looked up.
+pub fn got(bytes: Vec<u8>) -> (EffectOutcome, Usage) {
+    let usage = Usage {
+        bytes_received: bytes.len() as u64,
+        ..Usage::default()
+    };
+    (Ok(EffectResponse::Bytes(bytes)), usage)
 }

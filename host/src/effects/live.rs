@@ -8,12 +8,13 @@
 //! non-idempotent call whose intent is journaled without a receipt gets `in-doubt`.
 
 use super::EffectResponse;
+use super::decide::{Facts, Permit, Verdict, decide};
 use super::timer::TimerTable;
 use super::{
     EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, compile, emit, encode_outcome, fs,
     governance, http, llm, log, outcome_status, timer,
 };
-use crate::caps::{AgentGrants, BudgetLedger, Decision};
+use crate::caps::{AgentGrants, BudgetLedger};
 use crate::journal::SharedJournal;
 use crate::journal::entry::{Digest, EffectIntent, EntryBody, ReceiptEntry, sha256};
 use crate::receipts::{ReceiptBody, ReceiptSigner, Usage};
@@ -95,194 +96,136 @@ impl LiveEffects {
         }
     }
 
-    /// Check the grant and the grant's budget and, if both allow it, run the adapter.
+    /// Decide the call against the grants and the grant's budget and, if both allow it, run
+    /// the adapter.
     fn execute(&self, call: &EffectCall<'_>) -> (Option<String>, EffectOutcome, Usage) {
         let (request, at_ms) = (call.request, call.at_ms);
-        type Run<'a> = Box<dyn FnOnce() -> (EffectOutcome, Usage) + 'a>;
-        let (decision, run): (Decision, Option<Run<'_>>) = match request {
-            EffectRequest::Log { .. } => (
-                Decision::Allow { grant: "log".into() },
-                Some(Box::new(|| (log::execute(), Usage::default()))),
-            ),
-            EffectRequest::Http {
-                method,
-                url,
-                headers,
-                body,
-            } => {
-                let (decision, checked) = self.grants.check_http(method, url, headers);
-                (
-                    decision,
-                    checked.map(|(cap, url)| {
-                        Box::new(move || http::execute(cap, method, &url, headers, body.as_deref())) as Run<'_>
-                    }),
-                )
-            }
-            EffectRequest::FsRead { path }
-            | EffectRequest::FsListDir { path }
-            | EffectRequest::FsWrite { path, .. } => {
-                let write = matches!(request, EffectRequest::FsWrite { .. });
-                let (decision, target) = self.grants.check_fs(path, write);
-                (
-                    decision,
-                    target.map(|(dir, relative)| Box::new(move || fs::execute(request, &dir, &relative)) as Run<'_>),
-                )
-            }
-            EffectRequest::BlobPut { contents } => (
-                self.grants.check_blob(contents.len() as u64),
-                Some(Box::new(|| blob::put(&mut self.journal(), contents))),
-            ),
-            EffectRequest::BlobGet { digest } => {
-                // The size limit applies to the stored bytes, so the decision follows the lookup;
-                // reading has no side effect, so the budget may be checked after it.
-                let (grant, outcome, usage) = blob::get(&self.journal(), digest, |size| self.grants.check_blob(size));
-                if let Some(grant) = &grant
-                    && let Err(reason) = self.admit(grant, at_ms)
-                {
-                    return (
-                        Some(grant.clone()),
-                        Err(EffectFailure::BudgetExceeded(reason)),
-                        Usage::default(),
-                    );
+        // What the decision depends on: the stored blob's size, the caller's pending timers.
+        let mut stored = None;
+        let mut facts = Facts::default();
+        match request {
+            EffectRequest::BlobGet { digest } => match blob::lookup(&self.journal(), digest) {
+                Ok(bytes) => {
+                    facts.blob_size = Some(bytes.len() as u64);
+                    stored = Some(bytes);
                 }
-                return (grant, outcome, usage);
-            }
-            EffectRequest::Llm {
-                provider,
-                model,
-                messages,
-                max_tokens,
-                temperature_milli,
-                stop,
-            } => match self.grants.check_llm(provider.as_deref(), model, *max_tokens) {
-                Ok((grant, route)) => {
-                    let run = move || {
-                        let prompt = llm::Prompt {
-                            model,
-                            messages,
-                            max_tokens: *max_tokens,
-                            temperature_milli: *temperature_milli,
-                            stop,
-                        };
-                        llm::execute(&route, &prompt)
-                    };
-                    (Decision::Allow { grant }, Some(Box::new(run)))
-                }
-                Err(reason) => (Decision::Deny { reason }, None),
+                Err(failure) => return (None, Err(failure), Usage::default()),
             },
-            EffectRequest::TimerSchedule { when, event } => {
-                let (due_ms, delay_ms) = match timer::due(*when, at_ms) {
-                    Ok(due) => due,
-                    Err(failure) => {
-                        return (
-                            self.grants.timer_grant().map(str::to_string),
-                            Err(failure),
-                            Usage::default(),
-                        );
-                    }
-                };
-                let pending = self.timers.lock().expect("timer lock").pending_of(call.agent)
+            EffectRequest::TimerSchedule { .. } => {
+                facts.pending_timers = self.timers.lock().expect("timer lock").pending_of(call.agent)
                     + self.scheduled.borrow().len() as u32;
-                let id = timer::timer_id(call.ingress, call.index);
-                let run = move || {
-                    let outcome = timer::schedule(self.event_types.agents.get(call.agent), id, due_ms, event);
-                    if outcome.is_ok() {
-                        self.scheduled.borrow_mut().push(id);
-                    }
-                    (outcome, Usage::default())
-                };
-                (self.grants.check_timer(delay_ms, pending), Some(Box::new(run)))
             }
-            EffectRequest::TimerCancel { id } => {
-                let Some(grant) = self.grants.timer_grant() else {
-                    return (
-                        None,
-                        Err(EffectFailure::Denied("no timer grant".into())),
-                        Usage::default(),
-                    );
-                };
-                let run = move || {
-                    let owned = self.scheduled.borrow().contains(id)
-                        || self
-                            .timers
-                            .lock()
-                            .expect("timer lock")
-                            .pending
-                            .get(id)
-                            .is_some_and(|t| t.agent == call.agent);
-                    let outcome = if owned {
-                        Ok(EffectResponse::TimerCancelled { id: *id })
-                    } else {
-                        Err(EffectFailure::Failed(format!(
-                            "agent `{}` has no pending timer {id}",
-                            call.agent
-                        )))
-                    };
-                    (outcome, Usage::default())
-                };
-                (
-                    Decision::Allow {
-                        grant: grant.to_string(),
-                    },
-                    Some(Box::new(run)),
-                )
-            }
-            EffectRequest::Compile { language, files } => {
-                let (decision, cap) = self.grants.check_compile(language);
-                let run = cap.map(|cap| {
-                    Box::new(move || compile::execute(cap, language, files, &self.journal, self.dirs.world_id))
-                        as Run<'_>
-                });
-                (decision, run)
-            }
-            EffectRequest::GovernanceManifest => (
-                self.grants.check_governance(false),
-                Some(Box::new(|| (governance::manifest(&self.journal()), Usage::default()))),
-            ),
-            EffectRequest::GovernancePropose { change, description } => (
-                self.grants.check_governance(true),
-                Some(Box::new(|| {
-                    let mut journal = self.journal();
-                    let outcome = governance::propose(
-                        &mut journal,
-                        &self.dirs.root,
-                        &self.key,
-                        call.agent,
-                        change,
-                        description,
-                    );
-                    (outcome, Usage::default())
-                })),
-            ),
-            EffectRequest::GovernanceApprove { proposal, comment } => (
-                self.grants.check_governance(false),
-                Some(Box::new(|| {
-                    let mut journal = self.journal();
-                    let outcome = governance::approve(&mut journal, &self.key, call.agent, proposal, comment);
-                    (outcome, Usage::default())
-                })),
-            ),
-            EffectRequest::Emit { target, event } => (
-                self.grants.check_emit(target),
-                Some(Box::new(|| {
-                    (emit::execute(&self.event_types, target, event), Usage::default())
-                })),
-            ),
+            _ => {}
+        }
+        let (grant, permit) = match decide(&self.grants, request, at_ms, facts) {
+            Verdict::Allow { grant, permit } => (grant, permit),
+            Verdict::Deny { reason } => return (None, Err(EffectFailure::Denied(reason)), Usage::default()),
+            Verdict::Fail { grant, failure } => return (grant, Err(failure), Usage::default()),
         };
-        match (decision, run) {
-            (Decision::Allow { grant }, Some(run)) => {
-                if let Err(reason) = self.admit(&grant, at_ms) {
-                    return (
-                        Some(grant),
-                        Err(EffectFailure::BudgetExceeded(reason)),
-                        Usage::default(),
-                    );
-                }
-                let (outcome, usage) = run();
-                (Some(grant), outcome, usage)
+        if let Err(reason) = self.admit(&grant, at_ms) {
+            return (
+                Some(grant),
+                Err(EffectFailure::BudgetExceeded(reason)),
+                Usage::default(),
+            );
+        }
+        let (outcome, usage) = self.run(call, permit, stored);
+        (Some(grant), outcome, usage)
+    }
+
+    /// Run the adapter of an allowed call.
+    fn run(&self, call: &EffectCall<'_>, permit: Permit<'_>, stored: Option<Vec<u8>>) -> (EffectOutcome, Usage) {
+        let plain = |outcome: EffectOutcome| (outcome, Usage::default());
+        match (call.request, permit) {
+            (EffectRequest::Log { .. }, _) => plain(log::execute()),
+            (
+                EffectRequest::Http {
+                    method, headers, body, ..
+                },
+                Permit::Http { cap, url },
+            ) => http::execute(cap, method, &url, headers, body.as_deref()),
+            (request, Permit::Fs { dir, relative }) => fs::execute(request, &dir, &relative),
+            (EffectRequest::BlobPut { contents }, _) => blob::put(&mut self.journal(), contents),
+            (EffectRequest::BlobGet { .. }, _) => match stored {
+                Some(bytes) => blob::got(bytes),
+                None => plain(Err(EffectFailure::Failed("the blob was not looked up".into()))),
+            },
+            (
+                EffectRequest::Llm {
+                    model,
+                    messages,
+                    max_tokens,
+                    temperature_milli,
+                    stop,
+                    ..
+                },
+                Permit::Llm { route },
+            ) => {
+                let prompt = llm::Prompt {
+                    model,
+                    messages,
+                    max_tokens: *max_tokens,
+                    temperature_milli: *temperature_milli,
+                    stop,
+                };
+                llm::execute(&route, &prompt)
             }
-            (Decision::Deny { reason }, _) => (None, Err(EffectFailure::Denied(reason)), Usage::default()),
-            (Decision::Allow { .. }, None) => unreachable!("an allowed call always has an adapter to run"),
+            (EffectRequest::TimerSchedule { event, .. }, Permit::Timer { due_ms }) => {
+                let id = timer::timer_id(call.ingress, call.index);
+                let outcome = timer::schedule(self.event_types.agents.get(call.agent), id, due_ms, event);
+                if outcome.is_ok() {
+                    self.scheduled.borrow_mut().push(id);
+                }
+                plain(outcome)
+            }
+            (EffectRequest::TimerCancel { id }, _) => {
+                let owned = self.scheduled.borrow().contains(id)
+                    || self
+                        .timers
+                        .lock()
+                        .expect("timer lock")
+                        .pending
+                        .get(id)
+                        .is_some_and(|t| t.agent == call.agent);
+                plain(if owned {
+                    Ok(EffectResponse::TimerCancelled { id: *id })
+                } else {
+                    Err(EffectFailure::Failed(format!(
+                        "agent `{}` has no pending timer {id}",
+                        call.agent
+                    )))
+                })
+            }
+            (EffectRequest::Compile { language, files }, Permit::Compile { cap }) => {
+                compile::execute(cap, language, files, &self.journal, self.dirs.world_id)
+            }
+            (EffectRequest::GovernanceManifest, _) => plain(governance::manifest(&self.journal())),
+            (EffectRequest::GovernancePropose { change, description }, _) => {
+                let mut journal = self.journal();
+                plain(governance::propose(
+                    &mut journal,
+                    &self.dirs.root,
+                    &self.key,
+                    call.agent,
+                    change,
+                    description,
+                ))
+            }
+            (EffectRequest::GovernanceApprove { proposal, comment }, _) => {
+                let mut journal = self.journal();
+                plain(governance::approve(
+                    &mut journal,
+                    &self.key,
+                    call.agent,
+                    proposal,
+                    comment,
+                ))
+            }
+            (EffectRequest::Emit { target, event }, _) => plain(emit::execute(&self.event_types, target, event)),
+            (request, _) => plain(Err(EffectFailure::Failed(format!(
+                "the decision on a {} call carried no permit for it",
+                request.effect()
+            )))),
         }
     }
 

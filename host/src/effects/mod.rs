@@ -12,6 +12,7 @@
 
 pub mod blob;
 pub mod compile;
+pub mod decide;
 pub mod emit;
 pub mod fs;
 pub mod governance;

@@ -1,12 +1,15 @@
 //! The shadow backend: re-running recorded steps under a proposed manifest without touching
-//! the world outside. Each call is first checked against the proposed grants (a denial is
-//! reported and returned as the live host would); a request identical to the one recorded at the
+//! the world outside. Each call is first decided against the proposed grants by the same
+//! [`decide`] as live, on the fork's blobs and timers (a denial is reported and returned as the
+//! live host would; budgets, which only the live world's receipts hold, are not consulted); a request identical to the one recorded at the
 //! same place is served from its receipt; anything else is not executed — it is reported as
 //! "would call" and the guest gets a failure saying so. Log lines are served locally, as live.
 
+use super::decide::{Facts, Verdict, decide};
 use super::replay::RecordedCalls;
-use super::{EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest};
-use crate::caps::{AgentGrants, Decision};
+use super::timer::TimerTable;
+use super::{EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, EffectResponse};
+use crate::caps::AgentGrants;
 use crate::journal::SharedJournal;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +38,10 @@ pub struct ShadowCall {
 pub struct ShadowEffects {
     journal: SharedJournal,
     grants: Arc<AgentGrants>,
+    /// The fork's pending timers.
+    timers: Arc<Mutex<TimerTable>>,
+    /// Timers this step has set so far (they join the table when it commits).
+    scheduled: u32,
     recorded: Arc<RecordedCalls>,
     calls: Arc<Mutex<Vec<ShadowCall>>>,
 }
@@ -44,59 +51,45 @@ impl ShadowEffects {
     pub fn new(
         journal: SharedJournal,
         grants: Arc<AgentGrants>,
+        timers: Arc<Mutex<TimerTable>>,
         recorded: Arc<RecordedCalls>,
         calls: Arc<Mutex<Vec<ShadowCall>>>,
     ) -> ShadowEffects {
         ShadowEffects {
             journal,
             grants,
+            timers,
+            scheduled: 0,
             recorded,
             calls,
         }
     }
-}
 
-/// Whether `grants` allow `request` at all (budgets and the timer table, which depend on the
-/// live world, are not consulted).
-fn permitted(grants: &AgentGrants, request: &EffectRequest, at_ms: u64) -> Result<(), String> {
-    let decision = match request {
-        EffectRequest::Log { .. } => return Ok(()),
-        EffectRequest::Http {
-            method, url, headers, ..
-        } => grants.check_http(method, url, headers).0,
-        EffectRequest::FsRead { path } | EffectRequest::FsListDir { path } => grants.check_fs(path, false).0,
-        EffectRequest::FsWrite { path, .. } => grants.check_fs(path, true).0,
-        EffectRequest::BlobPut { contents } => grants.check_blob(contents.len() as u64),
-        EffectRequest::BlobGet { .. } => grants.check_blob(0),
-        EffectRequest::Llm {
-            provider,
-            model,
-            max_tokens,
-            ..
-        } => return grants.check_llm(provider.as_deref(), model, *max_tokens).map(|_| ()),
-        EffectRequest::TimerSchedule { when, .. } => match super::timer::due(*when, at_ms) {
-            Ok((_, delay_ms)) => grants.check_timer(delay_ms, 0),
-            Err(_) => return Ok(()),
-        },
-        EffectRequest::TimerCancel { .. } => match grants.timer_grant() {
-            Some(_) => return Ok(()),
-            None => return Err("no timer grant".into()),
-        },
-        EffectRequest::Compile { language, .. } => grants.check_compile(language).0,
-        EffectRequest::Emit { target, .. } => grants.check_emit(target),
-        EffectRequest::GovernanceManifest => grants.check_governance(false),
-        EffectRequest::GovernancePropose { .. } => grants.check_governance(true),
-        EffectRequest::GovernanceApprove { .. } => grants.check_governance(false),
-    };
-    match decision {
-        Decision::Allow { .. } => Ok(()),
-        Decision::Deny { reason } => Err(reason),
+    /// What deciding `call` depends on, as the fork has it.
+    fn facts(&self, call: &EffectCall<'_>) -> wasmtime::Result<Facts> {
+        let mut facts = Facts::default();
+        match call.request {
+            EffectRequest::BlobGet { digest } => {
+                let journal = self
+                    .journal
+                    .lock()
+                    .map_err(|_| wasmtime::format_err!("journal lock poisoned"))?;
+                facts.blob_size = super::blob::lookup(&journal, digest).ok().map(|b| b.len() as u64);
+            }
+            EffectRequest::TimerSchedule { .. } => {
+                facts.pending_timers = self.timers.lock().expect("timer lock").pending_of(call.agent) + self.scheduled;
+            }
+            _ => {}
+        }
+        Ok(facts)
     }
 }
 
 impl EffectBackend for ShadowEffects {
     fn perform(&mut self, call: &EffectCall<'_>) -> wasmtime::Result<EffectOutcome> {
-        let (served, outcome) = if let Err(reason) = permitted(&self.grants, call.request, call.at_ms) {
+        let facts = self.facts(call)?;
+        let (served, outcome) = if let Verdict::Deny { reason } = decide(&self.grants, call.request, call.at_ms, facts)
+        {
             (
                 ShadowServed::Denied { reason: reason.clone() },
                 Err(EffectFailure::Denied(reason)),
@@ -115,6 +108,10 @@ impl EffectBackend for ShadowEffects {
                 .ok_or_else(|| wasmtime::format_err!("a recorded outcome is missing from the journal"))?;
             let outcome = postcard::from_bytes(&bytes)
                 .map_err(|e| wasmtime::format_err!("recorded outcome does not decode: {e}"))?;
+            let outcome: EffectOutcome = outcome;
+            if matches!(outcome, Ok(EffectResponse::TimerScheduled { .. })) {
+                self.scheduled += 1;
+            }
             (ShadowServed::FromReceipt, outcome)
         } else if matches!(call.request, EffectRequest::Log { .. }) {
             return Ok(super::log::execute());

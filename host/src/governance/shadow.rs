@@ -365,7 +365,13 @@ fn run_step(
     calls: &Arc<Mutex<Vec<ShadowCall>>>,
 ) -> StepRecord {
     let grants = world.kernel.grants_of(&ingress.agent).unwrap_or_default();
-    let backend = ShadowEffects::new(world.kernel.journal.clone(), grants, recorded.clone(), calls.clone());
+    let backend = ShadowEffects::new(
+        world.kernel.journal.clone(),
+        grants,
+        world.kernel.timers(),
+        recorded.clone(),
+        calls.clone(),
+    );
     world.kernel.unjournaled_step(seq, ingress, Box::new(backend))
 }
 
