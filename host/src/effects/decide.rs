@@ -1,6 +1,7 @@
-//! The one grant decision: what a caller's grants allow of an effect request. Every backend
-//! decides through [`decide`] — live before it runs an adapter, shadow before it serves a
-//! recorded outcome — so no path can skip a check another makes, or make it on other facts.
+//! The one grant decision: what a caller's grants allow of an effect request. The backends that
+//! judge requests decide through [`decide`] alone — live before it runs an adapter, shadow before
+//! it serves a recorded outcome — so neither can skip a check the other makes, or make it on other
+//! facts. (Replay judges nothing: it serves the outcomes decided when the calls were made.)
 //!
 //! What a decision needs beyond the request and the grants is passed in as [`Facts`]: the size
 //! of the blob a `blob.get` names (the size limit applies to the stored bytes) and the timers

@@ -144,7 +144,12 @@ impl LiveEffects {
                 },
                 Permit::Http { cap, url },
             ) => http::execute(cap, method, &url, headers, body.as_deref()),
-            (request, Permit::Fs { dir, relative }) => fs::execute(request, &dir, &relative),
+            (
+                request @ (EffectRequest::FsRead { .. }
+                | EffectRequest::FsListDir { .. }
+                | EffectRequest::FsWrite { .. }),
+                Permit::Fs { dir, relative },
+            ) => fs::execute(request, &dir, &relative),
             (EffectRequest::BlobPut { contents }, _) => blob::put(&mut self.journal(), contents),
             (EffectRequest::BlobGet { .. }, _) => match stored {
                 Some(bytes) => blob::got(bytes),

@@ -1,8 +1,9 @@
 //! The shadow backend: re-running recorded steps under a proposed manifest without touching
 //! the world outside. Each call is first decided against the proposed grants by the same
-//! [`decide`] as live, on the fork's blobs and timers (a denial is reported and returned as the
-//! live host would; budgets, which only the live world's receipts hold, are not consulted); a request identical to the one recorded at the
-//! same place is served from its receipt; anything else is not executed — it is reported as
+//! [`decide`] as live, on the blobs the journal holds and the fork's pending timers (a denial is
+//! reported and returned as the live host would; budgets, which only the live world's receipts
+//! hold, are not consulted); a request identical to the one recorded at the same place is served
+//! from its receipt; anything else is not executed — it is reported as
 //! "would call" and the guest gets a failure saying so. Log lines are served locally, as live.
 
 use super::decide::{Facts, Verdict, decide};
@@ -106,9 +107,8 @@ impl EffectBackend for ShadowEffects {
             let bytes = journal
                 .payload_bytes(&recorded.outcome)?
                 .ok_or_else(|| wasmtime::format_err!("a recorded outcome is missing from the journal"))?;
-            let outcome = postcard::from_bytes(&bytes)
+            let outcome: EffectOutcome = postcard::from_bytes(&bytes)
                 .map_err(|e| wasmtime::format_err!("recorded outcome does not decode: {e}"))?;
-            let outcome: EffectOutcome = outcome;
             if matches!(outcome, Ok(EffectResponse::TimerScheduled { .. })) {
                 self.scheduled += 1;
             }
