@@ -3,6 +3,7 @@
 //! Pure functions over the manifest's capabilities: URL patterns and methods for http, mounts
 //! and modes for fs. No IO happens here; adapters run only after a [`Decision::Allow`].
 
+use crate::private::STATE_DIR;
 use agentos_air::{
     BlobCap, Budget, Cap, CompileCap, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap, HttpCap, LlmCap, LlmProvider,
     Manifest, TimerCap,
@@ -165,8 +166,8 @@ fn refused_header(headers: &[(String, String)]) -> Option<String> {
             Some(format!("header `{name}` is set by the host, not by an agent"))
         } else if REROUTING_HEADERS.contains(&lower.as_str()) {
             Some(format!(
-                "header `{name}` asks servers for another method, path or host than the one granted, or vouches for \
-             the client's address"
+                "header `{name}` asks servers for another method, path or host than the one granted, or vouches \
+                 for the client's address"
             ))
         } else if name.is_empty()
             || !name
@@ -384,9 +385,9 @@ impl AgentGrants {
         {
             return deny(format!("`{path}`: `..` and absolute paths are refused"));
         }
-        if relative.components().any(|c| c.as_os_str() == PRIVATE_DIR) {
+        if relative.components().any(|c| c.as_os_str() == STATE_DIR) {
             return deny(format!(
-                "`{path}`: a world's private directory {PRIVATE_DIR} is never reachable through fs"
+                "`{path}`: a world's private directory {STATE_DIR} is never reachable through fs"
             ));
         }
         if write && cap.mode != FsMode::ReadWrite {
@@ -399,16 +400,13 @@ impl AgentGrants {
     }
 }
 
-/// The name of a world's private directory (journal, host key, inbox).
-const PRIVATE_DIR: &str = ".agentos";
-
 /// Refuse an fs grant of `dir` that holds or lies inside a directory the host keeps to itself:
 /// the world's `.agentos`, or the host's cache and state under the user's home. Compared after
 /// resolving links, where the paths exist.
 fn refuse_private(cap: &str, dir: &Path, world_dir: &Path) -> Result<(), CapError> {
     let resolved = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let granted = resolved(dir);
-    let private = std::iter::once(world_dir.join(PRIVATE_DIR)).chain(crate::private::user_roots());
+    let private = std::iter::once(world_dir.join(STATE_DIR)).chain(crate::private::user_roots());
     for private in private {
         let private = resolved(&private);
         if private.starts_with(&granted) || granted.starts_with(&private) {
@@ -687,6 +685,7 @@ mod tests {
             "X-Original-URL",
             "X-Forwarded-Host",
             "Forwarded",
+            "X-Forwarded-For",
         ] {
             let headers = [(header.to_string(), "DELETE".to_string())];
             let Decision::Deny { reason } = grants.check_http("GET", "http://127.0.0.1:9/ok/x", &headers).0 else {

@@ -14,7 +14,6 @@ use crate::caps::AgentGrants;
 use crate::effects::GateLimits;
 use crate::effects::live::{LiveContext, LiveEffects, RecoveredCall};
 use crate::effects::replay::{Divergence, RecordedCalls, ReplayEffects};
-use crate::effects::timer::PendingTimer;
 use crate::effects::{Deferred, EffectOutcome};
 use crate::journal::entry::{
     Digest, EntryBody, FailureKind, Ingress, Output, Snapshot, StepCommitted, StepFailed, Stream, TimerCancelled,
@@ -105,6 +104,25 @@ impl StepRecord {
             plan_events: Vec::new(),
             blobs: Vec::new(),
         }
+    }
+}
+
+/// The journal entry of a timer that committed step `record` set or cancelled, if `deferred`
+/// is one: what a live commit journals and what the timer table folds.
+fn timer_entry(record: &StepRecord, deferred: &Deferred) -> Option<EntryBody> {
+    match deferred {
+        Deferred::TimerScheduled { id, due_ms, event } => Some(EntryBody::TimerScheduled(TimerScheduled {
+            ingress: record.ingress,
+            id: *id,
+            agent: record.agent.clone(),
+            event: event.clone(),
+            due_ms: *due_ms,
+        })),
+        Deferred::TimerCancelled { id } => Some(EntryBody::TimerCancelled(TimerCancelled {
+            ingress: record.ingress,
+            id: *id,
+        })),
+        Deferred::Emit { .. } | Deferred::Continue { .. } => None,
     }
 }
 
@@ -549,20 +567,11 @@ impl Kernel {
                         };
                         deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
                     }
-                    Deferred::TimerScheduled { id, due_ms, event } => {
-                        journal.append(EntryBody::TimerScheduled(TimerScheduled {
-                            ingress: record.ingress,
-                            id: *id,
-                            agent: record.agent.clone(),
-                            event: event.clone(),
-                            due_ms: *due_ms,
-                        }));
-                        let timer = PendingTimer {
-                            agent: record.agent.clone(),
-                            event: event.clone(),
-                            due_ms: *due_ms,
-                        };
-                        timers.pending.insert(*id, timer);
+                    Deferred::TimerScheduled { .. } | Deferred::TimerCancelled { .. } => {
+                        if let Some(entry) = timer_entry(record, deferred) {
+                            timers.observe(&entry);
+                            journal.append(entry);
+                        }
                     }
                     Deferred::Continue { run } => {
                         let ingress = Ingress {
@@ -572,13 +581,6 @@ impl Kernel {
                             source: crate::plans::CONTINUE_SOURCE.into(),
                         };
                         deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
-                    }
-                    Deferred::TimerCancelled { id } => {
-                        journal.append(EntryBody::TimerCancelled(TimerCancelled {
-                            ingress: record.ingress,
-                            id: *id,
-                        }));
-                        timers.pending.remove(id);
                     }
                 }
             }
@@ -722,22 +724,12 @@ impl Kernel {
         self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
         if matches!(record.outcome, StepOutcome::Committed { .. }) {
             let mut timers = self.live.timers.lock().expect("timer lock");
-            for deferred in &record.deferred {
-                match deferred {
-                    Deferred::TimerScheduled { id, due_ms, event } => {
-                        timers.observe(&EntryBody::TimerScheduled(TimerScheduled {
-                            ingress: seq,
-                            id: *id,
-                            agent: record.agent.clone(),
-                            event: event.clone(),
-                            due_ms: *due_ms,
-                        }))
-                    }
-                    Deferred::TimerCancelled { id } => {
-                        timers.observe(&EntryBody::TimerCancelled(TimerCancelled { ingress: seq, id: *id }))
-                    }
-                    Deferred::Emit { .. } | Deferred::Continue { .. } => {}
-                }
+            for entry in record
+                .deferred
+                .iter()
+                .filter_map(|deferred| timer_entry(&record, deferred))
+            {
+                timers.observe(&entry);
             }
         }
         record

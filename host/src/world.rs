@@ -31,7 +31,7 @@ pub const MANIFEST_FILE: &str = "world.toml";
 /// Attempts a step gets after the host stopped during it, before it is set aside: the first
 /// run and this many more.
 pub const STEP_ATTEMPTS_MAX: u32 = 2;
-pub const STATE_DIR: &str = ".agentos";
+pub use crate::private::STATE_DIR;
 
 /// Paths of a world directory.
 #[derive(Debug, Clone)]

@@ -11,11 +11,12 @@
 //! log (see [`transparency`]). The journal knows nothing of wasm or effects; it stores what it is
 //! given and checks its own invariants.
 //!
-//! Beside it: entry bodies ([`entry`]), the governance ledger folded from them ([`ledger`]), receipts and the host key ([`receipts`]), key rotations
-//! ([`rotation`]), the transparency logs and checkpoints ([`transparency`]), proofs a verifier
-//! checks offline ([`proofs`]), the stepper's state as snapshots store it ([`stepper`]), the host's record of how far it signed each journal
-//! ([`witness`]), private files ([`private`]), text safe to show ([`text`]) and [`verify`],
-//! which checks a whole journal relative to what the verifier trusts.
+//! Beside it: entry bodies ([`entry`]), the governance ledger folded from them ([`ledger`]),
+//! receipts and the host key ([`receipts`]), key rotations ([`rotation`]), the transparency
+//! logs and checkpoints ([`transparency`]), proofs a verifier checks offline ([`proofs`]), the
+//! stepper's state as snapshots store it ([`stepper`]), the host's record of how far it signed
+//! each journal ([`witness`]), private files ([`private`]), text safe to show ([`text`]) and
+//! [`verify`], which checks a whole journal relative to what the verifier trusts.
 
 pub mod entry;
 pub mod ledger;
@@ -445,8 +446,8 @@ impl Journal {
                 {
                     in_force = rotation.verify(&in_force).map_err(|reason| {
                         self.unauthentic(format!(
-                            "its key rotation at entry #{seq} does not hand over from the key \
-                                                  this host signed with: {reason}"
+                            "its key rotation at entry #{seq} does not hand over from the key this host signed \
+                             with: {reason}"
                         ))
                     })?;
                 }

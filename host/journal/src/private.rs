@@ -78,6 +78,9 @@ pub fn user_cache(levels: &[&str]) -> Option<std::path::PathBuf> {
     user_dir("XDG_CACHE_HOME", ".cache", levels)
 }
 
+/// The name of a world's private directory (journal, host key, inbox), in the world directory.
+pub const STATE_DIR: &str = ".agentos";
+
 /// A private directory of this user's state (`$XDG_STATE_HOME`, or `~/.local/state`), like
 /// [`user_cache`]: for what the host must remember, not merely may reuse.
 pub fn user_state(levels: &[&str]) -> Option<std::path::PathBuf> {
@@ -193,25 +196,22 @@ pub fn open_to_overwrite(path: &Path) -> Result<std::fs::File, PrivateError> {
 /// synced: after a power cut the file holds the old bytes or the new, for records that may lag
 /// behind but must never be torn.
 pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
-    use io::Write as _;
     let mut beside = path.as_os_str().to_owned();
     beside.push(format!(".{}.new", std::process::id()));
     let beside = std::path::PathBuf::from(beside);
     let _ = std::fs::remove_file(&beside);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&beside)
-        .map_err(io_error(&beside))?;
-    file.write_all(bytes).map_err(io_error(&beside))?;
+    create(&beside, bytes)?;
     std::fs::rename(&beside, path).map_err(io_error(path))
 }
 
 /// Create `path` (which must not exist, and is never followed if it is a link) with `bytes`,
-/// readable by its owner only.
+/// readable by its owner only, and sync it.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
+    create(path, bytes)?.sync_all().map_err(io_error(path))
+}
+
+/// Create `path`, 0600, not following a link and never over an existing file, holding `bytes`.
+fn create(path: &Path, bytes: &[u8]) -> Result<std::fs::File, PrivateError> {
     use io::Write as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -221,7 +221,7 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
         .open(path)
         .map_err(io_error(path))?;
     file.write_all(bytes).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))
+    Ok(file)
 }
 
 /// Take an existing file's permissions to 0600 (files another library created, like the
