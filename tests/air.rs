@@ -1,7 +1,6 @@
 //! `agentos-host air`: check, show, hash and diff manifests through the binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use agentos_air::{Manifest, Patch, apply};
 
@@ -210,8 +209,8 @@ fn a_component_that_does_not_match_its_event_schema_is_refused_with_a_precise_di
 /// A module may pin its component by sha256; other bytes are refused before anything is journaled.
 #[test]
 fn a_module_pinned_by_sha256_accepts_only_those_bytes() {
-    let built = agentos_host::components::ensure_built("counter").unwrap();
-    let digest = hex::encode(agentos_host::journal::entry::sha256(&std::fs::read(built).unwrap()));
+    let built = agentos_effects::components::ensure_built("counter").unwrap();
+    let digest = hex::encode(agentos_journal::entry::sha256(&std::fs::read(built).unwrap()));
     let manifest = |pin: &str| {
         format!(
             "[world]\nname = \"w\"\n[modules.counter]\ncomponent = \"modules/counter.wasm\"\nsha256 = \"{pin}\"\n\

@@ -2,8 +2,7 @@
 //! (offline), stores the component in the world's blob store, and the host then runs it; build
 //! errors, time limits and ungranted languages come back as receipts.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const MANIFEST: &str = r#"
     [world]
@@ -101,7 +100,7 @@ fn sources_become_components_the_host_runs() {
     replay_and_verify(&dir);
 
     // The artifact is in the world's blob store; a new world runs it.
-    let journal = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
+    let journal = agentos_journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
     let key: [u8; 32] = hex::decode(&digest).unwrap().try_into().unwrap();
     let component = journal.blob(&key).unwrap().expect("the artifact is stored");
     drop(journal);

@@ -1,8 +1,7 @@
 //! End to end: the counter agent through the real binary — a thousand events, a restart, replay,
 //! verify — and the bad inputs that must be refused without losing anything journaled.
 
-mod common;
-use common::*;
+use crate::common::*;
 use sha2::{Digest as _, Sha256};
 
 /// The counter component's state, encoded as its SDK does (postcard).
@@ -119,7 +118,7 @@ fn a_missing_component_file_is_named() {
 fn a_second_process_is_refused_while_the_world_is_open() {
     let (_scratch, dir) = init("counter");
     ok(&["send", s(&dir), "counter", "increment(1)"]);
-    let held = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
+    let held = agentos_journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
     for command in ["run", "replay", "verify", "log"] {
         let error = fails(&[command, s(&dir)], 2);
         assert!(error.contains("open in another process"), "{command}: {error}");
@@ -319,7 +318,7 @@ fn every_file_the_host_writes_is_private_to_its_owner() {
     with_cache(&["export", s(&dir), s(&bundle)]);
     {
         // While another process holds the world, `send` leaves its event in the inbox.
-        let _held = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
+        let _held = agentos_journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
         with_cache(&["send", s(&dir), "hello", r#"greet("bob")"#]);
     }
     let mode = |path: &std::path::Path| std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777;
@@ -363,7 +362,7 @@ fn planted_links_and_planted_native_code_in_a_world_directory_are_not_followed()
     let _ = std::fs::remove_dir_all(dir.join(".agentos/inbox"));
     std::os::unix::fs::symlink(&elsewhere, dir.join(".agentos/inbox")).unwrap();
     {
-        let _held = agentos_host::journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
+        let _held = agentos_journal::Journal::open(&dir.join(".agentos/journal.redb")).unwrap();
         let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
         assert!(error.contains("inbox is a symbolic link"), "{error}");
     }
@@ -424,7 +423,7 @@ fn a_world_whose_private_directory_belongs_to_another_user_is_refused() {
         error.contains("is owned by user 4242, not by the user this host runs as"),
         "{error}"
     );
-    std::os::unix::fs::chown(&state, Some(agentos_host::private::uid()), None).unwrap();
+    std::os::unix::fs::chown(&state, Some(agentos_journal::private::uid()), None).unwrap();
     ok(&["send", s(&dir), "counter", "increment(1)"]);
     replay_and_verify(&dir);
 }

@@ -1,8 +1,7 @@
 //! Crash safety: `kill -9` the host in the middle of a stream of effectful steps, restart it,
 //! and check that no effect whose receipt was durable ran twice and no journaled event was lost.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn kill_9_mid_stream_loses_nothing_and_repeats_no_receipted_effect() {
@@ -84,9 +83,9 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_no_receipted_effect() {
 
 #[test]
 fn a_non_idempotent_effect_interrupted_after_its_intent_is_in_doubt_not_retried() {
-    use agentos_host::effects::EffectRequest;
-    use agentos_host::journal::entry::{EffectIntent, EntryBody, sha256};
-    use agentos_host::world::{EventInput, OpenMode, World};
+    use agentos_effects::EffectRequest;
+    use agentos_journal::entry::{EffectIntent, EntryBody, sha256};
+    use agentos_runtime::world::{EventInput, OpenMode, World};
 
     let (base, hits) = serve_text("ok");
     let manifest = r#"
@@ -131,7 +130,7 @@ fn a_non_idempotent_effect_interrupted_after_its_intent_is_in_doubt_not_retried(
             headers: vec![("content-type".into(), "text/plain".into())],
             body: Some(b"order 2".to_vec()),
         };
-        let mut journal = world.kernel.journal.lock().unwrap();
+        let mut journal = world.kernel.journal();
         journal.append(EntryBody::EffectIntent(EffectIntent {
             ingress: seq,
             effect_index: 0,

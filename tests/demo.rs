@@ -1,8 +1,7 @@
 //! The README's first command: the demo worlds (including the governed self-upgrade and the
 //! scheduled plan) run end to end, offline, and stay replayable; and the benchmark runs.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_demo_runs_end_to_end_offline() {

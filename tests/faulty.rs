@@ -2,8 +2,7 @@
 //! agent's state back, are journaled as failed, never stop the world, and replay reproduces
 //! them exactly.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const MANIFEST: &str = r#"
     [world]

@@ -6,8 +6,7 @@
 //! refuse them naming both versions, and must say which guarantee each one has.
 //! `AGENTOS_BLESS=1` writes a new fixture of the current format (older ones stay as written).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::PathBuf;
 
@@ -48,7 +47,7 @@ fn bless() {
     .unwrap();
     for component in ["counter", "reviewer"] {
         std::fs::copy(
-            agentos_host::components::ensure_built(component).unwrap(),
+            agentos_effects::components::ensure_built(component).unwrap(),
             dir.join(format!("modules/{component}.wasm")),
         )
         .unwrap();
@@ -85,7 +84,7 @@ fn bless() {
     let report: serde_json::Value = serde_json::from_str(&ok(&["verify", s(&dir), "--json"])).unwrap();
     let bundle = scratch.path().join("bundle");
     ok(&["export", s(&dir), s(&bundle)]);
-    let current = agentos_host::journal::entry::FORMAT_VERSION;
+    let current = agentos_journal::entry::FORMAT_VERSION;
     std::fs::create_dir_all(fixture(current).parent().unwrap()).unwrap();
     std::fs::copy(&bundle, fixture(current)).unwrap();
     let replay: serde_json::Value = serde_json::from_str(&ok(&["replay", s(&dir), "--json"])).unwrap();
@@ -179,7 +178,7 @@ fn check_fixture(version: u32) -> serde_json::Value {
     // Later hosts may report more: what the fixture's host reported must match, the counts it
     // did not report are of what an older world cannot have, and the guarantee is the one its
     // format gives.
-    let signed = version >= agentos_host::journal::entry::SIGNED_JOURNAL_FORMAT;
+    let signed = version >= agentos_journal::entry::SIGNED_JOURNAL_FORMAT;
     for (field, value) in report.as_object().unwrap() {
         match field.as_str() {
             "format_version" => assert_eq!(value.as_u64(), Some(u64::from(version))),

@@ -2,10 +2,9 @@
 //! keys named by the world's policy; refusals that change nothing; replay + verify across every
 //! manifest change.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use agentos_host::journal::entry::EntryBody;
+use agentos_journal::entry::EntryBody;
 use std::path::{Path, PathBuf};
 
 /// A keys directory with `ada` and `bob`, and a command that uses it.
@@ -292,7 +291,7 @@ fn verify_names_a_forged_verdict_and_a_change_applied_without_approval() {
 
     // Without the approval, the manifest change itself is named, even by a forger holding the
     // host key (who re-signs every checkpoint over the history without the verdict).
-    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let key = agentos_journal::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
     let mut entries = pristine;
     entries.remove(at);
     let applied = entries
@@ -346,7 +345,7 @@ fn a_shadow_run_replays_real_history_under_the_proposal_without_touching_the_wor
     std::fs::copy(changed_hello(), dir.join("modules/hello.wasm")).unwrap();
     let upgrade = number(&people.ok(&["propose", world, "--from", s(&dir.join("world.toml")), "--key", "ada"]));
     std::fs::copy(
-        agentos_host::components::ensure_built("hello").unwrap(),
+        agentos_effects::components::ensure_built("hello").unwrap(),
         dir.join("modules/hello.wasm"),
     )
     .unwrap();
@@ -512,7 +511,7 @@ fn reviewed_world(people: &People, named: bool) -> (tempfile::TempDir, PathBuf) 
 fn reviewed_world_with(people: &People, named: bool, may_propose: bool, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let (scratch, dir) = init("counter");
     std::fs::copy(
-        agentos_host::components::ensure_built("reviewer").unwrap(),
+        agentos_effects::components::ensure_built("reviewer").unwrap(),
         dir.join("modules/reviewer.wasm"),
     )
     .unwrap();
@@ -622,14 +621,14 @@ fn an_agent_can_neither_grant_itself_what_the_policy_denies_nor_approve_its_own_
 /// than the proposal's, fails `verify` at the manifest change, checkpoints re-signed or not.
 #[test]
 fn verify_judges_each_manifest_change_against_its_proposal_even_when_signed() {
-    use agentos_host::governance::record::Author;
+    use agentos_runtime::governance::record::Author;
     let people = People::new();
     let (scratch, dir) = reviewed_world(&people, true);
     let world = s(&dir);
     let proposal = more_fuel_approved_by_the_reviewer(&people, scratch.path(), &dir);
     people.ok(&["apply", world, &proposal]);
     replay_and_verify(&dir);
-    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let key = agentos_journal::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
     let pristine = read_entries(&dir);
     let at: usize = proposal.parse().unwrap();
     let applied = pristine
@@ -706,7 +705,7 @@ fn a_manifest_change_recorded_under_another_manifest_s_digest_is_named() {
     let (scratch, dir) = reviewed_world(&people, true);
     let proposal = more_fuel_approved_by_the_reviewer(&people, scratch.path(), &dir);
     people.ok(&["apply", s(&dir), &proposal]);
-    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let key = agentos_journal::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
     let mut entries = read_entries(&dir);
     let EntryBody::Genesis(genesis) = &entries[0].body else {
         unreachable!()
@@ -737,7 +736,7 @@ fn a_manifest_change_recorded_under_another_manifest_s_digest_is_named() {
 /// journal (a world directory received from elsewhere).
 #[test]
 fn approve_and_apply_refuse_a_forged_history() {
-    use agentos_host::journal::entry::Entry;
+    use agentos_journal::entry::Entry;
     let people = People::new();
     let (scratch, mut dir) = counter_world(&people, "");
     std::fs::copy(doubling_counter(), dir.join("modules/counter.wasm")).unwrap();

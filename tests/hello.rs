@@ -2,8 +2,7 @@
 //! receipt per effect, verifiable with a plain ed25519 library; denials for calls outside the
 //! grants; instantiation refused for an ungranted import.
 
-mod common;
-use common::*;
+use crate::common::*;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
 fn receipts(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -131,7 +130,7 @@ fn a_component_built_with_cargo_component_runs_where_it_is_installed() {
         );
         return;
     }
-    let root = agentos_host::components::repo_root();
+    let root = agentos_effects::components::repo_root();
     let target = tempfile::tempdir().unwrap();
     let status = std::process::Command::new("cargo")
         .args(["component", "build", "--release", "-p", "counter", "--target-dir"])

@@ -1,8 +1,7 @@
 //! `agentos-host keys`: people's ed25519 keys, created once, private to their owner, listed and
 //! shown as public keys for a policy's approvers.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn keys(dir: &std::path::Path) -> assert_cmd::Command {
     let mut command = host();

@@ -3,8 +3,7 @@
 //! that never reach the journal, provider errors and malformed answers as `failed` receipts,
 //! replay served from receipts without calling the provider again.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const KEY: &str = "test-key-123";
 
@@ -112,7 +111,7 @@ fn world(base: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         "#
     );
     let (scratch, dir) = custom_world("summarizer", &manifest);
-    let notifier = agentos_host::components::ensure_built("notifier").unwrap();
+    let notifier = agentos_effects::components::ensure_built("notifier").unwrap();
     std::fs::copy(notifier, dir.join("modules/notifier.wasm")).unwrap();
     std::fs::create_dir_all(dir.join("docs")).unwrap();
     std::fs::write(

@@ -2,8 +2,7 @@
 //! (`blob`) — delivery in one FIFO in journal order, nothing delivered from a failed step,
 //! grants enforced with signed denials.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const MANIFEST: &str = r#"
     [world]

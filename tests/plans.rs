@@ -3,8 +3,7 @@
 //! tells the `notifier` agent; retries, a denied effect, an agent that never replies, schedules,
 //! and a `kill -9` in the middle of a run. Every test ends with replay + verify.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 /// A loopback server: `/news` answers a short article, `/flaky` fails twice with 503 before
@@ -103,7 +102,7 @@ fn world(base: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = scratch.path().join("world");
     std::fs::create_dir_all(dir.join("modules")).unwrap();
     for component in ["editor", "notifier"] {
-        let built = agentos_host::components::ensure_built(component).expect("component builds");
+        let built = agentos_effects::components::ensure_built(component).expect("component builds");
         std::fs::copy(built, dir.join("modules").join(format!("{component}.wasm"))).unwrap();
     }
     std::fs::write(

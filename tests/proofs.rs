@@ -2,10 +2,9 @@
 //! checkpoints prove consistent with each other, proofs check offline with only the public key,
 //! and a journal cut back to before an older checkpoint fails `verify --checkpoint`.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use agentos_host::journal::entry::{Entry, entry_hash};
+use agentos_journal::entry::{Entry, entry_hash};
 use redb::ReadableTable as _;
 
 const JOURNAL: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("journal");

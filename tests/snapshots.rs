@@ -1,8 +1,7 @@
 //! Snapshots: a world snapshots its agents every N steps; reopening starts from the latest
 //! snapshot and replays only what follows, and ends in the same states as replay from genesis.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn replay_json(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["replay", s(dir), "--json"];

@@ -1,8 +1,7 @@
 //! Tamper evidence: altering one journal entry in the redb file makes `verify` fail naming it,
 //! and makes `replay` or a normal open refuse rather than run on altered history.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use redb::ReadableTable as _;
 
@@ -68,7 +67,7 @@ fn removing_the_last_entry_is_detected() {
     let entries = read_entries(&dir);
     let unsigned = 1 + entries
         .iter()
-        .rposition(|e| matches!(e.body, agentos_host::journal::entry::EntryBody::Checkpoint(_)))
+        .rposition(|e| matches!(e.body, agentos_journal::entry::EntryBody::Checkpoint(_)))
         .unwrap();
     forge_journal(&dir, entries);
     let error = fails(&["verify", s(&dir)], 1);
@@ -96,7 +95,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn replay_names_the_exact_step_where_history_and_re_execution_diverge() {
-    use agentos_host::journal::entry::{Entry, EntryBody};
+    use agentos_journal::entry::{Entry, EntryBody};
     let (_scratch, dir) = init("counter");
     for n in 1..=3 {
         ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
@@ -139,7 +138,7 @@ fn replay_names_the_exact_step_where_history_and_re_execution_diverge() {
 
 // The tamper matrix: each alteration is caught by `verify`, which names the entry and the fault.
 
-use agentos_host::journal::entry::{Entry, EntryBody};
+use agentos_journal::entry::{Entry, EntryBody};
 
 const BLOBS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("blobs");
 
@@ -152,7 +151,7 @@ fn greeted_world(names: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 /// Sign a receipt entry's body with `key` instead of the host key.
-fn resign_receipt(entry: &mut Entry, key: &agentos_host::receipts::HostKey) {
+fn resign_receipt(entry: &mut Entry, key: &agentos_journal::receipts::HostKey) {
     let EntryBody::EffectReceipt(r) = &mut entry.body else {
         panic!("entry #{} is not a receipt", entry.seq)
     };
@@ -247,7 +246,7 @@ fn a_receipt_copied_from_another_world_or_signed_by_another_key_is_named() {
     let mut entries = read_entries(&dir);
     let at = receipt_positions(&entries)[0];
     let scratch = tempfile::tempdir().unwrap();
-    let stranger = agentos_host::receipts::HostKey::load_or_create(&scratch.path().join("stranger.key")).unwrap();
+    let stranger = agentos_journal::receipts::HostKey::load_or_create(&scratch.path().join("stranger.key")).unwrap();
     resign_receipt(&mut entries[at], &stranger);
     forge_journal(&dir, entries);
     let error = fails(&["verify", s(&dir)], 1);
@@ -334,7 +333,7 @@ fn a_snapshot_that_does_not_match_replay_is_named() {
 #[test]
 fn after_a_rotation_the_old_key_and_unknown_rotations_are_refused() {
     let (_scratch, dir) = greeted_world(&["ada"]);
-    let old_key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let old_key = agentos_journal::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
     ok(&["rotate-key", s(&dir)]);
     ok(&["send", s(&dir), "hello", r#"greet("bob")"#]);
     let entries = read_entries(&dir);
@@ -362,11 +361,11 @@ fn after_a_rotation_the_old_key_and_unknown_rotations_are_refused() {
         .find(|&i| matches!(forged[i].body, EntryBody::KeyRotation(_)))
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let stranger = agentos_host::receipts::HostKey::load_or_create(&scratch.path().join("s.key")).unwrap();
+    let stranger = agentos_journal::receipts::HostKey::load_or_create(&scratch.path().join("s.key")).unwrap();
     let EntryBody::KeyRotation(rotation) = &mut forged[at].body else {
         unreachable!()
     };
-    *rotation = agentos_host::rotation::KeyRotation::new(rotation.body.world_id, &stranger, &stranger);
+    *rotation = agentos_journal::rotation::KeyRotation::new(rotation.body.world_id, &stranger, &stranger);
     forge_journal(&dir, forged);
     let error = fails(&["verify", s(&dir)], 1);
     assert!(
@@ -383,7 +382,7 @@ fn after_a_rotation_the_old_key_and_unknown_rotations_are_refused() {
 // changed contents). `verify` must still fail, naming the forged entry, alone, against a
 // checkpoint the auditor kept before, and anchored to the world's public key.
 
-use agentos_host::journal::entry::Digest;
+use agentos_journal::entry::Digest;
 
 /// The format-5 fixture world in a directory of its own, with the checkpoint an auditor kept
 /// of it and its genesis key: the world the forgeries start from.
@@ -522,7 +521,7 @@ fn a_forged_genesis_manifest_is_named_even_with_its_digest_recomputed() {
     let mut manifest: serde_json::Value = serde_json::from_str(&genesis.manifest_json).unwrap();
     assert_eq!(manifest["caps"]["data"]["mode"], "read-only");
     manifest["caps"]["data"]["mode"] = "read-write".into();
-    let mallory = agentos_host::receipts::HostKey::ephemeral().unwrap();
+    let mallory = agentos_journal::receipts::HostKey::ephemeral().unwrap();
     manifest["policy"]["approvers"]["mallory"] = hex::encode(mallory.public().as_bytes()).into();
     let forged = agentos_air::Manifest::parse_json(&manifest.to_string(), "forged").unwrap();
     genesis.manifest_json = forged.to_json();
@@ -562,7 +561,7 @@ fn a_forged_snapshot_stepper_state_is_named() {
     let EntryBody::Snapshot(snapshot) = &mut entries[at as usize].body else {
         unreachable!()
     };
-    let mut state: agentos_host::kernel::KernelState =
+    let mut state: agentos_runtime::kernel::KernelState =
         postcard::from_bytes(&blob(&world.dir, &snapshot.kernel)).unwrap();
     // Reopening from this snapshot would run an already processed input again.
     state.pending.push(snapshot.after_step);
@@ -624,7 +623,7 @@ fn a_world_re_keyed_and_re_signed_throughout_fails_against_the_key_and_the_kept_
         unreachable!()
     };
     ingress.event = r#"greet("eve")"#.into();
-    let forger = agentos_host::receipts::HostKey::load_or_create(&scratch.path().join("forger.key")).unwrap();
+    let forger = agentos_journal::receipts::HostKey::load_or_create(&scratch.path().join("forger.key")).unwrap();
     rekey(&mut entries, &forger);
     forge_journal_with_key(&dir, entries, &forger);
 
@@ -661,13 +660,13 @@ fn a_snapshot_whose_stepper_state_contradicts_history_is_named_even_when_signed(
         ok(&["send", s(&dir), "hello", &format!(r#"greet("{name}")"#)]);
     }
     replay_and_verify(&dir);
-    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let key = agentos_journal::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
     let pristine = read_entries(&dir);
     let at = pristine
         .iter()
         .rposition(|e| matches!(e.body, EntryBody::Snapshot(_)))
         .unwrap();
-    type Lie = fn(&mut agentos_host::kernel::KernelState);
+    type Lie = fn(&mut agentos_runtime::kernel::KernelState);
     let lies: [(Lie, &str); 3] = [
         (
             // Budget use forgotten: the agent would get its calls again.
@@ -685,7 +684,8 @@ fn a_snapshot_whose_stepper_state_contradicts_history_is_named_even_when_signed(
         let EntryBody::Snapshot(snapshot) = &mut entries[at].body else {
             unreachable!()
         };
-        let mut state: agentos_host::kernel::KernelState = postcard::from_bytes(&blob(&dir, &snapshot.kernel)).unwrap();
+        let mut state: agentos_runtime::kernel::KernelState =
+            postcard::from_bytes(&blob(&dir, &snapshot.kernel)).unwrap();
         lie(&mut state);
         snapshot.kernel = put_blob(&dir, &postcard::to_allocvec(&state).unwrap());
         forge_journal_with_key(&dir, entries, &key);
@@ -750,7 +750,7 @@ fn a_world_relabelled_as_an_older_format_to_shed_its_checkpoints_is_caught() {
 /// (instead of processing the input and signing it into the next checkpoint).
 #[test]
 fn a_writer_refuses_to_sign_an_unsigned_tail_or_go_by_a_poisoned_cache() {
-    use agentos_host::journal::entry::Ingress;
+    use agentos_journal::entry::Ingress;
     let (_scratch, dir) = init("counter");
     ok(&["send", s(&dir), "counter", "increment(1)"]);
     let pristine = read_entries(&dir);
@@ -832,7 +832,7 @@ fn a_snapshot_leaving_an_agent_out_is_named_even_when_signed() {
     for n in 1..=2 {
         ok(&["send", s(&dir), "counter", &format!("increment({n})")]);
     }
-    let key = agentos_host::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
+    let key = agentos_journal::receipts::HostKey::load_or_create(&dir.join(".agentos/host.key")).unwrap();
     let mut entries = read_entries(&dir);
     let at = entries
         .iter()
@@ -928,7 +928,7 @@ fn a_writer_refuses_a_journal_cut_back_or_stripped_of_its_checkpoints() {
     // Re-keyed throughout and re-signed with a key of the forger's, put in as the host key.
     let forger = tempfile::tempdir().unwrap();
     let forger_key_file = forger.path().join("host.key");
-    let mallory = agentos_host::receipts::HostKey::load_or_create(&forger_key_file).unwrap();
+    let mallory = agentos_journal::receipts::HostKey::load_or_create(&forger_key_file).unwrap();
     let mut rekeyed = signed.clone();
     rekey(&mut rekeyed, &mallory);
     forge_journal_with_key(&dir, rekeyed, &mallory);

@@ -1,8 +1,7 @@
 //! End to end: timers fire in due order as journaled events across restarts, respect their
 //! grant's limits, can be cancelled; `run --follow` takes events other processes `send`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::BufRead as _;
 
 const MANIFEST: &str = r#"

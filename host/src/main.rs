@@ -1,5 +1,7 @@
-//! The `agentos-host` binary: see `agentos_host::cli`.
+//! The `agentos-host` binary: the command line over `agentos-runtime` (see `cli`).
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    agentos_host::cli::main()
+    cli::main()
 }

@@ -1,8 +1,6 @@
 //! Helpers shared by the end-to-end tests: drive the real `agentos-host` binary on real world
 //! directories, and finish every test with replay + verify.
 
-#![allow(dead_code, reason = "each test file uses a different subset")]
-
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
@@ -95,7 +93,7 @@ pub fn custom_world(component: &str, manifest: &str) -> (tempfile::TempDir, Path
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("world");
     std::fs::create_dir_all(dir.join("modules")).unwrap();
-    let built = agentos_host::components::ensure_built(component).expect("component builds");
+    let built = agentos_effects::components::ensure_built(component).expect("component builds");
     std::fs::copy(built, dir.join("modules").join(format!("{component}.wasm"))).unwrap();
     std::fs::write(dir.join("world.toml"), manifest).unwrap();
     (scratch, dir)
@@ -181,8 +179,8 @@ pub fn guest_crate(crate_dir: &Path, name: &str, lib_source: &str, extra_depende
 /// `cargo build --release --target wasm32-wasip2` of a guest crate into `target`; returns the
 /// component's path.
 pub fn build_guest_crate(crate_dir: &Path, target: &Path, name: &str) -> PathBuf {
-    agentos_host::components::ensure_guest_target(crate_dir).expect("the wasm32-wasip2 target is installed");
-    let status = agentos_host::components::guest_build(crate_dir, target)
+    agentos_effects::components::ensure_guest_target(crate_dir).expect("the wasm32-wasip2 target is installed");
+    let status = agentos_effects::components::guest_build(crate_dir, target)
         .args(["--offline", "--quiet"])
         .status()
         .unwrap();
@@ -201,7 +199,7 @@ const JOURNAL_TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::
 const META_TABLE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
 
 /// Every entry of a world's journal, read straight from the redb file.
-pub fn read_entries(dir: &Path) -> Vec<agentos_host::journal::entry::Entry> {
+pub fn read_entries(dir: &Path) -> Vec<agentos_journal::entry::Entry> {
     use redb::{ReadableDatabase as _, ReadableTable as _};
     let db = redb::Database::create(dir.join(".agentos/journal.redb")).unwrap();
     let txn = db.begin_read().unwrap();
@@ -209,13 +207,13 @@ pub fn read_entries(dir: &Path) -> Vec<agentos_host::journal::entry::Entry> {
     table
         .iter()
         .unwrap()
-        .map(|row| agentos_host::journal::entry::Entry::decode(row.unwrap().1.value()).unwrap())
+        .map(|row| agentos_journal::entry::Entry::decode(row.unwrap().1.value()).unwrap())
         .collect()
 }
 
 /// Replace the journal with `entries`, renumbered, re-chained and with the head re-pointed: all
 /// that someone holding the file but not the host key can do.
-pub fn forge_journal(dir: &Path, entries: Vec<agentos_host::journal::entry::Entry>) {
+pub fn forge_journal(dir: &Path, entries: Vec<agentos_journal::entry::Entry>) {
     write_forged(dir, entries, None);
 }
 
@@ -224,8 +222,8 @@ pub fn forge_journal(dir: &Path, entries: Vec<agentos_host::journal::entry::Entr
 /// with `key` (the world's own key, stolen; or the forger's, after [`rekey`]).
 pub fn forge_journal_with_key(
     dir: &Path,
-    entries: Vec<agentos_host::journal::entry::Entry>,
-    key: &agentos_host::receipts::HostKey,
+    entries: Vec<agentos_journal::entry::Entry>,
+    key: &agentos_journal::receipts::HostKey,
 ) {
     write_forged(dir, entries, Some(key));
 }
@@ -233,8 +231,8 @@ pub fn forge_journal_with_key(
 /// Make `entries` a world of `key`'s: genesis names it, and every receipt and host-signed
 /// proposal or verdict is re-signed by it (then [`forge_journal_with_key`] re-signs the
 /// checkpoints). What a forger does to pass off a rewritten world as self-consistent.
-pub fn rekey(entries: &mut [agentos_host::journal::entry::Entry], key: &agentos_host::receipts::HostKey) {
-    use agentos_host::journal::entry::EntryBody;
+pub fn rekey(entries: &mut [agentos_journal::entry::Entry], key: &agentos_journal::receipts::HostKey) {
+    use agentos_journal::entry::EntryBody;
     let old = match &entries[0].body {
         EntryBody::Genesis(genesis) => genesis.host_public_key,
         _ => panic!("entry #0 is not genesis"),
@@ -262,11 +260,11 @@ pub fn rekey(entries: &mut [agentos_host::journal::entry::Entry], key: &agentos_
 
 fn write_forged(
     dir: &Path,
-    mut entries: Vec<agentos_host::journal::entry::Entry>,
-    key: Option<&agentos_host::receipts::HostKey>,
+    mut entries: Vec<agentos_journal::entry::Entry>,
+    key: Option<&agentos_journal::receipts::HostKey>,
 ) {
-    use agentos_host::journal::entry::{EntryBody, entry_hash};
-    use agentos_host::transparency::{Frontier, JournalState, SignedCheckpoint, receipt_leaf};
+    use agentos_journal::entry::{EntryBody, entry_hash};
+    use agentos_journal::transparency::{Frontier, JournalState, SignedCheckpoint, receipt_leaf};
     let world_id = match &entries[0].body {
         EntryBody::Genesis(genesis) => genesis.world_id,
         _ => [0; 16],

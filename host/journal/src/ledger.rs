@@ -12,6 +12,39 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Why a ledger (or the configuration in force) could not be read.
+/// A governance entry that contradicts the ones before it.
+#[derive(Debug, thiserror::Error)]
+pub enum Contradiction {
+    #[error(
+        "proposal is written against manifest sha256:{base}, but sha256:{in_force} was in force when it was journaled"
+    )]
+    WrongBase { base: String, in_force: String },
+    /// A verdict, shadow report or manifest change of an entry that is no proposal.
+    #[error("{what} of entry #{seq}, which is not a proposal")]
+    NotAProposal { what: &'static str, seq: u64 },
+    #[error("{what} names proposal #{seq} with a different hash")]
+    OtherHash { what: &'static str, seq: u64 },
+    #[error("refuses entry #{seq}, which is not a proposal")]
+    RefusesNonProposal { seq: u64 },
+    #[error("{0}")]
+    Unreadable(Box<LedgerError>),
+    #[error("applies proposal #{proposal} although {}", blockers.join("; "))]
+    NotReady { proposal: u64, blockers: Vec<String> },
+    #[error("records manifest sha256:{digest}, the digest of the different manifest in force from entry #{since}")]
+    DigestReused { digest: String, since: u64 },
+    #[error("says it replaces manifest sha256:{named}, but sha256:{in_force} was in force")]
+    WrongPrevious { named: String, in_force: String },
+    #[error("puts in force other components than proposal #{proposal} named")]
+    OtherComponents { proposal: u64 },
+    #[error("proposal #{proposal}'s patch does not apply to the manifest in force: {reason}")]
+    PatchDoesNotApply { proposal: u64, reason: String },
+    #[error(
+        "puts in force a manifest other than proposal #{proposal}'s patch makes of the one in force (they differ in {})",
+        differing.join(", ")
+    )]
+    NotAsProposed { proposal: u64, differing: Vec<String> },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error(transparent)]
@@ -28,7 +61,7 @@ pub enum LedgerError {
     NotAChange { path: PathBuf, seq: u64 },
     /// An entry that contradicts the ones before it.
     #[error("entry #{seq}: {problem}")]
-    Contradiction { seq: u64, problem: String },
+    Contradiction { seq: u64, problem: Contradiction },
     #[error("entry #{seq} is not a proposal; open proposals: {open}")]
     NotAProposal { seq: u64, open: String },
 }
@@ -245,15 +278,14 @@ impl Ledger {
     }
 
     /// Take in one entry. Errors describe an entry that contradicts the ones before it.
-    pub fn observe(&mut self, seq: u64, body: &EntryBody) -> Result<(), String> {
+    pub fn observe(&mut self, seq: u64, body: &EntryBody) -> Result<(), Contradiction> {
         match body {
             EntryBody::Proposal(proposal) => {
                 if proposal.body.base != self.in_force().digest {
-                    return Err(format!(
-                        "proposal is written against manifest sha256:{}, but sha256:{} was in force when it was journaled",
-                        hex::encode(proposal.body.base),
-                        hex::encode(self.in_force().digest)
-                    ));
+                    return Err(Contradiction::WrongBase {
+                        base: hex::encode(proposal.body.base),
+                        in_force: hex::encode(self.in_force().digest),
+                    });
                 }
                 self.proposals.insert(
                     seq,
@@ -280,22 +312,22 @@ impl Ledger {
                 let state = self
                     .proposals
                     .get_mut(&refused.proposal)
-                    .ok_or_else(|| format!("refuses entry #{}, which is not a proposal", refused.proposal))?;
+                    .ok_or(Contradiction::RefusesNonProposal { seq: refused.proposal })?;
                 state.refusals.push((seq, refused.reason.clone()));
             }
             EntryBody::ManifestApplied(applied) => {
                 let state = self
                     .judged(applied.proposal, &applied.proposal_hash, "manifest change")?
                     .clone();
-                let configuration = Configuration::of_applied(seq, applied).map_err(|e| format!("{e:#}"))?;
+                let configuration =
+                    Configuration::of_applied(seq, applied).map_err(|e| Contradiction::Unreadable(Box::new(e)))?;
                 self.check_applied_as_proposed(&state, applied, &configuration)?;
                 let readiness = self.readiness_for(applied.proposal, Ok(configuration.manifest.clone()));
                 if !readiness.blockers.is_empty() {
-                    return Err(format!(
-                        "applies proposal #{} although {}",
-                        applied.proposal,
-                        readiness.blockers.join("; ")
-                    ));
+                    return Err(Contradiction::NotReady {
+                        proposal: applied.proposal,
+                        blockers: readiness.blockers,
+                    });
                 }
                 self.proposals
                     .get_mut(&applied.proposal)
@@ -317,7 +349,7 @@ impl Ledger {
         state: &ProposalState,
         applied: &ManifestApplied,
         recorded: &Configuration,
-    ) -> Result<(), String> {
+    ) -> Result<(), Contradiction> {
         let current = self.in_force();
         // Digests label manifests; what identifies one is its content. A digest the record
         // gives two different manifests would let a change pass for another.
@@ -326,33 +358,28 @@ impl Ledger {
             .iter()
             .find(|c| c.digest == recorded.digest && c.manifest != recorded.manifest)
         {
-            return Err(format!(
-                "records manifest sha256:{}, the digest of the different manifest in force from entry #{}",
-                hex::encode(recorded.digest),
-                other.since
-            ));
+            return Err(Contradiction::DigestReused {
+                digest: hex::encode(recorded.digest),
+                since: other.since,
+            });
         }
         if applied.previous != current.digest {
-            return Err(format!(
-                "says it replaces manifest sha256:{}, but sha256:{} was in force",
-                hex::encode(applied.previous),
-                hex::encode(current.digest)
-            ));
+            return Err(Contradiction::WrongPrevious {
+                named: hex::encode(applied.previous),
+                in_force: hex::encode(current.digest),
+            });
         }
         if applied.modules != state.proposal.body.modules {
-            return Err(format!(
-                "puts in force other components than proposal #{} named",
-                applied.proposal
-            ));
+            return Err(Contradiction::OtherComponents {
+                proposal: applied.proposal,
+            });
         }
         let proposed = state
             .patch()
             .and_then(|patch| Ok(agentos_air::apply_recorded(&patch, &current.manifest)?))
-            .map_err(|e| {
-                format!(
-                    "proposal #{}'s patch does not apply to the manifest in force: {e:#}",
-                    applied.proposal
-                )
+            .map_err(|e| Contradiction::PatchDoesNotApply {
+                proposal: applied.proposal,
+                reason: format!("{e:#}"),
             })?;
         if proposed != recorded.manifest {
             let differing: Vec<String> = agentos_air::diff(&proposed, &recorded.manifest)
@@ -360,22 +387,26 @@ impl Ledger {
                 .iter()
                 .map(|c| format!("{} `{}`", c.kind.label(), c.name))
                 .collect();
-            return Err(format!(
-                "puts in force a manifest other than proposal #{}'s patch makes of the one in force (they differ in {})",
-                applied.proposal,
-                differing.join(", ")
-            ));
+            return Err(Contradiction::NotAsProposed {
+                proposal: applied.proposal,
+                differing,
+            });
         }
         Ok(())
     }
 
-    fn judged(&mut self, proposal: u64, hash: &Digest, what: &str) -> Result<&mut ProposalState, String> {
+    fn judged(
+        &mut self,
+        proposal: u64,
+        hash: &Digest,
+        what: &'static str,
+    ) -> Result<&mut ProposalState, Contradiction> {
         let state = self
             .proposals
             .get_mut(&proposal)
-            .ok_or_else(|| format!("{what} of entry #{proposal}, which is not a proposal"))?;
+            .ok_or(Contradiction::NotAProposal { what, seq: proposal })?;
         if state.hash != *hash {
-            return Err(format!("{what} names proposal #{proposal} with a different hash"));
+            return Err(Contradiction::OtherHash { what, seq: proposal });
         }
         Ok(state)
     }

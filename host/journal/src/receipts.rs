@@ -97,13 +97,28 @@ pub fn domain_separated<T: Serialize>(domain: &[u8], body: &T) -> Vec<u8> {
     bytes
 }
 
+/// Why signed bytes are not the body they should hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignedBytesError {
+    #[error("the signed bytes do not start with {domain}")]
+    WrongDomain { domain: String },
+    #[error("the signed bytes are not a {domain} body: {reason}")]
+    Malformed { domain: String, reason: String },
+}
+
 /// The body back from bytes made by [`domain_separated`]; the error says what they are not.
-pub fn from_domain_separated<T: serde::de::DeserializeOwned>(domain: &[u8], bytes: &[u8]) -> Result<T, String> {
-    let name = String::from_utf8_lossy(domain.strip_suffix(b"\0").unwrap_or(domain)).into_owned();
+pub fn from_domain_separated<T: serde::de::DeserializeOwned>(
+    domain: &[u8],
+    bytes: &[u8],
+) -> Result<T, SignedBytesError> {
+    let domain_name = || String::from_utf8_lossy(domain.strip_suffix(b"\0").unwrap_or(domain)).into_owned();
     let body = bytes
         .strip_prefix(domain)
-        .ok_or_else(|| format!("the signed bytes do not start with {name}"))?;
-    postcard::from_bytes(body).map_err(|e| format!("the signed bytes are not a {name} body: {e}"))
+        .ok_or_else(|| SignedBytesError::WrongDomain { domain: domain_name() })?;
+    postcard::from_bytes(body).map_err(|e| SignedBytesError::Malformed {
+        domain: domain_name(),
+        reason: e.to_string(),
+    })
 }
 
 /// A receipt body with its signature.

@@ -3,7 +3,7 @@
 //! the chain of keys from the genesis key: every signature is checked against the key in force
 //! at its entry. This module does no IO.
 
-use crate::receipts::{HostKey, domain_separated, from_domain_separated, key_id};
+use crate::receipts::{HostKey, SignedBytesError, domain_separated, from_domain_separated, key_id};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +27,22 @@ impl RotationBody {
         domain_separated(ROTATION_DOMAIN, self)
     }
 
-    pub fn from_signing_bytes(bytes: &[u8]) -> Result<RotationBody, String> {
+    pub fn from_signing_bytes(bytes: &[u8]) -> Result<RotationBody, SignedBytesError> {
         from_domain_separated(ROTATION_DOMAIN, bytes)
     }
+}
+
+/// Why a rotation statement does not hand over from the key in force.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RotationError {
+    #[error("rotation names key {named} as the one in force, but the key in force is {in_force}")]
+    NotFromKeyInForce { named: String, in_force: String },
+    #[error("the new key is not a valid ed25519 public key: {0}")]
+    NotAKey(String),
+    #[error("{who}'s signature is not 64 bytes")]
+    SignatureLength { who: &'static str },
+    #[error("{who}'s signature does not verify")]
+    BadSignature { who: &'static str },
 }
 
 /// A rotation statement with the old key's signature and the new key's countersignature.
@@ -57,25 +70,23 @@ impl KeyRotation {
     }
 
     /// Check the statement against the key in force; returns the key it puts in force.
-    pub fn verify(&self, in_force: &VerifyingKey) -> Result<VerifyingKey, String> {
+    pub fn verify(&self, in_force: &VerifyingKey) -> Result<VerifyingKey, RotationError> {
         if self.body.old_key_id != key_id(in_force) {
-            return Err(format!(
-                "rotation names key {} as the one in force, but the key in force is {}",
-                hex::encode(self.body.old_key_id),
-                hex::encode(key_id(in_force))
-            ));
+            return Err(RotationError::NotFromKeyInForce {
+                named: hex::encode(self.body.old_key_id),
+                in_force: hex::encode(key_id(in_force)),
+            });
         }
-        let new = VerifyingKey::from_bytes(&self.body.new_public_key)
-            .map_err(|e| format!("the new key is not a valid ed25519 public key: {e}"))?;
+        let new =
+            VerifyingKey::from_bytes(&self.body.new_public_key).map_err(|e| RotationError::NotAKey(e.to_string()))?;
         let bytes = self.body.signing_bytes();
         for (who, key, signature) in [
             ("the key in force", in_force, &self.old_signature),
             ("the new key", &new, &self.new_signature),
         ] {
-            let signature =
-                Signature::from_slice(signature).map_err(|_| format!("{who}'s signature is not 64 bytes"))?;
+            let signature = Signature::from_slice(signature).map_err(|_| RotationError::SignatureLength { who })?;
             key.verify(&bytes, &signature)
-                .map_err(|_| format!("{who}'s signature does not verify"))?;
+                .map_err(|_| RotationError::BadSignature { who })?;
         }
         Ok(new)
     }
@@ -94,20 +105,16 @@ mod tests {
         );
         let rotation = KeyRotation::new([1; 16], &old, &new);
         assert_eq!(rotation.verify(&old.public()), Ok(new.public()));
-        assert!(
-            rotation
-                .verify(&stranger.public())
-                .unwrap_err()
-                .contains("key in force is")
-        );
+        assert!(matches!(
+            rotation.verify(&stranger.public()),
+            Err(RotationError::NotFromKeyInForce { .. })
+        ));
         let mut forged = rotation.clone();
         forged.body.new_public_key = stranger.public().to_bytes();
-        assert!(
-            forged
-                .verify(&old.public())
-                .unwrap_err()
-                .contains("signature does not verify")
-        );
+        assert!(matches!(
+            forged.verify(&old.public()),
+            Err(RotationError::BadSignature { .. })
+        ));
         assert_eq!(
             RotationBody::from_signing_bytes(&rotation.body.signing_bytes()),
             Ok(rotation.body)

@@ -84,6 +84,23 @@ pub struct BudgetUse {
     pub tokens: u64,
 }
 
+/// A call a grant's budget does not admit: the limit its use has reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("grant `{grant}` of agent `{agent}` has used {used} of its {limit} {what}{}", per(*.window_ms))]
+pub struct OverBudget {
+    pub agent: String,
+    pub grant: String,
+    pub used: u64,
+    pub limit: u64,
+    /// `calls`, `bytes` or `tokens`.
+    pub what: &'static str,
+    pub window_ms: Option<u64>,
+}
+
+fn per(window_ms: Option<u64>) -> String {
+    window_ms.map(|w| format!(" per {w} ms")).unwrap_or_default()
+}
+
 /// Use of budgeted grants, from receipts, per (agent, grant), oldest first.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct BudgetLedger {
@@ -126,7 +143,13 @@ impl BudgetLedger {
 
     /// Whether one more call under `grant` fits its budget at logical time `at_ms`. A call that
     /// crosses a byte or token limit is allowed; the ones after it are not.
-    pub fn admit(&mut self, agent: &str, grant: &str, budget: &agentos_air::Budget, at_ms: u64) -> Result<(), String> {
+    pub fn admit(
+        &mut self,
+        agent: &str,
+        grant: &str,
+        budget: &agentos_air::Budget,
+        at_ms: u64,
+    ) -> Result<(), OverBudget> {
         let Some(uses) = self.uses.get_mut(&(agent.to_string(), grant.to_string())) else {
             return Ok(());
         };
@@ -135,7 +158,6 @@ impl BudgetLedger {
                 uses.pop_front();
             }
         }
-        let per = budget.window_ms.map(|w| format!(" per {w} ms")).unwrap_or_default();
         let calls = uses.len() as u64;
         let bytes: u64 = uses.iter().map(|u| u.bytes).sum();
         let tokens: u64 = uses.iter().map(|u| u.tokens).sum();
@@ -147,9 +169,14 @@ impl BudgetLedger {
             if let Some(limit) = limit
                 && used >= limit
             {
-                return Err(format!(
-                    "grant `{grant}` of agent `{agent}` has used {used} of its {limit} {what}{per}"
-                ));
+                return Err(OverBudget {
+                    agent: agent.to_string(),
+                    grant: grant.to_string(),
+                    used,
+                    limit,
+                    what,
+                    window_ms: budget.window_ms,
+                });
             }
         }
         Ok(())

@@ -15,7 +15,7 @@
 
 use crate::entry::{Digest, sha256};
 use crate::receipts::{
-    HostKey, ReceiptError, SignedReceipt, domain_separated, from_domain_separated, verify_signature,
+    HostKey, ReceiptError, SignedBytesError, SignedReceipt, domain_separated, from_domain_separated, verify_signature,
 };
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
@@ -227,7 +227,7 @@ pub enum AnyCheckpoint {
 impl AnyCheckpoint {
     /// Decode signed bytes of either kind (told apart by their domain) with their signature.
     pub fn from_signed_bytes(bytes: &[u8], signature: Vec<u8>) -> Result<AnyCheckpoint, ProofError> {
-        let malformed = |e: String| ProofError::Malformed(format!("checkpoint: {e}"));
+        let malformed = |e: SignedBytesError| ProofError::Malformed(format!("checkpoint: {e}"));
         if bytes.starts_with(RECEIPT_CHECKPOINT_DOMAIN) {
             let body = from_domain_separated(RECEIPT_CHECKPOINT_DOMAIN, bytes).map_err(malformed)?;
             return Ok(AnyCheckpoint::Receipts(SignedReceiptCheckpoint { body, signature }));

@@ -475,7 +475,9 @@ impl Fold<'_> {
             _ => {}
         }
         self.stepper.observe(seq, body);
-        self.ledger.observe(seq, body).map_err(|problem| bad(seq, problem))?;
+        self.ledger
+            .observe(seq, body)
+            .map_err(|problem| bad(seq, problem.to_string()))?;
         Ok(())
     }
 

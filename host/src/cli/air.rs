@@ -1,9 +1,9 @@
 //! `agentos-host air …`: the world's configuration as data — check, show, hash and diff AIR
 //! manifests (`world.toml`, or JSON of the same model), and generate agents' WIT worlds.
 
-use crate::bundle::ReadTarget;
-use crate::world::{MANIFEST_FILE, WorldPaths, configuration_at, genesis, open_existing_journal};
 use agentos_air::{AirError, Manifest, diff};
+use agentos_runtime::bundle::ReadTarget;
+use agentos_runtime::world::{MANIFEST_FILE, WorldPaths, configuration_at, genesis, open_existing_journal};
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};

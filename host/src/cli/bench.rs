@@ -6,10 +6,10 @@
 //! entry each (the entry and the checkpoint signed over the journal, one fsync), and durable
 //! steps (each event and its step committed and fsynced before the next).
 
-use crate::caps::AgentGrants;
-use crate::components::ensure_built;
-use crate::runtime::Runtime;
-use crate::world::{EventInput, OpenMode, World};
+use agentos_runtime::caps::AgentGrants;
+use agentos_runtime::components::ensure_built;
+use agentos_runtime::engine::Runtime;
+use agentos_runtime::world::{EventInput, OpenMode, World};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -26,17 +26,18 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
     let runtime = Runtime::new()?;
     let bytes = std::fs::read(ensure_built("counter")?)?;
     let component = runtime.load("counter", &bytes, &world_dir)?;
-    let manifest = crate::world::read_manifest(&crate::world::WorldPaths::new(&world_dir))?;
+    let manifest = agentos_runtime::world::read_manifest(&agentos_runtime::world::WorldPaths::new(&world_dir))?;
     let grants = AgentGrants::from_manifest(&manifest, "counter", &world_dir)?;
     let prepared = runtime.prepare(&component, &grants)?;
-    let unlimited = crate::runtime::StepLimits {
+    let unlimited = agentos_runtime::engine::StepLimits {
         fuel: u64::MAX / 2,
         deadline_ms: 3_600_000,
     };
     let mut instance = runtime.instantiate(&prepared, &[0; 16], 64 << 20, unlimited)?;
     instance.begin_step(&[0; 16], 0, 0, unlimited);
     instance.init("null").map_err(|e| anyhow::anyhow!("init: {e:?}"))?;
-    let event = crate::values::parse_wave(&prepared.event_type, "increment(1)").map_err(anyhow::Error::msg)?;
+    let event =
+        agentos_runtime::values::parse_wave(&prepared.event_type, "increment(1)").map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     for _ in 0..steps {
         instance.handle(event.clone()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -66,12 +67,15 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
 
     // Measured 2: journal commits of one entry each, with the checkpoint that ends every commit.
     let signed_commits = {
-        let mut journal = crate::journal::Journal::open(&scratch.path().join("commits.redb"))?;
-        journal.open_new_for_appends([0; 16], std::sync::Arc::new(crate::receipts::HostKey::ephemeral()?));
+        let mut journal = agentos_runtime::journal::Journal::open(&scratch.path().join("commits.redb"))?;
+        journal.open_new_for_appends(
+            [0; 16],
+            std::sync::Arc::new(agentos_runtime::receipts::HostKey::ephemeral()?),
+        );
         let started = Instant::now();
         for i in 0..durable_steps {
-            journal.append(crate::journal::entry::EntryBody::TimerCancelled(
-                crate::journal::entry::TimerCancelled { ingress: i, id: i },
+            journal.append(agentos_runtime::journal::entry::EntryBody::TimerCancelled(
+                agentos_runtime::journal::entry::TimerCancelled { ingress: i, id: i },
             ));
             journal.commit()?;
         }
@@ -209,7 +213,7 @@ fn serve(calls: u64) -> Result<(String, std::thread::JoinHandle<()>)> {
 
 /// Per-call cost of the effect choke point vs the raw adapter, on the same loopback server.
 fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts> {
-    use crate::effects::{EFFECTS_MAX_PER_STEP, EffectGate, EffectRequest};
+    use agentos_runtime::effects::{EFFECTS_MAX_PER_STEP, EffectGate, EffectRequest};
     let world_dir = scratch.join("effects-world");
     super::init::init(&world_dir, super::init::Template::Hello)?;
     let world = World::open(&world_dir, OpenMode::Run)?;
@@ -228,12 +232,12 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
 
     let parsed = url::Url::parse(&url)?;
     let raw_http = || -> Result<()> {
-        let (outcome, _) = crate::effects::http::execute(&cap, "GET", &parsed, &[], None);
+        let (outcome, _) = agentos_runtime::effects::http::execute(&cap, "GET", &parsed, &[], None);
         outcome.map_err(|e| anyhow::anyhow!("raw http call failed: {e:?}"))?;
         Ok(())
     };
 
-    let journal = world.kernel.journal.clone();
+    let journal = world.kernel.shared_journal().clone();
     let mut gate = EffectGate::new("hello");
     let backend = world
         .kernel
@@ -249,7 +253,7 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
             if i % u64::from(EFFECTS_MAX_PER_STEP) == 0 {
                 journal.lock().expect("journal lock").seal();
                 step += 1;
-                gate.begin_step(step, 0, crate::effects::GateLimits::default());
+                gate.begin_step(step, 0, agentos_runtime::effects::GateLimits::default());
             }
             gate.call(request())
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?
@@ -283,8 +287,8 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
     }
 
     // Floor: one raw ed25519 signature over a receipt body.
-    let key = crate::receipts::HostKey::load_or_create(&scratch.join("bench.key"))?;
-    let body = crate::receipts::ReceiptBody {
+    let key = agentos_runtime::receipts::HostKey::load_or_create(&scratch.join("bench.key"))?;
+    let body = agentos_runtime::receipts::ReceiptBody {
         version: 1,
         world_id: [0; 16],
         ingress: 0,
@@ -295,10 +299,10 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
         grant: Some("log".into()),
         request_digest: [0; 32],
         outcome_digest: [0; 32],
-        status: crate::receipts::ReceiptStatus::Ok,
+        status: agentos_runtime::receipts::ReceiptStatus::Ok,
         started_ms: 0,
         finished_ms: 0,
-        usage: crate::receipts::Usage::default(),
+        usage: agentos_runtime::receipts::Usage::default(),
         key_id: key.key_id(),
     };
     let started = Instant::now();

@@ -1,8 +1,8 @@
 //! `bench`, continued: reopening a long world from its latest snapshot vs replaying it from
 //! genesis, and `verify` throughput vs raw ed25519 verification, measured in the same run.
 
-use crate::journal::entry::EntryBody;
-use crate::world::{EventInput, OpenMode, ReplayFrom, World, WorldPaths, open_existing_journal};
+use agentos_runtime::journal::entry::EntryBody;
+use agentos_runtime::world::{EventInput, OpenMode, ReplayFrom, World, WorldPaths, open_existing_journal};
 use anyhow::{Result, bail};
 use ed25519_dalek::Verifier as _;
 use std::path::Path;
@@ -77,7 +77,7 @@ pub fn verify_throughput(scratch: &Path, steps: u64) -> Result<VerifyCosts> {
         world.run(|_| {})?;
     }
     let journal = open_existing_journal(&WorldPaths::new(&dir))?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&crate::world::genesis(&journal)?.host_public_key)?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&agentos_runtime::world::genesis(&journal)?.host_public_key)?;
     let signed: Vec<(Vec<u8>, ed25519_dalek::Signature)> = journal
         .entries()?
         .into_iter()
@@ -97,7 +97,7 @@ pub fn verify_throughput(scratch: &Path, steps: u64) -> Result<VerifyCosts> {
     let raw_verifications_per_s = signed.len() as f64 / started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let report = crate::verify::verify(&journal, &crate::verify::Trust::default())?;
+    let report = agentos_runtime::verify::verify(&journal, &agentos_runtime::verify::Trust::default())?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(VerifyCosts {
         entries: report.entries,

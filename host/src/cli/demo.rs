@@ -6,7 +6,8 @@
 
 use super::init;
 use super::print_entries_from;
-use crate::world::{EventInput, OpenMode, ReplayFrom, World, WorldPaths, open_existing_journal};
+use agentos_runtime::rounds::{Next, Wake};
+use agentos_runtime::world::{EventInput, OpenMode, ReplayFrom, World, WorldPaths, open_existing_journal};
 use anyhow::{Result, bail};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     self_upgrade(&dir.join("self-upgrade"))?;
     // The self-upgrade's build directory (in the user's cache) is of no use once the demo is over.
     let upgraded = open_existing_journal(&WorldPaths::new(&dir.join("self-upgrade")))?;
-    crate::effects::compile::forget_builds(crate::world::genesis(&upgraded)?.world_id);
+    agentos_runtime::effects::compile::forget_builds(agentos_runtime::world::genesis(&upgraded)?.world_id);
     drop(upgraded);
     plans(&dir.join("plans"))?;
     outln!(
@@ -64,7 +65,7 @@ fn pipeline(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir.join("docs"))?;
     for component in ["summarizer", "notifier"] {
         std::fs::copy(
-            crate::components::ensure_built(component)?,
+            agentos_runtime::components::ensure_built(component)?,
             dir.join(format!("modules/{component}.wasm")),
         )?;
     }
@@ -121,14 +122,8 @@ grants = ["notes", "reply"]
             EventInput::Wave(r#"summarize("docs/report.txt")"#),
             "demo",
         )?;
-        world.run(|_| {})?;
-        // Wait for the reminder the summarizer set itself, then let it fire.
-        while let Some(due) = world.kernel.next_timer_due_ms() {
-            std::thread::sleep(std::time::Duration::from_millis(
-                due.saturating_sub(crate::effects::live::now_ms()),
-            ));
-            world.run(|_| {})?;
-        }
+        // Until the reminder the summarizer set itself has fired.
+        world.run_rounds(Wake::TIMERS, |_: &mut World| Ok(Next::Continue))?;
         print_entries_from(&world, first)?;
     }
     replay_and_verify(dir)
@@ -143,18 +138,18 @@ fn greeter_step(dir: &Path, event: &str) -> Result<()> {
 }
 
 fn self_upgrade(dir: &Path) -> Result<()> {
-    use crate::governance::{apply, propose, record, shadow, verdict};
+    use agentos_runtime::governance::{apply, propose, record, shadow, verdict};
     outln!(
         "\n== self-upgrade: an agent rebuilds itself and proposes the upgrade; a person approves, in {}",
         dir.display()
     )?;
     std::fs::create_dir_all(dir.join("modules"))?;
     std::fs::copy(
-        crate::components::ensure_built("greeter")?,
+        agentos_runtime::components::ensure_built("greeter")?,
         dir.join("modules/greeter.wasm"),
     )?;
     // The person who approves: a key of their own (kept in the demo directory).
-    let ada = crate::receipts::HostKey::load_or_create(&dir.join("ada.key"))?;
+    let ada = agentos_runtime::receipts::HostKey::load_or_create(&dir.join("ada.key"))?;
     let manifest = format!(
         r#"# The self-upgrade demo: the greeter may build components and propose changes; ada approves.
 [world]
@@ -186,7 +181,7 @@ approvers = {{ ada = "{}" }}
         "-- asked to greet with \"Howdy\", the agent rewrites its source, builds it (compile effect) and proposes it"
     )?;
     greeter_step(dir, r#"learn("Howdy")"#)?;
-    let ledger = crate::governance::ledger::Ledger::read(&open_existing_journal(&WorldPaths::new(dir))?)?;
+    let ledger = agentos_runtime::governance::ledger::Ledger::read(&open_existing_journal(&WorldPaths::new(dir))?)?;
     let Some(proposal) = ledger.proposals.keys().next_back().copied() else {
         bail!(
             "the greeter made no proposal; `agentos-host log {}` shows why",
@@ -246,7 +241,7 @@ fn plans(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir.join("modules"))?;
     for component in ["editor", "notifier"] {
         std::fs::copy(
-            crate::components::ensure_built(component)?,
+            agentos_runtime::components::ensure_built(component)?,
             dir.join(format!("modules/{component}.wasm")),
         )?;
     }
@@ -335,14 +330,16 @@ with = {{ value = {{ from = "keep.digest" }} }}
         let mut world = World::open(dir, OpenMode::Run)?;
         // Let the schedule fire twice, processing each run as it goes.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let runs = loop {
-            world.run(|_| {})?;
-            let runs = {
-                let journal = world.kernel.journal.lock().expect("journal lock");
-                crate::plans::history::runs(&journal)?
-            };
+        let mut runs = Vec::new();
+        let wake = Wake {
+            schedules: true,
+            at_most_ms: 500,
+            poll_when_idle: true,
+        };
+        world.run_rounds(wake, |world: &mut World| {
+            runs = agentos_runtime::plans::history::runs(&world.kernel.journal())?;
             if runs.iter().filter(|r| r.status == "completed").count() >= 2 {
-                break runs;
+                return Ok(Next::Stop);
             }
             if std::time::Instant::now() > deadline {
                 bail!(
@@ -350,15 +347,8 @@ with = {{ value = {{ from = "keep.digest" }} }}
                     dir.display()
                 );
             }
-            let next = world
-                .kernel
-                .next_schedule_due_ms()
-                .into_iter()
-                .chain(world.kernel.next_timer_due_ms())
-                .min();
-            let wait = next.map_or(50, |due| due.saturating_sub(crate::effects::live::now_ms()).min(500));
-            std::thread::sleep(std::time::Duration::from_millis(wait));
-        };
+            Ok(Next::Continue)
+        })?;
         for run in runs.iter().take(2) {
             outln!("plan {} run #{} ({}): {}", run.plan, run.run, run.trigger, run.status)?;
             for step in &run.steps {
@@ -384,14 +374,14 @@ fn replay_and_verify(dir: &Path) -> Result<()> {
     // The demo runs the world, so it knows the host key to anchor to: the key file it holds.
     let paths = WorldPaths::new(dir);
     let journal = open_existing_journal(&paths)?;
-    let key = crate::receipts::HostKey::load_or_create(&paths.key())?
+    let key = agentos_runtime::receipts::HostKey::load_or_create(&paths.key())?
         .public()
         .to_bytes();
-    let trust = crate::verify::Trust {
+    let trust = agentos_runtime::verify::Trust {
         keys: vec![key],
         kept: None,
     };
-    let report = crate::verify::verify(&journal, &trust)?;
+    let report = agentos_runtime::verify::verify(&journal, &trust)?;
     outln!(
         "verify OK: {} entries ({}), {} signed receipts; anchored to the host key {}",
         report.entries,

@@ -1,12 +1,12 @@
 //! `agentos-host propose | shadow | approve | reject | apply | revert | history`: the governance loop
 //! from the command line. Decisions are made in `governance`; this module parses and prints.
 
-use crate::effects::shadow::ShadowServed;
-use crate::governance::ledger::{Ledger, ProposalState, Readiness};
-use crate::governance::propose::{Journaled, Source};
-use crate::governance::record::{Author, Verdict};
-use crate::governance::shadow::{ShadowReport, Workload};
-use crate::world::{WorldPaths, open_existing_journal};
+use agentos_runtime::effects::shadow::ShadowServed;
+use agentos_runtime::governance::ledger::{Ledger, ProposalState, Readiness};
+use agentos_runtime::governance::propose::{Journaled, Source};
+use agentos_runtime::governance::record::{Author, Verdict};
+use agentos_runtime::governance::shadow::{ShadowReport, Workload};
+use agentos_runtime::world::{WorldPaths, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
@@ -49,7 +49,7 @@ pub enum GovernCommand {
         dir: PathBuf,
         proposal: String,
         /// How many recorded steps to re-run.
-        #[arg(long, default_value_t = crate::governance::shadow::DEFAULT_WINDOW, conflicts_with = "events")]
+        #[arg(long, default_value_t = agentos_runtime::governance::shadow::DEFAULT_WINDOW, conflicts_with = "events")]
         window: usize,
         /// Run these events (an events file: `<agent> <event>` per line) after the present state,
         /// under the manifest in force and under the proposal, instead of recorded history.
@@ -119,7 +119,7 @@ fn proposal_number(text: &str) -> Result<u64> {
         .with_context(|| format!("`{text}` is not a proposal number (the entry number `propose` printed)"))
 }
 
-fn person(name: &str) -> Result<(Author, crate::receipts::HostKey)> {
+fn person(name: &str) -> Result<(Author, agentos_runtime::receipts::HostKey)> {
     let key = super::keys::load(name)?;
     let author = Author::Person {
         name: name.to_string(),
@@ -144,7 +144,7 @@ pub fn run(command: GovernCommand) -> Result<()> {
                 _ => bail!("give a patch file or --from MANIFEST"),
             };
             let (author, key) = person(&key)?;
-            let journaled = crate::governance::propose::propose(&dir, source, &description, author, &key)?;
+            let journaled = agentos_runtime::governance::propose::propose(&dir, source, &description, author, &key)?;
             print_proposed(&dir, &journaled, json)?;
         }
         GovernCommand::Shadow {
@@ -163,7 +163,8 @@ pub fn run(command: GovernCommand) -> Result<()> {
                 ),
                 None => Workload::Window(window),
             };
-            let (seq, report) = crate::governance::shadow::shadow(&dir, proposal_number(&proposal)?, &workload)?;
+            let (seq, report) =
+                agentos_runtime::governance::shadow::shadow(&dir, proposal_number(&proposal)?, &workload)?;
             print_shadow(seq, &report, json)?;
         }
         GovernCommand::Approve(args) => judge(&args, Verdict::Approve)?,
@@ -182,10 +183,22 @@ pub fn run(command: GovernCommand) -> Result<()> {
             } else {
                 description
             };
-            let journaled =
-                crate::governance::propose::propose(&dir, Source::Revert(to.as_deref()), &description, author, &key)?;
+            let journaled = agentos_runtime::governance::propose::propose(
+                &dir,
+                Source::Revert(to.as_deref()),
+                &description,
+                author,
+                &key,
+            )?;
             print_proposed(&dir, &journaled, json)?;
-            let judged = crate::governance::verdict::judge(&dir, journaled.seq, &key_name, &key, Verdict::Approve, "")?;
+            let judged = agentos_runtime::governance::verdict::judge(
+                &dir,
+                journaled.seq,
+                &key_name,
+                &key,
+                Verdict::Approve,
+                "",
+            )?;
             print_judged(journaled.seq, Verdict::Approve, &judged, json)?;
             if judged.readiness.blockers.is_empty() {
                 apply(&dir, journaled.seq, json)?;
@@ -285,7 +298,8 @@ fn print_shadow(seq: u64, report: &ShadowReport, json: bool) -> Result<()> {
 fn judge(args: &VerdictArgs, verdict: Verdict) -> Result<()> {
     let proposal = proposal_number(&args.proposal)?;
     let key = super::keys::load(&args.key)?;
-    let judged = crate::governance::verdict::judge(&args.dir, proposal, &args.key, &key, verdict, &args.comment)?;
+    let judged =
+        agentos_runtime::governance::verdict::judge(&args.dir, proposal, &args.key, &key, verdict, &args.comment)?;
     print_judged(proposal, verdict, &judged, args.json)?;
     Ok(())
 }
@@ -293,7 +307,7 @@ fn judge(args: &VerdictArgs, verdict: Verdict) -> Result<()> {
 fn print_judged(
     proposal: u64,
     verdict: Verdict,
-    judged: &crate::governance::verdict::Judged,
+    judged: &agentos_runtime::governance::verdict::Judged,
     json: bool,
 ) -> std::io::Result<()> {
     if json {
@@ -333,7 +347,7 @@ fn print_readiness(readiness: &Readiness) -> std::io::Result<()> {
 }
 
 fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
-    let applied = crate::governance::apply::apply(dir, proposal)?;
+    let applied = agentos_runtime::governance::apply::apply(dir, proposal)?;
     for notice in &applied.notices {
         eprintln!("note: {notice}");
     }
@@ -381,7 +395,7 @@ fn apply(dir: &Path, proposal: u64, json: bool) -> Result<()> {
 }
 
 fn history(dir: &Path, json: bool) -> Result<()> {
-    let target = crate::bundle::ReadTarget::resolve(dir)?;
+    let target = agentos_runtime::bundle::ReadTarget::resolve(dir)?;
     let ledger = Ledger::read(&open_existing_journal(&WorldPaths::new(target.root()))?)?;
     if json {
         let manifests: Vec<_> = ledger
@@ -422,13 +436,13 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             body.description
         )?;
         for line in changes_of(&ledger, p) {
-            outln!("    {}", crate::text::printable(&line))?;
+            outln!("    {}", agentos_runtime::text::printable(&line))?;
         }
         for (at, shadow) in &p.shadows {
             outln!(
                 "    shadow run #{at}: {} — {}",
                 if shadow.clean { "clean" } else { "NOT CLEAN" },
-                crate::text::printable(&shadow.summary)
+                agentos_runtime::text::printable(&shadow.summary)
             )?;
         }
         for (at, verdict) in &p.verdicts {
@@ -439,7 +453,10 @@ fn history(dir: &Path, json: bool) -> Result<()> {
             )?;
         }
         for (at, reason) in &p.refusals {
-            outln!("    apply refused (#{at}): {}", crate::text::printable(reason))?;
+            outln!(
+                "    apply refused (#{at}): {}",
+                agentos_runtime::text::printable(reason)
+            )?;
         }
         if let Some(at) = p.applied {
             let when = ledger.at(at).at_ms;
@@ -457,7 +474,7 @@ fn changes_of(ledger: &Ledger, p: &ProposalState) -> Vec<String> {
     };
     let base = ledger.at(p.seq);
     if base.digest == p.proposal.body.base {
-        crate::governance::propose::change_lines(base, &patch, &p.proposal.body.modules)
+        agentos_runtime::governance::propose::change_lines(base, &patch, &p.proposal.body.modules)
     } else {
         patch.summary()
     }

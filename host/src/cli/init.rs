@@ -1,7 +1,7 @@
 //! `agentos-host init`: lay out a new world directory from a template.
 
-use crate::components::ensure_built;
-use crate::world::{MANIFEST_FILE, STATE_DIR};
+use agentos_runtime::components::ensure_built;
+use agentos_runtime::world::{MANIFEST_FILE, STATE_DIR};
 use anyhow::{Context as _, Result, bail};
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 //! `$HOME/.config/agentos/keys`. A key file holds the 32-byte secret; `keys show` prints the
 //! public key to paste into a world's `[policy] approvers`.
 
-use crate::receipts::{HostKey, key_id};
+use agentos_runtime::receipts::{HostKey, key_id};
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use std::path::PathBuf;

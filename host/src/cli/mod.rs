@@ -16,9 +16,11 @@ mod proofs;
 mod replay;
 mod show;
 
-use crate::bundle::ReadTarget;
-use crate::journal::entry::EntryBody;
-use crate::world::{EventInput, OpenMode, World, WorldPaths, genesis, open_existing_journal};
+use agentos_runtime::bundle::ReadTarget;
+use agentos_runtime::journal::entry::EntryBody;
+use agentos_runtime::kernel::{StepOutcome, StepRecord};
+use agentos_runtime::rounds::{Next, Rounds, Wake};
+use agentos_runtime::world::{EventInput, OpenMode, World, WorldPaths, genesis, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -235,7 +237,7 @@ pub fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(error) if output::is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", crate::text::printable(&format!("{error:#}")));
+            eprintln!("error: {}", agentos_runtime::text::printable(&format!("{error:#}")));
             std::process::ExitCode::from(2)
         }
     }
@@ -261,8 +263,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let mut world = match open_to_run(&dir) {
                 Ok(world) => world,
                 Err(error) if is_locked(&error) => {
-                    let event = crate::inbox::InboxEvent { agent, event, json };
-                    let file = crate::inbox::drop_event(&WorldPaths::new(&dir).state(), &event)?;
+                    let event = agentos_runtime::inbox::InboxEvent { agent, event, json };
+                    let file = agentos_runtime::inbox::drop_event(&WorldPaths::new(&dir).state(), &event)?;
                     outln!(
                         "{} is held by another process (`run --follow`); the event waits in its inbox: {}",
                         dir.display(),
@@ -296,9 +298,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if let Some(file) = &events {
                 queued = ingest_file(&mut world, file)?;
             }
-            let mut committed = 0u64;
-            let mut failed = 0u64;
-            let mut steps = 0;
             if follow {
                 outln!(
                     "following {}: recovered {} steps; firing timers when due and taking inbox events (Ctrl-C stops)",
@@ -307,52 +306,27 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 )?;
                 std::io::Write::flush(&mut std::io::stdout())?;
             }
-            loop {
-                {
-                    let (taken, rejected) = world.ingest_inbox()?;
-                    queued += taken;
-                    for (file, reason) in rejected {
-                        eprintln!("rejected inbox event {}: {reason}", file.display());
-                    }
-                }
-                let mut done = Vec::new();
-                steps += world.run(|record| {
-                    match record.outcome {
-                        crate::kernel::StepOutcome::Committed { .. } => committed += 1,
-                        crate::kernel::StepOutcome::Failed { .. } => failed += 1,
-                    }
-                    if follow {
-                        done.push(describe_step(record));
-                    }
-                })?;
-                // `run` has committed: what is printed now is durable.
-                for line in done {
-                    outln!("{line}")?;
-                }
-                std::io::Write::flush(&mut std::io::stdout())?;
-                let next_due = match follow {
-                    true => world
-                        .kernel
-                        .next_timer_due_ms()
-                        .into_iter()
-                        .chain(world.kernel.next_schedule_due_ms())
-                        .min(),
-                    false => world.kernel.next_timer_due_ms(),
-                };
-                let wait_ms = match next_due {
-                    Some(due) => due.saturating_sub(crate::effects::live::now_ms()),
-                    None if follow => INBOX_POLL_MS,
-                    None => break,
-                };
-                if !follow && !wait_timers {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(if follow {
-                    wait_ms.min(INBOX_POLL_MS)
-                } else {
-                    wait_ms
-                }));
-            }
+            let wake = match follow {
+                true => Wake {
+                    schedules: true,
+                    at_most_ms: INBOX_POLL_MS,
+                    poll_when_idle: true,
+                },
+                false => Wake::TIMERS,
+            };
+            let mut report = RunReport {
+                follow,
+                keep_going: follow || wait_timers,
+                queued,
+                ..RunReport::default()
+            };
+            let steps = world.run_rounds(wake, &mut report)?;
+            let RunReport {
+                queued,
+                committed,
+                failed,
+                ..
+            } = report;
             if json {
                 outln!(
                     "{}",
@@ -411,7 +385,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         } => return proofs::verify(&dir, checkpoint.as_deref(), &trust, json),
         Command::Checkpoint { dir } => proofs::checkpoint(&dir)?,
         Command::RotateKey { dir, json } => {
-            let (old, new) = crate::world::rotate_key(&dir)?;
+            let (old, new) = agentos_runtime::world::rotate_key(&dir)?;
             if json {
                 outln!(
                     "{}",
@@ -426,7 +400,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Export { dir, file, json } => {
-            let summary = crate::bundle::export(&dir, &file)?;
+            let summary = agentos_runtime::bundle::export(&dir, &file)?;
             if json {
                 outln!("{}", serde_json::to_string(&summary)?)?;
             } else {
@@ -471,28 +445,71 @@ fn open_to_run(dir: &Path) -> Result<World> {
 
 fn is_locked(error: &anyhow::Error) -> bool {
     matches!(
-        error.downcast_ref::<crate::journal::JournalError>(),
-        Some(crate::journal::JournalError::Locked { .. })
+        error.downcast_ref::<agentos_runtime::journal::JournalError>(),
+        Some(agentos_runtime::journal::JournalError::Locked { .. })
     )
+}
+
+/// What `run` counts and, with `--follow`, prints, round by round.
+#[derive(Default)]
+struct RunReport {
+    follow: bool,
+    /// Wait for timers (and with `--follow`, for ever) rather than stop after the first round.
+    keep_going: bool,
+    queued: usize,
+    committed: u64,
+    failed: u64,
+    /// Lines of this round's steps, printed once the round has committed them.
+    done: Vec<String>,
+}
+
+impl Rounds for &mut RunReport {
+    fn before(&mut self, world: &mut World) -> Result<()> {
+        let (taken, rejected) = world.ingest_inbox()?;
+        self.queued += taken;
+        for (file, reason) in rejected {
+            eprintln!("rejected inbox event {}: {reason}", file.display());
+        }
+        Ok(())
+    }
+
+    fn on_step(&mut self, record: &StepRecord) {
+        match record.outcome {
+            StepOutcome::Committed { .. } => self.committed += 1,
+            StepOutcome::Failed { .. } => self.failed += 1,
+        }
+        if self.follow {
+            self.done.push(describe_step(record));
+        }
+    }
+
+    fn after(&mut self, _world: &mut World) -> Result<Next> {
+        // The round has committed: what is printed now is durable.
+        for line in self.done.drain(..) {
+            outln!("{line}")?;
+        }
+        std::io::Write::flush(&mut std::io::stdout())?;
+        Ok(if self.keep_going { Next::Continue } else { Next::Stop })
+    }
 }
 
 /// How often `run --follow` looks into the inbox directory.
 const INBOX_POLL_MS: u64 = 100;
 
-fn describe_step(record: &crate::kernel::StepRecord) -> String {
-    crate::text::printable(&describe_outcome_of(record)).into_owned()
+fn describe_step(record: &agentos_runtime::kernel::StepRecord) -> String {
+    agentos_runtime::text::printable(&describe_outcome_of(record)).into_owned()
 }
 
-fn describe_outcome_of(record: &crate::kernel::StepRecord) -> String {
+fn describe_outcome_of(record: &agentos_runtime::kernel::StepRecord) -> String {
     match &record.outcome {
-        crate::kernel::StepOutcome::Committed { state_digest } => format!(
+        agentos_runtime::kernel::StepOutcome::Committed { state_digest } => format!(
             "step #{} committed: {} state sha256:{} effects {}",
             record.ingress,
             record.agent,
             hex::encode(&state_digest[..6]),
             record.effects
         ),
-        crate::kernel::StepOutcome::Failed { kind, reason } => {
+        agentos_runtime::kernel::StepOutcome::Failed { kind, reason } => {
             format!(
                 "step #{} FAILED ({}): {} — {reason}",
                 record.ingress,
@@ -504,7 +521,7 @@ fn describe_outcome_of(record: &crate::kernel::StepRecord) -> String {
 }
 
 pub(crate) fn print_entries_from(world: &World, first: u64) -> Result<()> {
-    let journal = world.kernel.journal.lock().expect("journal lock");
+    let journal = world.kernel.journal();
     for entry in journal.entries()?.into_iter().filter(|e| e.seq >= first) {
         outln!("{}", show::entry_line(&journal, &entry))?;
     }

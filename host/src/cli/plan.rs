@@ -1,10 +1,11 @@
 //! `agentos-host plan list | show | run | runs`: the world's plans and their runs. Runs are made
 //! by the stepper (`plans`); this module parses and prints.
 
-use crate::journal::Journal;
-use crate::plans::history::{RunView, runs};
-use crate::world::{OpenMode, World, WorldPaths, configuration_at, genesis, open_existing_journal};
 use agentos_air::{Manifest, PlanDef, StepInput, Trigger};
+use agentos_runtime::journal::Journal;
+use agentos_runtime::plans::history::{RunView, runs};
+use agentos_runtime::rounds::{Next, Wake};
+use agentos_runtime::world::{OpenMode, World, WorldPaths, configuration_at, genesis, open_existing_journal};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::json;
@@ -76,8 +77,8 @@ pub fn run(command: PlanCommand) -> Result<()> {
 
 /// The journal of a world directory or a bundle (the target keeps a bundle's private copy
 /// alive while the journal is read).
-fn read_journal(dir: &Path) -> Result<(crate::bundle::ReadTarget, Journal)> {
-    let target = crate::bundle::ReadTarget::resolve(dir)?;
+fn read_journal(dir: &Path) -> Result<(agentos_runtime::bundle::ReadTarget, Journal)> {
+    let target = agentos_runtime::bundle::ReadTarget::resolve(dir)?;
     let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
     Ok((target, journal))
 }
@@ -152,7 +153,7 @@ fn show(dir: &Path, name: &str, json: bool) -> Result<()> {
     let (_target, journal) = read_journal(dir)?;
     let manifest = manifest_in_force(&journal)?;
     let Some(plan) = manifest.plans.get(name) else {
-        bail!(crate::plans::unknown(name, manifest.plans.keys()));
+        bail!(agentos_runtime::plans::unknown(name, manifest.plans.keys()));
     };
     if json {
         outln!("{}", serde_json::to_string_pretty(plan)?)?;
@@ -205,22 +206,14 @@ fn run_plan(dir: &Path, plan: &str, input: &str, json: bool) -> Result<()> {
     }
     let run = world.start_plan(plan, input)?;
     // Process until the run ends: a step awaiting a reply ends at the latest at its deadline.
-    loop {
-        world.run(|_| {})?;
-        let view = find_run(&world, run)?;
-        if view
-            .as_ref()
-            .is_some_and(|v| v.status == "completed" || v.status == "failed")
-        {
-            break;
-        }
-        match world.kernel.next_timer_due_ms() {
-            Some(due) => std::thread::sleep(std::time::Duration::from_millis(
-                due.saturating_sub(crate::effects::live::now_ms()).min(1000),
-            )),
-            None => break,
-        }
-    }
+    let wake = Wake {
+        at_most_ms: 1000,
+        ..Wake::TIMERS
+    };
+    world.run_rounds(wake, |world: &mut World| {
+        let ended = find_run(world, run)?.is_some_and(|v| v.status == "completed" || v.status == "failed");
+        Ok(if ended { Next::Stop } else { Next::Continue })
+    })?;
     let view = find_run(&world, run)?;
     let Some(view) = view else {
         bail!(
@@ -237,7 +230,7 @@ fn run_plan(dir: &Path, plan: &str, input: &str, json: bool) -> Result<()> {
 }
 
 fn find_run(world: &World, run: u64) -> Result<Option<RunView>> {
-    let journal = world.kernel.journal.lock().expect("journal lock");
+    let journal = world.kernel.journal();
     Ok(runs(&journal)?.into_iter().find(|r| r.run == run))
 }
 

@@ -1,10 +1,10 @@
 //! `verify`, `checkpoint`, `prove` and `verify-proof`: the auditor's commands, and the trust
 //! anchors they take (`--public-key`, `--trusted-keys`, `--checkpoint`).
 
-use crate::bundle::ReadTarget;
-use crate::proofs::{CheckpointFile, JournalLog, checkpoint_file, read_checkpoint_file, verify_proof_text};
-use crate::verify::{Trust, VerifyReport};
-use crate::world::{WorldPaths, open_existing_journal};
+use agentos_runtime::bundle::ReadTarget;
+use agentos_runtime::proofs::{CheckpointFile, JournalLog, checkpoint_file, read_checkpoint_file, verify_proof_text};
+use agentos_runtime::verify::{Trust, VerifyReport};
+use agentos_runtime::world::{WorldPaths, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,7 +77,7 @@ pub fn verify(dir: &Path, kept: Option<&Path>, trust: &TrustArgs, json: bool) ->
         keys: trust.keys()?,
         kept,
     };
-    match crate::verify::verify(&journal, &trust) {
+    match agentos_runtime::verify::verify(&journal, &trust) {
         Ok(report) => {
             if json {
                 outln!("{}", serde_json::to_string(&report)?)?;

@@ -1,6 +1,6 @@
 //! `replay`: re-execute a world's steps from genesis or a snapshot and report what matched.
 
-use crate::world::{OpenMode, ReplayFrom, World};
+use agentos_runtime::world::{OpenMode, ReplayFrom, World};
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,7 +20,7 @@ pub fn run(dir: &Path, from: Option<&str>, json: bool) -> Result<ExitCode> {
         indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} steps ({per_sec})")
             .expect("valid template"),
     );
-    let target = crate::bundle::ReadTarget::resolve(dir)?;
+    let target = agentos_runtime::bundle::ReadTarget::resolve(dir)?;
     let world = World::open_with_progress(target.root(), OpenMode::Replay(start), |done, total| {
         if total >= 1000 {
             bar.set_length(total);

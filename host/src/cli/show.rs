@@ -1,22 +1,22 @@
 //! Human and JSON renderings of journal entries and receipts (for `log`, `send`, `receipts`).
 
-use crate::effects::{EffectFailure, EffectRequest, EffectResponse};
-use crate::journal::Journal;
-use crate::journal::entry::{Entry, EntryBody};
-use crate::kernel::decode_outcome;
-use crate::world::stream_label;
+use agentos_runtime::effects::{EffectFailure, EffectRequest, EffectResponse};
+use agentos_runtime::journal::Journal;
+use agentos_runtime::journal::entry::{Entry, EntryBody};
+use agentos_runtime::kernel::decode_outcome;
+use agentos_runtime::world::stream_label;
 use serde_json::json;
 
 fn short(digest: &[u8]) -> String {
     hex::encode(&digest[..6.min(digest.len())])
 }
 
-fn request_of(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) -> Option<EffectRequest> {
+fn request_of(journal: &Journal, entry: &agentos_runtime::journal::entry::ReceiptEntry) -> Option<EffectRequest> {
     let bytes = journal.payload_bytes(&entry.request).ok()??;
     postcard::from_bytes(&bytes).ok()
 }
 
-fn outcome_text(journal: &Journal, entry: &crate::journal::entry::ReceiptEntry) -> String {
+fn outcome_text(journal: &Journal, entry: &agentos_runtime::journal::entry::ReceiptEntry) -> String {
     let Some(outcome) = journal
         .payload_bytes(&entry.outcome)
         .ok()
@@ -128,7 +128,7 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
             ),
         ),
         EntryBody::Plan(p) => (
-            Some(crate::plans::address(&p.plan)),
+            Some(agentos_runtime::plans::address(&p.plan)),
             Some(p.ingress),
             format!("plan {} run #{}: {}", p.plan, p.run, p.event.describe()),
         ),
@@ -273,14 +273,14 @@ pub fn describe(journal: &Journal, entry: &Entry) -> (Option<String>, Option<u64
     }
 }
 
-/// One line for a person: what agents wrote in it is made [`crate::text::printable`].
+/// One line for a person: what agents wrote in it is made [`agentos_runtime::text::printable`].
 pub fn entry_line(journal: &Journal, entry: &Entry) -> String {
     let (_, _, text) = describe(journal, entry);
     format!(
         "#{:<6} {:<15} {}",
         entry.seq,
         entry.body.kind(),
-        crate::text::printable(&text)
+        agentos_runtime::text::printable(&text)
     )
 }
 
@@ -292,7 +292,7 @@ pub fn entry_json(journal: &Journal, entry: &Entry) -> serde_json::Value {
 pub fn receipt_json(
     journal: &Journal,
     seq: u64,
-    r: &crate::journal::entry::ReceiptEntry,
+    r: &agentos_runtime::journal::entry::ReceiptEntry,
     public_key: &[u8; 32],
 ) -> serde_json::Value {
     let b = &r.receipt.body;

@@ -81,13 +81,13 @@ impl Proposal {
     }
 
     /// Check the signature; `host_key` is the host key in force at this entry.
-    pub fn verify(&self, host_key: &VerifyingKey) -> Result<(), String> {
+    pub fn verify(&self, host_key: &VerifyingKey) -> Result<(), SignatureError> {
         match &self.body.author {
             Author::Person { public_key, .. } if *public_key != self.signer => {
-                return Err("signed by a key other than its author's".into());
+                return Err(SignatureError::NotTheAuthors);
             }
             Author::Agent { .. } if self.signer != host_key.to_bytes() => {
-                return Err("agent-authored but not signed by the host key in force".into());
+                return Err(SignatureError::AgentNotByHostKey("agent-authored but"));
             }
             _ => {}
         }
@@ -152,9 +152,9 @@ impl SignedVerdict {
 
     /// Check the signature; `host_key` is the host key in force at this entry, which must have
     /// signed an agent's verdict.
-    pub fn verify(&self, host_key: &VerifyingKey) -> Result<(), String> {
+    pub fn verify(&self, host_key: &VerifyingKey) -> Result<(), SignatureError> {
         if self.body.by_agent.is_some() && self.public_key != host_key.to_bytes() {
-            return Err("an agent's verdict not signed by the host key in force".into());
+            return Err(SignatureError::AgentNotByHostKey("an agent's verdict"));
         }
         check_signature(&self.public_key, &self.body.signing_bytes(), &self.signature)
     }
@@ -196,12 +196,29 @@ pub struct ApplyRefused {
     pub reason: String,
 }
 
-fn check_signature(public_key: &[u8; 32], bytes: &[u8], signature: &[u8]) -> Result<(), String> {
-    let key = VerifyingKey::from_bytes(public_key)
-        .map_err(|e| format!("{} is not an ed25519 key: {e}", hex::encode(public_key)))?;
-    let signature = Signature::from_slice(signature).map_err(|_| "the signature is not 64 bytes".to_string())?;
-    key.verify(bytes, &signature)
-        .map_err(|_| "the signature does not verify".to_string())
+/// Why a proposal's or verdict's signature does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("signed by a key other than its author's")]
+    NotTheAuthors,
+    /// What was signed by another key ("agent-authored but", "an agent's verdict").
+    #[error("{0} not signed by the host key in force")]
+    AgentNotByHostKey(&'static str),
+    #[error("{key} is not an ed25519 key: {reason}")]
+    NotAKey { key: String, reason: String },
+    #[error("the signature is not 64 bytes")]
+    Length,
+    #[error("the signature does not verify")]
+    DoesNotVerify,
+}
+
+fn check_signature(public_key: &[u8; 32], bytes: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    let key = VerifyingKey::from_bytes(public_key).map_err(|e| SignatureError::NotAKey {
+        key: hex::encode(public_key),
+        reason: e.to_string(),
+    })?;
+    let signature = Signature::from_slice(signature).map_err(|_| SignatureError::Length)?;
+    key.verify(bytes, &signature).map_err(|_| SignatureError::DoesNotVerify)
 }
 
 #[cfg(test)]
@@ -236,19 +253,14 @@ mod tests {
         assert_eq!(proposal.verify(&host.public()), Ok(()));
         let mut altered = proposal.clone();
         altered.body.description = "e".into();
-        assert_eq!(
-            altered.verify(&host.public()).unwrap_err(),
-            "the signature does not verify"
-        );
+        assert_eq!(altered.verify(&host.public()), Err(SignatureError::DoesNotVerify));
         assert!(Proposal::sign(body(person), &other).verify(&host.public()).is_err());
 
         let by_agent = Proposal::sign(body(Author::Agent { name: "a".into() }), &host);
         assert_eq!(by_agent.verify(&host.public()), Ok(()));
-        assert!(
-            by_agent
-                .verify(&other.public())
-                .unwrap_err()
-                .contains("host key in force")
+        assert_eq!(
+            by_agent.verify(&other.public()).unwrap_err().to_string(),
+            "agent-authored but not signed by the host key in force"
         );
 
         let verdict = SignedVerdict::sign(
@@ -270,6 +282,12 @@ mod tests {
         assert!(flipped.verify(&host.public()).is_err());
         let mut posing = verdict.clone();
         posing.body.by_agent = Some("reviewer".into());
-        assert!(posing.verify(&host.public()).unwrap_err().contains("host key in force"));
+        assert!(
+            posing
+                .verify(&host.public())
+                .unwrap_err()
+                .to_string()
+                .contains("host key in force")
+        );
     }
 }

@@ -1,0 +1,446 @@
+//! Shadow runs: what a proposal would do to the world's real state and history, without
+//! changing either.
+//!
+//! The world is forked in memory just before the window (the last N recorded steps under the
+//! manifest in force), migrated to the proposed manifest exactly as `apply` would, and the
+//! window's recorded events are re-run there with effects from [`ShadowEffects`]: identical
+//! requests served from their receipts, new or changed ones not executed ("would call"), calls
+//! the proposed grants refuse listed as denials. Each step is compared with what the journal
+//! recorded. With given events instead, the fork is taken at the present and the events run under
+//! both the manifest in force and the proposed one. Only the report is journaled.
+
+use super::ledger::{Configuration, Ledger};
+use super::record::ShadowRecord;
+use crate::effects::replay::{RecordedCall, RecordedCalls};
+use crate::effects::shadow::{ShadowCall, ShadowEffects, ShadowServed};
+use crate::journal::entry::{Digest, EntryBody, Ingress, StepCommitted, StepFailed, sha256};
+use crate::kernel::{StepOutcome, StepRecord, describe_outcome};
+use crate::world::{OpenMode, World, WorldPaths, load_configuration, open_existing_journal};
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Steps re-run when no window is given.
+pub const DEFAULT_WINDOW: usize = 100;
+
+/// What to re-run.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// The last N recorded steps under the manifest in force.
+    Window(usize),
+    /// These (agent, event in WAVE) pairs, after the present state.
+    Events(Vec<(String, String)>),
+}
+
+/// One side of a compared step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepSide {
+    pub outcome: String,
+    pub committed: bool,
+    pub outputs: Vec<String>,
+    pub effects: u32,
+    pub fuel: u64,
+    /// For a plan's turn: what it recorded about its runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<String>,
+}
+
+impl StepSide {
+    fn of(record: &StepRecord) -> StepSide {
+        StepSide {
+            outcome: match &record.outcome {
+                StepOutcome::Committed { state_digest } => {
+                    format!("committed, state sha256:{}", hex::encode(&state_digest[..8]))
+                }
+                failed => describe_outcome(failed),
+            },
+            committed: matches!(record.outcome, StepOutcome::Committed { .. }),
+            outputs: record.outputs.iter().map(|(_, line)| line.clone()).collect(),
+            effects: record.effects,
+            fuel: record.fuel_used,
+            plan: record
+                .plan_events
+                .iter()
+                .map(|(run, event)| event.of_run(*run))
+                .collect(),
+        }
+    }
+}
+
+/// A step as recorded (or as the manifest in force runs it) and as the proposal runs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparedStep {
+    /// `step #N` (recorded, N its ingress entry) or `event N` (given).
+    pub label: String,
+    pub step: u64,
+    pub agent: String,
+    pub event: String,
+    pub before: StepSide,
+    pub after: StepSide,
+    /// What differs, one phrase each (empty: the same).
+    pub differences: Vec<String>,
+}
+
+/// The report, journaled (JSON, in the blob table) and printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShadowReport {
+    pub proposal: u64,
+    pub proposal_hash: String,
+    pub base: String,
+    /// `window` (recorded steps) or `events` (given events).
+    pub workload: String,
+    /// Set when the new manifest could not be loaded or an agent's `restore` failed.
+    pub migration_error: Option<String>,
+    /// Each agent's state digest after migration.
+    pub migrated_states: Vec<(String, String)>,
+    pub new_capabilities: Vec<String>,
+    pub steps: Vec<ComparedStep>,
+    pub would_call: Vec<ShadowCall>,
+    pub denials: Vec<ShadowCall>,
+    pub served_from_receipts: usize,
+    /// Steps that committed before and fail under the proposal.
+    pub new_failures: usize,
+    pub fuel_before: u64,
+    pub fuel_after: u64,
+    pub elapsed_ms: u64,
+    pub clean: bool,
+    pub summary: String,
+}
+
+/// A recorded step of the window, with what the journal says it did.
+struct RecordedStep {
+    seq: u64,
+    ingress: Ingress,
+    side: StepSide,
+}
+
+/// Shadow-run proposal `proposal` of the world at `root` and journal the report.
+pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, ShadowReport)> {
+    let started = Instant::now();
+    let paths = WorldPaths::new(root);
+    let (ledger, length) = {
+        // What is shadow-run is what the journal's checkpoints signed.
+        let journal = crate::world::open_journal_to_write(&paths)?;
+        (Ledger::read(&journal)?, journal.len())
+    };
+    let state = ledger.proposal(proposal)?;
+    if let Some(reason) = ledger.closed(state) {
+        bail!("proposal #{proposal} cannot be shadow-run: {reason}");
+    }
+    let current = ledger.in_force();
+    let manifest = agentos_air::apply(&state.patch()?, &current.manifest)?;
+    let proposed = Configuration {
+        since: length,
+        digest: manifest.digest(),
+        manifest,
+        modules: state.proposal.body.modules.clone(),
+        proposal: Some(proposal),
+        at_ms: 0,
+    };
+    let judgement = agentos_air::judge(
+        &current.manifest,
+        &proposed.manifest,
+        proposed.modules != current.modules,
+    );
+    let mut report = ShadowReport {
+        proposal,
+        proposal_hash: hex::encode(state.hash),
+        base: hex::encode(current.digest),
+        workload: String::new(),
+        migration_error: None,
+        migrated_states: Vec::new(),
+        new_capabilities: judgement.widenings.iter().map(ToString::to_string).collect(),
+        steps: Vec::new(),
+        would_call: Vec::new(),
+        denials: Vec::new(),
+        served_from_receipts: 0,
+        new_failures: 0,
+        fuel_before: 0,
+        fuel_after: 0,
+        elapsed_ms: 0,
+        clean: false,
+        summary: String::new(),
+    };
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    match workload {
+        Workload::Window(n) => {
+            let (window, recorded_calls) = recorded_window(&paths, current.since, *n)?;
+            if window.is_empty() {
+                bail!("no recorded steps under the manifest in force to re-run; give events with --events FILE");
+            }
+            report.workload = format!(
+                "{} recorded step(s), #{} to #{}",
+                window.len(),
+                window[0].seq,
+                window[window.len() - 1].seq
+            );
+            let mut world = World::open(root, OpenMode::Fork(window[0].seq))?;
+            if migrate(&mut world, &proposed, (proposal, window[0].ingress.at_ms), &mut report) {
+                let recorded_calls = Arc::new(recorded_calls);
+                for step in window {
+                    let after = run_step(&mut world, step.seq, &step.ingress, &recorded_calls, &calls);
+                    report.steps.push(compare(
+                        format!("step #{}", step.seq),
+                        step.seq,
+                        &step.ingress,
+                        step.side,
+                        &after,
+                    ));
+                }
+            }
+        }
+        Workload::Events(events) => {
+            report.workload = format!("{} given event(s) after the present state", events.len());
+            let no_calls = Arc::new(HashMap::new());
+            let mut before_world = World::open(root, OpenMode::Fork(length))?;
+            let ingresses = events
+                .iter()
+                .map(|(agent, event)| as_ingress(&before_world, agent, event))
+                .collect::<Result<Vec<_>>>()?;
+            let ignored = Arc::new(Mutex::new(Vec::new()));
+            let before: Vec<StepRecord> = ingresses
+                .iter()
+                .enumerate()
+                .map(|(i, ingress)| run_step(&mut before_world, length + i as u64, ingress, &no_calls, &ignored))
+                .collect();
+            drop(before_world);
+            let mut world = World::open(root, OpenMode::Fork(length))?;
+            let at_ms = ingresses.first().map_or(0, |i| i.at_ms);
+            if migrate(&mut world, &proposed, (proposal, at_ms), &mut report) {
+                for (i, (ingress, before)) in ingresses.iter().zip(&before).enumerate() {
+                    let seq = length + i as u64;
+                    let after = run_step(&mut world, seq, ingress, &no_calls, &calls);
+                    let label = format!("event {}", i + 1);
+                    report
+                        .steps
+                        .push(compare(label, seq, ingress, StepSide::of(before), &after));
+                }
+            }
+        }
+    }
+    for call in calls.lock().expect("shadow call lock").drain(..) {
+        match &call.served {
+            ShadowServed::FromReceipt => report.served_from_receipts += 1,
+            ShadowServed::WouldCall => report.would_call.push(call),
+            ShadowServed::Denied { .. } => report.denials.push(call),
+        }
+    }
+    report.new_failures = report
+        .steps
+        .iter()
+        .filter(|s| s.before.committed && !s.after.committed)
+        .count();
+    report.fuel_before = report.steps.iter().map(|s| s.before.fuel).sum();
+    report.fuel_after = report.steps.iter().map(|s| s.after.fuel).sum();
+    report.clean = report.migration_error.is_none() && report.denials.is_empty() && report.new_failures == 0;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report.summary = summary(&report);
+    let seq = journal_report(&paths, &report, state.hash)?;
+    Ok((seq, report))
+}
+
+/// One line for the ledger and `history`.
+fn summary(report: &ShadowReport) -> String {
+    if let Some(error) = &report.migration_error {
+        return format!("the proposed manifest does not start: {error}");
+    }
+    let diverged = report.steps.iter().filter(|s| !s.differences.is_empty()).count();
+    format!(
+        "{} step(s) re-run, {diverged} differ; {} effect(s) served from receipts, {} would call, {} denied; \
+         {} new failure(s); fuel {} → {}",
+        report.steps.len(),
+        report.served_from_receipts,
+        report.would_call.len(),
+        report.denials.len(),
+        report.new_failures,
+        report.fuel_before,
+        report.fuel_after
+    )
+}
+
+/// The last `n` finished steps after entry `since`, with their recorded calls.
+fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<RecordedStep>, RecordedCalls)> {
+    let journal = open_existing_journal(paths)?;
+    let (mut ingresses, mut outputs, mut finished) = (HashMap::new(), HashMap::<u64, Vec<String>>::new(), Vec::new());
+    let mut plan = HashMap::<u64, Vec<String>>::new();
+    let mut calls = HashMap::new();
+    for entry in journal.entries_from(since + 1)? {
+        match entry.body {
+            EntryBody::Ingress(ingress) => {
+                ingresses.insert(entry.seq, ingress);
+            }
+            EntryBody::Output(output) => outputs.entry(output.ingress).or_default().push(output.text),
+            EntryBody::Plan(entry) => plan
+                .entry(entry.ingress)
+                .or_default()
+                .push(entry.event.of_run(entry.run)),
+            EntryBody::EffectReceipt(r) => {
+                calls.insert(
+                    (r.receipt.body.ingress, r.receipt.body.effect_index),
+                    RecordedCall {
+                        request_digest: r.receipt.body.request_digest,
+                        request: r.request,
+                        outcome: r.outcome,
+                    },
+                );
+            }
+            EntryBody::StepCommitted(StepCommitted {
+                ingress,
+                state_digest,
+                fuel_used,
+                effects,
+                ..
+            }) => finished.push((
+                ingress,
+                format!("committed, state sha256:{}", hex::encode(&state_digest[..8])),
+                true,
+                fuel_used,
+                effects,
+            )),
+            EntryBody::StepFailed(StepFailed {
+                ingress,
+                kind,
+                reason,
+                fuel_used,
+                effects,
+                ..
+            }) => finished.push((
+                ingress,
+                describe_outcome(&StepOutcome::Failed { kind, reason }),
+                false,
+                fuel_used,
+                effects,
+            )),
+            _ => {}
+        }
+    }
+    let skip = finished.len().saturating_sub(n);
+    let window = finished
+        .into_iter()
+        .skip(skip)
+        .filter_map(|(seq, outcome, committed, fuel, effects)| {
+            Some(RecordedStep {
+                seq,
+                ingress: ingresses.remove(&seq)?,
+                side: StepSide {
+                    outcome,
+                    committed,
+                    outputs: outputs.remove(&seq).unwrap_or_default(),
+                    effects,
+                    fuel,
+                    plan: plan.remove(&seq).unwrap_or_default(),
+                },
+            })
+        })
+        .collect();
+    Ok((window, calls))
+}
+
+/// Switch the fork to the proposed configuration as `apply` would; false (with the reason in
+/// the report) when it does not start.
+fn migrate(world: &mut World, proposed: &Configuration, clock: (u64, u64), report: &mut ShadowReport) -> bool {
+    let migrated = load_configuration(
+        world.kernel.runtime(),
+        world.kernel.shared_journal(),
+        &world.paths,
+        proposed,
+    )
+    .map_err(|e| format!("{e:#}"))
+    .and_then(|loaded| world.kernel.migrate(loaded, clock).map_err(|e| e.to_string()));
+    match migrated {
+        Ok(states) => {
+            report.migrated_states = states.into_iter().map(|(a, d)| (a, hex::encode(d))).collect();
+            true
+        }
+        Err(error) => {
+            report.migration_error = Some(error);
+            false
+        }
+    }
+}
+
+fn run_step(
+    world: &mut World,
+    seq: u64,
+    ingress: &Ingress,
+    recorded: &Arc<RecordedCalls>,
+    calls: &Arc<Mutex<Vec<ShadowCall>>>,
+) -> StepRecord {
+    let grants = world.kernel.grants_of(&ingress.agent).unwrap_or_default();
+    let backend = ShadowEffects::new(
+        world.kernel.shared_journal().clone(),
+        grants,
+        world.kernel.timers(),
+        recorded.clone(),
+        calls.clone(),
+    );
+    world.kernel.unjournaled_step(seq, ingress, Box::new(backend))
+}
+
+fn as_ingress(world: &World, agent: &str, event: &str) -> Result<Ingress> {
+    let slot = world
+        .kernel
+        .agents()
+        .get(agent)
+        .with_context(|| format!("no agent `{agent}` in the world"))?;
+    let value = crate::values::parse_wave(&slot.component.event_type, event)
+        .map_err(|e| anyhow::anyhow!("event `{event}` for agent `{agent}`: {e}"))?;
+    Ok(Ingress {
+        agent: agent.to_string(),
+        event: crate::values::to_wave(&value),
+        at_ms: world.kernel.now_ms(),
+        source: "shadow".into(),
+    })
+}
+
+fn compare(label: String, seq: u64, ingress: &Ingress, before: StepSide, after: &StepRecord) -> ComparedStep {
+    let after = StepSide::of(after);
+    let mut differences = Vec::new();
+    if before.committed != after.committed || (!before.committed && before.outcome != after.outcome) {
+        differences.push(format!("{} → {}", before.outcome, after.outcome));
+    } else if before.plan != after.plan {
+        let first = crate::kernel::first_difference(&before.plan, &after.plan);
+        let nothing = String::from("nothing");
+        differences.push(format!(
+            "{} → {}",
+            before.plan.get(first).unwrap_or(&nothing),
+            after.plan.get(first).unwrap_or(&nothing)
+        ));
+    } else if before.outcome != after.outcome {
+        differences.push("the agent's state after the step differs".into());
+    }
+    if before.outputs != after.outputs {
+        differences.push(format!("output {:?} → {:?}", before.outputs, after.outputs));
+    }
+    if before.effects != after.effects {
+        differences.push(format!("{} effect call(s) → {}", before.effects, after.effects));
+    }
+    ComparedStep {
+        label,
+        step: seq,
+        agent: ingress.agent.clone(),
+        event: ingress.event.clone(),
+        before,
+        after,
+        differences,
+    }
+}
+
+fn journal_report(paths: &WorldPaths, report: &ShadowReport, proposal_hash: Digest) -> Result<u64> {
+    let bytes = serde_json::to_vec_pretty(report).expect("shadow reports always encode");
+    let mut journal = crate::world::open_journal_to_write(paths)?;
+    let digest = journal.put_blob(&bytes);
+    debug_assert_eq!(digest, sha256(&bytes));
+    let seq = journal.append(EntryBody::ShadowReport(ShadowRecord {
+        proposal: report.proposal,
+        proposal_hash,
+        report: digest,
+        clean: report.clean,
+        summary: report.summary.clone(),
+    }));
+    journal.commit()?;
+    Ok(seq)
+}

@@ -1,0 +1,1073 @@
+//! The stepper: delivers journaled inputs to agents, one step at a time, in journal order.
+//!
+//! A step is a transaction over one agent's state. On success its outputs and the digest of
+//! the agent's new snapshot are journaled as `step-committed`; on a trap, an error, exhausted
+//! fuel or memory, the state is rolled back (the instance is discarded and rebuilt from the
+//! last committed snapshot, or restored in place after a plain error) and `step-failed` is
+//! journaled. Either way the world goes on with the next event.
+//!
+//! The same code runs live and in replay; only the effect backend differs. In replay the
+//! kernel compares each step's outcome, outputs and state digest with the journal and reports
+//! the first divergence. The kernel performs no IO itself besides the journal.
+
+use crate::caps::AgentGrants;
+use crate::effects::GateLimits;
+use crate::effects::clock::Clock;
+use crate::effects::live::{LiveContext, LiveEffects, RecoveredCall, WorldDirs};
+use crate::effects::replay::{Divergence, RecordedCalls, ReplayEffects};
+use crate::effects::{Deferred, EffectOutcome};
+use crate::engine::{AgentComponent, AgentInstance, CallError, Runtime, StepLimits};
+use crate::journal::entry::{
+    Digest, EntryBody, FailureKind, Ingress, Output, Snapshot, StepCommitted, StepFailed, Stream, TimerCancelled,
+    TimerScheduled, sha256,
+};
+use crate::journal::{JournalError, SharedJournal};
+use crate::plans::PlanSlot;
+use crate::plans::record::{PlanEntry, PlanEvent};
+use crate::receipts::{HostKey, ReceiptSigner};
+use agentos_air::{AgentDef, Manifest};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// How a step's wall-clock deadline applies: live, or re-executing a journaled step, whose
+/// outcome must not depend on how busy the machine replaying it is. Fuel bounds a replayed step
+/// exactly; its deadline is the agent's times [`REPLAY_DEADLINE_SLACK`], a backstop against a
+/// journal from elsewhere whose steps would run for hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    Live,
+    Replay,
+}
+
+/// See [`Timing`].
+pub const REPLAY_DEADLINE_SLACK: u64 = 10;
+
+/// Steps per journal commit while draining the inbox.
+pub const STEPS_PER_COMMIT: usize = 256;
+
+/// A batch of steps is committed early once the blobs it holds for the journal pass this size,
+/// so host memory stays bounded whatever the steps put.
+pub const BATCH_BLOB_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// An agent as the stepper holds it.
+pub struct AgentSlot {
+    pub def: AgentDef,
+    pub component: AgentComponent,
+    pub grants: Arc<AgentGrants>,
+    instance: Option<AgentInstance>,
+    /// The last committed snapshot and its digest: what a failed step rolls back to.
+    state: Vec<u8>,
+    pub state_digest: Digest,
+    /// Committed steps since the world's last snapshot entry.
+    steps_since_snapshot: u64,
+}
+
+pub use agentos_journal::stepper::StepperState as KernelState;
+
+/// How one step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Committed { state_digest: Digest },
+    Failed { kind: FailureKind, reason: String },
+}
+
+/// Everything a step produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub ingress: u64,
+    pub agent: String,
+    pub outcome: StepOutcome,
+    pub outputs: Vec<(Stream, String)>,
+    pub fuel_used: u64,
+    pub effects: u32,
+    /// Events for other agents and timers to set or cancel, journaled only if the step commits.
+    pub deferred: Vec<Deferred>,
+    /// Set in replay when an effect call did not match the journal (not journaled).
+    pub divergence: Option<String>,
+    /// What a plan's turn recorded about its runs, as (run, event).
+    pub plan_events: Vec<(u64, PlanEvent)>,
+    /// Plan step outputs for the blob table.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+impl StepRecord {
+    /// A step of `agent` on input `ingress` that failed before doing anything.
+    fn failed(ingress: u64, agent: &str, kind: FailureKind, reason: String) -> StepRecord {
+        StepRecord {
+            ingress,
+            agent: agent.to_string(),
+            outcome: StepOutcome::Failed { kind, reason },
+            outputs: Vec::new(),
+            fuel_used: 0,
+            effects: 0,
+            deferred: Vec::new(),
+            divergence: None,
+            plan_events: Vec::new(),
+            blobs: Vec::new(),
+        }
+    }
+}
+
+/// The journal entry of a timer that committed step `record` set or cancelled, if `deferred`
+/// is one: what a live commit journals and what the timer table folds.
+fn timer_entry(record: &StepRecord, deferred: &Deferred) -> Option<EntryBody> {
+    match deferred {
+        Deferred::TimerScheduled { id, due_ms, event } => Some(EntryBody::TimerScheduled(TimerScheduled {
+            ingress: record.ingress,
+            id: *id,
+            agent: record.agent.clone(),
+            event: event.clone(),
+            due_ms: *due_ms,
+        })),
+        Deferred::TimerCancelled { id } => Some(EntryBody::TimerCancelled(TimerCancelled {
+            ingress: record.ingress,
+            id: *id,
+        })),
+        Deferred::Emit { .. } | Deferred::Continue { .. } => None,
+    }
+}
+
+/// What the journal says a committed step did (the replay oracle).
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub outcome: Option<StepOutcome>,
+    pub outputs: Vec<(Stream, String)>,
+    pub effects: u32,
+    pub plan_events: Vec<(u64, PlanEvent)>,
+}
+
+/// Operating errors of the stepper.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("agent `{agent}`: {reason}")]
+    Agent { agent: String, reason: String },
+    #[error("the world's latest snapshot cannot be restored: {0}")]
+    Snapshot(String),
+}
+
+/// The first place where re-execution disagreed with the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayDivergence {
+    pub ingress: u64,
+    pub agent: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for ReplayDivergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "step #{} (agent `{}`): {}", self.ingress, self.agent, self.detail)
+    }
+}
+
+/// What the kernel is handed by whoever opens its world: besides the journal, its only ways to
+/// the outside (the host key and the thread that signs with it, the wall clock, the
+/// directories effects work in). The kernel itself does no other IO.
+pub struct Surroundings {
+    pub key: Arc<HostKey>,
+    pub signer: Arc<ReceiptSigner>,
+    pub clock: Arc<dyn Clock>,
+    pub dirs: WorldDirs,
+}
+
+pub struct Kernel {
+    world_id: [u8; 16],
+    journal: SharedJournal,
+    live: LiveContext,
+    runtime: Runtime,
+    agents: BTreeMap<String, AgentSlot>,
+    /// The plans, by name (their ingresses are addressed `plan:<name>`).
+    plans: BTreeMap<String, PlanSlot>,
+    inbox: VecDeque<(u64, Ingress)>,
+    recovered: HashMap<u64, HashMap<(u64, u32), RecoveredCall>>,
+    /// After the host stopped with steps unfinished: commit after each step up to this ingress,
+    /// so that if one of them stops the host again, it is the first left unfinished.
+    commit_each_step_through: Option<u64>,
+    last_at_ms: u64,
+    /// Ingress seq of the last step processed (live or replayed).
+    last_step: u64,
+}
+
+fn call_error(error: CallError) -> (FailureKind, String) {
+    match error {
+        CallError::Guest(message) => (FailureKind::Error, message),
+        CallError::OutOfFuel { limit } => (
+            FailureKind::FuelExhausted,
+            format!("fuel exhausted: the step used all {limit} units"),
+        ),
+        CallError::Memory(memory) => (FailureKind::MemoryExhausted, memory.to_string()),
+        CallError::Deadline(deadline) => (FailureKind::DeadlineExceeded, deadline.to_string()),
+        CallError::Trap(error) => (FailureKind::Trap, format!("{error:#}")),
+    }
+}
+
+fn lines(bytes: Vec<u8>, stream: Stream, out: &mut Vec<(Stream, String)>) {
+    if bytes.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    out.extend(text.lines().map(|line| (stream, line.to_string())));
+}
+
+impl Kernel {
+    /// A stepper over freshly initialised agents (`lifecycle.init` already called).
+    pub fn new(
+        world_id: [u8; 16],
+        journal: SharedJournal,
+        runtime: Runtime,
+        genesis_ms: u64,
+        Loaded { agents, plans }: Loaded,
+        Surroundings {
+            key,
+            signer,
+            clock,
+            dirs,
+        }: Surroundings,
+    ) -> Result<Kernel, KernelError> {
+        let mut slots = BTreeMap::new();
+        for (name, def, component, grants) in agents {
+            let slot = start_slot(
+                &runtime,
+                &world_id,
+                (0, genesis_ms),
+                name.clone(),
+                def,
+                component,
+                grants,
+                None,
+            )?;
+            slots.insert(name, slot);
+        }
+        let plans = plan_slots(plans, &BTreeMap::new(), genesis_ms)?;
+        let live = LiveContext {
+            journal: journal.clone(),
+            signer,
+            world_id,
+            event_types: Arc::new(event_types(&slots, &plans)),
+            budgets: Arc::default(),
+            timers: Arc::default(),
+            dirs,
+            key,
+            desk: Arc::new(crate::governance::desk::WorldDesk),
+            clock,
+        };
+        Ok(Kernel {
+            world_id,
+            journal,
+            live,
+            runtime,
+            agents: slots,
+            plans,
+            inbox: VecDeque::new(),
+            recovered: HashMap::new(),
+            commit_each_step_through: None,
+            last_at_ms: genesis_ms,
+            last_step: 0,
+        })
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Switch to a new set of agents (a manifest change): every agent is instantiated from its
+    /// new component and grants; one the world already had gets its last committed state through
+    /// `lifecycle.restore` (the new module migrates it), a new one is initialised from its
+    /// config. `clock` is the (entry, logical ms) the agents see. Nothing changes unless every
+    /// agent starts; returns each agent's state digest after the switch.
+    pub fn migrate(
+        &mut self,
+        Loaded { agents, plans }: Loaded,
+        clock: (u64, u64),
+    ) -> Result<Vec<(String, Digest)>, KernelError> {
+        let plans = plan_slots(plans, &self.plans, clock.1)?;
+        let mut slots = BTreeMap::new();
+        for (name, def, component, grants) in agents {
+            let previous = self.agents.get(&name).map(|slot| slot.state.as_slice());
+            let slot = start_slot(
+                &self.runtime,
+                &self.world_id,
+                clock,
+                name.clone(),
+                def,
+                component,
+                grants,
+                previous,
+            )?;
+            slots.insert(name, slot);
+        }
+        self.live.event_types = Arc::new(event_types(&slots, &plans));
+        self.agents = slots;
+        self.plans = plans;
+        self.last_at_ms = self.last_at_ms.max(clock.1);
+        Ok(self
+            .agents
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.state_digest))
+            .collect())
+    }
+
+    /// A live effect backend for `agent`, as its steps get one (used by the benchmark to measure
+    /// the choke point without wasm).
+    pub fn live_backend(&self, agent: &str) -> Option<LiveEffects> {
+        let slot = self.agents.get(agent)?;
+        Some(LiveEffects::new(&self.live, slot.grants.clone(), HashMap::new()))
+    }
+
+    /// Count a journaled receipt against its grant's budget (recovery rebuilds the ledger).
+    pub fn count_receipt(&self, receipt: &crate::receipts::ReceiptBody, at_ms: u64) {
+        if let Some(grants) = self.grants_of(&receipt.agent) {
+            self.live.budgets.lock().expect("budget lock").count(
+                |grant| grants.budget(grant).is_some(),
+                receipt,
+                at_ms,
+            );
+        }
+    }
+
+    /// Events journaled but not yet processed.
+    pub fn pending(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// The ingress entry the next step will process, and the last one queued.
+    pub fn pending_range(&self) -> Option<(u64, u64)> {
+        Some((self.inbox.front()?.0, self.inbox.back()?.0))
+    }
+
+    /// Set aside the next queued event without running it: its step is journaled as failed
+    /// with `kind` and `reason`.
+    pub fn set_aside_next(&mut self, kind: FailureKind, reason: String) -> Option<u64> {
+        let (seq, ingress) = self.inbox.pop_front()?;
+        self.recovered.remove(&seq);
+        let record = StepRecord::failed(seq, &ingress.agent, kind, reason);
+        self.last_step = seq;
+        self.journal_record(&record, ingress.at_ms);
+        Some(seq)
+    }
+
+    /// Commit after every step up to ingress `last` (see the field).
+    pub fn commit_each_step_through(&mut self, last: u64) {
+        self.commit_each_step_through = Some(last);
+    }
+
+    /// Queue a journaled ingress for live processing; `recovered` holds what the journal
+    /// already has for its effect calls (non-empty only after a crash mid-step).
+    pub fn enqueue(&mut self, seq: u64, ingress: Ingress, recovered: HashMap<(u64, u32), RecoveredCall>) {
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        if !recovered.is_empty() {
+            self.recovered.insert(seq, recovered);
+        }
+        self.inbox.push_back((seq, ingress));
+    }
+
+    /// Logical time for a new ingress: the wall clock, never earlier than the last event. The
+    /// stepper's clock moves only when the time is journaled ([`Kernel::enqueue`], a migration).
+    pub fn next_time_ms(&self) -> u64 {
+        self.live.clock.now_ms().max(self.last_at_ms)
+    }
+
+    /// The world's journal, locked.
+    pub fn journal(&self) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
+        self.journal.lock().expect("journal lock poisoned")
+    }
+
+    /// The world's journal, to share with what works beside the kernel (a shadow run, a
+    /// configuration load).
+    pub fn shared_journal(&self) -> &SharedJournal {
+        &self.journal
+    }
+
+    pub fn world_id(&self) -> [u8; 16] {
+        self.world_id
+    }
+
+    /// The world's agents, by name.
+    pub fn agents(&self) -> &BTreeMap<String, AgentSlot> {
+        &self.agents
+    }
+
+    /// The world's plans, by name.
+    pub fn plans(&self) -> &BTreeMap<String, PlanSlot> {
+        &self.plans
+    }
+
+    /// The wall clock the kernel was given.
+    pub fn now_ms(&self) -> u64 {
+        self.live.clock.now_ms()
+    }
+
+    /// Process the inbox live until it is empty, committing every [`STEPS_PER_COMMIT`] steps.
+    /// `on_step` sees each record as it is journaled.
+    pub fn run_until_idle(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
+        let mut steps = 0;
+        while let Some((seq, ingress)) = self.next_input()? {
+            let recovered = self.recovered.remove(&seq).unwrap_or_default();
+            let backend = self.grants_of(&ingress.agent).map(|grants| {
+                Box::new(LiveEffects::new(&self.live, grants, recovered)) as Box<dyn crate::effects::EffectBackend>
+            });
+            let record = self.step(seq, &ingress, backend, Timing::Live);
+            for delivery in self.journal_record(&record, ingress.at_ms) {
+                self.inbox.push_back(delivery);
+            }
+            on_step(&record);
+            steps += 1;
+            // A plan step that called an effect is made durable before the run goes on, so a
+            // run interrupted later resumes after it.
+            let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
+            let careful = self.commit_each_step_through.is_some_and(|last| seq <= last);
+            let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
+            if plan_effects || careful || heavy || steps % STEPS_PER_COMMIT == 0 {
+                self.commit_with_snapshot()?;
+            }
+        }
+        self.commit_with_snapshot()?;
+        Ok(steps)
+    }
+
+    /// Commit, first journaling a snapshot if an agent has reached its snapshot interval.
+    fn commit_with_snapshot(&mut self) -> Result<(), KernelError> {
+        let due = self
+            .agents
+            .values()
+            .any(|slot| slot.def.snapshot_every > 0 && slot.steps_since_snapshot >= slot.def.snapshot_every);
+        // Right after a crash, queued steps still hold journaled intents and receipts to reuse.
+        if due && self.recovered.is_empty() {
+            self.snapshot();
+        }
+        self.journal().commit()?;
+        Ok(())
+    }
+
+    /// Journal a snapshot of every agent and of the stepper (blobs deduplicate unchanged states).
+    pub fn snapshot(&mut self) {
+        let state = KernelState {
+            last_at_ms: self.last_at_ms,
+            last_step: self.last_step,
+            timers: self.live.timers.lock().expect("timer lock").clone(),
+            budgets: self.live.budgets.lock().expect("budget lock").clone(),
+            pending: self.inbox.iter().map(|(seq, _)| *seq).collect(),
+        };
+        let bytes = postcard::to_allocvec(&state).expect("kernel state always encodes");
+        let mut journal = self.journal.lock().expect("journal lock poisoned");
+        let kernel = journal.put_blob(&bytes);
+        let mut agents: Vec<(String, Digest)> = self
+            .agents
+            .iter_mut()
+            .map(|(name, slot)| {
+                slot.steps_since_snapshot = 0;
+                (name.clone(), journal.put_blob(&slot.state))
+            })
+            .collect();
+        agents.extend(
+            self.plans
+                .iter()
+                .map(|(name, plan)| (crate::plans::address(name), journal.put_blob(&plan.state_bytes()))),
+        );
+        journal.append(EntryBody::Snapshot(Snapshot {
+            after_step: self.last_step,
+            agents,
+            kernel,
+        }));
+    }
+
+    /// Start from a journaled snapshot: agent states (restored into fresh instances at their
+    /// next step) and the stepper's state. Returns the ingress entries it had not processed.
+    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<Vec<u64>, KernelError> {
+        let journal = self.journal.lock().expect("journal lock poisoned");
+        let missing = |what: String| KernelError::Snapshot(format!("{what} is missing from the blob table"));
+        for (name, digest) in &snapshot.agents {
+            let state = journal
+                .blob(digest)?
+                .ok_or_else(|| missing(format!("`{name}`'s state sha256:{}", hex::encode(digest))))?;
+            if let Some(plan) = crate::plans::addressed(name) {
+                let slot = self.plans.get_mut(plan).ok_or_else(|| {
+                    KernelError::Snapshot(format!("it names plan `{plan}`, which the world does not have"))
+                })?;
+                slot.restore(&state).map_err(|e| KernelError::Snapshot(e.to_string()))?;
+                continue;
+            }
+            let slot = self.agents.get_mut(name).ok_or_else(|| {
+                KernelError::Snapshot(format!("it names agent `{name}`, which the world does not have"))
+            })?;
+            slot.state_digest = sha256(&state);
+            slot.state = state;
+            slot.instance = None;
+        }
+        let bytes = journal
+            .blob(&snapshot.kernel)?
+            .ok_or_else(|| missing("the stepper state".into()))?;
+        let state: KernelState = postcard::from_bytes(&bytes)
+            .map_err(|e| KernelError::Snapshot(format!("the stepper state does not decode: {e}")))?;
+        self.last_at_ms = state.last_at_ms;
+        self.last_step = state.last_step;
+        *self.live.timers.lock().expect("timer lock") = state.timers;
+        *self.live.budgets.lock().expect("budget lock") = state.budgets;
+        Ok(state.pending)
+    }
+
+    /// What the next step processes: the inbox in order, then a due timer, then a due plan
+    /// schedule. A firing is journaled and made durable before its step runs: were that step
+    /// to stop the host, the reopened world finds it unfinished and counts the attempt, where
+    /// it would otherwise fire anew each time.
+    fn next_input(&mut self) -> Result<Option<(u64, Ingress)>, KernelError> {
+        if let Some(next) = self.inbox.pop_front() {
+            return Ok(Some(next));
+        }
+        let Some(ingress) = self.due_timer().or_else(|| self.due_schedule()) else {
+            return Ok(None);
+        };
+        let mut journal = self.journal();
+        let seq = journal.append(EntryBody::Ingress(ingress.clone()));
+        journal.commit()?;
+        Ok(Some((seq, ingress)))
+    }
+
+    /// The firing of the first due timer (as its agent's ingress, at its due time).
+    fn due_timer(&mut self) -> Option<Ingress> {
+        let (id, timer) = self
+            .live
+            .timers
+            .lock()
+            .expect("timer lock")
+            .take_due(self.live.clock.now_ms())?;
+        Some(Ingress {
+            agent: timer.agent,
+            event: timer.event,
+            at_ms: timer.due_ms,
+            source: format!("timer:{id}"),
+        })
+    }
+
+    /// The firing of the first plan schedule that is due, as the plan's ingress at the latest
+    /// due time not after now (runs missed while the world was closed are not made up).
+    fn due_schedule(&mut self) -> Option<Ingress> {
+        let now = self.live.clock.now_ms();
+        let (name, plan) = self
+            .plans
+            .iter()
+            .filter_map(|(name, plan)| Some((name, plan, plan.next_due_ms()?)))
+            .filter(|(_, _, due)| *due <= now)
+            .min_by_key(|(_, _, due)| *due)
+            .map(|(name, plan, _)| (name, plan))?;
+        let due = plan.def.trigger.latest_due_ms(plan.state.last_scheduled_ms, now)?;
+        Some(Ingress {
+            agent: crate::plans::address(name),
+            event: "null".into(),
+            at_ms: due.max(self.last_at_ms),
+            source: crate::plans::SCHEDULE_SOURCE.into(),
+        })
+    }
+
+    /// The world's pending timers (what grant decisions on timers count).
+    pub fn timers(&self) -> Arc<std::sync::Mutex<crate::effects::timer::TimerTable>> {
+        self.live.timers.clone()
+    }
+
+    /// When the next pending timer (an agent's, or a plan's reply deadline) is due (logical
+    /// ms), if any.
+    pub fn next_timer_due_ms(&self) -> Option<u64> {
+        self.live.timers.lock().expect("timer lock").next_due_ms()
+    }
+
+    /// When the next plan schedule fires (world time), if any plan has one.
+    pub fn next_schedule_due_ms(&self) -> Option<u64> {
+        self.plans.values().filter_map(PlanSlot::next_due_ms).min()
+    }
+
+    /// Recovery: a journaled timer entry or a timer's firing.
+    pub fn restore_timer(&self, entry: &EntryBody) {
+        self.live.timers.lock().expect("timer lock").observe(entry);
+    }
+
+    /// Journal a live step's outputs, emitted events (if it committed) and outcome; returns the
+    /// emitted events as new inbox entries.
+    fn journal_record(&self, record: &StepRecord, at_ms: u64) -> Vec<(u64, Ingress)> {
+        let mut journal = self.journal();
+        let mut deliveries = Vec::new();
+        for blob in &record.blobs {
+            journal.put_blob(blob);
+        }
+        for (run, event) in &record.plan_events {
+            journal.append(EntryBody::Plan(PlanEntry {
+                ingress: record.ingress,
+                plan: crate::plans::addressed(&record.agent).unwrap_or_default().to_string(),
+                run: *run,
+                event: event.clone(),
+            }));
+        }
+        if matches!(record.outcome, StepOutcome::Committed { .. }) {
+            let mut timers = self.live.timers.lock().expect("timer lock");
+            for deferred in &record.deferred {
+                match deferred {
+                    Deferred::Emit { target, event } => {
+                        let ingress = Ingress {
+                            agent: target.clone(),
+                            event: event.clone(),
+                            at_ms,
+                            source: format!("emit:{}", record.agent),
+                        };
+                        deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
+                    }
+                    Deferred::TimerScheduled { .. } | Deferred::TimerCancelled { .. } => {
+                        if let Some(entry) = timer_entry(record, deferred) {
+                            timers.observe(&entry);
+                            journal.append(entry);
+                        }
+                    }
+                    Deferred::Continue { run } => {
+                        let ingress = Ingress {
+                            agent: record.agent.clone(),
+                            event: run.to_string(),
+                            at_ms,
+                            source: crate::plans::CONTINUE_SOURCE.into(),
+                        };
+                        deliveries.push((journal.append(EntryBody::Ingress(ingress.clone())), ingress));
+                    }
+                }
+            }
+        }
+        for (stream, text) in &record.outputs {
+            journal.append(EntryBody::Output(Output {
+                ingress: record.ingress,
+                agent: record.agent.clone(),
+                stream: *stream,
+                text: text.clone(),
+            }));
+        }
+        journal.append(match &record.outcome {
+            StepOutcome::Committed { state_digest } => EntryBody::StepCommitted(StepCommitted {
+                ingress: record.ingress,
+                agent: record.agent.clone(),
+                state_digest: *state_digest,
+                fuel_used: record.fuel_used,
+                effects: record.effects,
+            }),
+            StepOutcome::Failed { kind, reason } => EntryBody::StepFailed(StepFailed {
+                ingress: record.ingress,
+                agent: record.agent.clone(),
+                kind: *kind,
+                reason: reason.clone(),
+                fuel_used: record.fuel_used,
+                effects: record.effects,
+            }),
+        });
+        deliveries
+    }
+
+    /// Re-execute a committed step with effects served from `recorded_calls`, and compare it
+    /// with what the journal recorded. Returns the record and the first difference, if any.
+    pub fn replay_step(
+        &mut self,
+        seq: u64,
+        ingress: &Ingress,
+        recorded: &Recorded,
+        recorded_calls: &Arc<RecordedCalls>,
+    ) -> (StepRecord, Option<ReplayDivergence>) {
+        if let Some(record) = self.recorded_without_running(seq, ingress, recorded) {
+            return (record, None);
+        }
+        let backend = Box::new(ReplayEffects::new(self.journal.clone(), recorded_calls.clone()));
+        let record = self.step(seq, ingress, Some(backend), Timing::Replay);
+        let diverged = |detail: String| {
+            Some(ReplayDivergence {
+                ingress: seq,
+                agent: ingress.agent.clone(),
+                detail,
+            })
+        };
+        let divergence = match (&record.outcome, &recorded.outcome) {
+            _ if record.divergence.is_some() => diverged(record.divergence.clone().unwrap_or_default()),
+            (actual, Some(expected)) if actual != expected => diverged(format!(
+                "journal records {}, re-execution gave {}",
+                describe_outcome(expected),
+                describe_outcome(actual)
+            )),
+            _ if record.effects != recorded.effects => diverged(format!(
+                "journal records {} effect calls, re-execution made {}",
+                recorded.effects, record.effects
+            )),
+            _ if record.plan_events != recorded.plan_events => {
+                let first = first_difference(&record.plan_events, &recorded.plan_events);
+                let describe = |events: &[(u64, PlanEvent)]| {
+                    events
+                        .get(first)
+                        .map_or("nothing".to_string(), |(run, e)| e.of_run(*run))
+                };
+                diverged(format!(
+                    "plan event {} differs: journal {}, re-execution {}",
+                    first + 1,
+                    describe(&recorded.plan_events),
+                    describe(&record.plan_events)
+                ))
+            }
+            _ if record.outputs != recorded.outputs => {
+                let first = first_difference(&record.outputs, &recorded.outputs);
+                diverged(format!(
+                    "output line {} differs: journal {:?}, re-execution {:?}",
+                    first + 1,
+                    recorded.outputs.get(first).map(|(_, t)| t),
+                    record.outputs.get(first).map(|(_, t)| t)
+                ))
+            }
+            _ => None,
+        };
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        (record, divergence)
+    }
+
+    /// Steps whose outcome came from outside the guest are not re-executed: one that ran out of
+    /// time (how long guest code takes is not part of what replay reproduces), one set aside
+    /// after stopping the host. The recorded failure stands (state rolled back, instance
+    /// discarded, as it was live); effects it made keep their receipts.
+    fn recorded_without_running(&mut self, seq: u64, ingress: &Ingress, recorded: &Recorded) -> Option<StepRecord> {
+        let outcome @ StepOutcome::Failed {
+            kind: FailureKind::DeadlineExceeded | FailureKind::Abandoned,
+            ..
+        } = recorded.outcome.clone()?
+        else {
+            return None;
+        };
+        if let Some(slot) = self.agents.get_mut(&ingress.agent) {
+            slot.instance = None;
+        }
+        self.last_step = seq;
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        Some(StepRecord {
+            ingress: seq,
+            agent: ingress.agent.clone(),
+            outcome,
+            outputs: recorded.outputs.clone(),
+            fuel_used: 0,
+            effects: recorded.effects,
+            deferred: Vec::new(),
+            divergence: None,
+            plan_events: Vec::new(),
+            blobs: Vec::new(),
+        })
+    }
+
+    /// A step served by `backend` and journaled nowhere (shadow runs): the agent's state moves
+    /// on in memory only, and so does the timer table — a timer that fires leaves it, the
+    /// timers a committed step sets or cancels join or leave it — folded from the entries a
+    /// live commit would journal, so the steps after are decided on the same pending timers.
+    pub fn unjournaled_step(
+        &mut self,
+        seq: u64,
+        ingress: &Ingress,
+        backend: Box<dyn crate::effects::EffectBackend>,
+    ) -> StepRecord {
+        self.live
+            .timers
+            .lock()
+            .expect("timer lock")
+            .observe(&EntryBody::Ingress(ingress.clone()));
+        let record = self.step(seq, ingress, Some(backend), Timing::Live);
+        self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
+        if matches!(record.outcome, StepOutcome::Committed { .. }) {
+            let mut timers = self.live.timers.lock().expect("timer lock");
+            for entry in record
+                .deferred
+                .iter()
+                .filter_map(|deferred| timer_entry(&record, deferred))
+            {
+                timers.observe(&entry);
+            }
+        }
+        record
+    }
+
+    /// The state digest of an agent (or a plan, by its `plan:<name>` address), if the world has
+    /// it.
+    pub fn state_digest_of(&self, holder: &str) -> Option<Digest> {
+        match crate::plans::addressed(holder) {
+            Some(plan) => self.plans.get(plan).map(|slot| slot.state_digest),
+            None => self.agents.get(holder).map(|slot| slot.state_digest),
+        }
+    }
+
+    /// The grants an agent (or a plan, by its `plan:<name>` address) holds, if the world has it.
+    pub fn grants_of(&self, holder: &str) -> Option<Arc<AgentGrants>> {
+        match crate::plans::addressed(holder) {
+            Some(plan) => self.plans.get(plan).map(|slot| slot.grants.clone()),
+            None => self.agents.get(holder).map(|slot| slot.grants.clone()),
+        }
+    }
+
+    /// One step, in whichever mode `backend` implies.
+    fn step(
+        &mut self,
+        seq: u64,
+        ingress: &Ingress,
+        backend: Option<Box<dyn crate::effects::EffectBackend>>,
+        timing: Timing,
+    ) -> StepRecord {
+        let mut record = StepRecord::failed(seq, &ingress.agent, FailureKind::Undeliverable, String::new());
+        let world_id = self.world_id;
+        self.last_step = seq;
+        if let Some(plan) = crate::plans::addressed(&ingress.agent) {
+            self.plan_turn(plan, seq, ingress, backend, &mut record);
+            return record;
+        }
+        let Some(slot) = self.agents.get_mut(&ingress.agent) else {
+            record.outcome = StepOutcome::Failed {
+                kind: FailureKind::Undeliverable,
+                reason: format!("no agent `{}` in the world", ingress.agent),
+            };
+            return record;
+        };
+        let undeliverable = |reason: String| StepOutcome::Failed {
+            kind: FailureKind::Undeliverable,
+            reason,
+        };
+        let event = match crate::values::parse_wave(&slot.component.event_type, &ingress.event) {
+            Ok(event) => event,
+            Err(e) => {
+                record.outcome = undeliverable(format!(
+                    "event `{}` no longer matches the agent's event type: {e}",
+                    ingress.event
+                ));
+                return record;
+            }
+        };
+        let mut limits = StepLimits::of(&slot.def);
+        if timing == Timing::Replay {
+            limits.deadline_ms = limits.deadline_ms.saturating_mul(REPLAY_DEADLINE_SLACK);
+        }
+        let fresh = slot.instance.is_none();
+        if fresh {
+            match self
+                .runtime
+                .instantiate(&slot.component, &world_id, slot.def.memory_max_bytes, limits)
+            {
+                Ok(instance) => slot.instance = Some(instance),
+                Err(e) => {
+                    record.outcome = undeliverable(e.to_string());
+                    return record;
+                }
+            }
+        }
+        let instance = slot.instance.as_mut().expect("instantiated above");
+        // Restoring a fresh instance has fuel and a deadline of its own: whether a step finds
+        // its instance live (and restores nothing) is not journaled, so what restoring spends
+        // cannot count towards the step's limits, which replay must meet exactly as live did.
+        if fresh {
+            instance.begin_step(&world_id, seq, ingress.at_ms, limits);
+            if let Err(error) = instance.restore(&slot.state) {
+                let (kind, reason) = call_error(error);
+                record.outcome = StepOutcome::Failed {
+                    kind,
+                    reason: format!("restoring the last snapshot failed: {reason}"),
+                };
+                slot.instance = None;
+                return record;
+            }
+        }
+        // The step's fuel and deadline cover `handle` and the snapshot after it.
+        instance.begin_step(&world_id, seq, ingress.at_ms, limits);
+        if let Some(backend) = backend {
+            instance.gate().set_backend(backend);
+        }
+        instance
+            .gate()
+            .begin_step(seq, ingress.at_ms, GateLimits::of(&slot.def));
+        let result = instance.handle(event);
+        (record.effects, record.deferred) = instance.gate().end_step();
+        let (stdout, stderr) = instance.take_output();
+        lines(stdout, Stream::Stdout, &mut record.outputs);
+        lines(stderr, Stream::Stderr, &mut record.outputs);
+        let result = result.and_then(|()| instance.snapshot());
+        record.fuel_used = instance.fuel_used();
+        record.outcome = match result {
+            Ok(state) => {
+                slot.state_digest = sha256(&state);
+                slot.state = state;
+                slot.steps_since_snapshot += 1;
+                StepOutcome::Committed {
+                    state_digest: slot.state_digest,
+                }
+            }
+            Err(error) => {
+                record.divergence = match &error {
+                    CallError::Trap(e) => e.downcast_ref::<Divergence>().map(|d| d.detail.clone()),
+                    _ => None,
+                };
+                let keep_instance = matches!(error, CallError::Guest(_));
+                let (kind, reason) = call_error(error);
+                if keep_instance {
+                    if instance.restore(&slot.state).is_err() {
+                        slot.instance = None;
+                    }
+                } else {
+                    slot.instance = None;
+                }
+                StepOutcome::Failed { kind, reason }
+            }
+        };
+        record
+    }
+}
+
+impl Kernel {
+    /// A plan's turn, recorded as a step of `plan:<name>`.
+    fn plan_turn(
+        &mut self,
+        plan: &str,
+        seq: u64,
+        ingress: &Ingress,
+        backend: Option<Box<dyn crate::effects::EffectBackend>>,
+        record: &mut StepRecord,
+    ) {
+        let (Some(slot), Some(backend)) = (self.plans.get_mut(plan), backend) else {
+            record.outcome = StepOutcome::Failed {
+                kind: FailureKind::Undeliverable,
+                reason: format!("no plan `{plan}` in the world"),
+            };
+            return;
+        };
+        let turn = slot.turn(seq, ingress, backend, &self.live.event_types.agents);
+        record.effects = turn.effects;
+        record.divergence = turn.divergence;
+        record.outcome = match turn.refused {
+            Some(reason) => StepOutcome::Failed {
+                kind: FailureKind::Undeliverable,
+                reason,
+            },
+            None => StepOutcome::Committed {
+                state_digest: slot.state_digest,
+            },
+        };
+        record.plan_events = turn.events;
+        record.blobs = turn.blobs;
+        record.deferred = turn.deferred;
+    }
+}
+
+/// A configuration ready for the stepper: its agents (definition, checked component, grants)
+/// and its plans.
+pub struct Loaded {
+    pub agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
+    pub plans: LoadedPlans,
+}
+
+/// Plans ready for the stepper: the manifest in force and each plan's name and grants.
+pub type LoadedPlans = (Arc<Manifest>, Vec<(String, AgentGrants)>);
+
+/// The plan slots of a configuration; a plan the world had keeps its state (its runs go on),
+/// unless its definition changed while runs are in progress, which refuses the change.
+fn plan_slots(
+    (manifest, plans): LoadedPlans,
+    previous: &BTreeMap<String, PlanSlot>,
+    since_ms: u64,
+) -> Result<BTreeMap<String, PlanSlot>, KernelError> {
+    for (name, old) in previous {
+        if !old.state.runs.is_empty() && manifest.plans.get(name) != Some(&old.def) {
+            return Err(KernelError::Agent {
+                agent: crate::plans::address(name),
+                reason: format!(
+                    "{} run(s) in progress ({}); the plan can change once they end",
+                    old.state.runs.len(),
+                    old.state
+                        .runs
+                        .keys()
+                        .map(|r| format!("#{r}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(plans
+        .into_iter()
+        .map(|(name, grants)| {
+            let state = previous.get(&name).map(|old| old.state.clone());
+            let slot = PlanSlot::new(&name, manifest.clone(), grants, since_ms, state);
+            (name, slot)
+        })
+        .collect())
+}
+
+/// Instantiate an agent and give it its starting state: `previous` through `lifecycle.restore`,
+/// else `lifecycle.init` with its config. `clock` is the (entry, logical ms) it sees.
+#[allow(clippy::too_many_arguments)]
+fn start_slot(
+    runtime: &Runtime,
+    world_id: &[u8; 16],
+    clock: (u64, u64),
+    name: String,
+    def: AgentDef,
+    component: AgentComponent,
+    grants: AgentGrants,
+    previous: Option<&[u8]>,
+) -> Result<AgentSlot, KernelError> {
+    let agent_error = |reason: String| KernelError::Agent {
+        agent: name.clone(),
+        reason,
+    };
+    let limits = StepLimits::of(&def);
+    let mut instance = runtime
+        .instantiate(&component, world_id, def.memory_max_bytes, limits)
+        .map_err(|e| agent_error(e.to_string()))?;
+    instance.begin_step(world_id, clock.0, clock.1, limits);
+    match previous {
+        Some(state) => instance.restore(state).map_err(|e| {
+            agent_error(format!(
+                "restore rejected the state it had before the change: {}",
+                call_error(e).1
+            ))
+        })?,
+        None => instance
+            .init(&def.config)
+            .map_err(|e| agent_error(format!("init failed: {}", call_error(e).1)))?,
+    }
+    let state = instance
+        .snapshot()
+        .map_err(|e| agent_error(format!("snapshot failed: {}", call_error(e).1)))?;
+    Ok(AgentSlot {
+        def,
+        component,
+        grants: Arc::new(grants),
+        instance: Some(instance),
+        state_digest: sha256(&state),
+        state,
+        steps_since_snapshot: 0,
+    })
+}
+
+fn event_types(
+    slots: &BTreeMap<String, AgentSlot>,
+    plans: &BTreeMap<String, PlanSlot>,
+) -> crate::effects::emit::EventTypes {
+    crate::effects::emit::EventTypes {
+        agents: slots
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.component.event_type.clone()))
+            .collect(),
+        plans: plans
+            .iter()
+            .map(|(name, plan)| (name.clone(), plan.accepts.clone()))
+            .collect(),
+    }
+}
+
+/// Where two sequences first differ (the shorter one's length when one is a prefix of the other).
+pub fn first_difference<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    a.iter()
+        .zip(b)
+        .position(|(a, b)| a != b)
+        .unwrap_or(a.len().min(b.len()))
+}
+
+/// One phrase for an outcome, for divergence reports.
+pub fn describe_outcome(outcome: &StepOutcome) -> String {
+    match outcome {
+        StepOutcome::Committed { state_digest } => format!("committed with state sha256:{}", hex::encode(state_digest)),
+        StepOutcome::Failed { kind, reason } => format!("failed ({}: {reason})", kind.label()),
+    }
+}
+
+/// Outcome of a recorded effect, decoded (for `log`).
+pub fn decode_outcome(bytes: &[u8]) -> Option<EffectOutcome> {
+    postcard::from_bytes(bytes).ok()
+}
