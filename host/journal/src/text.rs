@@ -8,6 +8,19 @@ pub fn listed<S: AsRef<str>>(items: &[S], separator: &str) -> String {
     items.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(separator)
 }
 
+/// An error with every cause under it, `message: cause: cause`, as the CLI prints one; for
+/// errors that end up as text in the journal (a refusal, an effect's failure).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
+
 /// `text` with every character that could act on a terminal written out as an escape instead:
 /// control characters (C0, DEL, C1: an agent's output must not move the cursor, rewrite lines or
 /// set a window title) and the bidirectional controls (embeddings, overrides, isolates and the

@@ -5,9 +5,47 @@
 //! A bundle is a journal file of the same format with a `bundle` key in `meta`. Reading one
 //! never changes it: the commands work on a private copy.
 
-use crate::world::{WorldPaths, open_existing_journal};
-use anyhow::{Context as _, Result, bail};
+use crate::world::{WorldError, WorldPaths, open_existing_journal};
 use std::path::{Path, PathBuf};
+
+/// Why a bundle cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error(transparent)]
+    World(Box<WorldError>),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Ledger(#[from] crate::journal::ledger::LedgerError),
+    #[error(transparent)]
+    Private(#[from] crate::private::PrivateError),
+    #[error("cannot create a scratch directory to read the bundle")]
+    Scratch(#[source] std::io::Error),
+    #[error("cannot read {}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is neither a world directory nor an audit bundle", path.display())]
+    NotABundle { path: PathBuf, source: Box<WorldError> },
+    #[error("{} is a journal file but not an audit bundle; make one with `agentos-host export <world> <file>`", path.display())]
+    JournalNotBundle { path: PathBuf },
+    #[error("{} already exists; a bundle is written to a new file", path.display())]
+    Exists { path: PathBuf },
+    #[error("cannot export {} to {}", world.display(), path.display())]
+    Export {
+        world: PathBuf,
+        path: PathBuf,
+        source: Box<crate::journal::JournalError>,
+    },
+    #[error("cannot read the size of {}", path.display())]
+    Size { path: PathBuf, source: std::io::Error },
+}
+
+impl From<WorldError> for BundleError {
+    fn from(error: WorldError) -> BundleError {
+        BundleError::World(Box::new(error))
+    }
+}
+
+type Result<T> = std::result::Result<T, BundleError>;
 
 /// A world to read: a world directory, or a bundle unpacked into a scratch directory.
 pub struct ReadTarget {
@@ -25,17 +63,21 @@ impl ReadTarget {
                 _scratch: None,
             });
         }
-        let scratch = tempfile::tempdir().context("cannot create a scratch directory to read the bundle")?;
+        let scratch = tempfile::tempdir().map_err(BundleError::Scratch)?;
         let paths = WorldPaths::new(scratch.path());
-        std::fs::create_dir_all(paths.state())?;
-        std::fs::copy(path, paths.journal()).with_context(|| format!("cannot read {}", path.display()))?;
-        let journal = open_existing_journal(&paths)
-            .with_context(|| format!("{} is neither a world directory nor an audit bundle", path.display()))?;
+        std::fs::create_dir_all(paths.state()).map_err(BundleError::Scratch)?;
+        std::fs::copy(path, paths.journal()).map_err(|source| BundleError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let journal = open_existing_journal(&paths).map_err(|source| BundleError::NotABundle {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
         if journal.bundle_description()?.is_none() {
-            bail!(
-                "{} is a journal file but not an audit bundle; make one with `agentos-host export <world> <file>`",
-                path.display()
-            );
+            return Err(BundleError::JournalNotBundle {
+                path: path.to_path_buf(),
+            });
         }
         Ok(ReadTarget {
             root: scratch.path().to_path_buf(),
@@ -60,7 +102,9 @@ pub struct ExportSummary {
 /// Write the audit bundle of the world at `dir` to `file` (which must not exist).
 pub fn export(dir: &Path, file: &Path) -> Result<ExportSummary> {
     if file.exists() {
-        bail!("{} already exists; a bundle is written to a new file", file.display());
+        return Err(BundleError::Exists {
+            path: file.to_path_buf(),
+        });
     }
     let journal = open_existing_journal(&WorldPaths::new(dir))?;
     let genesis = crate::world::genesis(&journal)?;
@@ -73,8 +117,17 @@ pub fn export(dir: &Path, file: &Path) -> Result<ExportSummary> {
     .to_string();
     let (entries, blobs) = journal
         .export(file, &description)
-        .with_context(|| format!("cannot export {} to {}", dir.display(), file.display()))?;
+        .map_err(|source| BundleError::Export {
+            world: dir.to_path_buf(),
+            path: file.to_path_buf(),
+            source: Box::new(source),
+        })?;
     crate::private::restrict(file)?;
-    let bytes = std::fs::metadata(file)?.len();
+    let bytes = std::fs::metadata(file)
+        .map_err(|source| BundleError::Size {
+            path: file.to_path_buf(),
+            source,
+        })?
+        .len();
     Ok(ExportSummary { entries, blobs, bytes })
 }

@@ -9,8 +9,25 @@
 //! `.reason` file beside them. The directories are private (0700, never a planted link) and the
 //! files 0600, created without following a link at their path.
 
-use anyhow::{Context as _, Result};
+use crate::private::PrivateError;
 use std::path::{Path, PathBuf};
+
+/// Why an inbox file cannot be written, listed, read or set aside.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error(transparent)]
+    Private(#[from] PrivateError),
+    #[error("cannot write {}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is not an inbox event", path.display())]
+    NotAnEvent { path: PathBuf, source: serde_json::Error },
+    #[error("cannot move {} aside", path.display())]
+    Reject { path: PathBuf, source: std::io::Error },
+}
+
+type Result<T> = std::result::Result<T, InboxError>;
 
 const SUFFIX: &str = ".event.json";
 
@@ -38,8 +55,14 @@ pub fn drop_event(state_dir: &Path, event: &InboxEvent) -> Result<PathBuf> {
     let name = format!("{nanos:024}-{}{SUFFIX}", std::process::id());
     let temporary = inbox.join(format!(".{name}.tmp"));
     let target = inbox.join(&name);
-    crate::private::write_new(&temporary, &serde_json::to_vec(event)?)?;
-    std::fs::rename(&temporary, &target).with_context(|| format!("cannot write {}", target.display()))?;
+    crate::private::write_new(
+        &temporary,
+        &serde_json::to_vec(event).expect("an inbox event always encodes"),
+    )?;
+    std::fs::rename(&temporary, &target).map_err(|source| InboxError::Write {
+        path: target.clone(),
+        source,
+    })?;
     Ok(target)
 }
 
@@ -77,8 +100,14 @@ pub fn source_of(file: &Path) -> String {
 pub fn read(file: &Path) -> Result<InboxEvent> {
     // A planted link would have the host journal a file of someone else's choosing.
     crate::private::file(file)?;
-    let bytes = crate::private::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not an inbox event", file.display()))
+    let bytes = crate::private::read(file).map_err(|source| InboxError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| InboxError::NotAnEvent {
+        path: file.to_path_buf(),
+        source,
+    })
 }
 
 /// Move a file that cannot be journaled aside, with the reason next to it.
@@ -86,7 +115,10 @@ pub fn reject(file: &Path, reason: &str) -> Result<PathBuf> {
     let rejected = file.parent().unwrap_or(Path::new(".")).join("rejected");
     crate::private::dir(&rejected)?;
     let target = rejected.join(file.file_name().unwrap_or_default());
-    std::fs::rename(file, &target)?;
+    std::fs::rename(file, &target).map_err(|source| InboxError::Reject {
+        path: file.to_path_buf(),
+        source,
+    })?;
     let reason_file = target.with_extension("reason");
     let _ = std::fs::remove_file(&reason_file);
     crate::private::write_new(&reason_file, reason.as_bytes())?;

@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod conformance;
 pub mod engine;
+pub mod error;
 pub mod governance;
 pub mod inbox;
 pub mod kernel;

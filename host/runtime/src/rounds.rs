@@ -4,7 +4,7 @@
 
 use crate::kernel::StepRecord;
 use crate::world::World;
-use anyhow::Result;
+use crate::world::WorldError;
 use std::time::Duration;
 
 /// When a world in rounds wakes up again.
@@ -35,11 +35,12 @@ pub enum Next {
     Stop,
 }
 
-/// What a caller of [`World::run_rounds`] does around the rounds. A closure over the world is
-/// the `after` of a caller that needs nothing else.
-pub trait Rounds {
+/// What a caller of [`World::run_rounds`] does around the rounds, failing with its own error
+/// type `E` (into which the world's errors convert). A closure over the world is the `after` of
+/// a caller that needs nothing else.
+pub trait Rounds<E> {
     /// Before each round: take new input from outside (an inbox, say).
-    fn before(&mut self, _world: &mut World) -> Result<()> {
+    fn before(&mut self, _world: &mut World) -> Result<(), E> {
         Ok(())
     }
 
@@ -47,11 +48,11 @@ pub trait Rounds {
     fn on_step(&mut self, _record: &StepRecord) {}
 
     /// After each round, once its steps are committed: whether to go on.
-    fn after(&mut self, world: &mut World) -> Result<Next>;
+    fn after(&mut self, world: &mut World) -> Result<Next, E>;
 }
 
-impl<F: FnMut(&mut World) -> Result<Next>> Rounds for F {
-    fn after(&mut self, world: &mut World) -> Result<Next> {
+impl<E, F: FnMut(&mut World) -> Result<Next, E>> Rounds<E> for F {
+    fn after(&mut self, world: &mut World) -> Result<Next, E> {
         self(world)
     }
 }
@@ -61,7 +62,7 @@ impl World {
     /// everything queued ([`World::run`]) and asks [`Rounds::after`] whether to go on; then the
     /// loop sleeps until the next due time `wake` names, or ends when nothing is due and `wake`
     /// does not poll. Returns the number of steps processed.
-    pub fn run_rounds(&mut self, wake: Wake, mut rounds: impl Rounds) -> Result<usize> {
+    pub fn run_rounds<E: From<WorldError>>(&mut self, wake: Wake, mut rounds: impl Rounds<E>) -> Result<usize, E> {
         let mut steps = 0;
         loop {
             rounds.before(self)?;

@@ -13,6 +13,7 @@ use crate::effects::clock::{Clock as _, WallClock};
 use crate::effects::live::{RecoveredCall, WorldDirs};
 use crate::effects::replay::{RecordedCall, RecordedCalls};
 use crate::engine::{AgentComponent, Runtime};
+pub use crate::error::WorldError;
 pub use crate::governance::ledger::{Configuration, configuration_at, genesis};
 use crate::governance::record::ManifestApplied;
 use crate::journal::entry::{EntryBody, FORMAT_VERSION, Genesis, Ingress, Stream};
@@ -21,7 +22,8 @@ use crate::kernel::{Kernel, Recorded, ReplayDivergence, StepOutcome, StepRecord,
 use crate::receipts::{HostKey, ReceiptSigner};
 use crate::transparency::SignedCheckpoint;
 use agentos_air::{AgentDef, Manifest};
-use anyhow::{Context as _, Result, bail};
+
+type Result<T, E = WorldError> = std::result::Result<T, E>;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -67,12 +69,10 @@ impl WorldPaths {
 /// Read and validate `world.toml`.
 pub fn read_manifest(paths: &WorldPaths) -> Result<Manifest> {
     let file = paths.manifest();
-    let text = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "no readable {} (create a world with `agentos-host init {}`)",
-            file.display(),
-            paths.root.display()
-        )
+    let text = std::fs::read_to_string(&file).map_err(|source| WorldError::NoManifest {
+        file: file.clone(),
+        root: paths.root.clone(),
+        source,
     })?;
     Ok(Manifest::parse_toml(&text, &file.display().to_string())?)
 }
@@ -81,11 +81,10 @@ pub fn read_manifest(paths: &WorldPaths) -> Result<Manifest> {
 pub fn open_existing_journal(paths: &WorldPaths) -> Result<Journal> {
     let path = paths.journal();
     if !path.exists() {
-        bail!(
-            "{} has no journal ({}); run the world first",
-            paths.root.display(),
-            path.display()
-        );
+        return Err(WorldError::NoJournal {
+            root: paths.root.clone(),
+            journal: path,
+        });
     }
     open_journal_file(&path)
 }
@@ -141,14 +140,14 @@ fn open_for_appends(journal: &mut Journal, genesis: &Genesis, key: Arc<HostKey>,
             } => {
                 let cached = configuration_at(journal, genesis, snapshot)?.since;
                 if checkpoint.body.configuration != cached {
-                    bail!(crate::journal::JournalError::Unauthentic {
+                    return Err(WorldError::Journal(crate::journal::JournalError::Unauthentic {
                         path: journal.path().to_path_buf(),
                         reason: format!(
                             "its cached manifest changes say entry #{cached} was in force at snapshot #{snapshot}, \
                              the checkpoint after it says entry #{}",
                             checkpoint.body.configuration
                         ),
-                    });
+                    }));
                 }
                 manifest_at_snapshot = Some((at, checkpoint));
                 pending.into_iter().chain([snapshot]).min().unwrap_or(snapshot)
@@ -176,15 +175,18 @@ struct SnapshotReads {
 /// The [`SnapshotReads`] of the snapshot at entry `seq`.
 fn snapshot_reads(journal: &Journal, seq: u64) -> Result<SnapshotReads> {
     let Some(EntryBody::Snapshot(snapshot)) = journal.entry(seq)?.map(|e| e.body) else {
-        bail!(
-            "journal {}: entry #{seq} is listed as a snapshot but is not one",
-            journal.path().display()
-        );
+        return Err(WorldError::ListedAsSnapshot {
+            journal: journal.path().to_path_buf(),
+            seq,
+        });
     };
     let state: crate::kernel::KernelState = journal
         .blob(&snapshot.kernel)?
         .and_then(|bytes| postcard::from_bytes(&bytes).ok())
-        .with_context(|| format!("snapshot #{seq}: its stepper state is missing or does not decode"))?;
+        .ok_or_else(|| WorldError::Snapshot {
+            seq,
+            problem: "its stepper state is missing or does not decode".into(),
+        })?;
     // The snapshot's commit ends a few entries on; a receipt-log checkpoint (format 4 or
     // earlier) or the end of the journal means there is none of format 5.
     let mut at = seq + 1;
@@ -360,12 +362,10 @@ impl World {
         if matches!(mode, OpenMode::Run | OpenMode::Govern | OpenMode::Fork(_))
             && let Some(divergence) = &world.recovery.divergence
         {
-            bail!(
-                "{}: replaying the journal diverged at {divergence}; the world is not opened \
-                 (run `agentos-host replay {}` for the full report)",
-                world.paths.root.display(),
-                world.paths.root.display()
-            );
+            return Err(WorldError::Diverged {
+                root: world.paths.root.clone(),
+                divergence: divergence.to_string(),
+            });
         }
         Ok(world)
     }
@@ -420,26 +420,23 @@ impl World {
         let journal = self.kernel.shared_journal().clone();
         let entry = |seq: u64| -> Result<EntryBody> {
             let journal = journal.lock().expect("journal lock");
-            Ok(journal
-                .entry(seq)?
-                .with_context(|| format!("entry #{seq} is missing"))?
-                .body)
+            Ok(journal.entry(seq)?.ok_or(WorldError::MissingEntry(seq))?.body)
         };
         let EntryBody::Snapshot(snapshot) = entry(seq)? else {
-            bail!("entry #{seq} is not a snapshot");
+            return Err(WorldError::NotASnapshot(seq));
         };
         let pending = self
             .kernel
             .restore(&snapshot)
-            .with_context(|| format!("snapshot #{seq}"))?;
+            .map_err(|source| WorldError::Restore { seq, source })?;
         pending
             .into_iter()
             .map(|p| match entry(p)? {
                 EntryBody::Ingress(ingress) => Ok((p, ingress)),
-                other => bail!(
-                    "snapshot #{seq} lists entry #{p} as unprocessed, but it is {}",
-                    other.kind()
-                ),
+                other => Err(WorldError::Snapshot {
+                    seq,
+                    problem: format!("lists entry #{p} as unprocessed, but it is {}", other.kind()),
+                }),
             })
             .collect()
     }
@@ -633,9 +630,7 @@ impl World {
                         let outcome = journal
                             .payload_bytes(&call.outcome)?
                             .and_then(|bytes| crate::kernel::decode_outcome(&bytes))
-                            .with_context(|| {
-                                format!("receipt of step #{seq} call #{index} has an unreadable outcome")
-                            })?;
+                            .ok_or(WorldError::UnreadableOutcome { seq, index })?;
                         recovered.insert(
                             (seq, index),
                             RecoveredCall::Receipt {
@@ -669,7 +664,10 @@ impl World {
             &self.paths,
             &configuration,
         )
-        .with_context(|| format!("redoing the manifest change of entry #{seq}"))?;
+        .map_err(|source| WorldError::Redo {
+            seq,
+            source: Box::new(source),
+        })?;
         let migrated = match self.kernel.migrate(loaded, (applied.proposal, applied.at_ms)) {
             Ok(migrated) => migrated,
             Err(error) => return diverged("", format!("the recorded manifest change fails on replay: {error}")),
@@ -719,9 +717,11 @@ impl World {
     /// Returns the run's id (its ingress seq); `run` processes it.
     pub fn start_plan(&mut self, plan: &str, input: &str) -> Result<u64> {
         let slot = self.plan(plan)?;
-        slot.check_input(input)
-            .map_err(|e| anyhow::anyhow!("plan `{plan}`: {e}"))?;
-        let input: serde_json::Value = serde_json::from_str(input)?;
+        slot.check_input(input).map_err(|reason| WorldError::PlanInput {
+            plan: plan.to_string(),
+            reason,
+        })?;
+        let input: serde_json::Value = serde_json::from_str(input).expect("check_input parsed it");
         self.journal_ingress(
             &crate::plans::address(plan),
             input.to_string(),
@@ -734,7 +734,7 @@ impl World {
         self.kernel
             .plans()
             .get(plan)
-            .with_context(|| crate::plans::unknown(plan, self.kernel.plans().keys()))
+            .ok_or_else(|| WorldError::UnknownPlan(crate::plans::unknown(plan, self.kernel.plans().keys())))
     }
 
     fn journal_ingress(&mut self, target: &str, event: String, source: &str) -> Result<u64> {
@@ -755,37 +755,40 @@ impl World {
         if let Some(plan) = crate::plans::addressed(agent) {
             let slot = self.plan(plan)?;
             let agentos_air::Trigger::Event(schema) = &slot.def.trigger else {
-                bail!("plan `{plan}` is not triggered by events; start a run with `agentos-host plan run`");
+                return Err(WorldError::NotEventTriggered { plan: plan.to_string() });
             };
             let EventInput::Wave(text) = event else {
-                bail!("plan `{plan}` takes its `{schema}` event in WAVE syntax, not JSON");
+                return Err(WorldError::PlanEventNotWave {
+                    plan: plan.to_string(),
+                    schema: schema.clone(),
+                });
             };
             let typed = slot
                 .accepted(schema)
                 .expect("a plan accepts the event that triggers it");
-            let (_, canonical) = typed.parse(text).map_err(|e| {
-                anyhow::anyhow!("event does not match schema `{schema}` that triggers plan `{plan}`: {e}")
+            let (_, canonical) = typed.parse(text).map_err(|reason| WorldError::PlanEvent {
+                plan: plan.to_string(),
+                schema: schema.clone(),
+                reason,
             })?;
             return self.journal_ingress(agent, canonical, source);
         }
         let Some(slot) = self.kernel.agents().get(agent) else {
-            let known: Vec<&str> = self.kernel.agents().keys().map(String::as_str).collect();
-            bail!(
-                "no agent `{agent}` in {}; agents: {}",
-                self.paths.manifest().display(),
-                known.join(", ")
-            );
+            return Err(WorldError::UnknownAgent {
+                agent: agent.to_string(),
+                manifest: self.paths.manifest(),
+                known: self.kernel.agents().keys().cloned().collect(),
+            });
         };
         let ty = &slot.component.event_type;
         let value = match event {
             EventInput::Wave(text) => crate::values::parse_wave(ty, text),
             EventInput::Json(json) => crate::values::parse_json(ty, json),
         }
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "event does not match agent `{agent}`'s event type: {e}\n  expected: {}",
-                crate::values::describe(ty)
-            )
+        .map_err(|reason| WorldError::AgentEvent {
+            agent: agent.to_string(),
+            reason,
+            expected: crate::values::describe(ty),
         })?;
         self.journal_ingress(agent, crate::values::to_wave(&value), source)
     }
@@ -814,10 +817,10 @@ impl World {
                 done.push(file);
                 continue;
             }
-            let outcome = crate::inbox::read(&file).and_then(|event| {
+            let outcome = crate::inbox::read(&file).map_err(WorldError::from).and_then(|event| {
                 let json: serde_json::Value;
                 let input = if event.json {
-                    json = serde_json::from_str(&event.event).context("the event is not valid JSON")?;
+                    json = serde_json::from_str(&event.event).map_err(WorldError::EventNotJson)?;
                     EventInput::Json(&json)
                 } else {
                     EventInput::Wave(&event.event)
@@ -830,7 +833,7 @@ impl World {
                     done.push(file);
                 }
                 Err(error) => {
-                    let reason = format!("{error:#}");
+                    let reason = crate::text::chain(&error);
                     let moved = crate::inbox::reject(&file, &reason)?;
                     rejected.push((moved, reason));
                 }
@@ -838,7 +841,7 @@ impl World {
         }
         self.commit()?;
         for file in done {
-            std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+            std::fs::remove_file(&file).map_err(|source| WorldError::Remove { path: file, source })?;
         }
         Ok((count, rejected))
     }
@@ -861,11 +864,10 @@ impl World {
         modules: Vec<(String, crate::journal::entry::Digest)>,
     ) -> Result<Result<u64, String>> {
         if self.kernel.pending() > 0 {
-            bail!(
-                "{} event(s) are waiting to be processed; run the world first (`agentos-host run {}`)",
-                self.kernel.pending(),
-                self.paths.root.display()
-            );
+            return Err(WorldError::EventsWaiting {
+                count: self.kernel.pending(),
+                root: self.paths.root.clone(),
+            });
         }
         let at_ms = self.kernel.next_time_ms();
         let mut configuration = Configuration {
@@ -883,7 +885,7 @@ impl World {
             &configuration,
         ) {
             Ok(loaded) => loaded,
-            Err(error) => return Ok(Err(format!("{error:#}"))),
+            Err(error) => return Ok(Err(crate::text::chain(&error))),
         };
         let migrated = match self.kernel.migrate(loaded, (proposal.0, at_ms)) {
             Ok(migrated) => migrated,
@@ -972,10 +974,7 @@ pub fn load_configuration(
         .flat_map(|(name, grants)| crate::plans::refused_literals(name, &manifest.plans[name], grants))
         .collect();
     if !refused.is_empty() {
-        bail!(
-            "the manifest's plans make requests their grants refuse:\n  {}",
-            refused.join("\n  ")
-        );
+        return Err(WorldError::PlansRefused { refused });
     }
     let agents = load_agents(runtime, journal, paths, configuration)?;
     Ok(crate::kernel::Loaded {
@@ -996,25 +995,29 @@ fn load_agents(
         let module = &manifest.modules[&def.module];
         let digest = configuration
             .module_digest(&def.module)
-            .with_context(|| format!("the manifest of record lists no component for module `{}`", def.module))?;
-        let bytes = journal.lock().expect("journal lock").blob(&digest)?.with_context(|| {
-            format!(
-                "module `{}` (sha256:{}) is missing from the journal",
-                def.module,
-                hex::encode(digest)
-            )
-        })?;
+            .ok_or_else(|| WorldError::NoComponent {
+                module: def.module.clone(),
+            })?;
+        let bytes = journal
+            .lock()
+            .expect("journal lock")
+            .blob(&digest)?
+            .ok_or_else(|| WorldError::MissingModule {
+                module: def.module.clone(),
+                digest: hex::encode(digest),
+            })?;
         let component = runtime.load(&def.module, &bytes, &paths.root.join(&module.component))?;
         let grants = AgentGrants::from_manifest(manifest, name, &paths.root)?;
         let prepared = runtime.prepare(&component, &grants)?;
         if let Some(schema) = &def.event {
             let differences = crate::conformance::differences(manifest, schema, &prepared.event_type);
             if !differences.is_empty() {
-                bail!(
-                    "agent `{name}`: component {} does not match its event schema `{schema}`:\n  {}\n                     (regenerate its WIT world with `agentos-host air wit` and rebuild it)",
-                    module.component,
-                    differences.join("\n  ")
-                );
+                return Err(WorldError::Nonconforming {
+                    agent: name.clone(),
+                    component: module.component.clone(),
+                    schema: schema.clone(),
+                    differences,
+                });
             }
         }
         agents.push((name.clone(), def.clone(), prepared, grants));
@@ -1027,28 +1030,28 @@ fn write_genesis(journal: &mut Journal, paths: &WorldPaths, manifest: &Manifest,
     let mut modules = Vec::new();
     for (name, module) in &manifest.modules {
         let path = paths.root.join(&module.component);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "module `{name}`: component file {} cannot be read (declared in {})",
-                path.display(),
-                paths.manifest().display()
-            )
+        let bytes = std::fs::read(&path).map_err(|source| WorldError::UnreadableComponent {
+            module: name.clone(),
+            path: path.clone(),
+            manifest: paths.manifest(),
+            source,
         })?;
         let digest = journal.put_blob(&bytes);
         if let Some(pinned) = &module.sha256
             && *pinned != hex::encode(digest)
         {
-            bail!(
-                "module `{name}`: {} has sha256:{}, but {} pins sha256:{pinned}",
-                path.display(),
-                hex::encode(digest),
-                paths.manifest().display()
-            );
+            return Err(WorldError::PinMismatch {
+                module: name.clone(),
+                path,
+                actual: hex::encode(digest),
+                manifest: paths.manifest(),
+                pinned: pinned.clone(),
+            });
         }
         modules.push((name.clone(), digest));
     }
     let mut world_id = [0u8; 16];
-    getrandom::fill(&mut world_id).map_err(|e| anyhow::anyhow!("cannot draw a world id: {e}"))?;
+    getrandom::fill(&mut world_id).map_err(|e| WorldError::WorldId(e.to_string()))?;
     let genesis = Genesis {
         format_version: FORMAT_VERSION,
         world_id,
@@ -1074,15 +1077,12 @@ fn check_matches_record(
     // Compare as this host reads the record: a later host may add defaulted fields, which
     // changes the canonical digest of an unchanged configuration.
     if in_force.manifest.digest() != manifest.digest() {
-        bail!(
-            "{file} differs from the manifest in force (sha256:{record}; the file is sha256:{ours}); \
-             a world's configuration changes through governance: `agentos-host propose {dir} --from {file}`, \
-             then approve and apply it — or restore the file (`agentos-host history {dir}` shows the record)",
-            file = paths.manifest().display(),
-            record = hex::encode(in_force.digest),
-            ours = hex::encode(manifest.digest()),
-            dir = paths.root.display(),
-        );
+        return Err(WorldError::DiffersFromRecord {
+            manifest: paths.manifest(),
+            root: paths.root.clone(),
+            record: hex::encode(in_force.digest),
+            ours: hex::encode(manifest.digest()),
+        });
     }
     for (name, module) in &manifest.modules {
         let path = paths.root.join(&module.component);
@@ -1116,16 +1116,17 @@ fn key_in_force(paths: &WorldPaths, journal: &Journal, genesis: &Genesis) -> Res
     if paths.next_key().exists() {
         let next = HostKey::load_or_create(&paths.next_key())?;
         if next.public().to_bytes() == in_force && journal.signed_end(genesis.world_id, &next.public()).is_ok() {
-            std::fs::rename(paths.next_key(), paths.key())
-                .with_context(|| format!("cannot install {}", paths.key().display()))?;
+            std::fs::rename(paths.next_key(), paths.key()).map_err(|source| WorldError::Install {
+                path: paths.key(),
+                source,
+            })?;
             return Ok(next);
         }
     }
-    bail!(
-        "{} does not hold the host key in force for this world (public key {}); restore the original key file",
-        paths.key().display(),
-        hex::encode(in_force)
-    )
+    Err(WorldError::NotTheKeyInForce {
+        path: paths.key(),
+        public_key: hex::encode(in_force),
+    })
 }
 
 /// Replace the world's host key: journal a rotation signed by the key in force and the new key,
@@ -1148,8 +1149,10 @@ pub fn rotate_key(root: &Path) -> Result<([u8; 32], [u8; 32])> {
     // From the rotation on, the new key signs: the checkpoint that ends this commit too.
     journal.hand_over_to(new.clone());
     journal.commit()?;
-    std::fs::rename(paths.next_key(), paths.key())
-        .with_context(|| format!("cannot install {}", paths.key().display()))?;
+    std::fs::rename(paths.next_key(), paths.key()).map_err(|source| WorldError::Install {
+        path: paths.key(),
+        source,
+    })?;
     Ok((old.public().to_bytes(), new.public().to_bytes()))
 }
 

@@ -123,7 +123,7 @@ grants = ["notes", "reply"]
             "demo",
         )?;
         // Until the reminder the summarizer set itself has fired.
-        world.run_rounds(Wake::TIMERS, |_: &mut World| Ok(Next::Continue))?;
+        world.run_rounds(Wake::TIMERS, |_: &mut World| anyhow::Ok(Next::Continue))?;
         print_entries_from(&world, first)?;
     }
     replay_and_verify(dir)
@@ -336,7 +336,7 @@ with = {{ value = {{ from = "keep.digest" }} }}
             at_most_ms: 500,
             poll_when_idle: true,
         };
-        world.run_rounds(wake, |world: &mut World| {
+        world.run_rounds(wake, |world: &mut World| -> Result<Next> {
             runs = agentos_runtime::plans::history::runs(&world.kernel.journal())?;
             if runs.iter().filter(|r| r.status == "completed").count() >= 2 {
                 return Ok(Next::Stop);

@@ -20,7 +20,7 @@ use agentos_runtime::bundle::ReadTarget;
 use agentos_runtime::journal::entry::EntryBody;
 use agentos_runtime::kernel::{StepOutcome, StepRecord};
 use agentos_runtime::rounds::{Next, Rounds, Wake};
-use agentos_runtime::world::{EventInput, OpenMode, World, WorldPaths, genesis, open_existing_journal};
+use agentos_runtime::world::{EventInput, OpenMode, World, WorldError, WorldPaths, genesis, open_existing_journal};
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -444,10 +444,10 @@ fn open_to_run(dir: &Path) -> Result<World> {
 }
 
 fn is_locked(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<agentos_runtime::journal::JournalError>(),
-        Some(agentos_runtime::journal::JournalError::Locked { .. })
-    )
+    let journal = error
+        .downcast_ref::<agentos_runtime::journal::JournalError>()
+        .or_else(|| error.downcast_ref::<WorldError>().and_then(WorldError::journal));
+    matches!(journal, Some(agentos_runtime::journal::JournalError::Locked { .. }))
 }
 
 /// What `run` counts and, with `--follow`, prints, round by round.
@@ -463,7 +463,7 @@ struct RunReport {
     done: Vec<String>,
 }
 
-impl Rounds for &mut RunReport {
+impl Rounds<anyhow::Error> for &mut RunReport {
     fn before(&mut self, world: &mut World) -> Result<()> {
         let (taken, rejected) = world.ingest_inbox()?;
         self.queued += taken;

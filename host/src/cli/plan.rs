@@ -210,7 +210,7 @@ fn run_plan(dir: &Path, plan: &str, input: &str, json: bool) -> Result<()> {
         at_most_ms: 1000,
         ..Wake::TIMERS
     };
-    world.run_rounds(wake, |world: &mut World| {
+    world.run_rounds(wake, |world: &mut World| -> Result<Next> {
         let ended = find_run(world, run)?.is_some_and(|v| v.status == "completed" || v.status == "failed");
         Ok(if ended { Next::Stop } else { Next::Continue })
     })?;

@@ -8,10 +8,10 @@
 //! component files it names that do not exist are written from the blob table.
 
 use super::ledger::Ledger;
+use super::{GovernanceError, Result};
 use crate::journal::entry::{Digest, EntryBody};
 use crate::world::{OpenMode, World, WorldPaths};
 use agentos_air::Manifest;
-use anyhow::{Context as _, Result, bail};
 use std::path::Path;
 
 /// A proposal applied.
@@ -35,10 +35,10 @@ pub fn apply(root: &Path, proposal: u64) -> Result<Applied> {
     let state = ledger.proposal(proposal)?;
     let readiness = ledger.readiness(proposal);
     if !readiness.blockers.is_empty() {
-        bail!(
-            "proposal #{proposal} cannot be applied:\n  {}",
-            readiness.blockers.join("\n  ")
-        );
+        return Err(GovernanceError::NotReady {
+            proposal,
+            blockers: readiness.blockers,
+        });
     }
     let previous = ledger.in_force().digest;
     let proposed = agentos_air::apply(&state.patch()?, &ledger.in_force().manifest)?;
@@ -56,7 +56,7 @@ pub fn apply(root: &Path, proposal: u64) -> Result<Applied> {
                 reason: reason.clone(),
             }));
             journal.commit()?;
-            bail!("proposal #{proposal} was not applied, nothing changed (recorded as entry #{at}):\n  {reason}");
+            return Err(GovernanceError::NotApplied { proposal, at, reason });
         }
     };
     let mut notices = Vec::new();
@@ -98,9 +98,12 @@ fn write_missing_components(world: &World) -> Result<()> {
             continue;
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| GovernanceError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, bytes).map_err(|source| GovernanceError::Write { path, source })?;
     }
     Ok(())
 }
@@ -123,8 +126,11 @@ fn write_manifest_file(paths: &WorldPaths, manifest: &Manifest, notices: &mut Ve
                 hex::encode(manifest.digest())
             );
             let temporary = file.with_extension("toml.new");
-            std::fs::write(&temporary, header + &text)?;
-            std::fs::rename(&temporary, &file)?;
+            std::fs::write(&temporary, header + &text).map_err(|source| GovernanceError::Write {
+                path: temporary.clone(),
+                source,
+            })?;
+            std::fs::rename(&temporary, &file).map_err(|source| GovernanceError::Write { path: file, source })?;
             Ok(true)
         }
         Err(error) => {

@@ -8,6 +8,7 @@
 //! only where the policy in force names it (`agent:<name>`), never its own proposal; otherwise
 //! the call is denied.
 
+use super::GovernanceError;
 use super::ledger::{Ledger, configuration_at, genesis};
 use super::propose::{Source, draft, journal_proposal};
 use super::record::{Author, Verdict};
@@ -36,7 +37,7 @@ impl GovernanceDesk for WorldDesk {
         change: &str,
         description: &str,
     ) -> EffectOutcome {
-        let journaled = (|| {
+        let journaled = (|| -> Result<_, GovernanceError> {
             let genesis = genesis(journal)?;
             let ledger = Ledger::present(genesis.world_id, configuration_at(journal, &genesis, u64::MAX)?);
             let draft = draft(&WorldPaths::new(world_dir), journal, &ledger, Source::Json(change))?;
@@ -50,7 +51,7 @@ impl GovernanceDesk for WorldDesk {
                 proposal: journaled.seq,
                 hash: hex::encode(journaled.hash),
             }),
-            Err(error) => Err(EffectFailure::Failed(format!("{error:#}"))),
+            Err(error) => Err(EffectFailure::Failed(crate::text::chain(&error))),
         }
     }
 
@@ -76,7 +77,7 @@ impl GovernanceDesk for WorldDesk {
             let seq: u64 = proposal
                 .trim_start_matches('#')
                 .parse()
-                .map_err(|_| anyhow::anyhow!("`{proposal}` is not a proposal number"))?;
+                .map_err(|_| GovernanceError::NotAProposalNumber(proposal.to_string()))?;
             journal_verdict(
                 journal,
                 &ledger,
@@ -86,8 +87,8 @@ impl GovernanceDesk for WorldDesk {
                 Verdict::Approve,
                 comment,
             )?;
-            anyhow::Ok(Ok(EffectResponse::Unit))
+            Ok::<_, GovernanceError>(Ok(EffectResponse::Unit))
         })();
-        judged.unwrap_or_else(|error| Err(EffectFailure::Failed(format!("{error:#}"))))
+        judged.unwrap_or_else(|error| Err(EffectFailure::Failed(crate::text::chain(&error))))
     }
 }

@@ -7,9 +7,13 @@
 
 pub mod apply;
 pub mod desk;
+pub mod error;
 pub mod propose;
 pub mod shadow;
 pub mod verdict;
 
 pub use agentos_journal::entry::governance as record;
 pub use agentos_journal::ledger;
+pub use error::GovernanceError;
+
+type Result<T, E = GovernanceError> = std::result::Result<T, E>;

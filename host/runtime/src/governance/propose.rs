@@ -8,12 +8,12 @@
 
 use super::ledger::{Configuration, Ledger};
 use super::record::{Author, Proposal, ProposalBody};
+use super::{GovernanceError, Result};
 use crate::journal::Journal;
 use crate::journal::entry::{Digest, EntryBody, sha256};
 use crate::receipts::HostKey;
 use crate::world::WorldPaths;
 use agentos_air::{Judgement, Manifest, Patch};
-use anyhow::{Context as _, Result, bail};
 use std::path::Path;
 
 /// Component digest of each module, by module name.
@@ -50,7 +50,12 @@ pub struct Draft {
 /// or from the journal's blob table for a module pinned by `sha256` whose file does not exist.
 pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Source<'_>) -> Result<Draft> {
     let current = ledger.in_force();
-    let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()));
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| GovernanceError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
     let is_json = |path: &Path| path.extension().is_some_and(|e| e == "json");
     let (patch, proposed) = match source {
         Source::Patch(path) => {
@@ -60,8 +65,11 @@ pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Sou
             } else {
                 Patch::parse_toml(&text, &name)?
             };
-            let proposed = agentos_air::apply(&patch, &current.manifest)
-                .with_context(|| format!("{name} does not apply to the manifest in force"))?;
+            let proposed =
+                agentos_air::apply(&patch, &current.manifest).map_err(|source| GovernanceError::DoesNotApply {
+                    what: name,
+                    source: Box::new(source),
+                })?;
             (patch, proposed)
         }
         Source::Manifest(path) => {
@@ -74,14 +82,17 @@ pub fn draft(paths: &WorldPaths, journal: &Journal, ledger: &Ledger, source: Sou
             (agentos_air::diff(&current.manifest, &proposed), proposed)
         }
         Source::Json(text) => {
-            let value: serde_json::Value = serde_json::from_str(text).context("the proposed change is not JSON")?;
+            let value: serde_json::Value = serde_json::from_str(text).map_err(GovernanceError::NotJson)?;
             if value.get("world").is_some() {
                 let proposed = Manifest::parse_json(text, "the proposed manifest")?;
                 (agentos_air::diff(&current.manifest, &proposed), proposed)
             } else {
                 let patch = Patch::parse_json_against(text, "the proposed patch", &current.manifest)?;
-                let proposed = agentos_air::apply(&patch, &current.manifest)
-                    .context("the patch does not apply to the manifest in force")?;
+                let proposed =
+                    agentos_air::apply(&patch, &current.manifest).map_err(|source| GovernanceError::DoesNotApply {
+                        what: "the patch".into(),
+                        source: Box::new(source),
+                    })?;
                 (patch, proposed)
             }
         }
@@ -113,24 +124,25 @@ fn revert_target<'l>(ledger: &'l Ledger, to: Option<&str>) -> Result<&'l Configu
     let earlier = &ledger.configurations[..ledger.configurations.len() - 1];
     let differs = |c: &&Configuration| !c.same_as(current);
     let Some(to) = to else {
-        return earlier
-            .iter()
-            .rev()
-            .find(differs)
-            .context("the world has run no other configuration to revert to");
+        return earlier.iter().rev().find(differs).ok_or_else(|| {
+            GovernanceError::RevertTarget("the world has run no other configuration to revert to".into())
+        });
     };
     let listed = "`agentos-host history` lists them";
     if let Ok(since) = to.trim_start_matches('#').parse::<u64>()
         && to.len() < 8
     {
-        return earlier
-            .iter()
-            .find(|c| c.since == since)
-            .with_context(|| format!("no earlier manifest came into force at entry #{since} ({listed})"));
+        return earlier.iter().find(|c| c.since == since).ok_or_else(|| {
+            GovernanceError::RevertTarget(format!(
+                "no earlier manifest came into force at entry #{since} ({listed})"
+            ))
+        });
     }
     let prefix = to.strip_prefix("sha256:").unwrap_or(to).to_ascii_lowercase();
     if prefix.len() < 8 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
-        bail!("`{to}` is neither an entry number nor a manifest digest (hex, at least 8 digits); {listed}");
+        return Err(GovernanceError::RevertTarget(format!(
+            "`{to}` is neither an entry number nor a manifest digest (hex, at least 8 digits); {listed}"
+        )));
     }
     let mut matches: Vec<&Configuration> = earlier
         .iter()
@@ -140,11 +152,13 @@ fn revert_target<'l>(ledger: &'l Ledger, to: Option<&str>) -> Result<&'l Configu
     matches.dedup_by(|a, b| a.same_as(b));
     match matches.as_slice() {
         [one] => Ok(one),
-        [] if hex::encode(current.digest).starts_with(&prefix) => {
-            bail!("sha256:{prefix}… is the manifest in force, with the components in force")
-        }
-        [] => bail!("the world never ran a manifest sha256:{prefix}… ({listed})"),
-        several => bail!(
+        [] if hex::encode(current.digest).starts_with(&prefix) => Err(GovernanceError::RevertTarget(format!(
+            "sha256:{prefix}… is the manifest in force, with the components in force"
+        ))),
+        [] => Err(GovernanceError::RevertTarget(format!(
+            "the world never ran a manifest sha256:{prefix}… ({listed})"
+        ))),
+        several => Err(GovernanceError::RevertTarget(format!(
             "sha256:{prefix}… names several configurations (the same manifest with other components); \
              give the entry number one came into force at: {}",
             several
@@ -152,7 +166,7 @@ fn revert_target<'l>(ledger: &'l Ledger, to: Option<&str>) -> Result<&'l Configu
                 .map(|c| format!("#{}", c.since))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        ))),
     }
 }
 
@@ -181,16 +195,23 @@ fn pin_components(
                 current.module_digest(name).expect("checked")
             }
             Err(_) if let Some(stored) = pinned_blob(journal, module.sha256.as_deref())? => stored,
-            Err(error) => bail!("module `{name}`: cannot read its component {}: {error}", path.display()),
+            Err(reason) => {
+                return Err(GovernanceError::UnreadableComponent {
+                    module: name.clone(),
+                    path,
+                    reason,
+                });
+            }
         };
         if let Some(pinned) = &module.sha256
             && *pinned != hex::encode(digest)
         {
-            bail!(
-                "module `{name}`: {} has sha256:{}, but the proposed manifest pins sha256:{pinned}",
-                path.display(),
-                hex::encode(digest)
-            );
+            return Err(GovernanceError::PinMismatch {
+                module: name.clone(),
+                path,
+                actual: hex::encode(digest),
+                pinned: pinned.clone(),
+            });
         }
         modules.push((name.clone(), digest));
     }
@@ -249,18 +270,14 @@ pub fn journal_proposal(
 ) -> Result<Journaled> {
     let current = ledger.in_force();
     if draft.patch.changes.is_empty() && draft.modules == current.modules {
-        bail!(
-            "the proposal changes nothing: it is the manifest in force (sha256:{})",
-            hex::encode(current.digest)
-        );
+        return Err(GovernanceError::ChangesNothing {
+            in_force: hex::encode(current.digest),
+        });
     }
     let judgement = agentos_air::judge(&current.manifest, &draft.proposed, draft.modules != current.modules);
     let denied: Vec<String> = judgement.denied().map(ToString::to_string).collect();
     if !denied.is_empty() {
-        bail!(
-            "the policy in force does not permit this change:\n  {}",
-            denied.join("\n  ")
-        );
+        return Err(GovernanceError::PolicyDenies { denied });
     }
     let changes = change_lines(current, &draft.patch, &draft.modules);
     for bytes in &draft.new_components {

@@ -11,12 +11,12 @@
 
 use super::ledger::{Configuration, Ledger};
 use super::record::ShadowRecord;
+use super::{GovernanceError, Result};
 use crate::effects::replay::{RecordedCall, RecordedCalls};
 use crate::effects::shadow::{ShadowCall, ShadowEffects, ShadowServed};
 use crate::journal::entry::{Digest, EntryBody, Ingress, StepCommitted, StepFailed, sha256};
 use crate::kernel::{StepOutcome, StepRecord, describe_outcome};
 use crate::world::{OpenMode, World, WorldPaths, load_configuration, open_existing_journal};
-use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -128,7 +128,7 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
     };
     let state = ledger.proposal(proposal)?;
     if let Some(reason) = ledger.closed(state) {
-        bail!("proposal #{proposal} cannot be shadow-run: {reason}");
+        return Err(GovernanceError::CannotShadow { proposal, reason });
     }
     let current = ledger.in_force();
     let manifest = agentos_air::apply(&state.patch()?, &current.manifest)?;
@@ -169,7 +169,7 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
         Workload::Window(n) => {
             let (window, recorded_calls) = recorded_window(&paths, current.since, *n)?;
             if window.is_empty() {
-                bail!("no recorded steps under the manifest in force to re-run; give events with --events FILE");
+                return Err(GovernanceError::NoWorkload);
             }
             report.workload = format!(
                 "{} recorded step(s), #{} to #{}",
@@ -348,7 +348,7 @@ fn migrate(world: &mut World, proposed: &Configuration, clock: (u64, u64), repor
         &world.paths,
         proposed,
     )
-    .map_err(|e| format!("{e:#}"))
+    .map_err(|e| crate::text::chain(&e))
     .and_then(|loaded| world.kernel.migrate(loaded, clock).map_err(|e| e.to_string()));
     match migrated {
         Ok(states) => {
@@ -385,9 +385,15 @@ fn as_ingress(world: &World, agent: &str, event: &str) -> Result<Ingress> {
         .kernel
         .agents()
         .get(agent)
-        .with_context(|| format!("no agent `{agent}` in the world"))?;
-    let value = crate::values::parse_wave(&slot.component.event_type, event)
-        .map_err(|e| anyhow::anyhow!("event `{event}` for agent `{agent}`: {e}"))?;
+        .ok_or_else(|| GovernanceError::UnknownAgent {
+            agent: agent.to_string(),
+        })?;
+    let value =
+        crate::values::parse_wave(&slot.component.event_type, event).map_err(|reason| GovernanceError::BadEvent {
+            event: event.to_string(),
+            agent: agent.to_string(),
+            reason,
+        })?;
     Ok(Ingress {
         agent: agent.to_string(),
         event: crate::values::to_wave(&value),

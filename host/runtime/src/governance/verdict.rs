@@ -5,12 +5,12 @@
 
 use super::ledger::{Ledger, Readiness};
 use super::record::{Author, SignedVerdict, Verdict, VerdictBody};
+use super::{GovernanceError, Result};
 use crate::journal::Journal;
 use crate::journal::entry::EntryBody;
 use crate::receipts::HostKey;
 use crate::world::{WorldPaths, open_journal_to_write};
 use agentos_air::Approver;
-use anyhow::{Result, bail};
 use std::path::Path;
 
 /// A verdict journaled, and where the proposal stands after it.
@@ -39,11 +39,11 @@ pub fn judge(
             .iter()
             .map(|(name, k)| format!("{name} ({}…)", &k[..16.min(k.len())]))
             .collect();
-        bail!(
-            "key `{key_name}` (public key {}) is not an approver in the policy in force; approvers: {}",
-            hex::encode(key.public().as_bytes()),
-            crate::text::listed(&named, ", ")
-        );
+        return Err(GovernanceError::NotAnApprover {
+            key_name: key_name.to_string(),
+            public_key: hex::encode(key.public().as_bytes()),
+            approvers: crate::text::listed(&named, ", "),
+        });
     };
     let approver = approver.to_string();
     let (seq, entry) = journal_verdict(
@@ -58,7 +58,7 @@ pub fn judge(
     journal.commit()?;
     ledger
         .observe(seq, &entry)
-        .map_err(|problem| anyhow::anyhow!("entry #{seq}: {problem}"))?;
+        .map_err(|problem| GovernanceError::Contradiction { seq, problem })?;
     Ok(Judged {
         seq,
         approver,
@@ -79,18 +79,23 @@ pub fn journal_verdict(
 ) -> Result<(u64, EntryBody)> {
     let state = ledger.proposal(proposal)?;
     if let Some(reason) = ledger.closed(state) {
-        bail!("proposal #{proposal} cannot be judged: {reason}");
+        return Err(GovernanceError::CannotJudge { proposal, reason });
     }
     if let (Some(agent), Author::Agent { name }) = (by_agent, &state.proposal.body.author)
         && agent == name
     {
-        bail!("agent `{agent}` cannot judge its own proposal #{proposal}");
+        return Err(GovernanceError::OwnProposal {
+            agent: agent.to_string(),
+            proposal,
+        });
     }
     if let Some((at, earlier)) = state.verdicts.iter().find(|(_, v)| v.body.approver == approver) {
-        bail!(
-            "{approver} already {} proposal #{proposal} (entry #{at})",
-            earlier.body.verdict.label()
-        );
+        return Err(GovernanceError::AlreadyJudged {
+            approver: approver.to_string(),
+            verdict: earlier.body.verdict.label(),
+            proposal,
+            at: *at,
+        });
     }
     let body = VerdictBody {
         version: 1,

@@ -4,8 +4,10 @@
 
 use super::record::{PlanEntry, PlanEvent, RunOutcome, StepResult};
 use crate::journal::Journal;
+use crate::journal::JournalError;
 use crate::journal::entry::EntryBody;
-use anyhow::Result;
+
+type Result<T> = std::result::Result<T, JournalError>;
 use serde::Serialize;
 
 /// One run.
