@@ -1,40 +1,14 @@
-//! The `blob` interface and its adapter: content-addressed bytes in the world's journal.
+//! The `blob` effect's adapter: content-addressed bytes in the world's journal.
 //!
 //! Blobs live in the journal's blob table under their sha256, written in the same transaction
 //! as the receipt that records them; digests are spelled `sha256:<64 hex digits>`.
 
-use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
-use crate::bindings::agentos::core::blob::Host;
-use crate::bindings::agentos::core::types::EffectError;
+use super::{EffectFailure, EffectOutcome, EffectResponse};
 use crate::journal::Journal;
 use crate::receipts::Usage;
 
 /// Largest blob any grant may allow in one call.
 pub const BLOB_MAX_BYTES: usize = 64 * 1024 * 1024;
-
-impl Host for EffectGate {
-    fn put(&mut self, contents: Vec<u8>) -> wasmtime::Result<Result<String, EffectError>> {
-        if contents.len() > BLOB_MAX_BYTES {
-            wasmtime::bail!(
-                "blob put of {} bytes exceeds the host limit of {BLOB_MAX_BYTES} bytes",
-                contents.len()
-            );
-        }
-        Ok(match self.call(EffectRequest::BlobPut { contents })? {
-            Ok(EffectResponse::Digest(digest)) => Ok(digest),
-            Ok(other) => wasmtime::bail!("journal holds a non-digest outcome for a blob put: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-
-    fn get(&mut self, digest: String) -> wasmtime::Result<Result<Vec<u8>, EffectError>> {
-        Ok(match self.call(EffectRequest::BlobGet { digest })? {
-            Ok(EffectResponse::Bytes(bytes)) => Ok(bytes),
-            Ok(other) => wasmtime::bail!("journal holds a non-bytes outcome for a blob get: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-}
 
 /// Parse `sha256:<hex>`.
 pub fn parse_digest(text: &str) -> Option<[u8; 32]> {

@@ -1,4 +1,4 @@
-//! The `compile` interface and its adapters: Rust crates built with the real toolchain and WAT
+//! The `compile` effect's adapters: Rust crates built with the real toolchain and WAT
 //! text assembled in process. Artifacts go to the world's blob store; the receipt ties the
 //! sources' digest (its request) to the artifact's digest and the toolchain (its outcome), and
 //! its times give the build's duration.
@@ -16,9 +16,7 @@
 //! at the time limit. Diagnostics returned to the agent carry no host paths.
 
 use super::sandbox::{Confinement, Limits, kill_group};
-use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
-use crate::bindings::agentos::core::compile::{Artifact, Host, Language, SourceFile};
-use crate::bindings::agentos::core::types::EffectError;
+use super::{EffectFailure, EffectOutcome, EffectResponse};
 use crate::journal::Journal;
 use crate::receipts::Usage;
 use agentos_air::{CompileCap, CompileSandbox};
@@ -32,38 +30,6 @@ pub const SOURCES_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// How much of the compiler's output a failed build's receipt keeps (the end of it).
 const DIAGNOSTICS_MAX_BYTES: usize = 8 * 1024;
 const CRATE_NAME: &str = "compiled-agent";
-
-impl Host for EffectGate {
-    fn build(&mut self, language: Language, files: Vec<SourceFile>) -> wasmtime::Result<Result<Artifact, EffectError>> {
-        let size: usize = files.iter().map(|f| f.path.len() + f.contents.len()).sum();
-        if size > SOURCES_MAX_BYTES {
-            wasmtime::bail!("compile sources of {size} bytes exceed the limit of {SOURCES_MAX_BYTES} bytes");
-        }
-        let language = match language {
-            Language::Rust => "rust",
-            Language::Wat => "wat",
-        };
-        let files = files.into_iter().map(|f| (f.path, f.contents)).collect();
-        Ok(
-            match self.call(EffectRequest::Compile {
-                language: language.to_string(),
-                files,
-            })? {
-                Ok(EffectResponse::Artifact {
-                    digest,
-                    size,
-                    toolchain,
-                }) => Ok(Artifact {
-                    digest,
-                    size,
-                    toolchain,
-                }),
-                Ok(other) => wasmtime::bail!("journal holds a non-artifact outcome for a compile call: {other:?}"),
-                Err(failure) => Err(failure.into()),
-            },
-        )
-    }
-}
 
 fn failed(reason: impl Into<String>) -> (EffectOutcome, Usage) {
     (Err(EffectFailure::Failed(reason.into())), Usage::default())

@@ -1,11 +1,9 @@
-//! The `fs` interface and its adapter: cap-std directory handles under granted directories.
+//! The `fs` effect's adapter: cap-std directory handles under granted directories.
 //!
 //! Every operation opens the granted directory as a capability and resolves the relative path
 //! inside it, so `..`, absolute paths and symlinks cannot escape it.
 
-use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
-use crate::bindings::agentos::core::fs::Host;
-use crate::bindings::agentos::core::types::EffectError;
+use super::{EffectFailure, EffectOutcome, EffectRequest, EffectResponse};
 use crate::receipts::Usage;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -13,54 +11,6 @@ use std::path::Path;
 
 /// Largest file a guest may read or write in one call.
 pub const FILE_MAX_BYTES: u64 = 16 * 1024 * 1024;
-
-fn unpack<T>(
-    outcome: EffectOutcome,
-    pick: impl FnOnce(EffectResponse) -> Option<T>,
-) -> wasmtime::Result<Result<T, EffectError>> {
-    match outcome {
-        Ok(response) => match pick(response) {
-            Some(value) => Ok(Ok(value)),
-            None => wasmtime::bail!("journal holds an outcome of the wrong shape for an fs call"),
-        },
-        Err(failure) => Ok(Err(failure.into())),
-    }
-}
-
-impl Host for EffectGate {
-    fn read(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, EffectError>> {
-        let outcome = self.call(EffectRequest::FsRead { path })?;
-        unpack(outcome, |r| {
-            if let EffectResponse::Bytes(b) = r {
-                Some(b)
-            } else {
-                None
-            }
-        })
-    }
-
-    fn write(&mut self, path: String, contents: Vec<u8>) -> wasmtime::Result<Result<(), EffectError>> {
-        if contents.len() as u64 > FILE_MAX_BYTES {
-            wasmtime::bail!(
-                "fs write of {} bytes exceeds the limit of {FILE_MAX_BYTES} bytes",
-                contents.len()
-            );
-        }
-        let outcome = self.call(EffectRequest::FsWrite { path, contents })?;
-        unpack(outcome, |r| matches!(r, EffectResponse::Unit).then_some(()))
-    }
-
-    fn list_dir(&mut self, path: String) -> wasmtime::Result<Result<Vec<String>, EffectError>> {
-        let outcome = self.call(EffectRequest::FsListDir { path })?;
-        unpack(outcome, |r| {
-            if let EffectResponse::Names(n) = r {
-                Some(n)
-            } else {
-                None
-            }
-        })
-    }
-}
 
 fn open(dir: &Path) -> Result<Dir, EffectFailure> {
     Dir::open_ambient_dir(dir, ambient_authority())

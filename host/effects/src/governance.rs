@@ -1,4 +1,4 @@
-//! The `governance` interface and its adapter: an agent reads the manifest of record in force
+//! The `governance` effect's adapter: an agent reads the manifest of record in force
 //! and proposes changes to it.
 //!
 //! A proposal made here is authored by the calling agent and signed by the host key in force on
@@ -7,9 +7,7 @@
 //! only where the policy in force names it (`agent:<name>`), never its own proposal; otherwise
 //! the call is denied.
 
-use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
-use crate::bindings::agentos::core::governance::Host;
-use crate::bindings::agentos::core::types::EffectError;
+use super::{EffectFailure, EffectOutcome, EffectResponse};
 use crate::journal::Journal;
 use crate::journal::ledger::{configuration_at, genesis};
 use crate::receipts::HostKey;
@@ -17,50 +15,6 @@ use std::path::Path;
 
 /// Longest change text an agent may propose.
 pub const CHANGE_MAX_BYTES: usize = 1024 * 1024;
-
-impl Host for EffectGate {
-    fn manifest(&mut self) -> wasmtime::Result<Result<String, EffectError>> {
-        Ok(match self.call(EffectRequest::GovernanceManifest)? {
-            Ok(EffectResponse::Manifest(json)) => Ok(json),
-            Ok(other) => wasmtime::bail!("journal holds a non-manifest outcome for a manifest read: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-
-    fn propose(&mut self, patch: String, description: String) -> wasmtime::Result<Result<String, EffectError>> {
-        if patch.len() + description.len() > CHANGE_MAX_BYTES {
-            wasmtime::bail!(
-                "a proposal of {} bytes exceeds the limit of {CHANGE_MAX_BYTES} bytes",
-                patch.len()
-            );
-        }
-        let request = EffectRequest::GovernancePropose {
-            change: patch,
-            description,
-        };
-        Ok(match self.call(request)? {
-            Ok(EffectResponse::Proposed { proposal, .. }) => Ok(proposal.to_string()),
-            Ok(other) => wasmtime::bail!("journal holds a non-proposal outcome for a proposal: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-
-    fn approve(&mut self, proposal: String, comment: String) -> wasmtime::Result<Result<(), EffectError>> {
-        if proposal.len() + comment.len() > CHANGE_MAX_BYTES {
-            wasmtime::bail!(
-                "an approval of {} bytes exceeds the limit of {CHANGE_MAX_BYTES} bytes",
-                comment.len()
-            );
-        }
-        Ok(
-            match self.call(EffectRequest::GovernanceApprove { proposal, comment })? {
-                Ok(EffectResponse::Unit) => Ok(()),
-                Ok(other) => wasmtime::bail!("journal holds a non-unit outcome for an approval: {other:?}"),
-                Err(failure) => Err(failure.into()),
-            },
-        )
-    }
-}
 
 /// The manifest of record in force, as JSON.
 pub fn manifest(journal: &Journal) -> EffectOutcome {

@@ -1,4 +1,4 @@
-//! The `http` interface and its adapter: a real HTTP client (ureq over rustls).
+//! The `http` effect's adapter: a real HTTP client (ureq over rustls).
 //!
 //! The adapter sends the URL the grant was checked against, exactly (the guest's headers were
 //! checked too: none that choose the target or frame the request), follows no redirects (a
@@ -8,9 +8,7 @@
 //! private, link-local and other non-public addresses: the check is on the addresses the
 //! connection uses, so a name that resolves differently later cannot slip past it.
 
-use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
-use crate::bindings::agentos::core::http::{Host, Request, Response};
-use crate::bindings::agentos::core::types::{EffectError, Field};
+use super::{EffectFailure, EffectOutcome, EffectResponse};
 use crate::receipts::Usage;
 use agentos_air::HttpCap;
 use std::collections::HashMap;
@@ -19,32 +17,6 @@ use std::time::Duration;
 
 /// Largest request body a guest may send.
 pub const REQUEST_BODY_MAX_BYTES: usize = 16 * 1024 * 1024;
-
-impl Host for EffectGate {
-    fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, EffectError>> {
-        let body_len = request.body.as_ref().map_or(0, Vec::len);
-        if body_len > REQUEST_BODY_MAX_BYTES {
-            wasmtime::bail!(
-                "http request body of {body_len} bytes exceeds the limit of {REQUEST_BODY_MAX_BYTES} bytes"
-            );
-        }
-        let outcome = self.call(EffectRequest::Http {
-            method: request.method,
-            url: request.url,
-            headers: request.headers.into_iter().map(|f| (f.name, f.value)).collect(),
-            body: request.body,
-        })?;
-        Ok(match outcome {
-            Ok(EffectResponse::Http { status, headers, body }) => Ok(Response {
-                status,
-                headers: headers.into_iter().map(|(name, value)| Field { name, value }).collect(),
-                body,
-            }),
-            Ok(other) => wasmtime::bail!("journal holds a non-http outcome for an http call: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-}
 
 /// The HTTP client for a time limit: no redirects followed (the 3xx goes back to the caller, as
 /// its target may lie outside the grant), no proxy, statuses as responses; with `public_only`,

@@ -1,8 +1,8 @@
 //! `agentos-effects`: the one choke point through which every guest side effect passes.
 //!
-//! A guest call lands in an interface file (`log.rs`, `http.rs`, `fs.rs`, `blob.rs`, `emit.rs`,
-//! `llm.rs`, `timer.rs`),
-//! which converts it into an [`EffectRequest`] and hands it to [`EffectGate::call`]. The gate
+//! A guest call lands in the runtime's implementation of its WIT interface
+//! (`agentos_runtime::interfaces`), which converts it into an [`EffectRequest`] and hands it to
+//! [`EffectGate::call`]. The gate
 //! numbers the call within its step, encodes and hashes the request, and asks its
 //! [`EffectBackend`] for the outcome. There are two backends and the stepper cannot tell them
 //! apart: [`live::LiveEffects`] checks the grant, journals an intent for non-idempotent calls,
@@ -10,7 +10,6 @@
 //! outcome recorded in the journal after checking that the request is the one recorded.
 //! No other code path runs an adapter.
 
-pub mod bindings;
 pub mod blob;
 pub mod caps;
 pub mod clock;
@@ -29,13 +28,11 @@ pub mod replay;
 pub mod sandbox;
 pub mod shadow;
 pub mod timer;
-pub mod types;
 pub mod values;
 
 pub use agentos_journal as journal;
 pub use agentos_journal::{private, receipts, text};
 
-use crate::bindings::agentos::core::types::EffectError;
 use crate::journal::entry::{Digest, sha256};
 use crate::receipts::ReceiptStatus;
 use serde::{Deserialize, Serialize};
@@ -341,18 +338,6 @@ pub fn outcome_status(outcome: &EffectOutcome) -> ReceiptStatus {
         Err(EffectFailure::BudgetExceeded(_)) => ReceiptStatus::BudgetExceeded,
         Err(EffectFailure::InDoubt(_)) => ReceiptStatus::InDoubt,
         Err(EffectFailure::Timeout(_)) => ReceiptStatus::Timeout,
-    }
-}
-
-impl From<EffectFailure> for EffectError {
-    fn from(failure: EffectFailure) -> EffectError {
-        match failure {
-            EffectFailure::Denied(r) => EffectError::Denied(r),
-            EffectFailure::Failed(r) => EffectError::Failed(r),
-            EffectFailure::BudgetExceeded(r) => EffectError::BudgetExceeded(r),
-            EffectFailure::InDoubt(r) => EffectError::InDoubt(r),
-            EffectFailure::Timeout(r) => EffectError::Timeout(r),
-        }
     }
 }
 

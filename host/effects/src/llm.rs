@@ -1,4 +1,4 @@
-//! The `llm` interface and its adapters: chat completions over HTTP, in the OpenAI-compatible
+//! The `llm` effect's adapters: chat completions over HTTP, in the OpenAI-compatible
 //! chat-completions protocol (OpenAI, vLLM, llama.cpp server, Ollama) and the Anthropic
 //! messages protocol.
 //!
@@ -6,9 +6,7 @@
 //! only in the request headers: they never enter the guest, the hashed request, a receipt, the
 //! journal or an error message (provider error texts are redacted before they are recorded).
 
-use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse};
-use crate::bindings::agentos::core::llm::{Completion, CompletionRequest, Host, Role, Usage as TokenUsage};
-use crate::bindings::agentos::core::types::EffectError;
+use super::{EffectFailure, EffectOutcome, EffectResponse};
 use crate::caps::LlmRoute;
 use crate::receipts::Usage;
 use agentos_air::{LlmApi, LlmProvider};
@@ -18,52 +16,6 @@ use serde_json::{Value, json};
 pub const PROMPT_MAX_BYTES: usize = 1024 * 1024;
 /// Largest provider response the adapter reads.
 const RESPONSE_MAX_BYTES: u64 = 4 * 1024 * 1024;
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
-impl Host for EffectGate {
-    fn complete(&mut self, request: CompletionRequest) -> wasmtime::Result<Result<Completion, EffectError>> {
-        let prompt_bytes: usize = request.messages.iter().map(|m| m.content.len()).sum();
-        if prompt_bytes > PROMPT_MAX_BYTES {
-            wasmtime::bail!("llm prompt of {prompt_bytes} bytes exceeds the limit of {PROMPT_MAX_BYTES} bytes");
-        }
-        let outcome = self.call(EffectRequest::Llm {
-            provider: request.provider,
-            model: request.model,
-            messages: request
-                .messages
-                .into_iter()
-                .map(|m| (role_name(m.role).to_string(), m.content))
-                .collect(),
-            max_tokens: request.max_tokens,
-            temperature_milli: request.temperature_milli,
-            stop: request.stop,
-        })?;
-        Ok(match outcome {
-            Ok(EffectResponse::Completion {
-                text,
-                finish_reason,
-                input_tokens,
-                output_tokens,
-            }) => Ok(Completion {
-                text,
-                finish_reason,
-                usage: TokenUsage {
-                    input_tokens,
-                    output_tokens,
-                },
-            }),
-            Ok(other) => wasmtime::bail!("journal holds a non-completion outcome for an llm call: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-}
 
 /// The provider's API key, or why there is none. The message names the variable or file,
 /// never a key.

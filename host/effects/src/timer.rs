@@ -1,43 +1,12 @@
-//! The `timer` interface and its adapter: the agent's own events, delivered later.
+//! The `timer` effect's adapter: the agent's own events, delivered later.
 //!
 //! Scheduling checks the grant's limits and the event against the agent's own event type, and
 //! answers with the timer's id and due time; the stepper journals `timer-scheduled` (or
 //! `timer-cancelled`) only if the step commits. A due timer fires as an ingress entry whose
 //! logical time is the due time and whose source is `timer:<id>`.
 
-use super::{EffectFailure, EffectGate, EffectOutcome, EffectRequest, EffectResponse, TimerWhen};
-use crate::bindings::agentos::core::timer::{Host, When};
-use crate::bindings::agentos::core::types::EffectError;
+use super::{EffectFailure, EffectOutcome, EffectResponse, TimerWhen};
 pub use agentos_journal::stepper::{PendingTimer, TimerTable};
-
-impl Host for EffectGate {
-    fn schedule(&mut self, when: When, event: String) -> wasmtime::Result<Result<u64, EffectError>> {
-        if event.len() > super::emit::EVENT_MAX_BYTES {
-            wasmtime::bail!(
-                "timer event of {} bytes exceeds the limit of {} bytes",
-                event.len(),
-                super::emit::EVENT_MAX_BYTES
-            );
-        }
-        let when = match when {
-            When::AfterMs(ms) => TimerWhen::AfterMs(ms),
-            When::AtMs(ms) => TimerWhen::AtMs(ms),
-        };
-        Ok(match self.call(EffectRequest::TimerSchedule { when, event })? {
-            Ok(EffectResponse::TimerScheduled { id, .. }) => Ok(id),
-            Ok(other) => wasmtime::bail!("journal holds a non-timer outcome for a timer call: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-
-    fn cancel(&mut self, id: u64) -> wasmtime::Result<Result<(), EffectError>> {
-        Ok(match self.call(EffectRequest::TimerCancel { id })? {
-            Ok(EffectResponse::TimerCancelled { .. }) => Ok(()),
-            Ok(other) => wasmtime::bail!("journal holds a non-timer outcome for a timer call: {other:?}"),
-            Err(failure) => Err(failure.into()),
-        })
-    }
-}
 
 /// A timer's id: unique and the same in every replay (step and call number).
 pub fn timer_id(ingress: u64, effect_index: u32) -> u64 {

@@ -7,7 +7,7 @@
 
 pub mod wasi;
 
-use crate::effects::bindings;
+use crate::bindings;
 
 use crate::caps::AgentGrants;
 use crate::effects::EffectGate;

@@ -7,12 +7,14 @@
 //! `agentos-journal`; `governance` is used by `world` only through the ledger in
 //! `agentos-journal`. See ARCHITECTURE.md for the invariants each one keeps.
 
+pub mod bindings;
 pub mod bundle;
 pub mod conformance;
 pub mod engine;
 pub mod error;
 pub mod governance;
 pub mod inbox;
+pub mod interfaces;
 pub mod kernel;
 pub mod plans;
 pub mod rounds;

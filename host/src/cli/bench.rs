@@ -36,8 +36,7 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
     let mut instance = runtime.instantiate(&prepared, &[0; 16], 64 << 20, unlimited)?;
     instance.begin_step(&[0; 16], 0, 0, unlimited);
     instance.init("null").map_err(|e| anyhow::anyhow!("init: {e:?}"))?;
-    let event =
-        agentos_runtime::values::parse_wave(&prepared.event_type, "increment(1)").map_err(anyhow::Error::msg)?;
+    let event = agentos_runtime::values::parse_wave(&prepared.event_type, "increment(1)")?;
     let started = Instant::now();
     for _ in 0..steps {
         instance.handle(event.clone()).map_err(|e| anyhow::anyhow!("{e:?}"))?;

@@ -26,8 +26,6 @@ use std::path::Path;
 pub struct WorldDesk;
 
 impl GovernanceDesk for WorldDesk {
-    /// Draft, sign (with the host key, for `agent`) and journal a proposal from `change`: a patch
-    /// whose hashes may be left out, or a whole manifest, as JSON.
     fn propose(
         &self,
         journal: &mut Journal,
@@ -55,8 +53,6 @@ impl GovernanceDesk for WorldDesk {
         }
     }
 
-    /// Approve proposal `proposal` (its entry number, `#` optional) as `agent`, if the policy in
-    /// force names it an approver; signed by the host key.
     fn approve(
         &self,
         journal: &mut Journal,
