@@ -40,8 +40,9 @@ fn newest_mtime(path: &Path) -> SystemTime {
 /// Why a component cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot run {program} (is the Rust toolchain installed?): {source}")]
-    CannotRun { program: String, source: std::io::Error },
+    /// A program that would not start (`what`: which, and what it was for).
+    #[error("cannot run {what}")]
+    CannotRun { what: String, source: std::io::Error },
     #[error("{rustc} cannot tell where the {GUEST_TARGET} standard library lives: {stderr}")]
     NoLibdir { rustc: String, stderr: String },
     #[error(
@@ -100,7 +101,7 @@ impl Toolchain {
             .current_dir(dir)
             .output()
             .map_err(|source| BuildError::CannotRun {
-                program: rustc.to_string(),
+                what: format!("{rustc} (is the Rust toolchain installed?)"),
                 source,
             })?;
         if !output.status.success() {
@@ -130,7 +131,7 @@ impl Toolchain {
             .current_dir(dir)
             .status()
             .map_err(|source| BuildError::CannotRun {
-                program: self.rustup.to_string_lossy().into_owned(),
+                what: "rustup".into(),
                 source,
             })?;
         if !status.success() || !self.has_guest_target(dir)? {
@@ -177,7 +178,7 @@ pub fn ensure_built(name: &str) -> Result<PathBuf> {
         .args(["-p", name])
         .status()
         .map_err(|source| BuildError::CannotRun {
-            program: "cargo".into(),
+            what: "cargo to build the component (is the Rust toolchain installed?)".into(),
             source,
         })?;
     if !status.success() {

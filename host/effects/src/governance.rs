@@ -21,7 +21,7 @@ pub fn manifest(journal: &Journal) -> EffectOutcome {
     let in_force = genesis(journal).and_then(|genesis| configuration_at(journal, &genesis, u64::MAX));
     match in_force {
         Ok(configuration) => Ok(EffectResponse::Manifest(configuration.manifest.to_json())),
-        Err(error) => Err(EffectFailure::Failed(crate::text::chain(&error))),
+        Err(error) => Err(EffectFailure::Failed(error.to_string())),
     }
 }
 

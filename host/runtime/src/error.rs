@@ -49,9 +49,10 @@ pub enum WorldError {
     MissingEntry(u64),
     #[error("entry #{0} is not a snapshot")]
     NotASnapshot(u64),
-    /// A snapshot that cannot be restored, and why.
-    #[error("snapshot #{seq}: {problem}")]
-    Snapshot { seq: u64, problem: String },
+    #[error("snapshot #{seq}: its stepper state is missing or does not decode")]
+    SnapshotState { seq: u64 },
+    #[error("snapshot #{seq} lists entry #{entry} as unprocessed, but it is {kind}")]
+    SnapshotPending { seq: u64, entry: u64, kind: &'static str },
     #[error("snapshot #{seq}")]
     Restore { seq: u64, source: KernelError },
     #[error(

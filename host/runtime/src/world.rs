@@ -183,10 +183,7 @@ fn snapshot_reads(journal: &Journal, seq: u64) -> Result<SnapshotReads> {
     let state: crate::kernel::KernelState = journal
         .blob(&snapshot.kernel)?
         .and_then(|bytes| postcard::from_bytes(&bytes).ok())
-        .ok_or_else(|| WorldError::Snapshot {
-            seq,
-            problem: "its stepper state is missing or does not decode".into(),
-        })?;
+        .ok_or(WorldError::SnapshotState { seq })?;
     // The snapshot's commit ends a few entries on; a receipt-log checkpoint (format 4 or
     // earlier) or the end of the journal means there is none of format 5.
     let mut at = seq + 1;
@@ -433,9 +430,10 @@ impl World {
             .into_iter()
             .map(|p| match entry(p)? {
                 EntryBody::Ingress(ingress) => Ok((p, ingress)),
-                other => Err(WorldError::Snapshot {
+                other => Err(WorldError::SnapshotPending {
                     seq,
-                    problem: format!("lists entry #{p} as unprocessed, but it is {}", other.kind()),
+                    entry: p,
+                    kind: other.kind(),
                 }),
             })
             .collect()
