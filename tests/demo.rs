@@ -40,7 +40,22 @@ fn the_demo_runs_end_to_end_offline() {
 /// The benchmark runs every measurement (small sizes; its numbers are not judged here).
 #[test]
 fn bench_reports_every_measurement_against_its_floor() {
-    let out = ok(&["bench", "--steps", "400", "--recovery-steps", "1500", "--json"]);
+    let out = ok(&[
+        "bench",
+        "--steps",
+        "400",
+        "--recovery-steps",
+        "1500",
+        "--agents",
+        "1,3",
+        "--calls",
+        "2",
+        "--latency-ms",
+        "20",
+        "--senders",
+        "2",
+        "--json",
+    ]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     for field in [
         "journaled_vs_raw_ratio",
@@ -52,6 +67,24 @@ fn bench_reports_every_measurement_against_its_floor() {
         "verify_vs_raw_ratio",
     ] {
         assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {report}");
+    }
+    for field in ["durable_one_sender_steps_per_s", "durable_many_senders_steps_per_s"] {
+        assert!(report[field].as_f64().is_some_and(|v| v > 0.0), "{field}: {report}");
+    }
+    // Each agent's calls run one after another, so no run beats the ideal; the serial sum is
+    // every call in turn.
+    let runs = report["side_by_side"].as_array().expect("side-by-side runs");
+    assert_eq!(runs.len(), 2, "{report}");
+    for (run, agents) in runs.iter().zip([1.0, 3.0]) {
+        assert_eq!(run["agents"].as_f64(), Some(agents), "{run}");
+        assert!(
+            (run["serial_s"].as_f64().unwrap() - agents * 2.0 * 0.02).abs() < 1e-9,
+            "{run}"
+        );
+        assert!(
+            run["wall_s"].as_f64().unwrap() >= run["ideal_s"].as_f64().unwrap(),
+            "{run}"
+        );
     }
     assert_eq!(report["recovery_steps"], 1501);
     assert!(report["recovery_snapshots"].as_u64().unwrap() >= 1, "{report}");

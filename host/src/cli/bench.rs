@@ -4,7 +4,9 @@
 //! raw fsynced redb commits of a small value. Measured: batched journaled steps (ingress +
 //! step + snapshot digest, committed every `STEPS_PER_COMMIT` steps), journal commits of one
 //! entry each (the entry and the checkpoint signed over the journal, one fsync), and durable
-//! steps (each event and its step committed and fsynced before the next).
+//! steps (each event and its step committed and fsynced before the next); then effects,
+//! recovery and `verify` (`bench_verifiability`) and agents side by side
+//! (`bench_concurrency`).
 
 use agentos_runtime::caps::AgentGrants;
 use agentos_runtime::components::ensure_built;
@@ -17,7 +19,16 @@ fn per_second(count: u64, started: Instant) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
-pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
+/// What the agents-side-by-side measurements run (see `bench_concurrency`).
+#[derive(Debug, Clone)]
+pub struct SideBySideRuns {
+    pub agents: Vec<usize>,
+    pub calls: u32,
+    pub latency_ms: u64,
+    pub senders: usize,
+}
+
+pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json: bool) -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let world_dir = scratch.path().join("bench-world");
     super::init::init(&world_dir, super::init::Template::Counter)?;
@@ -88,6 +99,21 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
         world.run(|_| {})?;
     }
     let durable = per_second(durable_steps, started);
+    drop(world);
+
+    let side_by_side_runs = side_by_side
+        .agents
+        .iter()
+        .map(|&agents| {
+            super::bench_concurrency::side_by_side(scratch.path(), agents, side_by_side.calls, side_by_side.latency_ms)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let one_sender = super::bench_concurrency::durable_senders(scratch.path(), 1, durable_steps)?;
+    let many_senders = super::bench_concurrency::durable_senders(
+        scratch.path(),
+        side_by_side.senders,
+        durable_steps.div_ceil(side_by_side.senders as u64),
+    )?;
 
     let effects = effect_overhead(scratch.path(), (steps / 10).max(200))?;
     let recovery = super::bench_verifiability::recovery(scratch.path(), recovery_steps)?;
@@ -118,6 +144,16 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
                 "verify_receipts_per_s": verify.verify_receipts_per_s,
                 "raw_ed25519_verifications_per_s": verify.raw_verifications_per_s,
                 "verify_vs_raw_ratio": verify.verify_receipts_per_s / verify.raw_verifications_per_s,
+                "side_by_side": side_by_side_runs.iter().map(|r| serde_json::json!({
+                    "agents": r.agents, "calls_per_agent": r.calls_per_agent, "latency_ms": r.latency_ms,
+                    "wall_s": r.wall_s, "serial_s": r.serial_s, "ideal_s": r.ideal_s, "speed_up": r.speed_up(),
+                    "speed_up_per_agent": r.speed_up() / r.agents as f64,
+                })).collect::<Vec<_>>(),
+                "durable_one_sender_steps_per_s": one_sender,
+                "durable_many_senders": side_by_side.senders,
+                "durable_many_senders_steps_per_s": many_senders,
+                "durable_one_sender_vs_raw_commit_ratio": one_sender / raw_commits,
+                "durable_many_vs_one_sender_ratio": many_senders / one_sender,
             })
         )?;
     } else {
@@ -167,6 +203,31 @@ pub fn run(steps: u64, recovery_steps: u64, json: bool) -> Result<()> {
             "  replay from genesis                  {:>12.1} ms   ratio {:.1}x slower",
             recovery.replay_from_genesis_ms,
             recovery.replay_from_genesis_ms / recovery.open_and_step_ms
+        )?;
+        outln!(
+            "agents side by side, each making {} calls to a {} ms loopback endpoint",
+            side_by_side.calls,
+            side_by_side.latency_ms
+        )?;
+        for r in &side_by_side_runs {
+            outln!(
+                "  {:>3} agents: {:>7.2} s   serial sum {:>6.2} s, ideal {:>5.2} s   speed-up {:.2} ({:.2} per agent)",
+                r.agents,
+                r.wall_s,
+                r.serial_s,
+                r.ideal_s,
+                r.speed_up(),
+                r.speed_up() / r.agents as f64
+            )?;
+        }
+        outln!(
+            "  durable steps, 1 sender              {one_sender:>12.0} /s   ratio {:.3} of raw commits",
+            one_sender / raw_commits
+        )?;
+        outln!(
+            "  durable steps, {} senders            {many_senders:>12.0} /s   ratio {:.2} of 1 sender",
+            side_by_side.senders,
+            many_senders / one_sender
         )?;
         outln!("verify, {} entries with {} receipts", verify.entries, verify.receipts)?;
         outln!(

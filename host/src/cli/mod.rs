@@ -6,6 +6,7 @@ mod output;
 
 mod air;
 mod bench;
+mod bench_concurrency;
 mod bench_verifiability;
 mod demo;
 mod govern;
@@ -225,6 +226,18 @@ enum Command {
         /// Steps of the world reopened from its snapshot and replayed from genesis.
         #[arg(long, default_value_t = 100_000)]
         recovery_steps: u64,
+        /// Agent counts of the side-by-side measurement (each agent calls a slow endpoint).
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        agents: Vec<usize>,
+        /// Calls each agent makes in the side-by-side measurement.
+        #[arg(long, default_value_t = 5)]
+        calls: u32,
+        /// How long the slow endpoint takes to answer, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        latency_ms: u64,
+        /// Concurrent senders of the many-senders durable measurement.
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
         #[arg(long)]
         json: bool,
     },
@@ -428,8 +441,20 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Bench {
             steps,
             recovery_steps,
+            agents,
+            calls,
+            latency_ms,
+            senders,
             json,
-        } => bench::run(steps, recovery_steps, json)?,
+        } => {
+            let side_by_side = bench::SideBySideRuns {
+                agents,
+                calls,
+                latency_ms,
+                senders,
+            };
+            bench::run(steps, recovery_steps, &side_by_side, json)?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
