@@ -49,12 +49,10 @@ use tables::{
 pub enum JournalError {
     #[error("the world journal {path} is open in another process; stop it or wait for it to finish")]
     Locked { path: PathBuf },
-    #[error("journal {path}: {source}")]
-    Storage {
-        path: PathBuf,
-        #[source]
-        source: redb::Error,
-    },
+    // The causes below are part of the message, not linked as sources, so a chain printer
+    // (the CLI's `{:#}`) shows each once.
+    #[error("journal {path}: {error}")]
+    Storage { path: PathBuf, error: redb::Error },
     #[error(
         "journal {path} has format version {found}, this host reads versions \
          {OLDEST_READABLE_FORMAT} to {FORMAT_VERSION}; use a host release that reads version {found}"
@@ -69,19 +67,17 @@ pub enum JournalError {
     BlobAltered { path: PathBuf, digest: String },
     #[error(
         "journal {path}: committed, but the host's record of how far it signed the journal could not be \
-         written: {source}"
+         written: {error}"
     )]
     Witness {
         path: PathBuf,
-        #[source]
-        source: crate::private::PrivateError,
+        error: crate::private::PrivateError,
     },
-    #[error("journal {path}: entry #{seq} does not decode: {source}")]
+    #[error("journal {path}: entry #{seq} does not decode: {error}")]
     Decode {
         path: PathBuf,
         seq: u64,
-        #[source]
-        source: postcard::Error,
+        error: postcard::Error,
     },
 }
 
@@ -141,7 +137,7 @@ impl Journal {
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
         let storage = |source: redb::Error| JournalError::Storage {
             path: path.to_path_buf(),
-            source,
+            error: source,
         };
         let db = match Database::create(path) {
             Ok(db) => db,
@@ -223,7 +219,7 @@ impl Journal {
     fn storage_error(&self, source: impl Into<redb::Error>) -> JournalError {
         JournalError::Storage {
             path: self.path.clone(),
-            source: source.into(),
+            error: source.into(),
         }
     }
 
@@ -278,7 +274,7 @@ impl Journal {
         Entry::decode(stored).map_err(|source| JournalError::Decode {
             path: self.path.clone(),
             seq,
-            source,
+            error: source,
         })
     }
 
@@ -774,7 +770,7 @@ impl Journal {
             };
             witness.record(&signed).map_err(|source| JournalError::Witness {
                 path: self.path.clone(),
-                source,
+                error: source,
             })?;
         }
         Ok(())
@@ -804,7 +800,7 @@ impl Journal {
             .map_err(|source| JournalError::Decode {
                 path: self.path.clone(),
                 seq,
-                source,
+                error: source,
             })
     }
 
@@ -832,7 +828,7 @@ impl Journal {
             let entry = Entry::decode(bytes.value()).map_err(|source| JournalError::Decode {
                 path: self.path.clone(),
                 seq: seq.value(),
-                source,
+                error: source,
             })?;
             out.push(entry);
         }
@@ -844,7 +840,7 @@ impl Journal {
     pub fn export(&self, path: &Path, description: &str) -> Result<(u64, u64), JournalError> {
         let target_error = |source: redb::Error| JournalError::Storage {
             path: path.to_path_buf(),
-            source,
+            error: source,
         };
         if path.exists() {
             return Err(target_error(redb::Error::Io(std::io::ErrorKind::AlreadyExists.into())));
@@ -971,6 +967,23 @@ mod tests {
             end => journal.open_for_appends(end.as_ref(), 0, WORLD, key.clone())?,
         }
         Ok(journal)
+    }
+
+    #[test]
+    fn a_file_that_is_no_journal_is_named_with_its_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.redb");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let Err(error) = Journal::open(&path) else {
+            panic!("a file of 0x5a bytes opened as a journal")
+        };
+        assert!(matches!(error, JournalError::Storage { .. }), "{error:?}");
+        let text = crate::text::chain(&error);
+        let JournalError::Storage { error: cause, .. } = &error else {
+            unreachable!()
+        };
+        assert_eq!(text.matches(&cause.to_string()).count(), 1, "{text}");
+        assert!(text.starts_with(&format!("journal {}: ", path.display())), "{text}");
     }
 
     /// A journal whose commits are signed by a fresh key.

@@ -139,7 +139,7 @@ impl JournalLog {
             let entry = Entry::decode(&stored).map_err(|source| JournalError::Decode {
                 path: journal.path().to_path_buf(),
                 seq,
-                source,
+                error: source,
             })?;
             match entry.body {
                 EntryBody::EffectReceipt(r) => log.receipts.push((seq, receipt_leaf(&r.receipt))),
