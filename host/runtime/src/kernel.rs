@@ -44,6 +44,8 @@ pub const REPLAY_DEADLINE_SLACK: u64 = 10;
 
 /// Steps per journal commit while draining the inbox.
 pub const STEPS_PER_COMMIT: usize = 256;
+/// Most steps of different agents run side by side (see [`Kernel::run_until_idle`]).
+pub const STEPS_IN_FLIGHT_MAX: usize = 16;
 
 /// A batch of steps is committed early once the blobs it holds for the journal pass this size,
 /// so host memory stays bounded whatever the steps put.
@@ -402,28 +404,106 @@ impl Kernel {
     /// `on_step` sees each record as it is journaled.
     pub fn run_until_idle(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
         let mut steps = 0;
-        while let Some((seq, ingress)) = self.next_input()? {
-            let recovered = self.recovered.remove(&seq).unwrap_or_default();
-            let backend = self.grants_of(&ingress.agent).map(|grants| {
-                Box::new(LiveEffects::new(&self.live, grants, recovered)) as Box<dyn crate::effects::EffectBackend>
-            });
-            let record = self.step(seq, &ingress, backend, Timing::Live);
-            for delivery in self.journal_record(&record, ingress.at_ms) {
-                self.inbox.push_back(delivery);
-            }
-            on_step(&record);
-            steps += 1;
-            // A plan step that called an effect is made durable before the run goes on, so a
-            // run interrupted later resumes after it.
-            let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
-            let careful = self.commit_each_step_through.is_some_and(|last| seq <= last);
-            let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
-            if plan_effects || careful || heavy || steps % STEPS_PER_COMMIT == 0 {
-                self.commit_with_snapshot()?;
+        while let Some(first) = self.next_input()? {
+            let batch = self.side_by_side(first);
+            let records = match batch.as_slice() {
+                [(seq, ingress)] => {
+                    let recovered = self.recovered.remove(seq).unwrap_or_default();
+                    let backend = self.grants_of(&ingress.agent).map(|grants| {
+                        Box::new(LiveEffects::new(&self.live, grants, recovered))
+                            as Box<dyn crate::effects::EffectBackend>
+                    });
+                    vec![self.step(*seq, ingress, backend, Timing::Live)]
+                }
+                batch => self.steps_side_by_side(batch),
+            };
+            for ((seq, ingress), record) in batch.iter().zip(records) {
+                for delivery in self.journal_record(&record, ingress.at_ms) {
+                    self.inbox.push_back(delivery);
+                }
+                on_step(&record);
+                steps += 1;
+                // A plan step that called an effect is made durable before the run goes on, so a
+                // run interrupted later resumes after it.
+                let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
+                let careful = self.commit_each_step_through.is_some_and(|last| *seq <= last);
+                let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
+                if plan_effects || careful || heavy || steps % STEPS_PER_COMMIT == 0 {
+                    self.commit_with_snapshot()?;
+                }
             }
         }
         self.commit_with_snapshot()?;
         Ok(steps)
+    }
+
+    /// `first` and the inputs right after it in the inbox that may run side by side with it:
+    /// steps of different agents, none a plan's turn, none of an agent that may change the
+    /// world's configuration (`governance`), none while recovering steps one commit at a time;
+    /// at most [`STEPS_IN_FLIGHT_MAX`]. Taken in journal order, so their records are journaled
+    /// in that order whatever order they finish in.
+    fn side_by_side(&mut self, first: (u64, Ingress)) -> Vec<(u64, Ingress)> {
+        let alone = !self.may_run_side_by_side(first.0, &first.1);
+        let mut batch = vec![first];
+        while !alone && batch.len() < STEPS_IN_FLIGHT_MAX {
+            let Some((seq, next)) = self.inbox.front() else { break };
+            let agent_taken = batch.iter().any(|(_, ingress)| ingress.agent == next.agent);
+            if agent_taken || !self.may_run_side_by_side(*seq, next) {
+                break;
+            }
+            batch.push(self.inbox.pop_front().expect("looked at above"));
+        }
+        batch
+    }
+
+    /// Whether the step of `ingress` depends on nothing another agent's step may change.
+    fn may_run_side_by_side(&self, seq: u64, ingress: &Ingress) -> bool {
+        let careful = self.commit_each_step_through.is_some_and(|last| seq <= last);
+        let agent = self.agents.get(&ingress.agent);
+        !careful
+            && crate::plans::addressed(&ingress.agent).is_none()
+            && agent
+                .is_some_and(|slot| matches!(slot.grants.check_governance(false), crate::caps::Decision::Deny { .. }))
+    }
+
+    /// Run the steps of `batch` (distinct agents) live on threads of their own, each agent in
+    /// its own store with its own live backend; their effects overlap. Returns the records in
+    /// the batch's order. What each step's outcome depends on is its agent's state, its event
+    /// and its effects' outcomes, all journaled, so replay, stepping in journal order, redoes
+    /// each one exactly.
+    fn steps_side_by_side(&mut self, batch: &[(u64, Ingress)]) -> Vec<StepRecord> {
+        let backends: Vec<Box<dyn crate::effects::EffectBackend>> = batch
+            .iter()
+            .map(|(seq, ingress)| {
+                let recovered = self.recovered.remove(seq).unwrap_or_default();
+                let grants = self.agents[&ingress.agent].grants.clone();
+                Box::new(LiveEffects::new(&self.live, grants, recovered)) as Box<dyn crate::effects::EffectBackend>
+            })
+            .collect();
+        self.last_step = batch.last().map_or(self.last_step, |(seq, _)| *seq);
+        let (runtime, world_id) = (&self.runtime, self.world_id);
+        let mut slots: HashMap<&str, &mut AgentSlot> = self
+            .agents
+            .iter_mut()
+            .filter(|(name, _)| batch.iter().any(|(_, ingress)| ingress.agent == **name))
+            .map(|(name, slot)| (name.as_str(), slot))
+            .collect();
+        std::thread::scope(|scope| {
+            let running: Vec<_> = batch
+                .iter()
+                .zip(backends)
+                .map(|((seq, ingress), backend)| {
+                    let slot = slots.remove(ingress.agent.as_str()).expect("one step per agent");
+                    scope.spawn(move || {
+                        agent_step(runtime, world_id, slot, (*seq, ingress), Some(backend), Timing::Live)
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|step| step.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        })
     }
 
     /// Commit, first journaling a snapshot if an agent has reached its snapshot interval.
@@ -817,96 +897,107 @@ impl Kernel {
             };
             return record;
         };
-        let undeliverable = |reason: String| StepOutcome::Failed {
-            kind: FailureKind::Undeliverable,
-            reason,
-        };
-        let event = match crate::values::parse_wave(&slot.component.event_type, &ingress.event) {
-            Ok(event) => event,
+        agent_step(&self.runtime, world_id, slot, (seq, ingress), backend, timing)
+    }
+}
+
+/// One step of an agent: its event handled in its store, its effects through `backend`, then
+/// its new state, or a rollback to its last one.
+fn agent_step(
+    runtime: &Runtime,
+    world_id: [u8; 16],
+    slot: &mut AgentSlot,
+    (seq, ingress): (u64, &Ingress),
+    backend: Option<Box<dyn crate::effects::EffectBackend>>,
+    timing: Timing,
+) -> StepRecord {
+    let mut record = StepRecord::failed(seq, &ingress.agent, FailureKind::Undeliverable, String::new());
+    let undeliverable = |reason: String| StepOutcome::Failed {
+        kind: FailureKind::Undeliverable,
+        reason,
+    };
+    let event = match crate::values::parse_wave(&slot.component.event_type, &ingress.event) {
+        Ok(event) => event,
+        Err(e) => {
+            record.outcome = undeliverable(format!(
+                "event `{}` no longer matches the agent's event type: {e}",
+                ingress.event
+            ));
+            return record;
+        }
+    };
+    let mut limits = StepLimits::of(&slot.def);
+    if timing == Timing::Replay {
+        limits.deadline_ms = limits.deadline_ms.saturating_mul(REPLAY_DEADLINE_SLACK);
+    }
+    let fresh = slot.instance.is_none();
+    if fresh {
+        match runtime.instantiate(&slot.component, &world_id, slot.def.memory_max_bytes, limits) {
+            Ok(instance) => slot.instance = Some(instance),
             Err(e) => {
-                record.outcome = undeliverable(format!(
-                    "event `{}` no longer matches the agent's event type: {e}",
-                    ingress.event
-                ));
-                return record;
-            }
-        };
-        let mut limits = StepLimits::of(&slot.def);
-        if timing == Timing::Replay {
-            limits.deadline_ms = limits.deadline_ms.saturating_mul(REPLAY_DEADLINE_SLACK);
-        }
-        let fresh = slot.instance.is_none();
-        if fresh {
-            match self
-                .runtime
-                .instantiate(&slot.component, &world_id, slot.def.memory_max_bytes, limits)
-            {
-                Ok(instance) => slot.instance = Some(instance),
-                Err(e) => {
-                    record.outcome = undeliverable(e.to_string());
-                    return record;
-                }
-            }
-        }
-        let instance = slot.instance.as_mut().expect("instantiated above");
-        // Restoring a fresh instance has fuel and a deadline of its own: whether a step finds
-        // its instance live (and restores nothing) is not journaled, so what restoring spends
-        // cannot count towards the step's limits, which replay must meet exactly as live did.
-        if fresh {
-            instance.begin_step(&world_id, seq, ingress.at_ms, limits);
-            if let Err(error) = instance.restore(&slot.state) {
-                let (kind, reason) = call_error(error);
-                record.outcome = StepOutcome::Failed {
-                    kind,
-                    reason: format!("restoring the last snapshot failed: {reason}"),
-                };
-                slot.instance = None;
+                record.outcome = undeliverable(e.to_string());
                 return record;
             }
         }
-        // The step's fuel and deadline cover `handle` and the snapshot after it.
+    }
+    let instance = slot.instance.as_mut().expect("instantiated above");
+    // Restoring a fresh instance has fuel and a deadline of its own: whether a step finds
+    // its instance live (and restores nothing) is not journaled, so what restoring spends
+    // cannot count towards the step's limits, which replay must meet exactly as live did.
+    if fresh {
         instance.begin_step(&world_id, seq, ingress.at_ms, limits);
-        if let Some(backend) = backend {
-            instance.gate().set_backend(backend);
+        if let Err(error) = instance.restore(&slot.state) {
+            let (kind, reason) = call_error(error);
+            record.outcome = StepOutcome::Failed {
+                kind,
+                reason: format!("restoring the last snapshot failed: {reason}"),
+            };
+            slot.instance = None;
+            return record;
         }
-        instance
-            .gate()
-            .begin_step(seq, ingress.at_ms, GateLimits::of(&slot.def));
-        let result = instance.handle(event);
-        (record.effects, record.deferred) = instance.gate().end_step();
-        let (stdout, stderr) = instance.take_output();
-        lines(stdout, Stream::Stdout, &mut record.outputs);
-        lines(stderr, Stream::Stderr, &mut record.outputs);
-        let result = result.and_then(|()| instance.snapshot());
-        record.fuel_used = instance.fuel_used();
-        record.outcome = match result {
-            Ok(state) => {
-                slot.state_digest = sha256(&state);
-                slot.state = state;
-                slot.steps_since_snapshot += 1;
-                StepOutcome::Committed {
-                    state_digest: slot.state_digest,
-                }
+    }
+    // The step's fuel and deadline cover `handle` and the snapshot after it.
+    instance.begin_step(&world_id, seq, ingress.at_ms, limits);
+    if let Some(backend) = backend {
+        instance.gate().set_backend(backend);
+    }
+    instance
+        .gate()
+        .begin_step(seq, ingress.at_ms, GateLimits::of(&slot.def));
+    let result = instance.handle(event);
+    (record.effects, record.deferred) = instance.gate().end_step();
+    let (stdout, stderr) = instance.take_output();
+    lines(stdout, Stream::Stdout, &mut record.outputs);
+    lines(stderr, Stream::Stderr, &mut record.outputs);
+    let result = result.and_then(|()| instance.snapshot());
+    record.fuel_used = instance.fuel_used();
+    record.outcome = match result {
+        Ok(state) => {
+            slot.state_digest = sha256(&state);
+            slot.state = state;
+            slot.steps_since_snapshot += 1;
+            StepOutcome::Committed {
+                state_digest: slot.state_digest,
             }
-            Err(error) => {
-                record.divergence = match &error {
-                    CallError::Trap(e) => e.downcast_ref::<Divergence>().map(|d| d.detail.clone()),
-                    _ => None,
-                };
-                let keep_instance = matches!(error, CallError::Guest(_));
-                let (kind, reason) = call_error(error);
-                if keep_instance {
-                    if instance.restore(&slot.state).is_err() {
-                        slot.instance = None;
-                    }
-                } else {
+        }
+        Err(error) => {
+            record.divergence = match &error {
+                CallError::Trap(e) => e.downcast_ref::<Divergence>().map(|d| d.detail.clone()),
+                _ => None,
+            };
+            let keep_instance = matches!(error, CallError::Guest(_));
+            let (kind, reason) = call_error(error);
+            if keep_instance {
+                if instance.restore(&slot.state).is_err() {
                     slot.instance = None;
                 }
-                StepOutcome::Failed { kind, reason }
+            } else {
+                slot.instance = None;
             }
-        };
-        record
-    }
+            StepOutcome::Failed { kind, reason }
+        }
+    };
+    record
 }
 
 impl Kernel {

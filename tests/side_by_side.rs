@@ -1,0 +1,167 @@
+//! End to end: steps of different agents run side by side. Their effects overlap (a slow
+//! endpoint sees them at once), their records are journaled in input order, replay redoes each
+//! step exactly, and a kill -9 with steps in flight loses nothing and repeats no POST.
+
+use crate::common::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const AGENTS: [&str; 4] = ["ada", "bob", "cy", "dee"];
+
+/// A world of the four agents above, each a `hello` granted GET and POST to 127.0.0.1.
+fn four_agents() -> (tempfile::TempDir, std::path::PathBuf) {
+    let mut manifest = String::from(
+        r#"
+        [world]
+        name = "side-by-side"
+        [modules.hello]
+        component = "modules/hello.wasm"
+        [caps.data]
+        effect = "fs"
+        dir = "data"
+        [caps.api]
+        effect = "http"
+        urls = ["http://127.0.0.1:*/**"]
+        methods = ["GET", "POST"]
+        timeout_ms = 20000
+    "#,
+    );
+    for agent in AGENTS {
+        manifest.push_str(&format!(
+            "[agents.{agent}]\nmodule = \"hello\"\ngrants = [\"data\", \"api\"]\n"
+        ));
+    }
+    custom_world("hello", &manifest)
+}
+
+/// A server answering each request after `delay_ms` on a thread of its own; counts the most
+/// requests it held at once.
+fn slow_server(delay_ms: u64) -> (String, Hits, Arc<AtomicU32>, Arc<AtomicU32>) {
+    let (held, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let (seen_held, seen_most) = (held.clone(), most.clone());
+    let (base, hits) = serve(move |request, _| {
+        let (held, most) = (seen_held.clone(), seen_most.clone());
+        std::thread::spawn(move || {
+            most.fetch_max(held.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            held.fetch_sub(1, Ordering::SeqCst);
+            let _ = request.respond(tiny_http::Response::from_string("ok"));
+        });
+    });
+    (base, hits, held, most)
+}
+
+#[test]
+fn steps_of_different_agents_overlap_and_are_journaled_in_input_order() {
+    let (base, hits, _, most) = slow_server(300);
+    let (scratch, dir) = four_agents();
+    let events = scratch.path().join("events.txt");
+    let lines: String = (0..2)
+        .flat_map(|round| AGENTS.map(|agent| format!("{agent} fetch(\"{base}/{agent}/{round}\")\n")))
+        .collect();
+    std::fs::write(&events, lines).unwrap();
+    let summary = ok(&["run", s(&dir), "--events", s(&events), "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["committed"], 8, "{summary}");
+    assert_eq!(total(&hits), 8);
+    assert!(hits.lock().unwrap().values().all(|&n| n == 1), "{hits:?}");
+    // The four agents' calls were in flight together (each held 300 ms).
+    assert!(
+        most.load(Ordering::SeqCst) >= 2,
+        "at most {} requests at once",
+        most.load(Ordering::SeqCst)
+    );
+
+    // Each round's receipts are journaled as its calls finish, before any of its four step
+    // records (one after another, the journal would alternate receipts and a step record).
+    let log = log_json(&dir);
+    let mut runs: Vec<(&str, usize)> = Vec::new();
+    for kind in log.iter().map(|e| e["kind"].as_str().unwrap()) {
+        if kind != "effect-receipt" && kind != "step-committed" {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((last, n)) if *last == kind => *n += 1,
+            _ => runs.push((kind, 1)),
+        }
+    }
+    let shape: Vec<(&str, usize)> = runs
+        .iter()
+        .map(|&(k, n)| (k, if k == "step-committed" { n } else { 0 }))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("effect-receipt", 0),
+            ("step-committed", 4),
+            ("effect-receipt", 0),
+            ("step-committed", 4)
+        ],
+        "{runs:?}"
+    );
+    let stepped: Vec<&str> = log
+        .iter()
+        .filter(|e| e["kind"] == "step-committed")
+        .map(|e| e["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(stepped, [AGENTS, AGENTS].concat());
+    let steps: Vec<u64> = log
+        .iter()
+        .filter(|e| e["kind"] == "step-committed")
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn kill_9_with_steps_in_flight_repeats_no_post_and_the_world_goes_on() {
+    let (base, hits, held, _) = slow_server(5_000);
+    let (scratch, dir) = four_agents();
+    let events = scratch.path().join("events.txt");
+    let lines: String = AGENTS
+        .map(|agent| format!("{agent} post((\"{base}/{agent}\", \"order of {agent}\"))\n"))
+        .concat();
+    std::fs::write(&events, lines).unwrap();
+    let mut child = host_process()
+        .args(["run", s(&dir), "--events", s(&events)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the host while at least two POSTs are in flight (their intents are durable).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while held.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the POSTs never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let posted = total(&hits);
+
+    // Reopening finishes the four steps: a POST whose intent is journaled without a receipt is
+    // in doubt, never sent again.
+    ok(&["run", s(&dir)]);
+    let log = log_json(&dir);
+    assert_eq!(
+        count_kind(&log, "step-committed") + count_kind(&log, "step-failed"),
+        4,
+        "{log:?}"
+    );
+    let in_doubt = log
+        .iter()
+        .filter(|e| e["kind"] == "effect-receipt" && e["text"].as_str().unwrap().contains("in doubt"))
+        .count();
+    assert!(in_doubt >= 2, "{in_doubt} in doubt: {log:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        hits.lock().unwrap().values().all(|&n| n == 1),
+        "a POST was sent twice: {hits:?}"
+    );
+    assert!(total(&hits) <= posted + (4 - in_doubt as u32), "{hits:?}");
+
+    // The world goes on.
+    let out = ok(&["send", s(&dir), "ada", "greet(\"again\")"]);
+    assert!(out.contains("step-committed"), "{out}");
+    replay_and_verify(&dir);
+}
