@@ -14,12 +14,7 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_no_receipted_effect() {
         .collect();
     std::fs::write(&events, lines).unwrap();
 
-    let mut child = host_process()
-        .args(["run", s(&dir), "--events", s(&events)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&["run", s(&dir), "--events", s(&events)]);
     // Let it get past the first commit batch, then kill it without warning.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while hits.lock().unwrap().len() < 400 {

@@ -352,12 +352,7 @@ after = ["b"]
 "#;
     let (_scratch, dir) = world(&base, extra);
     ok(&["run", s(&dir)]);
-    let mut child = host_process()
-        .args(["plan", "run", s(&dir), "slow"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&["plan", "run", s(&dir), "slow"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !hits.lock().unwrap().contains_key("/slow") {
         assert!(std::time::Instant::now() < deadline, "the run never reached step b");
@@ -402,12 +397,7 @@ with = { contents = "tick" }
 "#;
     let (_scratch, dir) = world(&base, extra);
     ok(&["run", s(&dir)]);
-    let mut child = host_process()
-        .args(["run", s(&dir), "--follow"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&["run", s(&dir), "--follow"]);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -123,12 +123,7 @@ fn kill_9_with_steps_in_flight_repeats_no_post_and_the_world_goes_on() {
         .map(|agent| format!("{agent} post((\"{base}/{agent}\", \"order of {agent}\"))\n"))
         .concat();
     std::fs::write(&events, lines).unwrap();
-    let mut child = host_process()
-        .args(["run", s(&dir), "--events", s(&events)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&["run", s(&dir), "--events", s(&events)]);
     // Kill the host while at least two POSTs are in flight (their intents are durable).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while held.load(Ordering::SeqCst) < 2 {

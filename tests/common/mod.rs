@@ -19,6 +19,16 @@ pub fn host_process() -> std::process::Command {
     command
 }
 
+/// The binary running `args` in the background with its output discarded (to be killed).
+pub fn spawn_quiet(args: &[&str]) -> std::process::Child {
+    host_process()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Where the binary run by tests keeps its cache.
 pub fn test_cache() -> PathBuf {
     repo().join("target/test-cache")
