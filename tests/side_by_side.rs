@@ -10,6 +10,12 @@ const AGENTS: [&str; 4] = ["ada", "bob", "cy", "dee"];
 
 /// A world of the four agents above, each a `hello` granted GET and POST to 127.0.0.1.
 fn four_agents() -> (tempfile::TempDir, std::path::PathBuf) {
+    world_of(&AGENTS, "")
+}
+
+/// A world of `agents`, each a `hello` granted GET and POST to 127.0.0.1, with `extra` in each
+/// agent's table.
+fn world_of(agents: &[&str], extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let mut manifest = String::from(
         r#"
         [world]
@@ -26,9 +32,9 @@ fn four_agents() -> (tempfile::TempDir, std::path::PathBuf) {
         timeout_ms = 20000
     "#,
     );
-    for agent in AGENTS {
+    for agent in agents {
         manifest.push_str(&format!(
-            "[agents.{agent}]\nmodule = \"hello\"\ngrants = [\"data\", \"api\"]\n"
+            "[agents.{agent}]\nmodule = \"hello\"\ngrants = [\"data\", \"api\"]\n{extra}\n"
         ));
     }
     custom_world("hello", &manifest)
@@ -158,5 +164,29 @@ fn kill_9_with_steps_in_flight_repeats_no_post_and_the_world_goes_on() {
     // The world goes on.
     let out = ok(&["send", s(&dir), "ada", "greet(\"again\")"]);
     assert!(out.contains("step-committed"), "{out}");
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_commit_that_falls_inside_a_batch_waits_for_the_batch_so_snapshots_verify() {
+    // Three agents taking turns: the 256th step, where a commit of batched steps is due, is the
+    // first of a batch of three; every step is followed by a snapshot.
+    let agents = ["ada", "bob", "cy"];
+    let (scratch, dir) = world_of(&agents, "snapshot_every = 1");
+    let events = scratch.path().join("events.txt");
+    let lines: String = (0..258)
+        .map(|i| format!("{} greet(\"x{i}\")\n", agents[i % 3]))
+        .collect();
+    std::fs::write(&events, lines).unwrap();
+    let summary = ok(&["run", s(&dir), "--events", s(&events), "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["committed"], 258, "{summary}");
+    let log = log_json(&dir);
+    let snapshots: Vec<String> = log
+        .iter()
+        .filter(|e| e["kind"] == "snapshot")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!snapshots.is_empty(), "{log:?}");
     replay_and_verify(&dir);
 }

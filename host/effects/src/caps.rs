@@ -573,6 +573,13 @@ impl AgentGrants {
 
     /// Check a governance call: reading needs any governance grant, proposing one with
     /// `may_propose`.
+    /// Whether the holder's effects work on what the whole world shares, so its steps cannot
+    /// run beside another agent's: `governance` (the configuration records) and `compile` (the
+    /// world's build directory, which builds share).
+    pub fn shares_world_state(&self) -> bool {
+        !self.governance.is_empty() || !self.compile.is_empty()
+    }
+
     pub fn check_governance(&self, propose: bool) -> Decision {
         match self.governance.iter().find(|(_, cap)| !propose || cap.may_propose) {
             Some((name, _)) => Decision::Allow { grant: name.clone() },

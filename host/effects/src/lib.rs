@@ -15,6 +15,7 @@ pub mod caps;
 pub mod clock;
 pub mod compile;
 pub mod components;
+pub mod cores;
 pub mod decide;
 pub mod emit;
 pub mod fs;

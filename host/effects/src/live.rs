@@ -16,6 +16,7 @@ use super::{
 };
 use crate::caps::{AgentGrants, BudgetLedger, OverBudget};
 use crate::clock::Clock;
+use crate::cores::Cores;
 use crate::journal::SharedJournal;
 use crate::journal::entry::{Digest, EffectIntent, EntryBody, ReceiptEntry, sha256};
 use crate::receipts::{ReceiptBody, ReceiptSigner, Usage};
@@ -47,6 +48,7 @@ pub struct LiveEffects {
     key: Arc<crate::receipts::HostKey>,
     desk: Arc<dyn governance::GovernanceDesk>,
     clock: Arc<dyn Clock>,
+    cores: Arc<Cores>,
     /// Timers scheduled by this step so far (not yet in the table: they commit with the step).
     scheduled: RefCell<Vec<u64>>,
     recovered: HashMap<(u64, u32), RecoveredCall>,
@@ -71,6 +73,8 @@ pub struct LiveContext {
     pub desk: Arc<dyn governance::GovernanceDesk>,
     /// Times the receipts of live effects.
     pub clock: Arc<dyn Clock>,
+    /// The cores steps run guest code on; an adapter's call gives its step's core back.
+    pub cores: Arc<Cores>,
 }
 
 /// Directories effects work in.
@@ -100,6 +104,7 @@ impl LiveEffects {
             key: context.key.clone(),
             desk: context.desk.clone(),
             clock: context.clock.clone(),
+            cores: context.cores.clone(),
             scheduled: RefCell::default(),
             recovered,
         }
@@ -138,7 +143,10 @@ impl LiveEffects {
                 Usage::default(),
             );
         }
+        // The step's core is free for others while the adapter waits on the world.
+        self.cores.give();
         let (outcome, usage) = self.run(call, permit, stored);
+        self.cores.take();
         (Some(grant), outcome, usage)
     }
 

@@ -170,6 +170,8 @@ pub struct Surroundings {
     pub key: Arc<HostKey>,
     pub signer: Arc<ReceiptSigner>,
     pub clock: Arc<dyn Clock>,
+    /// The cores steps run guest code on (see [`crate::effects::cores`]).
+    pub cores: Arc<crate::effects::cores::Cores>,
     pub dirs: WorldDirs,
 }
 
@@ -224,6 +226,7 @@ impl Kernel {
             key,
             signer,
             clock,
+            cores,
             dirs,
         }: Surroundings,
     ) -> Result<Kernel, KernelError> {
@@ -253,6 +256,7 @@ impl Kernel {
             key,
             desk: Arc::new(crate::governance::desk::WorldDesk),
             clock,
+            cores,
         };
         Ok(Kernel {
             world_id,
@@ -413,10 +417,18 @@ impl Kernel {
                         Box::new(LiveEffects::new(&self.live, grants, recovered))
                             as Box<dyn crate::effects::EffectBackend>
                     });
-                    vec![self.step(*seq, ingress, backend, Timing::Live)]
+                    let cores = self.live.cores.clone();
+                    cores.take();
+                    let record = self.step(*seq, ingress, backend, Timing::Live);
+                    cores.give();
+                    vec![record]
                 }
                 batch => self.steps_side_by_side(batch),
             };
+            // Every record of the batch is journaled before anything commits: a snapshot then
+            // describes the state after the batch's last step, with all of its records before it.
+            let steps_before = steps;
+            let mut commit_now = false;
             for ((seq, ingress), record) in batch.iter().zip(records) {
                 for delivery in self.journal_record(&record, ingress.at_ms) {
                     self.inbox.push_back(delivery);
@@ -427,10 +439,12 @@ impl Kernel {
                 // run interrupted later resumes after it.
                 let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
                 let careful = self.commit_each_step_through.is_some_and(|last| *seq <= last);
-                let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
-                if plan_effects || careful || heavy || steps % STEPS_PER_COMMIT == 0 {
-                    self.commit_with_snapshot()?;
-                }
+                commit_now |= plan_effects || careful;
+            }
+            let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
+            let batch_full = steps / STEPS_PER_COMMIT > steps_before / STEPS_PER_COMMIT;
+            if commit_now || heavy || batch_full {
+                self.commit_with_snapshot()?;
             }
         }
         self.commit_with_snapshot()?;
@@ -438,8 +452,9 @@ impl Kernel {
     }
 
     /// `first` and the inputs right after it in the inbox that may run side by side with it:
-    /// steps of different agents, none a plan's turn, none of an agent that may change the
-    /// world's configuration (`governance`), none while recovering steps one commit at a time;
+    /// steps of different agents, none a plan's turn, none of an agent whose effects work on
+    /// what the world shares ([`AgentGrants::shares_world_state`]: `governance`, `compile`),
+    /// none while recovering steps one commit at a time;
     /// at most [`STEPS_IN_FLIGHT_MAX`]. Taken in journal order, so their records are journaled
     /// in that order whatever order they finish in.
     fn side_by_side(&mut self, first: (u64, Ingress)) -> Vec<(u64, Ingress)> {
@@ -462,8 +477,7 @@ impl Kernel {
         let agent = self.agents.get(&ingress.agent);
         !careful
             && crate::plans::addressed(&ingress.agent).is_none()
-            && agent
-                .is_some_and(|slot| matches!(slot.grants.check_governance(false), crate::caps::Decision::Deny { .. }))
+            && agent.is_some_and(|slot| !slot.grants.shares_world_state())
     }
 
     /// Run the steps of `batch` (distinct agents) live on threads of their own, each agent in
@@ -481,7 +495,7 @@ impl Kernel {
             })
             .collect();
         self.last_step = batch.last().map_or(self.last_step, |(seq, _)| *seq);
-        let (runtime, world_id) = (&self.runtime, self.world_id);
+        let (runtime, world_id, cores) = (&self.runtime, self.world_id, &*self.live.cores);
         let mut slots: HashMap<&str, &mut AgentSlot> = self
             .agents
             .iter_mut()
@@ -495,7 +509,11 @@ impl Kernel {
                 .map(|((seq, ingress), backend)| {
                     let slot = slots.remove(ingress.agent.as_str()).expect("one step per agent");
                     scope.spawn(move || {
-                        agent_step(runtime, world_id, slot, (*seq, ingress), Some(backend), Timing::Live)
+                        // Waiting for a core comes before the step's clock starts.
+                        cores.take();
+                        let record = agent_step(runtime, world_id, slot, (*seq, ingress), Some(backend), Timing::Live);
+                        cores.give();
+                        record
                     })
                 })
                 .collect();

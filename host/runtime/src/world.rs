@@ -324,6 +324,7 @@ impl World {
             signer: Arc::new(ReceiptSigner::spawn(key.clone())),
             key,
             clock: Arc::new(WallClock),
+            cores: Arc::new(crate::effects::cores::Cores::of_machine()),
             dirs: WorldDirs {
                 root: paths.root.clone(),
                 world_id: genesis.world_id,
