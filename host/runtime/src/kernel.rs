@@ -385,10 +385,6 @@ impl Kernel {
         &self.journal
     }
 
-    pub fn world_id(&self) -> [u8; 16] {
-        self.world_id
-    }
-
     /// The world's agents, by name.
     pub fn agents(&self) -> &BTreeMap<String, AgentSlot> {
         &self.agents
