@@ -34,6 +34,14 @@ impl Cores {
         *free -= 1;
     }
 
+    /// Run `work` holding a core.
+    pub fn holding<T>(&self, work: impl FnOnce() -> T) -> T {
+        self.take();
+        let done = work();
+        self.give();
+        done
+    }
+
     /// Give back a core taken with [`Cores::take`].
     pub fn give(&self) {
         *self.free.lock().expect("cores lock") += 1;

@@ -1,4 +1,6 @@
-//! The stepper: delivers journaled inputs to agents, one step at a time, in journal order.
+//! The stepper: delivers journaled inputs to agents in journal order, one step per agent at a
+//! time; steps of different agents that follow each other in the inbox run side by side, their
+//! records journaled in input order.
 //!
 //! A step is a transaction over one agent's state. On success its outputs and the digest of
 //! the agent's new snapshot are journaled as `step-committed`; on a trap, an error, exhausted
@@ -164,8 +166,8 @@ impl std::fmt::Display for ReplayDivergence {
 }
 
 /// What the kernel is handed by whoever opens its world: besides the journal, its only ways to
-/// the outside (the host key and the thread that signs with it, the wall clock, the
-/// directories effects work in). The kernel itself does no other IO.
+/// the outside (the host key and the thread that signs with it, the wall clock, the cores steps
+/// run on, the directories effects work in). The kernel itself does no other IO.
 pub struct Surroundings {
     pub key: Arc<HostKey>,
     pub signer: Arc<ReceiptSigner>,
@@ -408,16 +410,9 @@ impl Kernel {
             let batch = self.side_by_side(first);
             let records = match batch.as_slice() {
                 [(seq, ingress)] => {
-                    let recovered = self.recovered.remove(seq).unwrap_or_default();
-                    let backend = self.grants_of(&ingress.agent).map(|grants| {
-                        Box::new(LiveEffects::new(&self.live, grants, recovered))
-                            as Box<dyn crate::effects::EffectBackend>
-                    });
+                    let backend = self.live_step_backend(*seq, &ingress.agent);
                     let cores = self.live.cores.clone();
-                    cores.take();
-                    let record = self.step(*seq, ingress, backend, Timing::Live);
-                    cores.give();
-                    vec![record]
+                    vec![cores.holding(|| self.step(*seq, ingress, backend, Timing::Live))]
                 }
                 batch => self.steps_side_by_side(batch),
             };
@@ -434,8 +429,7 @@ impl Kernel {
                 // A plan step that called an effect is made durable before the run goes on, so a
                 // run interrupted later resumes after it.
                 let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
-                let careful = self.commit_each_step_through.is_some_and(|last| *seq <= last);
-                commit_now |= plan_effects || careful;
+                commit_now |= plan_effects || self.careful(*seq);
             }
             let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
             let batch_full = steps / STEPS_PER_COMMIT > steps_before / STEPS_PER_COMMIT;
@@ -469,11 +463,24 @@ impl Kernel {
 
     /// Whether the step of `ingress` depends on nothing another agent's step may change.
     fn may_run_side_by_side(&self, seq: u64, ingress: &Ingress) -> bool {
-        let careful = self.commit_each_step_through.is_some_and(|last| seq <= last);
         let agent = self.agents.get(&ingress.agent);
-        !careful
+        !self.careful(seq)
             && crate::plans::addressed(&ingress.agent).is_none()
             && agent.is_some_and(|slot| !slot.grants.shares_world_state())
+    }
+
+    /// Whether the step of input `seq` is one recovery commits on its own (see the field
+    /// `commit_each_step_through`).
+    fn careful(&self, seq: u64) -> bool {
+        self.commit_each_step_through.is_some_and(|last| seq <= last)
+    }
+
+    /// The live backend of the step of input `seq` to `holder` (an agent or `plan:<name>`),
+    /// with what the journal already holds for its calls; `None` for a holder the world lacks.
+    fn live_step_backend(&mut self, seq: u64, holder: &str) -> Option<Box<dyn crate::effects::EffectBackend>> {
+        let recovered = self.recovered.remove(&seq).unwrap_or_default();
+        let grants = self.grants_of(holder)?;
+        Some(Box::new(LiveEffects::new(&self.live, grants, recovered)))
     }
 
     /// Run the steps of `batch` (distinct agents) live on threads of their own, each agent in
@@ -482,13 +489,9 @@ impl Kernel {
     /// and its effects' outcomes, all journaled, so replay, stepping in journal order, redoes
     /// each one exactly.
     fn steps_side_by_side(&mut self, batch: &[(u64, Ingress)]) -> Vec<StepRecord> {
-        let backends: Vec<Box<dyn crate::effects::EffectBackend>> = batch
+        let backends: Vec<_> = batch
             .iter()
-            .map(|(seq, ingress)| {
-                let recovered = self.recovered.remove(seq).unwrap_or_default();
-                let grants = self.agents[&ingress.agent].grants.clone();
-                Box::new(LiveEffects::new(&self.live, grants, recovered)) as Box<dyn crate::effects::EffectBackend>
-            })
+            .map(|(seq, ingress)| self.live_step_backend(*seq, &ingress.agent))
             .collect();
         self.last_step = batch.last().map_or(self.last_step, |(seq, _)| *seq);
         let (runtime, world_id, cores) = (&self.runtime, self.world_id, &*self.live.cores);
@@ -504,12 +507,9 @@ impl Kernel {
                 .zip(backends)
                 .map(|((seq, ingress), backend)| {
                     let slot = slots.remove(ingress.agent.as_str()).expect("one step per agent");
+                    // Waiting for a core comes before the step's clock starts.
                     scope.spawn(move || {
-                        // Waiting for a core comes before the step's clock starts.
-                        cores.take();
-                        let record = agent_step(runtime, world_id, slot, (*seq, ingress), Some(backend), Timing::Live);
-                        cores.give();
-                        record
+                        cores.holding(|| agent_step(runtime, world_id, slot, (*seq, ingress), backend, Timing::Live))
                     })
                 })
                 .collect();

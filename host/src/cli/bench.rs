@@ -254,21 +254,27 @@ struct EffectCosts {
 
 /// A loopback HTTP server answering `calls` requests with `ok`, one connection each.
 fn serve(calls: u64) -> Result<(String, std::thread::JoinHandle<()>)> {
-    use std::io::{BufRead as _, BufReader, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/bench", listener.local_addr()?);
     let handle = std::thread::spawn(move || {
         for stream in listener.incoming().take(calls as usize) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let Ok(stream) = stream else { continue };
+            answer_ok(stream, std::time::Duration::ZERO);
         }
     });
     Ok((url, handle))
+}
+
+/// Read one HTTP request's head from `stream` and, after `latency`, answer it `200 ok`.
+pub fn answer_ok(mut stream: std::net::TcpStream, latency: std::time::Duration) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    std::thread::sleep(latency);
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
 }
 
 /// Per-call cost of the effect choke point vs the raw adapter, on the same loopback server.

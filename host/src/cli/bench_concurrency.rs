@@ -5,7 +5,6 @@
 
 use agentos_runtime::world::{EventInput, OpenMode, World};
 use anyhow::Result;
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,16 +36,8 @@ fn slow_server(latency: Duration) -> Result<String> {
     let url = format!("http://{}/slow", listener.local_addr()?);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(&stream);
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                std::thread::sleep(latency);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-            });
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || super::bench::answer_ok(stream, latency));
         }
     });
     Ok(url)
