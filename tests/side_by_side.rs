@@ -1,6 +1,7 @@
 //! End to end: steps of different agents run side by side. Their effects overlap (a slow
-//! endpoint sees them at once), their records are journaled in input order, replay redoes each
-//! step exactly, and a kill -9 with steps in flight loses nothing and repeats no POST.
+//! endpoint sees them at once), a slow step holds up no other agent, each agent's steps keep
+//! its input order, replay redoes each step exactly in the order the journal recorded, and a
+//! kill -9 with steps in flight loses nothing and repeats no POST.
 
 use crate::common::*;
 use std::sync::Arc;
@@ -57,8 +58,16 @@ fn slow_server(delay_ms: u64) -> (String, Hits, Arc<AtomicU32>, Arc<AtomicU32>) 
     (base, hits, held, most)
 }
 
+/// The agents of the step records in `log`, in journal order.
+fn stepped(log: &[serde_json::Value]) -> Vec<(String, u64)> {
+    log.iter()
+        .filter(|e| e["kind"] == "step-committed")
+        .map(|e| (e["agent"].as_str().unwrap().to_string(), e["step"].as_u64().unwrap()))
+        .collect()
+}
+
 #[test]
-fn steps_of_different_agents_overlap_and_are_journaled_in_input_order() {
+fn steps_of_different_agents_overlap_and_each_agent_keeps_its_order() {
     let (base, hits, _, most) = slow_server(300);
     let (scratch, dir) = four_agents();
     let events = scratch.path().join("events.txt");
@@ -77,46 +86,44 @@ fn steps_of_different_agents_overlap_and_are_journaled_in_input_order() {
         "at most {} requests at once",
         most.load(Ordering::SeqCst)
     );
-
-    // Each round's receipts are journaled as its calls finish, before any of its four step
-    // records (one after another, the journal would alternate receipts and a step record).
+    // Each agent's two steps in its input order, whatever order the agents finished in.
     let log = log_json(&dir);
-    let mut runs: Vec<(&str, usize)> = Vec::new();
-    for kind in log.iter().map(|e| e["kind"].as_str().unwrap()) {
-        if kind != "effect-receipt" && kind != "step-committed" {
-            continue;
-        }
-        match runs.last_mut() {
-            Some((last, n)) if *last == kind => *n += 1,
-            _ => runs.push((kind, 1)),
-        }
+    let stepped = stepped(&log);
+    assert_eq!(stepped.len(), 8);
+    for agent in AGENTS {
+        let own: Vec<u64> = stepped
+            .iter()
+            .filter(|(a, _)| a == agent)
+            .map(|(_, step)| *step)
+            .collect();
+        assert!(own.len() == 2 && own[0] < own[1], "{agent}: {stepped:?}");
     }
-    let shape: Vec<(&str, usize)> = runs
-        .iter()
-        .map(|&(k, n)| (k, if k == "step-committed" { n } else { 0 }))
-        .collect();
-    assert_eq!(
-        shape,
-        [
-            ("effect-receipt", 0),
-            ("step-committed", 4),
-            ("effect-receipt", 0),
-            ("step-committed", 4)
-        ],
-        "{runs:?}"
-    );
-    let stepped: Vec<&str> = log
-        .iter()
-        .filter(|e| e["kind"] == "step-committed")
-        .map(|e| e["agent"].as_str().unwrap())
-        .collect();
-    assert_eq!(stepped, [AGENTS, AGENTS].concat());
-    let steps: Vec<u64> = log
-        .iter()
-        .filter(|e| e["kind"] == "step-committed")
-        .map(|e| e["step"].as_u64().unwrap())
-        .collect();
-    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_slow_step_holds_up_no_other_agent() {
+    // `ada` waits 5 s on its endpoint; `bob`'s three fetches, queued behind it, each take
+    // 50 ms. Bob's steps all commit while ada's is in flight, so the journal records them
+    // first: replay follows the journal's order, not the inputs'.
+    let (slow, _, _, _) = slow_server(5_000);
+    let (fast, fast_hits, _, _) = slow_server(50);
+    let (scratch, dir) = world_of(&["ada", "bob"], "");
+    let events = scratch.path().join("events.txt");
+    let mut lines = format!("ada fetch(\"{slow}/ada\")\n");
+    for i in 0..3 {
+        lines.push_str(&format!("bob fetch(\"{fast}/bob/{i}\")\n"));
+    }
+    std::fs::write(&events, lines).unwrap();
+    ok(&["run", s(&dir), "--events", s(&events)]);
+    assert_eq!(total(&fast_hits), 3);
+    let log = log_json(&dir);
+    let agents: Vec<String> = stepped(&log).into_iter().map(|(agent, _)| agent).collect();
+    assert_eq!(agents, ["bob", "bob", "bob", "ada"], "{log:?}");
+    // Replay re-executes the steps in that order and finds every state as recorded.
+    let replay = ok(&["replay", s(&dir), "--json"]);
+    let replay: serde_json::Value = serde_json::from_str(&replay).unwrap();
+    assert_eq!(replay["steps_replayed"], 4, "{replay}");
     replay_and_verify(&dir);
 }
 
@@ -168,9 +175,10 @@ fn kill_9_with_steps_in_flight_repeats_no_post_and_the_world_goes_on() {
 }
 
 #[test]
-fn a_commit_that_falls_inside_a_batch_waits_for_the_batch_so_snapshots_verify() {
-    // Three agents taking turns: the 256th step, where a commit of batched steps is due, is the
-    // first of a batch of three; every step is followed by a snapshot.
+fn snapshots_among_agents_taking_turns_side_by_side_verify() {
+    // Three agents taking turns, each due a snapshot after every step, across the commit due at
+    // the 256th step: snapshots are taken only between steps (none in flight), so each holds
+    // the states after the records before it.
     let agents = ["ada", "bob", "cy"];
     let (scratch, dir) = world_of(&agents, "snapshot_every = 1");
     let events = scratch.path().join("events.txt");
@@ -188,5 +196,22 @@ fn a_commit_that_falls_inside_a_batch_waits_for_the_batch_so_snapshots_verify() 
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
     assert!(!snapshots.is_empty(), "{log:?}");
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn steps_in_flight_bounds_how_many_agents_run_at_once() {
+    let (base, hits, _, most) = slow_server(200);
+    let (scratch, dir) = four_agents();
+    let events = scratch.path().join("events.txt");
+    let lines: String = AGENTS
+        .map(|agent| format!("{agent} fetch(\"{base}/{agent}\")\n"))
+        .concat();
+    std::fs::write(&events, lines).unwrap();
+    ok(&["run", s(&dir), "--events", s(&events), "--steps-in-flight", "1"]);
+    assert_eq!(total(&hits), 4);
+    assert_eq!(most.load(Ordering::SeqCst), 1, "more than one step at once");
+    let refused = fails(&["run", s(&dir), "--steps-in-flight", "0"], 2);
+    assert!(refused.contains("--steps-in-flight"), "{refused}");
     replay_and_verify(&dir);
 }

@@ -1,6 +1,6 @@
-//! The stepper: delivers journaled inputs to agents in journal order, one step per agent at a
-//! time; steps of different agents that follow each other in the inbox run side by side, their
-//! records journaled in input order.
+//! The stepper: delivers journaled inputs to agents, each agent's in its input order and one
+//! step at a time; steps of different agents run side by side on worker threads (see
+//! [`drive`]), their records journaled in the order the steps finish.
 //!
 //! A step is a transaction over one agent's state. On success its outputs and the digest of
 //! the agent's new snapshot are journaled as `step-committed`; on a trap, an error, exhausted
@@ -31,6 +31,12 @@ use agentos_air::{AgentDef, Manifest};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+pub mod drive;
+mod workers;
+
+pub use drive::{BATCH_BLOB_BYTES_MAX, Driver, STEPS_IN_FLIGHT_DEFAULT, STEPS_PER_COMMIT};
+pub use workers::Waker;
+
 /// How a step's wall-clock deadline applies: live, or re-executing a journaled step, whose
 /// outcome must not depend on how busy the machine replaying it is. Fuel bounds a replayed step
 /// exactly; its deadline is the agent's times [`REPLAY_DEADLINE_SLACK`], a backstop against a
@@ -44,26 +50,39 @@ enum Timing {
 /// See [`Timing`].
 pub const REPLAY_DEADLINE_SLACK: u64 = 10;
 
-/// Steps per journal commit while draining the inbox.
-pub const STEPS_PER_COMMIT: usize = 256;
-/// Most steps of different agents run side by side (see [`Kernel::run_until_idle`]).
-pub const STEPS_IN_FLIGHT_MAX: usize = 16;
-
-/// A batch of steps is committed early once the blobs it holds for the journal pass this size,
-/// so host memory stays bounded whatever the steps put.
-pub const BATCH_BLOB_BYTES_MAX: u64 = 64 * 1024 * 1024;
-
 /// An agent as the stepper holds it.
 pub struct AgentSlot {
-    pub def: AgentDef,
-    pub component: AgentComponent,
+    pub def: Arc<AgentDef>,
+    pub component: Arc<AgentComponent>,
     pub grants: Arc<AgentGrants>,
-    instance: Option<AgentInstance>,
-    /// The last committed snapshot and its digest: what a failed step rolls back to.
-    state: Vec<u8>,
+    /// Away on a worker while a step of the agent runs there.
+    store: Option<AgentStore>,
+    /// The digest of the agent's last committed state.
     pub state_digest: Digest,
     /// Committed steps since the world's last snapshot entry.
     steps_since_snapshot: u64,
+}
+
+/// What a step works on: the agent's instance (none until its next step instantiates it) and
+/// its last committed snapshot, what a failed step rolls back to.
+struct AgentStore {
+    instance: Option<AgentInstance>,
+    state: Vec<u8>,
+}
+
+impl AgentSlot {
+    /// The agent's store; only the stepper calls this, between its steps.
+    fn home(&mut self) -> &mut AgentStore {
+        self.store.as_mut().expect("an agent's store is home between its steps")
+    }
+
+    /// Count a step that finished: a committed one moves the agent's state on.
+    fn settle(&mut self, record: &StepRecord) {
+        if let StepOutcome::Committed { state_digest } = record.outcome {
+            self.state_digest = state_digest;
+            self.steps_since_snapshot += 1;
+        }
+    }
 }
 
 pub use agentos_journal::stepper::StepperState as KernelState;
@@ -181,11 +200,20 @@ pub struct Kernel {
     world_id: [u8; 16],
     journal: SharedJournal,
     live: LiveContext,
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     agents: BTreeMap<String, AgentSlot>,
     /// The plans, by name (their ingresses are addressed `plan:<name>`).
     plans: BTreeMap<String, PlanSlot>,
+    /// Inputs journaled and not yet started, in journal order.
     inbox: VecDeque<(u64, Ingress)>,
+    /// Steps running on the workers: input seq → agent.
+    in_flight: BTreeMap<u64, String>,
+    /// The input of a step running alone (see [`drive`]), while it runs.
+    exclusive: Option<u64>,
+    steps_in_flight_max: usize,
+    /// Steps journaled since the last commit.
+    uncommitted_steps: usize,
+    workers: workers::Workers,
     recovered: HashMap<u64, HashMap<(u64, u32), RecoveredCall>>,
     /// After the host stopped with steps unfinished: commit after each step up to this ingress,
     /// so that if one of them stops the host again, it is the first left unfinished.
@@ -260,6 +288,8 @@ impl Kernel {
             clock,
             cores,
         };
+        let runtime = Arc::new(runtime);
+        let workers = workers::Workers::new(runtime.clone(), world_id, live.cores.clone());
         Ok(Kernel {
             world_id,
             journal,
@@ -268,6 +298,11 @@ impl Kernel {
             agents: slots,
             plans,
             inbox: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            exclusive: None,
+            steps_in_flight_max: STEPS_IN_FLIGHT_DEFAULT,
+            uncommitted_steps: 0,
+            workers,
             recovered: HashMap::new(),
             commit_each_step_through: None,
             last_at_ms: genesis_ms,
@@ -277,6 +312,17 @@ impl Kernel {
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Let at most `steps` steps run at once (at least one).
+    pub fn set_steps_in_flight(&mut self, steps: usize) {
+        self.steps_in_flight_max = steps.max(1);
+    }
+
+    /// A handle that wakes the stepper waiting in [`Kernel::drive`] once new input is there
+    /// for its driver to take.
+    pub fn waker(&self) -> Waker {
+        self.workers.waker()
     }
 
     /// Switch to a new set of agents (a manifest change): every agent is instantiated from its
@@ -292,7 +338,7 @@ impl Kernel {
         let plans = plan_slots(plans, &self.plans, clock.1)?;
         let mut slots = BTreeMap::new();
         for (name, def, component, grants) in agents {
-            let previous = self.agents.get(&name).map(|slot| slot.state.as_slice());
+            let previous = self.agents.get_mut(&name).map(|slot| slot.home().state.as_slice());
             let slot = start_slot(
                 &self.runtime,
                 &self.world_id,
@@ -334,9 +380,9 @@ impl Kernel {
         }
     }
 
-    /// Events journaled but not yet processed.
+    /// Events journaled but not yet processed (queued or in flight).
     pub fn pending(&self) -> usize {
-        self.inbox.len()
+        self.inbox.len() + self.in_flight.len()
     }
 
     /// The ingress entry the next step will process, and the last one queued.
@@ -402,73 +448,6 @@ impl Kernel {
         self.live.clock.now_ms()
     }
 
-    /// Process the inbox live until it is empty, committing every [`STEPS_PER_COMMIT`] steps.
-    /// `on_step` sees each record as it is journaled.
-    pub fn run_until_idle(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
-        let mut steps = 0;
-        while let Some(first) = self.next_input()? {
-            let batch = self.side_by_side(first);
-            let records = match batch.as_slice() {
-                [(seq, ingress)] => {
-                    let backend = self.live_step_backend(*seq, &ingress.agent);
-                    let cores = self.live.cores.clone();
-                    vec![cores.holding(|| self.step(*seq, ingress, backend, Timing::Live))]
-                }
-                batch => self.steps_side_by_side(batch),
-            };
-            // Every record of the batch is journaled before anything commits: a snapshot then
-            // describes the state after the batch's last step, with all of its records before it.
-            let steps_before = steps;
-            let mut commit_now = false;
-            for ((seq, ingress), record) in batch.iter().zip(records) {
-                for delivery in self.journal_record(&record, ingress.at_ms) {
-                    self.inbox.push_back(delivery);
-                }
-                on_step(&record);
-                steps += 1;
-                // A plan step that called an effect is made durable before the run goes on, so a
-                // run interrupted later resumes after it.
-                let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
-                commit_now |= plan_effects || self.careful(*seq);
-            }
-            let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
-            let batch_full = steps / STEPS_PER_COMMIT > steps_before / STEPS_PER_COMMIT;
-            if commit_now || heavy || batch_full {
-                self.commit_with_snapshot()?;
-            }
-        }
-        self.commit_with_snapshot()?;
-        Ok(steps)
-    }
-
-    /// `first` and the inputs right after it in the inbox that may run side by side with it:
-    /// steps of different agents, none a plan's turn, none of an agent whose effects work on
-    /// what the world shares ([`AgentGrants::shares_world_state`]: `governance`, `compile`),
-    /// none while recovering steps one commit at a time;
-    /// at most [`STEPS_IN_FLIGHT_MAX`]. Taken in journal order, so their records are journaled
-    /// in that order whatever order they finish in.
-    fn side_by_side(&mut self, first: (u64, Ingress)) -> Vec<(u64, Ingress)> {
-        let alone = !self.may_run_side_by_side(first.0, &first.1);
-        let mut batch = vec![first];
-        while !alone && batch.len() < STEPS_IN_FLIGHT_MAX {
-            let Some((seq, next)) = self.inbox.front() else { break };
-            let agent_taken = batch.iter().any(|(_, ingress)| ingress.agent == next.agent);
-            if agent_taken || !self.may_run_side_by_side(*seq, next) {
-                break;
-            }
-            batch.push(self.inbox.pop_front().expect("looked at above"));
-        }
-        batch
-    }
-
-    /// Whether the step of `ingress` depends on nothing another agent's step may change.
-    fn may_run_side_by_side(&self, seq: u64, ingress: &Ingress) -> bool {
-        let agent = self.agents.get(&ingress.agent);
-        !self.careful(seq)
-            && crate::plans::addressed(&ingress.agent).is_none()
-            && agent.is_some_and(|slot| !slot.grants.shares_world_state())
-    }
-
     /// Whether the step of input `seq` is one recovery commits on its own (see the field
     /// `commit_each_step_through`).
     fn careful(&self, seq: u64) -> bool {
@@ -481,57 +460,6 @@ impl Kernel {
         let recovered = self.recovered.remove(&seq).unwrap_or_default();
         let grants = self.grants_of(holder)?;
         Some(Box::new(LiveEffects::new(&self.live, grants, recovered)))
-    }
-
-    /// Run the steps of `batch` (distinct agents) live on threads of their own, each agent in
-    /// its own store with its own live backend; their effects overlap. Returns the records in
-    /// the batch's order. What each step's outcome depends on is its agent's state, its event
-    /// and its effects' outcomes, all journaled, so replay, stepping in journal order, redoes
-    /// each one exactly.
-    fn steps_side_by_side(&mut self, batch: &[(u64, Ingress)]) -> Vec<StepRecord> {
-        let backends: Vec<_> = batch
-            .iter()
-            .map(|(seq, ingress)| self.live_step_backend(*seq, &ingress.agent))
-            .collect();
-        self.last_step = batch.last().map_or(self.last_step, |(seq, _)| *seq);
-        let (runtime, world_id, cores) = (&self.runtime, self.world_id, &*self.live.cores);
-        let mut slots: HashMap<&str, &mut AgentSlot> = self
-            .agents
-            .iter_mut()
-            .filter(|(name, _)| batch.iter().any(|(_, ingress)| ingress.agent == **name))
-            .map(|(name, slot)| (name.as_str(), slot))
-            .collect();
-        std::thread::scope(|scope| {
-            let running: Vec<_> = batch
-                .iter()
-                .zip(backends)
-                .map(|((seq, ingress), backend)| {
-                    let slot = slots.remove(ingress.agent.as_str()).expect("one step per agent");
-                    // Waiting for a core comes before the step's clock starts.
-                    scope.spawn(move || {
-                        cores.holding(|| agent_step(runtime, world_id, slot, (*seq, ingress), backend, Timing::Live))
-                    })
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|step| step.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        })
-    }
-
-    /// Commit, first journaling a snapshot if an agent has reached its snapshot interval.
-    fn commit_with_snapshot(&mut self) -> Result<(), KernelError> {
-        let due = self
-            .agents
-            .values()
-            .any(|slot| slot.def.snapshot_every > 0 && slot.steps_since_snapshot >= slot.def.snapshot_every);
-        // Right after a crash, queued steps still hold journaled intents and receipts to reuse.
-        if due && self.recovered.is_empty() {
-            self.snapshot();
-        }
-        self.journal().commit()?;
-        Ok(())
     }
 
     /// Journal a snapshot of every agent and of the stepper (blobs deduplicate unchanged states).
@@ -551,7 +479,7 @@ impl Kernel {
             .iter_mut()
             .map(|(name, slot)| {
                 slot.steps_since_snapshot = 0;
-                (name.clone(), journal.put_blob(&slot.state))
+                (name.clone(), journal.put_blob(&slot.home().state))
             })
             .collect();
         agents.extend(
@@ -586,8 +514,7 @@ impl Kernel {
                 KernelError::Snapshot(format!("it names agent `{name}`, which the world does not have"))
             })?;
             slot.state_digest = sha256(&state);
-            slot.state = state;
-            slot.instance = None;
+            *slot.home() = AgentStore { instance: None, state };
         }
         let bytes = journal
             .blob(&snapshot.kernel)?
@@ -599,23 +526,6 @@ impl Kernel {
         *self.live.timers.lock().expect("timer lock") = state.timers;
         *self.live.budgets.lock().expect("budget lock") = state.budgets;
         Ok(state.pending)
-    }
-
-    /// What the next step processes: the inbox in order, then a due timer, then a due plan
-    /// schedule. A firing is journaled and made durable before its step runs: were that step
-    /// to stop the host, the reopened world finds it unfinished and counts the attempt, where
-    /// it would otherwise fire anew each time.
-    fn next_input(&mut self) -> Result<Option<(u64, Ingress)>, KernelError> {
-        if let Some(next) = self.inbox.pop_front() {
-            return Ok(Some(next));
-        }
-        let Some(ingress) = self.due_timer().or_else(|| self.due_schedule()) else {
-            return Ok(None);
-        };
-        let mut journal = self.journal();
-        let seq = journal.append(EntryBody::Ingress(ingress.clone()));
-        journal.commit()?;
-        Ok(Some((seq, ingress)))
     }
 
     /// The firing of the first due timer (as its agent's ingress, at its due time).
@@ -824,7 +734,7 @@ impl Kernel {
             return None;
         };
         if let Some(slot) = self.agents.get_mut(&ingress.agent) {
-            slot.instance = None;
+            slot.home().instance = None;
         }
         self.last_step = seq;
         self.last_at_ms = self.last_at_ms.max(ingress.at_ms);
@@ -911,7 +821,18 @@ impl Kernel {
             };
             return record;
         };
-        agent_step(&self.runtime, world_id, slot, (seq, ingress), backend, timing)
+        let mut store = slot.store.take().expect("an agent's store is home between its steps");
+        let record = agent_step(
+            &self.runtime,
+            world_id,
+            (&slot.def, &slot.component, &mut store),
+            (seq, ingress),
+            backend,
+            timing,
+        );
+        slot.store = Some(store);
+        slot.settle(&record);
+        record
     }
 }
 
@@ -920,7 +841,7 @@ impl Kernel {
 fn agent_step(
     runtime: &Runtime,
     world_id: [u8; 16],
-    slot: &mut AgentSlot,
+    (def, component, slot): (&AgentDef, &AgentComponent, &mut AgentStore),
     (seq, ingress): (u64, &Ingress),
     backend: Option<Box<dyn crate::effects::EffectBackend>>,
     timing: Timing,
@@ -930,7 +851,7 @@ fn agent_step(
         kind: FailureKind::Undeliverable,
         reason,
     };
-    let event = match crate::values::parse_wave(&slot.component.event_type, &ingress.event) {
+    let event = match crate::values::parse_wave(&component.event_type, &ingress.event) {
         Ok(event) => event,
         Err(e) => {
             record.outcome = undeliverable(format!(
@@ -940,13 +861,13 @@ fn agent_step(
             return record;
         }
     };
-    let mut limits = StepLimits::of(&slot.def);
+    let mut limits = StepLimits::of(def);
     if timing == Timing::Replay {
         limits.deadline_ms = limits.deadline_ms.saturating_mul(REPLAY_DEADLINE_SLACK);
     }
     let fresh = slot.instance.is_none();
     if fresh {
-        match runtime.instantiate(&slot.component, &world_id, slot.def.memory_max_bytes, limits) {
+        match runtime.instantiate(component, &world_id, def.memory_max_bytes, limits) {
             Ok(instance) => slot.instance = Some(instance),
             Err(e) => {
                 record.outcome = undeliverable(e.to_string());
@@ -975,9 +896,7 @@ fn agent_step(
     if let Some(backend) = backend {
         instance.gate().set_backend(backend);
     }
-    instance
-        .gate()
-        .begin_step(seq, ingress.at_ms, GateLimits::of(&slot.def));
+    instance.gate().begin_step(seq, ingress.at_ms, GateLimits::of(def));
     let result = instance.handle(event);
     (record.effects, record.deferred) = instance.gate().end_step();
     let (stdout, stderr) = instance.take_output();
@@ -987,12 +906,9 @@ fn agent_step(
     record.fuel_used = instance.fuel_used();
     record.outcome = match result {
         Ok(state) => {
-            slot.state_digest = sha256(&state);
+            let state_digest = sha256(&state);
             slot.state = state;
-            slot.steps_since_snapshot += 1;
-            StepOutcome::Committed {
-                state_digest: slot.state_digest,
-            }
+            StepOutcome::Committed { state_digest }
         }
         Err(error) => {
             record.divergence = match &error {
@@ -1130,12 +1046,14 @@ fn start_slot(
         .snapshot()
         .map_err(|e| agent_error(format!("snapshot failed: {}", call_error(e).1)))?;
     Ok(AgentSlot {
-        def,
-        component,
+        def: Arc::new(def),
+        component: Arc::new(component),
         grants: Arc::new(grants),
-        instance: Some(instance),
         state_digest: sha256(&state),
-        state,
+        store: Some(AgentStore {
+            instance: Some(instance),
+            state,
+        }),
         steps_since_snapshot: 0,
     })
 }

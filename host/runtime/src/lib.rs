@@ -14,10 +14,12 @@ pub mod engine;
 pub mod error;
 pub mod governance;
 pub mod inbox;
+pub mod ingest;
 pub mod interfaces;
 pub mod kernel;
 pub mod plans;
 pub mod rounds;
+pub mod service;
 pub mod world;
 
 pub use agentos_effects as effects;

@@ -16,6 +16,7 @@ use crate::engine::{AgentComponent, Runtime};
 pub use crate::error::WorldError;
 pub use crate::governance::ledger::{Configuration, configuration_at, genesis};
 use crate::governance::record::ManifestApplied;
+pub use crate::ingest::EventInput;
 use crate::journal::entry::{EntryBody, FORMAT_VERSION, Genesis, Ingress, Stream};
 use crate::journal::{Journal, SharedJournal};
 use crate::kernel::{Kernel, Recorded, ReplayDivergence, StepOutcome, StepRecord, Surroundings};
@@ -463,6 +464,8 @@ impl World {
             .count() as u64;
         let mut history = RecordedHistory::default();
         let mut report = ReplayReport::default();
+        // Steps in the order their records were journaled: the order they committed in.
+        let mut finished = Vec::new();
         for entry in entries {
             self.kernel.restore_timer(&entry.body);
             match entry.body {
@@ -515,6 +518,7 @@ impl World {
                         .push((output.stream, output.text));
                 }
                 EntryBody::StepCommitted(step) => {
+                    finished.push(step.ingress);
                     let r = history.recorded.entry(step.ingress).or_default();
                     r.outcome = Some(StepOutcome::Committed {
                         state_digest: step.state_digest,
@@ -522,6 +526,7 @@ impl World {
                     r.effects = step.effects;
                 }
                 EntryBody::StepFailed(step) => {
+                    finished.push(step.ingress);
                     let r = history.recorded.entry(step.ingress).or_default();
                     r.outcome = Some(StepOutcome::Failed {
                         kind: step.kind,
@@ -541,6 +546,7 @@ impl World {
                     let before = std::mem::take(&mut ingresses);
                     self.replay_recorded(
                         before,
+                        std::mem::take(&mut finished),
                         &mut history,
                         &mut report,
                         &mut |done| progress(done, total),
@@ -565,6 +571,7 @@ impl World {
         }
         self.replay_recorded(
             ingresses,
+            finished,
             &mut history,
             &mut report,
             &mut |done| progress(done, total),
@@ -582,66 +589,68 @@ impl World {
         Ok(report)
     }
 
-    /// Re-execute the recorded steps of `ingresses`. Those never committed are queued to run
-    /// live (reusing what the journal already holds) when `last`; before a manifest change
-    /// every step must have finished.
+    /// Re-execute the steps of `ingresses` that finished, in `finished` order (the order their
+    /// records were journaled in, which is the order they committed in live). Those never
+    /// finished are queued to run live (reusing what the journal already holds) when `last`;
+    /// before a manifest change every step must have finished.
     fn replay_recorded(
         &mut self,
         ingresses: Vec<(u64, Ingress)>,
+        finished: Vec<u64>,
         history: &mut RecordedHistory,
         report: &mut ReplayReport,
         progress: &mut dyn FnMut(u64),
         last: bool,
     ) -> Result<()> {
         let calls = Arc::new(std::mem::take(&mut history.calls));
-        for (seq, ingress) in ingresses {
-            match history.recorded.get(&seq) {
-                Some(r) if r.outcome.is_some() => {
-                    if report.divergence.is_some() {
-                        continue;
-                    }
-                    let (record, divergence) = self.kernel.replay_step(seq, &ingress, r, &calls);
-                    report.steps_replayed += 1;
-                    report.effects_served += u64::from(record.effects);
-                    if matches!(record.outcome, StepOutcome::Failed { .. }) {
-                        report.failed_steps += 1;
-                    }
-                    report.divergence =
-                        divergence.or_else(|| self.check_snapshots(history.snapshots.remove(&seq), report));
-                    progress(report.steps_replayed);
-                }
-                _ if !last => {
-                    report.divergence.get_or_insert(ReplayDivergence {
-                        ingress: seq,
-                        agent: ingress.agent.clone(),
-                        detail: "the step never finished, yet the manifest changed after it".into(),
-                    });
-                }
-                _ => {
-                    // Never committed: re-execute live, reusing what the journal already holds.
-                    let mut recovered = HashMap::new();
-                    for (index, digest) in history.intents.remove(&seq).unwrap_or_default() {
-                        recovered.insert((seq, index), RecoveredCall::Intent { request_digest: digest });
-                    }
-                    let journal = self.kernel.journal();
-                    for index in history.calls_of.remove(&seq).unwrap_or_default() {
-                        let call = &calls[&(seq, index)];
-                        let outcome = journal
-                            .payload_bytes(&call.outcome)?
-                            .and_then(|bytes| crate::kernel::decode_outcome(&bytes))
-                            .ok_or(WorldError::UnreadableOutcome { seq, index })?;
-                        recovered.insert(
-                            (seq, index),
-                            RecoveredCall::Receipt {
-                                request_digest: call.request_digest,
-                                outcome,
-                            },
-                        );
-                    }
-                    drop(journal);
-                    self.kernel.enqueue(seq, ingress, recovered);
-                }
+        let mut unfinished: std::collections::BTreeMap<u64, Ingress> = ingresses.into_iter().collect();
+        for seq in finished {
+            let (Some(ingress), Some(r)) = (unfinished.remove(&seq), history.recorded.get(&seq)) else {
+                continue;
+            };
+            if report.divergence.is_some() {
+                continue;
             }
+            let (record, divergence) = self.kernel.replay_step(seq, &ingress, r, &calls);
+            report.steps_replayed += 1;
+            report.effects_served += u64::from(record.effects);
+            if matches!(record.outcome, StepOutcome::Failed { .. }) {
+                report.failed_steps += 1;
+            }
+            report.divergence = divergence.or_else(|| self.check_snapshots(history.snapshots.remove(&seq), report));
+            progress(report.steps_replayed);
+        }
+        for (seq, ingress) in unfinished {
+            if !last {
+                report.divergence.get_or_insert(ReplayDivergence {
+                    ingress: seq,
+                    agent: ingress.agent.clone(),
+                    detail: "the step never finished, yet the manifest changed after it".into(),
+                });
+                continue;
+            }
+            // Never committed: re-execute live, reusing what the journal already holds.
+            let mut recovered = HashMap::new();
+            for (index, digest) in history.intents.remove(&seq).unwrap_or_default() {
+                recovered.insert((seq, index), RecoveredCall::Intent { request_digest: digest });
+            }
+            let journal = self.kernel.journal();
+            for index in history.calls_of.remove(&seq).unwrap_or_default() {
+                let call = &calls[&(seq, index)];
+                let outcome = journal
+                    .payload_bytes(&call.outcome)?
+                    .and_then(|bytes| crate::kernel::decode_outcome(&bytes))
+                    .ok_or(WorldError::UnreadableOutcome { seq, index })?;
+                recovered.insert(
+                    (seq, index),
+                    RecoveredCall::Receipt {
+                        request_digest: call.request_digest,
+                        outcome,
+                    },
+                );
+            }
+            drop(journal);
+            self.kernel.enqueue(seq, ingress, recovered);
         }
         Ok(())
     }
@@ -721,75 +730,23 @@ impl World {
             reason,
         })?;
         let input: serde_json::Value = serde_json::from_str(input).expect("check_input parsed it");
-        self.journal_ingress(
+        Ok(crate::ingest::journal_ingress(
+            &mut self.kernel,
             &crate::plans::address(plan),
             input.to_string(),
             crate::plans::MANUAL_SOURCE,
-        )
+        ))
     }
 
     /// The plan named `plan`, or an error listing the world's plans.
     pub fn plan(&self, plan: &str) -> Result<&crate::plans::PlanSlot> {
-        self.kernel
-            .plans()
-            .get(plan)
-            .ok_or_else(|| WorldError::UnknownPlan(crate::plans::unknown(plan, self.kernel.plans().keys())))
-    }
-
-    fn journal_ingress(&mut self, target: &str, event: String, source: &str) -> Result<u64> {
-        let ingress = Ingress {
-            agent: target.to_string(),
-            event,
-            at_ms: self.kernel.next_time_ms(),
-            source: source.to_string(),
-        };
-        let seq = self.kernel.journal().append(EntryBody::Ingress(ingress.clone()));
-        self.kernel.enqueue(seq, ingress, HashMap::new());
-        Ok(seq)
+        crate::ingest::plan(&self.kernel, plan)
     }
 
     /// Validate and journal an event for `agent` (WAVE text or JSON), or for a plan addressed
     /// `plan:<name>` (WAVE: an event of the schema that triggers it). Returns its seq.
     pub fn ingest(&mut self, agent: &str, event: EventInput<'_>, source: &str) -> Result<u64> {
-        if let Some(plan) = crate::plans::addressed(agent) {
-            let slot = self.plan(plan)?;
-            let agentos_air::Trigger::Event(schema) = &slot.def.trigger else {
-                return Err(WorldError::NotEventTriggered { plan: plan.to_string() });
-            };
-            let EventInput::Wave(text) = event else {
-                return Err(WorldError::PlanEventNotWave {
-                    plan: plan.to_string(),
-                    schema: schema.clone(),
-                });
-            };
-            let typed = slot
-                .accepted(schema)
-                .expect("a plan accepts the event that triggers it");
-            let (_, canonical) = typed.parse(text).map_err(|reason| WorldError::PlanEvent {
-                plan: plan.to_string(),
-                schema: schema.clone(),
-                reason,
-            })?;
-            return self.journal_ingress(agent, canonical, source);
-        }
-        let Some(slot) = self.kernel.agents().get(agent) else {
-            return Err(WorldError::UnknownAgent {
-                agent: agent.to_string(),
-                manifest: self.paths.manifest(),
-                known: self.kernel.agents().keys().cloned().collect(),
-            });
-        };
-        let ty = &slot.component.event_type;
-        let value = match event {
-            EventInput::Wave(text) => crate::values::parse_wave(ty, text),
-            EventInput::Json(json) => crate::values::parse_json(ty, json),
-        }
-        .map_err(|reason| WorldError::AgentEvent {
-            agent: agent.to_string(),
-            reason,
-            expected: crate::values::describe(ty),
-        })?;
-        self.journal_ingress(agent, crate::values::to_wave(&value), source)
+        crate::ingest::ingest(&mut self.kernel, &self.paths.manifest(), agent, event, source)
     }
 
     /// Journal the events waiting in the inbox directory (see [`crate::inbox`]). Returns the
@@ -932,13 +889,6 @@ struct RecordedHistory {
     /// Per step: intents and receipted call numbers, for re-executing steps that never committed.
     intents: HashMap<u64, Vec<(u32, crate::journal::entry::Digest)>>,
     calls_of: HashMap<u64, Vec<u32>>,
-}
-
-/// An event as the user wrote it.
-#[derive(Debug, Clone, Copy)]
-pub enum EventInput<'a> {
-    Wave(&'a str),
-    Json(&'a serde_json::Value),
 }
 
 /// The last snapshot entry at or before entry `at`.

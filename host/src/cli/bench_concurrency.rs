@@ -3,10 +3,10 @@
 //! after another), and durable steps with one and with many senders, against raw fsynced redb
 //! commits measured in the same run.
 
+use agentos_runtime::service::{Event, WorldService};
 use agentos_runtime::world::{EventInput, OpenMode, World};
 use anyhow::Result;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `agents` agents, each making `calls` calls to an endpoint answering after `latency_ms`.
@@ -90,21 +90,21 @@ pub fn side_by_side(scratch: &Path, agents: usize, calls: u32, latency_ms: u64) 
     })
 }
 
-/// Durable steps per second (each event journaled and its step committed before the sender
-/// goes on) with `senders` threads sending to one counter world.
+/// Durable steps per second with `senders` threads sending to one counter world held by a
+/// [`WorldService`]: each sender waits for its step to be committed before it sends again, so
+/// senders that arrive together share a commit.
 pub fn durable_senders(scratch: &Path, senders: usize, steps_per_sender: u64) -> Result<f64> {
     let dir = scratch.join(format!("senders-{senders}"));
     super::init::init(&dir, super::init::Template::Counter)?;
-    let world = Arc::new(Mutex::new(World::open(&dir, OpenMode::Run)?));
+    let service = WorldService::start(World::open(&dir, OpenMode::Run)?);
     let started = Instant::now();
     let threads: Vec<_> = (0..senders)
         .map(|_| {
-            let world = world.clone();
+            let sender = service.sender();
             std::thread::spawn(move || -> Result<()> {
                 for _ in 0..steps_per_sender {
-                    let mut world = world.lock().expect("world lock");
-                    world.ingest("counter", EventInput::Wave("increment(1)"), "bench")?;
-                    world.run(|_| {})?;
+                    let accepted = sender.send("counter", Event::Wave("increment(1)".into()), "bench", true)?;
+                    anyhow::ensure!(accepted.step.is_some(), "entry #{} was not stepped", accepted.seq);
                 }
                 Ok(())
             })
@@ -113,5 +113,7 @@ pub fn durable_senders(scratch: &Path, senders: usize, steps_per_sender: u64) ->
     for thread in threads {
         thread.join().expect("sender thread")?;
     }
-    Ok((senders as u64 * steps_per_sender) as f64 / started.elapsed().as_secs_f64())
+    let per_second = (senders as u64 * steps_per_sender) as f64 / started.elapsed().as_secs_f64();
+    service.stop()?;
+    Ok(per_second)
 }

@@ -78,6 +78,11 @@ enum Command {
         /// Keep running: fire timers when due, take events from the inbox. Stop with Ctrl-C.
         #[arg(long, conflicts_with = "wait_timers")]
         follow: bool,
+        /// Most steps of different agents that run at once (each agent's steps run one at a
+        /// time, in order, whatever this is).
+        #[arg(long, value_name = "N", default_value_t = agentos_runtime::kernel::STEPS_IN_FLIGHT_DEFAULT,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        steps_in_flight: usize,
         /// Print a JSON summary instead of text.
         #[arg(long)]
         json: bool,
@@ -304,8 +309,10 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             json,
             wait_timers,
             follow,
+            steps_in_flight,
         } => {
             let mut world = open_to_run(&dir)?;
+            world.kernel.set_steps_in_flight(steps_in_flight);
             let recovered = world.recovery.clone();
             let mut queued = 0;
             if let Some(file) = &events {

@@ -1,0 +1,385 @@
+//! The stepper's loop: agents as actors. Each agent's steps run one at a time in its input
+//! order; steps of different agents run side by side on the workers, and their records are
+//! journaled in the order the steps finish — the order replay re-executes them in. Between
+//! steps the stepper takes input from whoever drives it ([`Driver`]), fires due timers and
+//! plan schedules, and commits: every [`STEPS_PER_COMMIT`] steps, when the blobs held pass
+//! [`BATCH_BLOB_BYTES_MAX`], after a plan turn that called an effect or a step recovery runs on
+//! its own, when the driver has someone waiting for durability, and whenever the world falls
+//! idle. Concurrent steps share those commits (group commit).
+//!
+//! Some steps run alone, with nothing beside them and nothing after them started before they
+//! end: plans' turns (they read every agent's event types and start runs across agents),
+//! agents whose effects work on what the world shares (`AgentGrants::shares_world_state`:
+//! `governance`, `compile`), and steps recovery commits one at a time.
+
+use super::workers::{Finished, Job, Wakeup};
+use super::{AgentSlot, Kernel, KernelError, StepRecord, Timing};
+use crate::journal::entry::Ingress;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// Steps per journal commit while steps keep coming.
+pub const STEPS_PER_COMMIT: usize = 256;
+/// Steps in flight at most unless the host says otherwise ([`Kernel::set_steps_in_flight`]).
+pub const STEPS_IN_FLIGHT_DEFAULT: usize = 16;
+/// How far into the queue the stepper looks for an input it may start.
+const LOOKAHEAD: usize = 256;
+/// With steps in flight and someone waiting for durability, how long the stepper waits for
+/// another step to finish (and share the commit) before it commits...
+const COMMIT_WAIT: Duration = Duration::from_millis(1);
+/// ...and how long the first one waiting has waited at most before it does, however many
+/// steps keep finishing.
+const COMMIT_DELAY_MAX: Duration = Duration::from_millis(5);
+
+/// A batch of steps is committed early once the blobs it holds for the journal pass this size,
+/// so host memory stays bounded whatever the steps put.
+pub const BATCH_BLOB_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Whoever runs the stepper's loop, and what it wants around it.
+pub trait Driver {
+    type Error: From<KernelError>;
+
+    /// Journal new input from outside into the kernel (called whenever the stepper wakes).
+    fn intake(&mut self, _kernel: &mut Kernel) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// Whether input may arrive from outside while steps run. Then every agent's step runs on
+    /// a worker, so the stepper stays free to take it; otherwise a step with no other agent's
+    /// input queued beside it runs on the stepper's own thread, saving two thread handoffs.
+    fn takes_input_while_stepping(&self) -> bool {
+        false
+    }
+
+    /// Each step's record as it is journaled (not yet committed).
+    fn on_step(&mut self, _record: &StepRecord) {}
+
+    /// Whether someone waits for what is journaled to become durable: the stepper commits
+    /// before it waits for anything else.
+    fn wants_commit(&self) -> bool {
+        false
+    }
+
+    /// Everything journaled so far is durable.
+    fn committed(&mut self) {}
+
+    /// Whether queued input may start; a driver that is stopping lets the steps in flight
+    /// finish and nothing new begin.
+    fn dispatching(&self) -> bool {
+        true
+    }
+
+    /// With nothing in flight and nothing that may start: how long to wait for input from
+    /// outside before looking again (a due timer wakes the stepper earlier); `None` ends the
+    /// loop.
+    fn idle(&mut self, _kernel: &Kernel) -> Option<Duration> {
+        None
+    }
+}
+
+/// The driver of [`Kernel::run_until_idle`]: nothing from outside, `on_step` for each record.
+struct UntilIdle<F>(F);
+
+impl<F: FnMut(&StepRecord)> Driver for UntilIdle<F> {
+    type Error = KernelError;
+
+    fn on_step(&mut self, record: &StepRecord) {
+        (self.0)(record)
+    }
+}
+
+/// What the loop did on one look around.
+#[derive(Default)]
+struct Progress {
+    steps: usize,
+    /// Something changed that may let more start.
+    moved: bool,
+}
+
+impl Kernel {
+    /// Process the inbox live until it is empty and no step is in flight. `on_step` sees each
+    /// record as it is journaled.
+    pub fn run_until_idle(&mut self, on_step: impl FnMut(&StepRecord)) -> Result<usize, KernelError> {
+        self.drive(&mut UntilIdle(on_step))
+    }
+
+    /// Run the stepper's loop for `driver` until it is idle and the driver lets it end.
+    /// Returns the number of steps processed.
+    pub fn drive<D: Driver>(&mut self, driver: &mut D) -> Result<usize, D::Error> {
+        let mut steps = 0;
+        // Since when someone has waited for a commit.
+        let mut waited_since: Option<Instant> = None;
+        loop {
+            driver.intake(self)?;
+            let mut progress = Progress::default();
+            while let Some(wakeup) = self.workers.ready() {
+                self.take(wakeup, driver, &mut progress)?;
+            }
+            if driver.dispatching() {
+                self.dispatch(driver, &mut progress)?;
+                if self.inbox.is_empty() {
+                    progress.moved |= self.fire_due()?;
+                }
+            }
+            steps += progress.steps;
+            if progress.moved {
+                continue;
+            }
+            // Nothing to do this instant.
+            let quiet = self.in_flight.is_empty();
+            if !driver.wants_commit() {
+                waited_since = None;
+            } else if !quiet {
+                // Group commit: a step about to finish shares the commit.
+                let waited = waited_since.get_or_insert_with(Instant::now).elapsed();
+                if let Some(wait) = COMMIT_DELAY_MAX.checked_sub(waited).filter(|left| !left.is_zero())
+                    && let Some(wakeup) = self.workers.wait(Some(wait.min(COMMIT_WAIT)))
+                {
+                    let mut progress = Progress::default();
+                    self.take(wakeup, driver, &mut progress)?;
+                    steps += progress.steps;
+                    continue;
+                }
+            }
+            if quiet || driver.wants_commit() {
+                self.commit_with_snapshot()?;
+                driver.committed();
+                waited_since = None;
+            }
+            let next_due = self.until_next_due();
+            let wait = if quiet {
+                match driver.idle(self) {
+                    None => return Ok(steps),
+                    Some(wait) => Some(next_due.map_or(wait, |due| due.min(wait))),
+                }
+            } else {
+                next_due
+            };
+            if let Some(wakeup) = self.workers.wait(wait) {
+                let mut progress = Progress::default();
+                self.take(wakeup, driver, &mut progress)?;
+                steps += progress.steps;
+            }
+        }
+    }
+
+    /// How long until the next timer or plan schedule is due, if any is pending.
+    fn until_next_due(&self) -> Option<Duration> {
+        let due = self
+            .next_timer_due_ms()
+            .into_iter()
+            .chain(self.next_schedule_due_ms())
+            .min()?;
+        Some(Duration::from_millis(due.saturating_sub(self.now_ms())))
+    }
+
+    /// A step back from its worker: its agent's store goes home, its record is journaled.
+    fn take<D: Driver>(&mut self, wakeup: Wakeup, driver: &mut D, progress: &mut Progress) -> Result<(), D::Error> {
+        let finished = match wakeup {
+            Wakeup::Finished(finished) => finished,
+            Wakeup::Panicked(panic) => std::panic::resume_unwind(panic),
+            Wakeup::Nudge => return Ok(()),
+        };
+        let Finished {
+            seq,
+            at_ms,
+            record,
+            store,
+        } = *finished;
+        let agent = self.in_flight.remove(&seq).expect("a finished step was in flight");
+        if self.exclusive == Some(seq) {
+            self.exclusive = None;
+        }
+        let slot = self
+            .agents
+            .get_mut(&agent)
+            .expect("no agent leaves the world while its step runs");
+        slot.store = Some(store);
+        slot.settle(&record);
+        self.journal_finished(&record, at_ms, driver, progress)?;
+        Ok(())
+    }
+
+    /// Journal a finished step's record and queue what it delivered; commit if this step asks
+    /// for it (see the module's doc).
+    fn journal_finished<D: Driver>(
+        &mut self,
+        record: &StepRecord,
+        at_ms: u64,
+        driver: &mut D,
+        progress: &mut Progress,
+    ) -> Result<(), D::Error> {
+        self.last_step = record.ingress;
+        for delivery in self.journal_record(record, at_ms) {
+            self.inbox.push_back(delivery);
+        }
+        driver.on_step(record);
+        progress.steps += 1;
+        progress.moved = true;
+        self.uncommitted_steps += 1;
+        let plan_effects = record.effects > 0 && crate::plans::addressed(&record.agent).is_some();
+        let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
+        if plan_effects || self.careful(record.ingress) || heavy || self.uncommitted_steps >= STEPS_PER_COMMIT {
+            self.commit_with_snapshot()?;
+            driver.committed();
+        }
+        Ok(())
+    }
+
+    /// Start every queued input that may start now, in queue order: an agent's inputs one at a
+    /// time and in order, at most the steps in flight the host allows, nothing past an input
+    /// that must run alone.
+    fn dispatch<D: Driver>(&mut self, driver: &mut D, progress: &mut Progress) -> Result<(), D::Error> {
+        if self.exclusive.is_some() {
+            return Ok(());
+        }
+        if self.snapshot_overdue() {
+            if !self.in_flight.is_empty() {
+                return Ok(());
+            }
+            self.commit_with_snapshot()?;
+            driver.committed();
+        }
+        let holders = self.agents.len() + self.plans.len();
+        let mut waiting: HashSet<String> = HashSet::new();
+        let mut at = 0;
+        while at < self.inbox.len().min(LOOKAHEAD) && self.in_flight.len() < self.steps_in_flight_max {
+            if waiting.len() >= holders {
+                break;
+            }
+            let (seq, ingress) = &self.inbox[at];
+            let busy = self.in_flight.values().any(|agent| *agent == ingress.agent);
+            if busy || waiting.contains(&ingress.agent) {
+                waiting.insert(ingress.agent.clone());
+                at += 1;
+                continue;
+            }
+            if !self.may_run_beside_others(*seq, ingress) {
+                if at == 0 && self.in_flight.is_empty() {
+                    let (seq, ingress) = self.inbox.pop_front().expect("looked at above");
+                    self.start_alone(seq, ingress, driver, progress)?;
+                }
+                break;
+            }
+            let (seq, ingress) = self.inbox.remove(at).expect("looked at above");
+            let alone_anyway = self.in_flight.is_empty()
+                && !driver.takes_input_while_stepping()
+                && self
+                    .inbox
+                    .iter()
+                    .take(LOOKAHEAD)
+                    .all(|(_, next)| next.agent == ingress.agent);
+            if alone_anyway {
+                self.step_here(seq, ingress, driver, progress)?;
+                continue;
+            }
+            self.start_on_worker(seq, ingress);
+            progress.moved = true;
+        }
+        Ok(())
+    }
+
+    /// Whether the step of `ingress` depends on nothing another agent's step may change.
+    fn may_run_beside_others(&self, seq: u64, ingress: &Ingress) -> bool {
+        let agent = self.agents.get(&ingress.agent);
+        !self.careful(seq)
+            && crate::plans::addressed(&ingress.agent).is_none()
+            && agent.is_some_and(|slot| !slot.grants.shares_world_state())
+    }
+
+    /// A step that runs alone: a plan's turn, a step recovery commits on its own and one for
+    /// a holder the world does not have run here; an agent's runs on a worker with nothing
+    /// started beside it until it is back.
+    fn start_alone<D: Driver>(
+        &mut self,
+        seq: u64,
+        ingress: Ingress,
+        driver: &mut D,
+        progress: &mut Progress,
+    ) -> Result<(), D::Error> {
+        let on_worker = self.agents.contains_key(&ingress.agent) && !self.careful(seq);
+        if on_worker {
+            self.exclusive = Some(seq);
+            self.start_on_worker(seq, ingress);
+            progress.moved = true;
+            return Ok(());
+        }
+        self.step_here(seq, ingress, driver, progress)
+    }
+
+    /// Run the step of input `seq` on the stepper's thread and journal it.
+    fn step_here<D: Driver>(
+        &mut self,
+        seq: u64,
+        ingress: Ingress,
+        driver: &mut D,
+        progress: &mut Progress,
+    ) -> Result<(), D::Error> {
+        let backend = self.live_step_backend(seq, &ingress.agent);
+        let cores = self.live.cores.clone();
+        let record = cores.holding(|| self.step(seq, &ingress, backend, Timing::Live));
+        self.journal_finished(&record, ingress.at_ms, driver, progress)
+    }
+
+    /// Hand the step of input `seq` to a worker, its agent's store with it.
+    fn start_on_worker(&mut self, seq: u64, ingress: Ingress) {
+        let backend = self.live_step_backend(seq, &ingress.agent);
+        let slot: &mut AgentSlot = self
+            .agents
+            .get_mut(&ingress.agent)
+            .expect("only agents' steps go to workers");
+        let store = slot.store.take().expect("an agent not in flight has its store");
+        let job = Job {
+            seq,
+            def: slot.def.clone(),
+            component: slot.component.clone(),
+            store,
+            backend,
+            ingress: ingress.clone(),
+        };
+        self.in_flight.insert(seq, ingress.agent);
+        self.workers.start(job, self.in_flight.len() - 1);
+    }
+
+    /// Journal the firing of the first due timer, else of the first due plan schedule, make
+    /// it durable and queue it. A firing is durable before its step runs: were that step to
+    /// stop the host, the reopened world finds it unfinished and counts the attempt, where it
+    /// would otherwise fire anew each time.
+    fn fire_due(&mut self) -> Result<bool, KernelError> {
+        let Some(ingress) = self.due_timer().or_else(|| self.due_schedule()) else {
+            return Ok(false);
+        };
+        let mut journal = self.journal();
+        let seq = journal.append(crate::journal::entry::EntryBody::Ingress(ingress.clone()));
+        journal.commit()?;
+        drop(journal);
+        self.inbox.push_back((seq, ingress));
+        Ok(true)
+    }
+
+    /// Whether an agent is twice past its snapshot interval: then nothing new starts until the
+    /// steps in flight are back and the snapshot is taken (a snapshot describes every agent
+    /// between two steps).
+    fn snapshot_overdue(&self) -> bool {
+        self.recovered.is_empty()
+            && self.agents.values().any(|slot| {
+                slot.def.snapshot_every > 0 && slot.steps_since_snapshot >= slot.def.snapshot_every.saturating_mul(2)
+            })
+    }
+
+    /// Commit, first journaling a snapshot if an agent has reached its snapshot interval and
+    /// no step is in flight.
+    pub(super) fn commit_with_snapshot(&mut self) -> Result<(), KernelError> {
+        let due = self
+            .agents
+            .values()
+            .any(|slot| slot.def.snapshot_every > 0 && slot.steps_since_snapshot >= slot.def.snapshot_every);
+        // Right after a crash, queued steps still hold journaled intents and receipts to reuse.
+        if due && self.in_flight.is_empty() && self.recovered.is_empty() {
+            self.snapshot();
+        }
+        self.journal().commit()?;
+        self.uncommitted_steps = 0;
+        Ok(())
+    }
+}
