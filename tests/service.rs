@@ -1,8 +1,8 @@
 //! End to end: a world held by a [`WorldService`] and fed by many senders at once. Senders
 //! that arrive together share commits, one sender's event and the step that processes it are
 //! made durable by one commit, a sender is answered while another agent's step is still in
-//! flight, a bad event is refused with nothing journaled, and stopping finishes the step in
-//! flight. Every world ends with replay + verify through the binary.
+//! flight and its mailbox fills up, a bad event is refused with nothing journaled, and stopping
+//! finishes the step in flight, leaving what is queued for the next run. Every world ends with replay + verify through the binary.
 
 use crate::common::*;
 use agentos_runtime::service::{Event, ServiceError, WorldService};
@@ -174,6 +174,12 @@ fn a_sender_is_answered_while_another_agents_step_waits_and_stop_finishes_it() {
     arrival
         .recv_timeout(Duration::from_secs(60))
         .expect("ada's fetch reached the server");
+    // Ada's mailbox fills up behind her step; none of it stands in bob's way.
+    const QUEUED: usize = 300;
+    for i in 0..QUEUED {
+        let greet = Event::Wave(format!("greet(\"{i}\")"));
+        service.sender().send("ada", greet, "test", false).unwrap();
+    }
 
     // Bob's steps run and commit beside it.
     let sender = service.sender();
@@ -206,6 +212,10 @@ fn a_sender_is_answered_while_another_agents_step_waits_and_stop_finishes_it() {
         .filter(|e| e["kind"] == "step-committed")
         .map(|e| e["agent"].as_str().unwrap())
         .collect();
-    assert_eq!(stepped, ["bob", "bob", "ada"], "{log:?}");
+    assert_eq!(stepped, ["bob", "bob", "ada"], "{stepped:?}");
+    // What was still queued when the world stopped is journaled, and runs when it next does.
+    ok(&["run", s(&dir)]);
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "step-committed"), 3 + QUEUED);
     replay_and_verify(&dir);
 }

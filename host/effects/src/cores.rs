@@ -36,10 +36,16 @@ impl Cores {
 
     /// Run `work` holding a core.
     pub fn holding<T>(&self, work: impl FnOnce() -> T) -> T {
+        /// Gives the core back however `work` ends, a panic included.
+        struct Held<'c>(&'c Cores);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                self.0.give();
+            }
+        }
         self.take();
-        let done = work();
-        self.give();
-        done
+        let _held = Held(self);
+        work()
     }
 
     /// Give back a core taken with [`Cores::take`].

@@ -34,19 +34,29 @@ impl TimerTable {
         self.pending.values().filter(|t| t.agent == agent).count() as u32
     }
 
-    /// The timer due first (by due time, then id), if it is due at `now_ms`.
-    pub fn take_due(&mut self, now_ms: u64) -> Option<(u64, PendingTimer)> {
+    /// The timer due first (by due time, then id) among those of agents `ready` accepts, if
+    /// it is due at `now_ms`.
+    pub fn take_due(&mut self, now_ms: u64, ready: impl Fn(&str) -> bool) -> Option<(u64, PendingTimer)> {
         let (&id, _) = self
             .pending
             .iter()
-            .filter(|(_, t)| t.due_ms <= now_ms)
+            .filter(|(_, t)| t.due_ms <= now_ms && ready(&t.agent))
             .min_by_key(|(id, t)| (t.due_ms, **id))?;
         self.pending.remove(&id).map(|timer| (id, timer))
     }
 
     /// When the next timer is due.
     pub fn next_due_ms(&self) -> Option<u64> {
-        self.pending.values().map(|t| t.due_ms).min()
+        self.next_due_ms_of(|_| true)
+    }
+
+    /// When the next timer of an agent `ready` accepts is due.
+    pub fn next_due_ms_of(&self, ready: impl Fn(&str) -> bool) -> Option<u64> {
+        self.pending
+            .values()
+            .filter(|t| ready(&t.agent))
+            .map(|t| t.due_ms)
+            .min()
     }
 
     /// Take in a journaled entry: a timer scheduled or cancelled, or a timer's firing (an

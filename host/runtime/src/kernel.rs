@@ -28,10 +28,11 @@ use crate::plans::PlanSlot;
 use crate::plans::record::{PlanEntry, PlanEvent};
 use crate::receipts::{HostKey, ReceiptSigner};
 use agentos_air::{AgentDef, Manifest};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod drive;
+mod queue;
 mod workers;
 
 pub use drive::{BATCH_BLOB_BYTES_MAX, Driver, STEPS_IN_FLIGHT_DEFAULT, STEPS_PER_COMMIT};
@@ -204,8 +205,8 @@ pub struct Kernel {
     agents: BTreeMap<String, AgentSlot>,
     /// The plans, by name (their ingresses are addressed `plan:<name>`).
     plans: BTreeMap<String, PlanSlot>,
-    /// Inputs journaled and not yet started, in journal order.
-    inbox: VecDeque<(u64, Ingress)>,
+    /// Inputs journaled and not yet started.
+    queue: queue::Queue,
     /// Steps running on the workers: input seq → agent.
     in_flight: BTreeMap<u64, String>,
     /// The input of a step running alone (see [`drive`]), while it runs.
@@ -297,7 +298,7 @@ impl Kernel {
             runtime,
             agents: slots,
             plans,
-            inbox: VecDeque::new(),
+            queue: queue::Queue::default(),
             in_flight: BTreeMap::new(),
             exclusive: None,
             steps_in_flight_max: STEPS_IN_FLIGHT_DEFAULT,
@@ -382,18 +383,18 @@ impl Kernel {
 
     /// Events journaled but not yet processed (queued or in flight).
     pub fn pending(&self) -> usize {
-        self.inbox.len() + self.in_flight.len()
+        self.queue.len() + self.in_flight.len()
     }
 
-    /// The ingress entry the next step will process, and the last one queued.
+    /// The first and the last input queued and not yet started.
     pub fn pending_range(&self) -> Option<(u64, u64)> {
-        Some((self.inbox.front()?.0, self.inbox.back()?.0))
+        Some((self.queue.first()?, self.queue.last()?))
     }
 
     /// Set aside the next queued event without running it: its step is journaled as failed
     /// with `kind` and `reason`.
     pub fn set_aside_next(&mut self, kind: FailureKind, reason: String) -> Option<u64> {
-        let (seq, ingress) = self.inbox.pop_front()?;
+        let (seq, ingress) = self.queue.take_first()?;
         self.recovered.remove(&seq);
         let record = StepRecord::failed(seq, &ingress.agent, kind, reason);
         self.last_step = seq;
@@ -413,7 +414,7 @@ impl Kernel {
         if !recovered.is_empty() {
             self.recovered.insert(seq, recovered);
         }
-        self.inbox.push_back((seq, ingress));
+        self.queue.push(seq, ingress);
     }
 
     /// Logical time for a new ingress: the wall clock, never earlier than the last event. The
@@ -469,7 +470,7 @@ impl Kernel {
             last_step: self.last_step,
             timers: self.live.timers.lock().expect("timer lock").clone(),
             budgets: self.live.budgets.lock().expect("budget lock").clone(),
-            pending: self.inbox.iter().map(|(seq, _)| *seq).collect(),
+            pending: self.queue.seqs().collect(),
         };
         let bytes = postcard::to_allocvec(&state).expect("kernel state always encodes");
         let mut journal = self.journal.lock().expect("journal lock poisoned");
@@ -526,42 +527,6 @@ impl Kernel {
         *self.live.timers.lock().expect("timer lock") = state.timers;
         *self.live.budgets.lock().expect("budget lock") = state.budgets;
         Ok(state.pending)
-    }
-
-    /// The firing of the first due timer (as its agent's ingress, at its due time).
-    fn due_timer(&mut self) -> Option<Ingress> {
-        let (id, timer) = self
-            .live
-            .timers
-            .lock()
-            .expect("timer lock")
-            .take_due(self.live.clock.now_ms())?;
-        Some(Ingress {
-            agent: timer.agent,
-            event: timer.event,
-            at_ms: timer.due_ms,
-            source: format!("timer:{id}"),
-        })
-    }
-
-    /// The firing of the first plan schedule that is due, as the plan's ingress at the latest
-    /// due time not after now (runs missed while the world was closed are not made up).
-    fn due_schedule(&mut self) -> Option<Ingress> {
-        let now = self.live.clock.now_ms();
-        let (name, plan) = self
-            .plans
-            .iter()
-            .filter_map(|(name, plan)| Some((name, plan, plan.next_due_ms()?)))
-            .filter(|(_, _, due)| *due <= now)
-            .min_by_key(|(_, _, due)| *due)
-            .map(|(name, plan, _)| (name, plan))?;
-        let due = plan.def.trigger.latest_due_ms(plan.state.last_scheduled_ms, now)?;
-        Some(Ingress {
-            agent: crate::plans::address(name),
-            event: "null".into(),
-            at_ms: due.max(self.last_at_ms),
-            source: crate::plans::SCHEDULE_SOURCE.into(),
-        })
     }
 
     /// The world's pending timers (what grant decisions on timers count).

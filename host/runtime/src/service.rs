@@ -168,10 +168,16 @@ struct Serving {
 }
 
 impl Serving {
-    /// After the loop: whoever still waits for a step the world stopped before running.
+    /// After the loop: whoever still waits for a step the world stopped before running, and
+    /// whoever sent after the world last looked.
     fn answer_the_rest(&mut self) {
         for awaiting in self.awaiting.drain(..) {
             awaiting.answer();
+        }
+        while let Ok(command) = self.commands.try_recv() {
+            if let Command::Send { reply, .. } = command {
+                let _ = reply.send(Err(ServiceError::Stopping));
+            }
         }
     }
 }

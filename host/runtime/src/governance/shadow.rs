@@ -113,6 +113,8 @@ pub struct ShadowReport {
 /// A recorded step of the window, with what the journal says it did.
 struct RecordedStep {
     seq: u64,
+    /// Where its record is in the journal: the world it ran on is the one just before.
+    record_at: u64,
     ingress: Ingress,
     side: StepSide,
 }
@@ -172,12 +174,14 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
                 return Err(GovernanceError::NoWorkload);
             }
             report.workload = format!(
-                "{} recorded step(s), #{} to #{}",
+                "the last {} recorded step(s), #{} first, #{} last",
                 window.len(),
                 window[0].seq,
                 window[window.len() - 1].seq
             );
-            let mut world = World::open(root, OpenMode::Fork(window[0].seq))?;
+            // Steps finish, and are recorded, in an order of their own: the window starts with
+            // the world as the first of them found it, after every step recorded before it.
+            let mut world = World::open(root, OpenMode::Fork(window[0].record_at))?;
             if migrate(&mut world, &proposed, (proposal, window[0].ingress.at_ms), &mut report) {
                 let recorded_calls = Arc::new(recorded_calls);
                 for step in window {
@@ -268,6 +272,7 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
     let mut plan = HashMap::<u64, Vec<String>>::new();
     let mut calls = HashMap::new();
     for entry in journal.entries_from(since + 1)? {
+        let at = entry.seq;
         match entry.body {
             EntryBody::Ingress(ingress) => {
                 ingresses.insert(entry.seq, ingress);
@@ -294,6 +299,7 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
                 effects,
                 ..
             }) => finished.push((
+                at,
                 ingress,
                 format!("committed, state sha256:{}", hex::encode(&state_digest[..8])),
                 true,
@@ -308,6 +314,7 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
                 effects,
                 ..
             }) => finished.push((
+                at,
                 ingress,
                 describe_outcome(&StepOutcome::Failed { kind, reason }),
                 false,
@@ -321,9 +328,10 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
     let window = finished
         .into_iter()
         .skip(skip)
-        .filter_map(|(seq, outcome, committed, fuel, effects)| {
+        .filter_map(|(record_at, seq, outcome, committed, fuel, effects)| {
             Some(RecordedStep {
                 seq,
+                record_at,
                 ingress: ingresses.remove(&seq)?,
                 side: StepSide {
                     outcome,

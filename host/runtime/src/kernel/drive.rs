@@ -2,7 +2,7 @@
 //! order; steps of different agents run side by side on the workers, and their records are
 //! journaled in the order the steps finish — the order replay re-executes them in. Between
 //! steps the stepper takes input from whoever drives it ([`Driver`]), fires due timers and
-//! plan schedules, and commits: every [`STEPS_PER_COMMIT`] steps, when the blobs held pass
+//! plan schedules (a holder's once it has nothing queued and no step in flight), and commits: every [`STEPS_PER_COMMIT`] steps, when the blobs held pass
 //! [`BATCH_BLOB_BYTES_MAX`], after a plan turn that called an effect or a step recovery runs on
 //! its own, when the driver has someone waiting for durability, and whenever the world falls
 //! idle. Concurrent steps share those commits (group commit).
@@ -15,15 +15,12 @@
 use super::workers::{Finished, Job, Wakeup};
 use super::{AgentSlot, Kernel, KernelError, StepRecord, Timing};
 use crate::journal::entry::Ingress;
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Steps per journal commit while steps keep coming.
 pub const STEPS_PER_COMMIT: usize = 256;
 /// Steps in flight at most unless the host says otherwise ([`Kernel::set_steps_in_flight`]).
 pub const STEPS_IN_FLIGHT_DEFAULT: usize = 16;
-/// How far into the queue the stepper looks for an input it may start.
-const LOOKAHEAD: usize = 256;
 /// With steps in flight and someone waiting for durability, how long the stepper waits for
 /// another step to finish (and share the commit) before it commits...
 const COMMIT_WAIT: Duration = Duration::from_millis(1);
@@ -117,8 +114,10 @@ impl Kernel {
             }
             if driver.dispatching() {
                 self.dispatch(driver, &mut progress)?;
-                if self.inbox.is_empty() {
-                    progress.moved |= self.fire_due()?;
+                if self.fire_due()? {
+                    // The firing's commit made everything before it durable too.
+                    driver.committed();
+                    progress.moved = true;
                 }
             }
             steps += progress.steps;
@@ -146,7 +145,8 @@ impl Kernel {
                 driver.committed();
                 waited_since = None;
             }
-            let next_due = self.until_next_due();
+            // Nothing new starts while the driver is stopping: then no timer is worth waking for.
+            let next_due = driver.dispatching().then(|| self.until_next_due()).flatten();
             let wait = if quiet {
                 match driver.idle(self) {
                     None => return Ok(steps),
@@ -163,14 +163,27 @@ impl Kernel {
         }
     }
 
-    /// How long until the next timer or plan schedule is due, if any is pending.
+    /// How long until the next timer or plan schedule of an idle holder is due, if any.
     fn until_next_due(&self) -> Option<Duration> {
-        let due = self
-            .next_timer_due_ms()
-            .into_iter()
-            .chain(self.next_schedule_due_ms())
-            .min()?;
+        let timers = self
+            .live
+            .timers
+            .lock()
+            .expect("timer lock")
+            .next_due_ms_of(|holder| self.idle(holder));
+        let schedules = self
+            .plans
+            .iter()
+            .filter(|(name, _)| self.idle(&crate::plans::address(name)))
+            .filter_map(|(_, plan)| plan.next_due_ms());
+        let due = timers.into_iter().chain(schedules).min()?;
         Some(Duration::from_millis(due.saturating_sub(self.now_ms())))
+    }
+
+    /// Whether `holder` (an agent, or a plan as `plan:<name>`) has nothing queued and no step
+    /// in flight: only then do its timers and schedules fire, after the input before them.
+    fn idle(&self, holder: &str) -> bool {
+        !self.queue.holds_for(holder) && !self.in_flight.values().any(|busy| busy == holder)
     }
 
     /// A step back from its worker: its agent's store goes home, its record is journaled.
@@ -178,7 +191,11 @@ impl Kernel {
         let finished = match wakeup {
             Wakeup::Finished(finished) => finished,
             Wakeup::Panicked(panic) => std::panic::resume_unwind(panic),
-            Wakeup::Nudge => return Ok(()),
+            Wakeup::Nudge => {
+                // New input may be waiting for the next look around.
+                progress.moved = true;
+                return Ok(());
+            }
         };
         let Finished {
             seq,
@@ -210,8 +227,8 @@ impl Kernel {
         progress: &mut Progress,
     ) -> Result<(), D::Error> {
         self.last_step = record.ingress;
-        for delivery in self.journal_record(record, at_ms) {
-            self.inbox.push_back(delivery);
+        for (seq, delivery) in self.journal_record(record, at_ms) {
+            self.queue.push(seq, delivery);
         }
         driver.on_step(record);
         progress.steps += 1;
@@ -226,9 +243,9 @@ impl Kernel {
         Ok(())
     }
 
-    /// Start every queued input that may start now, in queue order: an agent's inputs one at a
-    /// time and in order, at most the steps in flight the host allows, nothing past an input
-    /// that must run alone.
+    /// Start every queued input that may start now, in journal order: each holder's next
+    /// input once its previous step is back, at most the steps in flight the host allows,
+    /// nothing journaled after an input that must run alone.
     fn dispatch<D: Driver>(&mut self, driver: &mut D, progress: &mut Progress) -> Result<(), D::Error> {
         if self.exclusive.is_some() {
             return Ok(());
@@ -240,38 +257,31 @@ impl Kernel {
             self.commit_with_snapshot()?;
             driver.committed();
         }
-        let holders = self.agents.len() + self.plans.len();
-        let mut waiting: HashSet<String> = HashSet::new();
-        let mut at = 0;
-        while at < self.inbox.len().min(LOOKAHEAD) && self.in_flight.len() < self.steps_in_flight_max {
-            if waiting.len() >= holders {
+        // A holder's inputs all run alone or none does (the only exception, recovery's, runs
+        // its earliest inputs alone), so an input that must is found among the heads.
+        for seq in self.queue.heads() {
+            if self.in_flight.len() >= self.steps_in_flight_max {
                 break;
             }
-            let (seq, ingress) = &self.inbox[at];
-            let busy = self.in_flight.values().any(|agent| *agent == ingress.agent);
-            if busy || waiting.contains(&ingress.agent) {
-                waiting.insert(ingress.agent.clone());
-                at += 1;
+            let ingress = self.queue.get(seq);
+            if self.in_flight.values().any(|busy| *busy == ingress.agent) {
                 continue;
             }
-            if !self.may_run_beside_others(*seq, ingress) {
-                if at == 0 && self.in_flight.is_empty() {
-                    let (seq, ingress) = self.inbox.pop_front().expect("looked at above");
+            if !self.may_run_beside_others(seq, ingress) {
+                if self.queue.first() == Some(seq) && self.in_flight.is_empty() {
+                    let (seq, ingress) = self.queue.take(seq);
                     self.start_alone(seq, ingress, driver, progress)?;
                 }
                 break;
             }
-            let (seq, ingress) = self.inbox.remove(at).expect("looked at above");
+            let (seq, ingress) = self.queue.take(seq);
             let alone_anyway = self.in_flight.is_empty()
                 && !driver.takes_input_while_stepping()
-                && self
-                    .inbox
-                    .iter()
-                    .take(LOOKAHEAD)
-                    .all(|(_, next)| next.agent == ingress.agent);
+                && !self.queue.holds_for_others_than(&ingress.agent);
             if alone_anyway {
                 self.step_here(seq, ingress, driver, progress)?;
-                continue;
+                // Its record may have queued input for others; the next look around sees it.
+                return Ok(());
             }
             self.start_on_worker(seq, ingress);
             progress.moved = true;
@@ -353,8 +363,46 @@ impl Kernel {
         let seq = journal.append(crate::journal::entry::EntryBody::Ingress(ingress.clone()));
         journal.commit()?;
         drop(journal);
-        self.inbox.push_back((seq, ingress));
+        self.queue.push(seq, ingress);
         Ok(true)
+    }
+
+    /// The firing of the first due timer of an idle holder (as its ingress, at its due time).
+    fn due_timer(&self) -> Option<Ingress> {
+        let now = self.now_ms();
+        let (id, timer) = self
+            .live
+            .timers
+            .lock()
+            .expect("timer lock")
+            .take_due(now, |holder| self.idle(holder))?;
+        Some(Ingress {
+            agent: timer.agent,
+            event: timer.event,
+            at_ms: timer.due_ms,
+            source: format!("timer:{id}"),
+        })
+    }
+
+    /// The firing of the first due schedule of an idle plan, as the plan's ingress at the
+    /// latest due time not after now (runs missed while the world was closed are not made up).
+    fn due_schedule(&self) -> Option<Ingress> {
+        let now = self.now_ms();
+        let (name, plan) = self
+            .plans
+            .iter()
+            .filter(|(name, _)| self.idle(&crate::plans::address(name)))
+            .filter_map(|(name, plan)| Some((name, plan, plan.next_due_ms()?)))
+            .filter(|(_, _, due)| *due <= now)
+            .min_by_key(|(_, _, due)| *due)
+            .map(|(name, plan, _)| (name, plan))?;
+        let due = plan.def.trigger.latest_due_ms(plan.state.last_scheduled_ms, now)?;
+        Some(Ingress {
+            agent: crate::plans::address(name),
+            event: "null".into(),
+            at_ms: due.max(self.last_at_ms),
+            source: crate::plans::SCHEDULE_SOURCE.into(),
+        })
     }
 
     /// Whether an agent is twice past its snapshot interval: then nothing new starts until the
