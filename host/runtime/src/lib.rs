@@ -1,7 +1,8 @@
 //! `agentos-runtime`: runs a world of wasm component agents deterministically. The wasmtime
 //! engine and deterministic WASI (`engine`), the stepper that turns journaled inputs into
-//! committed steps (`kernel`), world directories (`world`), plans, governance's shadow run and
-//! apply, the inbox and bundles.
+//! committed steps (`kernel`), world directories (`world`), events in (`ingest`), a world on a
+//! thread of its own for many senders (`service`), plans, governance's shadow run and apply, the
+//! inbox and bundles.
 //!
 //! Arrows point one way: `world` → `kernel` → `engine` / `plans` → `agentos-effects` →
 //! `agentos-journal`; `governance` is used by `world` only through the ledger in
