@@ -77,8 +77,14 @@ impl AgentSlot {
         self.store.as_mut().expect("an agent's store is home between its steps")
     }
 
-    /// Count a step that finished: a committed one moves the agent's state on.
-    fn settle(&mut self, record: &StepRecord) {
+    /// The agent's store, for a step to take away.
+    fn send_away(&mut self) -> AgentStore {
+        self.store.take().expect("an agent's store is home between its steps")
+    }
+
+    /// The store back from step `record`: a committed step moves the agent's state on.
+    fn bring_home(&mut self, store: AgentStore, record: &StepRecord) {
+        self.store = Some(store);
         if let StepOutcome::Committed { state_digest } = record.outcome {
             self.state_digest = state_digest;
             self.steps_since_snapshot += 1;
@@ -786,7 +792,7 @@ impl Kernel {
             };
             return record;
         };
-        let mut store = slot.store.take().expect("an agent's store is home between its steps");
+        let mut store = slot.send_away();
         let record = agent_step(
             &self.runtime,
             world_id,
@@ -795,8 +801,7 @@ impl Kernel {
             backend,
             timing,
         );
-        slot.store = Some(store);
-        slot.settle(&record);
+        slot.bring_home(store, &record);
         record
     }
 }

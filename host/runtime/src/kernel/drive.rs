@@ -2,10 +2,11 @@
 //! order; steps of different agents run side by side on the workers, and their records are
 //! journaled in the order the steps finish — the order replay re-executes them in. Between
 //! steps the stepper takes input from whoever drives it ([`Driver`]), fires due timers and
-//! plan schedules (a holder's once it has nothing queued and no step in flight), and commits: every [`STEPS_PER_COMMIT`] steps, when the blobs held pass
-//! [`BATCH_BLOB_BYTES_MAX`], after a plan turn that called an effect or a step recovery runs on
-//! its own, when the driver has someone waiting for durability, and whenever the world falls
-//! idle. Concurrent steps share those commits (group commit).
+//! plan schedules (a holder's once it has nothing queued and no step in flight), and commits:
+//! every [`STEPS_PER_COMMIT`] steps, when the blobs held pass [`BATCH_BLOB_BYTES_MAX`], after a
+//! plan turn that called an effect or a step recovery runs on its own, when the driver has
+//! someone waiting for durability, and whenever the world falls idle. Concurrent steps share
+//! those commits (group commit).
 //!
 //! Some steps run alone, with nothing beside them and nothing after them started before they
 //! end: plans' turns (they read every agent's event types and start runs across agents),
@@ -85,11 +86,11 @@ impl<F: FnMut(&StepRecord)> Driver for UntilIdle<F> {
     }
 }
 
-/// What the loop did on one look around.
+/// What the loop has done.
 #[derive(Default)]
 struct Progress {
     steps: usize,
-    /// Something changed that may let more start.
+    /// Something changed on this look around that may let more start.
     moved: bool,
 }
 
@@ -103,12 +104,12 @@ impl Kernel {
     /// Run the stepper's loop for `driver` until it is idle and the driver lets it end.
     /// Returns the number of steps processed.
     pub fn drive<D: Driver>(&mut self, driver: &mut D) -> Result<usize, D::Error> {
-        let mut steps = 0;
+        let mut progress = Progress::default();
         // Since when someone has waited for a commit.
         let mut waited_since: Option<Instant> = None;
         loop {
+            progress.moved = false;
             driver.intake(self)?;
-            let mut progress = Progress::default();
             while let Some(wakeup) = self.workers.ready() {
                 self.take(wakeup, driver, &mut progress)?;
             }
@@ -120,7 +121,6 @@ impl Kernel {
                     progress.moved = true;
                 }
             }
-            steps += progress.steps;
             if progress.moved {
                 continue;
             }
@@ -134,9 +134,7 @@ impl Kernel {
                 if let Some(wait) = COMMIT_DELAY_MAX.checked_sub(waited).filter(|left| !left.is_zero())
                     && let Some(wakeup) = self.workers.wait(Some(wait.min(COMMIT_WAIT)))
                 {
-                    let mut progress = Progress::default();
                     self.take(wakeup, driver, &mut progress)?;
-                    steps += progress.steps;
                     continue;
                 }
             }
@@ -149,16 +147,14 @@ impl Kernel {
             let next_due = driver.dispatching().then(|| self.until_next_due()).flatten();
             let wait = if quiet {
                 match driver.idle(self) {
-                    None => return Ok(steps),
+                    None => return Ok(progress.steps),
                     Some(wait) => Some(next_due.map_or(wait, |due| due.min(wait))),
                 }
             } else {
                 next_due
             };
             if let Some(wakeup) = self.workers.wait(wait) {
-                let mut progress = Progress::default();
                 self.take(wakeup, driver, &mut progress)?;
-                steps += progress.steps;
             }
         }
     }
@@ -183,7 +179,12 @@ impl Kernel {
     /// Whether `holder` (an agent, or a plan as `plan:<name>`) has nothing queued and no step
     /// in flight: only then do its timers and schedules fire, after the input before them.
     fn idle(&self, holder: &str) -> bool {
-        !self.queue.holds_for(holder) && !self.in_flight.values().any(|busy| busy == holder)
+        !self.queue.holds_for(holder) && !self.in_flight_for(holder)
+    }
+
+    /// Whether a step of `holder` is in flight.
+    fn in_flight_for(&self, holder: &str) -> bool {
+        self.in_flight.values().any(|busy| busy == holder)
     }
 
     /// A step back from its worker: its agent's store goes home, its record is journaled.
@@ -211,10 +212,8 @@ impl Kernel {
             .agents
             .get_mut(&agent)
             .expect("no agent leaves the world while its step runs");
-        slot.store = Some(store);
-        slot.settle(&record);
-        self.journal_finished(&record, at_ms, driver, progress)?;
-        Ok(())
+        slot.bring_home(store, &record);
+        self.journal_finished(&record, at_ms, driver, progress)
     }
 
     /// Journal a finished step's record and queue what it delivered; commit if this step asks
@@ -264,7 +263,7 @@ impl Kernel {
                 break;
             }
             let ingress = self.queue.get(seq);
-            if self.in_flight.values().any(|busy| *busy == ingress.agent) {
+            if self.in_flight_for(&ingress.agent) {
                 continue;
             }
             if !self.may_run_beside_others(seq, ingress) {
@@ -338,7 +337,7 @@ impl Kernel {
             .agents
             .get_mut(&ingress.agent)
             .expect("only agents' steps go to workers");
-        let store = slot.store.take().expect("an agent not in flight has its store");
+        let store = slot.send_away();
         let job = Job {
             seq,
             def: slot.def.clone(),
@@ -409,21 +408,23 @@ impl Kernel {
     /// steps in flight are back and the snapshot is taken (a snapshot describes every agent
     /// between two steps).
     fn snapshot_overdue(&self) -> bool {
-        self.recovered.is_empty()
-            && self.agents.values().any(|slot| {
-                slot.def.snapshot_every > 0 && slot.steps_since_snapshot >= slot.def.snapshot_every.saturating_mul(2)
-            })
+        self.recovered.is_empty() && self.snapshot_due(2)
+    }
+
+    /// Whether an agent has made `intervals` times its snapshot interval of steps since the
+    /// last snapshot.
+    fn snapshot_due(&self, intervals: u64) -> bool {
+        self.agents.values().any(|slot| {
+            slot.def.snapshot_every > 0
+                && slot.steps_since_snapshot >= slot.def.snapshot_every.saturating_mul(intervals)
+        })
     }
 
     /// Commit, first journaling a snapshot if an agent has reached its snapshot interval and
     /// no step is in flight.
     pub(super) fn commit_with_snapshot(&mut self) -> Result<(), KernelError> {
-        let due = self
-            .agents
-            .values()
-            .any(|slot| slot.def.snapshot_every > 0 && slot.steps_since_snapshot >= slot.def.snapshot_every);
         // Right after a crash, queued steps still hold journaled intents and receipts to reuse.
-        if due && self.in_flight.is_empty() && self.recovered.is_empty() {
+        if self.snapshot_due(1) && self.in_flight.is_empty() && self.recovered.is_empty() {
             self.snapshot();
         }
         self.journal().commit()?;
