@@ -19,6 +19,7 @@ mod llm;
 mod messaging;
 mod plans;
 mod proofs;
+mod serve;
 mod service;
 mod side_by_side;
 mod snapshots;

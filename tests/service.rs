@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 fn start(dir: &std::path::Path) -> WorldService {
-    WorldService::start(World::open(dir, OpenMode::Run).unwrap())
+    WorldService::start(World::open(dir, OpenMode::Run).unwrap()).unwrap()
 }
 
 fn increment() -> Event {
@@ -217,5 +217,54 @@ fn a_sender_is_answered_while_another_agents_step_waits_and_stop_finishes_it() {
     ok(&["run", s(&dir)]);
     let log = log_json(&dir);
     assert_eq!(count_kind(&log, "step-committed"), 3 + QUEUED);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn an_idempotency_key_is_remembered_across_a_restart_from_the_journal_alone() {
+    use agentos_runtime::service::Outgoing;
+    let (_scratch, dir) = init("counter");
+    let keyed = |key: &str, amount: u32| Outgoing {
+        agent: "counter".into(),
+        event: Event::Wave(format!("increment({amount})")),
+        source: "test".into(),
+        idempotency_key: Some(key.into()),
+        wait_for_step: true,
+    };
+    let service = start(&dir);
+    let first = service.sender().send_outgoing(keyed("hook-1", 3)).unwrap();
+    assert!(!first.duplicate && first.stepped);
+    // A retry racing the first one's step: the same entry, once.
+    let again = service.sender().send_outgoing(keyed("hook-1", 3)).unwrap();
+    assert_eq!((again.seq, again.duplicate), (first.seq, true));
+    service.stop().unwrap();
+
+    let service = start(&dir);
+    let after_restart = service.sender().send_outgoing(keyed("hook-1", 3)).unwrap();
+    assert_eq!((after_restart.seq, after_restart.duplicate), (first.seq, true));
+    assert!(after_restart.stepped, "its step is in the journal");
+    let reused = service.sender().send_outgoing(keyed("hook-1", 4)).unwrap_err();
+    assert!(
+        matches!(reused, ServiceError::KeyReused { seq, .. } if seq == first.seq),
+        "{reused}"
+    );
+    let bad = service.sender().send_outgoing(keyed("", 1)).unwrap_err();
+    assert!(matches!(bad, ServiceError::Key(_)), "{bad}");
+    // A query runs beside the stepper; a job gets the whole world.
+    let agents = service.sender().query(|kernel| kernel.agents().len()).unwrap();
+    assert_eq!(agents, 1);
+    let entries = service
+        .sender()
+        .with_world(|world| world.kernel.journal().len())
+        .unwrap();
+    assert!(entries > first.seq);
+    service.stop().unwrap();
+
+    let log = log_json(&dir);
+    assert_eq!(
+        count_kind(&log, "ingress"),
+        1,
+        "one event journaled for every send under the key"
+    );
     replay_and_verify(&dir);
 }

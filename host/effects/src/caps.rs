@@ -447,6 +447,11 @@ impl AgentGrants {
         self.budgets.get(grant)
     }
 
+    /// Every budgeted grant and its budget.
+    pub fn budgets(&self) -> &std::collections::BTreeMap<String, Budget> {
+        &self.budgets
+    }
+
     /// Check a blob of `size_bytes` against the blob grants' size limits.
     pub fn check_blob(&self, size_bytes: u64) -> Decision {
         match self.blob.iter().find(|(_, cap)| size_bytes <= cap.max_bytes) {

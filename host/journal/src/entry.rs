@@ -111,6 +111,30 @@ pub struct StepAttempt {
 }
 
 impl EntryBody {
+    /// Every entry kind, as [`EntryBody::kind`] names them.
+    pub const KINDS: [&'static str; 20] = [
+        "genesis",
+        "ingress",
+        "effect-intent",
+        "effect-receipt",
+        "output",
+        "step-committed",
+        "step-failed",
+        "timer-scheduled",
+        "timer-cancelled",
+        "receipt-checkpoint",
+        "snapshot",
+        "key-rotation",
+        "proposal",
+        "verdict",
+        "shadow-report",
+        "manifest-applied",
+        "apply-refused",
+        "plan",
+        "checkpoint",
+        "step-attempt",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             EntryBody::Genesis(_) => "genesis",

@@ -820,10 +820,15 @@ impl Journal {
 
     /// The committed entries from `first` on, decoded, in order.
     pub fn entries_from(&self, first: u64) -> Result<Vec<Entry>, JournalError> {
+        self.entries_in(first..)
+    }
+
+    /// The committed entries numbered in `range`, decoded, in order.
+    pub fn entries_in(&self, range: impl std::ops::RangeBounds<u64>) -> Result<Vec<Entry>, JournalError> {
         let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
         let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
         let mut out = Vec::new();
-        for row in table.range(first..).map_err(|e| self.storage_error(e))? {
+        for row in table.range(range).map_err(|e| self.storage_error(e))? {
             let (seq, bytes) = row.map_err(|e| self.storage_error(e))?;
             let entry = Entry::decode(bytes.value()).map_err(|source| JournalError::Decode {
                 path: self.path.clone(),

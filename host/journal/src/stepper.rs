@@ -151,6 +151,20 @@ impl BudgetLedger {
         }
     }
 
+    /// Calls, bytes and tokens `agent` used under `grant` in the window before `at_ms` (or
+    /// in all, with no window).
+    pub fn used(&self, agent: &str, grant: &str, window_ms: Option<u64>, at_ms: u64) -> (u64, u64, u64) {
+        let Some(uses) = self.uses.get(&(agent.to_string(), grant.to_string())) else {
+            return (0, 0, 0);
+        };
+        let inside = uses
+            .iter()
+            .filter(|u| window_ms.is_none_or(|window| u.at_ms.saturating_add(window) > at_ms));
+        inside.fold((0, 0, 0), |(calls, bytes, tokens), u| {
+            (calls + 1, bytes + u.bytes, tokens + u.tokens)
+        })
+    }
+
     /// Whether one more call under `grant` fits its budget at logical time `at_ms`. A call that
     /// crosses a byte or token limit is allowed; the ones after it are not.
     pub fn admit(

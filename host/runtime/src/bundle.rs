@@ -107,7 +107,17 @@ pub fn export(dir: &Path, file: &Path) -> Result<ExportSummary> {
         });
     }
     let journal = open_existing_journal(&WorldPaths::new(dir))?;
-    let genesis = crate::world::genesis(&journal)?;
+    export_journal(&journal, dir, file)
+}
+
+/// [`export`] from a journal already open (a world a server holds); `dir` is named in errors.
+pub fn export_journal(journal: &crate::journal::Journal, dir: &Path, file: &Path) -> Result<ExportSummary> {
+    if file.exists() {
+        return Err(BundleError::Exists {
+            path: file.to_path_buf(),
+        });
+    }
+    let genesis = crate::world::genesis(journal)?;
     let description = serde_json::json!({
         "world_id": hex::encode(genesis.world_id),
         "public_key": hex::encode(genesis.host_public_key),

@@ -48,6 +48,13 @@ pub fn ingest(
     event: EventInput<'_>,
     source: &str,
 ) -> Result<u64, WorldError> {
+    let canonical = check(kernel, manifest, agent, event)?;
+    Ok(journal_ingress(kernel, agent, canonical, source))
+}
+
+/// Check an event for `agent` (or `plan:<name>`) as [`ingest`] does, journaling nothing;
+/// returns it in the canonical WAVE text its ingress would hold.
+pub fn check(kernel: &Kernel, manifest: &Path, agent: &str, event: EventInput<'_>) -> Result<String, WorldError> {
     if let Some(name) = crate::plans::addressed(agent) {
         let slot = plan(kernel, name)?;
         let agentos_air::Trigger::Event(schema) = &slot.def.trigger else {
@@ -67,7 +74,7 @@ pub fn ingest(
             schema: schema.clone(),
             reason,
         })?;
-        return Ok(journal_ingress(kernel, agent, canonical, source));
+        return Ok(canonical);
     }
     let Some(slot) = kernel.agents().get(agent) else {
         return Err(WorldError::UnknownAgent {
@@ -86,5 +93,5 @@ pub fn ingest(
         reason,
         expected: crate::values::describe(ty),
     })?;
-    Ok(journal_ingress(kernel, agent, crate::values::to_wave(&value), source))
+    Ok(crate::values::to_wave(&value))
 }

@@ -392,6 +392,11 @@ impl Kernel {
         self.queue.len() + self.in_flight.len()
     }
 
+    /// Whether the input journaled as `seq` is queued or its step is in flight.
+    pub fn is_pending(&self, seq: u64) -> bool {
+        self.queue.contains(seq) || self.in_flight.contains_key(&seq)
+    }
+
     /// The first and the last input queued and not yet started.
     pub fn pending_range(&self) -> Option<(u64, u64)> {
         Some((self.queue.first()?, self.queue.last()?))
@@ -443,6 +448,27 @@ impl Kernel {
     /// The world's agents, by name.
     pub fn agents(&self) -> &BTreeMap<String, AgentSlot> {
         &self.agents
+    }
+
+    /// Calls, bytes and tokens `agent` used under its budgeted `grant`, in the budget's
+    /// window before now.
+    pub fn budget_used(&self, agent: &str, grant: &str, window_ms: Option<u64>) -> (u64, u64, u64) {
+        let now = self.next_time_ms();
+        self.live
+            .budgets
+            .lock()
+            .expect("budget lock")
+            .used(agent, grant, window_ms, now)
+    }
+
+    /// Inputs of `holder` queued and not yet started.
+    pub fn queued_for(&self, holder: &str) -> usize {
+        self.queue.queued_for(holder)
+    }
+
+    /// Whether a step of `holder` is in flight.
+    pub fn busy(&self, holder: &str) -> bool {
+        self.in_flight.values().any(|busy| busy == holder)
     }
 
     /// The world's plans, by name.

@@ -96,7 +96,7 @@ pub fn side_by_side(scratch: &Path, agents: usize, calls: u32, latency_ms: u64) 
 pub fn durable_senders(scratch: &Path, senders: usize, steps_per_sender: u64) -> Result<f64> {
     let dir = scratch.join(format!("senders-{senders}"));
     super::init::init(&dir, super::init::Template::Counter)?;
-    let service = WorldService::start(World::open(&dir, OpenMode::Run)?);
+    let service = WorldService::start(World::open(&dir, OpenMode::Run)?)?;
     let started = Instant::now();
     let threads: Vec<_> = (0..senders)
         .map(|_| {

@@ -15,6 +15,7 @@ mod keys;
 mod plan;
 mod proofs;
 mod replay;
+mod serve;
 mod show;
 
 use agentos_runtime::bundle::ReadTarget;
@@ -211,6 +212,18 @@ enum Command {
         #[command(subcommand)]
         command: air::AirCommand,
     },
+    /// Hold worlds open and serve them over HTTP: events in, entries out (paged and live), receipts,
+    /// proofs, bundles (see docs/server.md).
+    ///
+    /// Each world runs as with `run --follow`: timers and schedules fire when due, events come
+    /// from the API. Listens on 127.0.0.1:8470 by default; any other address needs --tokens.
+    /// SIGTERM or Ctrl-C finishes the steps in flight, commits and exits.
+    Serve(serve::ServeArgs),
+    /// Bearer tokens for `serve`: new, list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: serve::tokens::TokenCommand,
+    },
     /// Run the demo worlds end to end in DIR (a fresh temporary directory by default).
     ///
     /// `basics`: a counter and a hello agent. `pipeline`: a summarizer reading a file, asking a
@@ -281,6 +294,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let mut world = match open_to_run(&dir) {
                 Ok(world) => world,
                 Err(error) if is_locked(&error) => {
+                    if let Some(url) = serve::served_by(&dir) {
+                        bail!(
+                            "{} is held by `agentos-host serve` at {url}: send the event through its API \
+                             (POST {url}/v1/worlds/<world>/events, see docs/server.md)",
+                            dir.display()
+                        );
+                    }
                     let event = agentos_runtime::inbox::InboxEvent { agent, event, json };
                     let file = agentos_runtime::inbox::drop_event(&WorldPaths::new(&dir).state(), &event)?;
                     outln!(
@@ -445,6 +465,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Keys { command } => keys::run(command)?,
         Command::Govern(command) => govern::run(command)?,
         Command::Demo { dir } => demo::run(dir)?,
+        Command::Serve(args) => serve::run(args)?,
+        Command::Token { command } => serve::tokens::run(command)?,
         Command::Bench {
             steps,
             recovery_steps,
@@ -468,7 +490,17 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
 
 /// Open a world to run it, telling the user what they should know about it.
 fn open_to_run(dir: &Path) -> Result<World> {
-    let world = World::open(dir, OpenMode::Run)?;
+    let world = World::open(dir, OpenMode::Run).map_err(anyhow::Error::from);
+    let world = match world {
+        Err(error) if is_locked(&error) => match serve::served_by(dir) {
+            Some(url) => bail!(
+                "{} is held by `agentos-host serve` at {url}: use its API (see docs/server.md), or stop the server",
+                dir.display()
+            ),
+            None => return Err(error),
+        },
+        world => world?,
+    };
     for notice in &world.notices {
         eprintln!("note: {notice}");
     }

@@ -59,7 +59,7 @@ pub trait Driver {
     }
 
     /// Everything journaled so far is durable.
-    fn committed(&mut self) {}
+    fn committed(&mut self, _kernel: &Kernel) {}
 
     /// Whether queued input may start; a driver that is stopping lets the steps in flight
     /// finish and nothing new begin.
@@ -117,7 +117,7 @@ impl Kernel {
                 self.dispatch(driver, &mut progress)?;
                 if self.fire_due()? {
                     // The firing's commit made everything before it durable too.
-                    driver.committed();
+                    driver.committed(self);
                     progress.moved = true;
                 }
             }
@@ -140,7 +140,7 @@ impl Kernel {
             }
             if quiet || driver.wants_commit() {
                 self.commit_with_snapshot()?;
-                driver.committed();
+                driver.committed(self);
                 waited_since = None;
             }
             // Nothing new starts while the driver is stopping: then no timer is worth waking for.
@@ -179,12 +179,7 @@ impl Kernel {
     /// Whether `holder` (an agent, or a plan as `plan:<name>`) has nothing queued and no step
     /// in flight: only then do its timers and schedules fire, after the input before them.
     fn idle(&self, holder: &str) -> bool {
-        !self.queue.holds_for(holder) && !self.in_flight_for(holder)
-    }
-
-    /// Whether a step of `holder` is in flight.
-    fn in_flight_for(&self, holder: &str) -> bool {
-        self.in_flight.values().any(|busy| busy == holder)
+        !self.queue.holds_for(holder) && !self.busy(holder)
     }
 
     /// A step back from its worker: its agent's store goes home, its record is journaled.
@@ -237,7 +232,7 @@ impl Kernel {
         let heavy = self.journal().pending_blob_bytes() > BATCH_BLOB_BYTES_MAX;
         if plan_effects || self.careful(record.ingress) || heavy || self.uncommitted_steps >= STEPS_PER_COMMIT {
             self.commit_with_snapshot()?;
-            driver.committed();
+            driver.committed(self);
         }
         Ok(())
     }
@@ -254,7 +249,7 @@ impl Kernel {
                 return Ok(());
             }
             self.commit_with_snapshot()?;
-            driver.committed();
+            driver.committed(self);
         }
         // A holder's inputs all run alone or none does (the only exception, recovery's, runs
         // its earliest inputs alone), so an input that must is found among the heads.
@@ -263,7 +258,7 @@ impl Kernel {
                 break;
             }
             let ingress = self.queue.get(seq);
-            if self.in_flight_for(&ingress.agent) {
+            if self.busy(&ingress.agent) {
                 continue;
             }
             if !self.may_run_beside_others(seq, ingress) {

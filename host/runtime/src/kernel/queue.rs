@@ -29,6 +29,14 @@ impl Queue {
         self.all.keys().copied()
     }
 
+    pub fn queued_for(&self, holder: &str) -> usize {
+        self.mailboxes.get(holder).map_or(0, VecDeque::len)
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        self.all.contains_key(&seq)
+    }
+
     pub fn first(&self) -> Option<u64> {
         self.all.keys().next().copied()
     }

@@ -1,0 +1,186 @@
+//! Idempotency keys: a sender that retries an event under the key it first sent it with gets
+//! the first event's entry back instead of a second ingress. The key is journaled in the
+//! ingress's source (`<source> idempotency-key:<key>`), so the keys of the last
+//! [`KEY_WINDOW_MS`] survive a restart: the service reads them back from the journal's tail
+//! when it starts. A key reused for a different agent or event is refused.
+
+use crate::journal::entry::{EntryBody, Ingress};
+use crate::journal::{Journal, JournalError};
+use std::collections::{HashMap, VecDeque};
+
+/// How long a key is remembered, by the logical time of its event: a day.
+pub const KEY_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Longest key accepted, in bytes.
+pub const KEY_BYTES_MAX: usize = 200;
+
+const MARK: &str = " idempotency-key:";
+
+/// Entries read at a time while looking back through the journal for keys.
+const SCAN_CHUNK: u64 = 4096;
+
+/// Why a key cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the idempotency key is empty")]
+    Empty,
+    #[error("the idempotency key is {0} bytes long; at most {KEY_BYTES_MAX} are accepted")]
+    TooLong(usize),
+    #[error("the idempotency key may hold only visible ASCII characters (no spaces or control characters)")]
+    Characters,
+}
+
+/// Check a key as a sender gave it.
+pub fn check_key(key: &str) -> Result<(), KeyError> {
+    if key.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    if key.len() > KEY_BYTES_MAX {
+        return Err(KeyError::TooLong(key.len()));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(KeyError::Characters);
+    }
+    Ok(())
+}
+
+/// The source an ingress sent under `key` is journaled with.
+pub fn source_with_key(source: &str, key: &str) -> String {
+    format!("{source}{MARK}{key}")
+}
+
+/// The key an ingress was sent under, if any.
+pub fn key_of(source: &str) -> Option<&str> {
+    source.rsplit_once(MARK).map(|(_, key)| key)
+}
+
+/// The event a key was first used for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remembered {
+    pub seq: u64,
+    pub agent: String,
+    /// Canonical WAVE text, as journaled.
+    pub event: String,
+    pub at_ms: u64,
+}
+
+/// The keys of the last [`KEY_WINDOW_MS`].
+#[derive(Debug, Default)]
+pub struct IdempotencyKeys {
+    by_key: HashMap<String, Remembered>,
+    /// Keys in the order they were first used (their events' logical times never decrease).
+    order: VecDeque<String>,
+}
+
+impl IdempotencyKeys {
+    /// The keys of the ingresses of the last [`KEY_WINDOW_MS`] before `now_ms`, read from the
+    /// journal's committed tail.
+    pub fn recover(journal: &Journal, now_ms: u64) -> Result<IdempotencyKeys, JournalError> {
+        let cutoff = now_ms.saturating_sub(KEY_WINDOW_MS);
+        let mut found = Vec::new();
+        let mut end = journal.len();
+        'scan: while end > 0 {
+            let start = end.saturating_sub(SCAN_CHUNK);
+            for entry in journal.entries_in(start..end)?.into_iter().rev() {
+                if let EntryBody::Ingress(ingress) = entry.body {
+                    if ingress.at_ms < cutoff {
+                        break 'scan;
+                    }
+                    found.push((entry.seq, ingress));
+                }
+            }
+            end = start;
+        }
+        let mut keys = IdempotencyKeys::default();
+        for (seq, ingress) in found.into_iter().rev() {
+            keys.remember_ingress(seq, &ingress);
+        }
+        Ok(keys)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Remembered> {
+        self.by_key.get(key)
+    }
+
+    /// Remember the key of ingress `seq`, if it was sent under one.
+    pub fn remember_ingress(&mut self, seq: u64, ingress: &Ingress) {
+        let Some(key) = key_of(&ingress.source) else {
+            return;
+        };
+        let remembered = Remembered {
+            seq,
+            agent: ingress.agent.clone(),
+            event: ingress.event.clone(),
+            at_ms: ingress.at_ms,
+        };
+        if self.by_key.insert(key.to_string(), remembered).is_none() {
+            self.order.push_back(key.to_string());
+        }
+    }
+
+    /// Forget the keys whose events are older than the window before `now_ms`.
+    pub fn forget_before(&mut self, now_ms: u64) {
+        let cutoff = now_ms.saturating_sub(KEY_WINDOW_MS);
+        while let Some(oldest) = self.order.front() {
+            if self.by_key.get(oldest).is_some_and(|r| r.at_ms >= cutoff) {
+                break;
+            }
+            let oldest = self.order.pop_front().expect("a front key");
+            self.by_key.remove(&oldest);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ingress(source: &str, at_ms: u64) -> Ingress {
+        Ingress {
+            agent: "counter".into(),
+            event: "increment(1)".into(),
+            at_ms,
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn a_key_is_read_back_from_the_source_it_was_journaled_with() {
+        let source = source_with_key("http:ops", "hook-7/a b");
+        assert_eq!(key_of(&source), Some("hook-7/a b"));
+        assert_eq!(key_of("http:ops"), None);
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert_eq!(check_key(""), Err(KeyError::Empty));
+        assert_eq!(check_key("a b"), Err(KeyError::Characters));
+        assert_eq!(check_key("a\u{7f}"), Err(KeyError::Characters));
+        assert_eq!(check_key("é"), Err(KeyError::Characters));
+        assert_eq!(
+            check_key(&"k".repeat(KEY_BYTES_MAX + 1)),
+            Err(KeyError::TooLong(KEY_BYTES_MAX + 1))
+        );
+        assert_eq!(check_key("order-42:retry"), Ok(()));
+    }
+
+    #[test]
+    fn keys_older_than_the_window_are_forgotten_and_others_kept() {
+        let mut keys = IdempotencyKeys::default();
+        keys.remember_ingress(1, &ingress(&source_with_key("http", "old"), 1_000));
+        keys.remember_ingress(2, &ingress("http", 2_000));
+        keys.remember_ingress(3, &ingress(&source_with_key("http", "new"), 5_000));
+        assert_eq!(keys.len(), 2);
+        keys.forget_before(KEY_WINDOW_MS + 4_000);
+        assert!(keys.get("old").is_none());
+        assert_eq!(keys.get("new").map(|r| r.seq), Some(3));
+    }
+}

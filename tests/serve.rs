@@ -1,0 +1,659 @@
+//! End to end: `agentos-host serve` driven over real HTTP on 127.0.0.1 as another program would
+//! drive it. Events go in (idempotent retries journal once, bad input is a 4xx naming what was
+//! wrong), entries come out paged and live (the stream resumes from `Last-Event-ID`), tokens
+//! guard every endpoint by scope, receipts, proofs and bundles check offline, a local command
+//! finding the world held is pointed at the server, and SIGTERM with steps in flight finishes
+//! them and commits. Every world ends with replay + verify through the binary.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A running `serve`, stopped (SIGTERM) or killed when dropped.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(worlds: &[&Path], extra: &[&str]) -> Server {
+        let mut args = vec!["serve".to_string()];
+        args.extend(worlds.iter().map(|w| s(w).to_string()));
+        args.extend(["--listen", "127.0.0.1:0", "--json"].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut child = host_process()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let listening: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("serve did not start: {line}\n{stderr}")
+        });
+        Server {
+            child,
+            url: listening["listening"].as_str().unwrap().to_string(),
+        }
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// SIGTERM, then wait for the process; returns its exit status and stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that hands back every status (4xx and 5xx included) as a response.
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = client().get(url);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    answer(request.call().unwrap())
+}
+
+fn post(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut request = client().post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.send_json(body).unwrap())
+}
+
+fn answer(mut response: ureq::http::Response<ureq::Body>) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+    (status, body)
+}
+
+/// The error code and message of an error response with `status`.
+fn error_of(response: (u16, Value), status: u16) -> (String, String) {
+    assert_eq!(response.0, status, "{}", response.1);
+    let error = &response.1["error"];
+    (
+        error["code"].as_str().unwrap().to_string(),
+        error["message"].as_str().unwrap().to_string(),
+    )
+}
+
+fn events_url(server: &Server) -> String {
+    server.at("/v1/worlds/world/events")
+}
+
+#[test]
+fn events_go_in_once_per_idempotency_key_and_entries_come_out_paged() {
+    let (_scratch, dir) = init("counter");
+    let server = Server::start(&[&dir], &[]);
+
+    let (status, worlds) = get(&server.at("/v1/worlds"), None);
+    assert_eq!(status, 200);
+    assert_eq!(worlds[0]["name"], "world", "{worlds}");
+
+    // An event, waited for to its step.
+    let first = post(
+        &format!("{}?wait=step", events_url(&server)),
+        &json!({"agent": "counter", "wave": "increment(5)"}),
+        &[("Idempotency-Key", "order-1")],
+    );
+    assert_eq!(first.0, 201, "{}", first.1);
+    let entry = first.1["entry"].as_u64().unwrap();
+    assert_eq!(first.1["duplicate"], false);
+    assert_eq!(first.1["step"]["outcome"], "committed", "{}", first.1);
+    assert!(first.1["step"]["entry"].as_u64().unwrap() > entry);
+
+    // The webhook retries (its JSON form of the same event): the first entry, nothing journaled.
+    let retry = post(
+        &format!("{}?wait=step", events_url(&server)),
+        &json!({"agent": "counter", "event": {"increment": 5}}),
+        &[("Idempotency-Key", "order-1")],
+    );
+    assert_eq!(retry.0, 200, "{}", retry.1);
+    assert_eq!(retry.1["entry"].as_u64(), Some(entry));
+    assert_eq!(retry.1["duplicate"], true);
+    assert_eq!(retry.1["step"], first.1["step"]);
+    // The key reused for another event is refused, naming the first.
+    let (code, message) = error_of(
+        post(
+            &events_url(&server),
+            &json!({"agent": "counter", "wave": "increment(6)"}),
+            &[("Idempotency-Key", "order-1")],
+        ),
+        422,
+    );
+    assert_eq!(code, "idempotency_key_reused");
+    assert!(message.contains(&format!("entry #{entry}")), "{message}");
+
+    // More events without waiting: each answered durable.
+    for n in 0..5 {
+        let (status, body) = post(
+            &events_url(&server),
+            &json!({"agent": "counter", "event": {"increment": n}}),
+            &[],
+        );
+        assert_eq!(status, 201, "{body}");
+        assert!(body["step"].is_null());
+    }
+
+    // Entries, paged and filtered: the six ingresses, two per page.
+    let mut ingresses = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let query = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        let (status, page) = get(
+            &server.at(&format!("/v1/worlds/world/entries?kind=ingress&limit=2{query}")),
+            None,
+        );
+        assert_eq!(status, 200, "{page}");
+        let entries = page["entries"].as_array().unwrap();
+        assert!(entries.len() <= 2);
+        ingresses.extend(entries.iter().map(|e| e["seq"].as_u64().unwrap()));
+        match page["next_after"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(ingresses.len(), 6, "{ingresses:?}");
+    assert_eq!(ingresses[0], entry);
+    let (_, page) = get(
+        &server.at(&format!("/v1/worlds/world/entries?after={entry}&limit=1")),
+        None,
+    );
+    assert_eq!(page["entries"][0]["seq"].as_u64(), Some(entry + 1));
+
+    // The agent and the world's status.
+    let (status, agents) = get(&server.at("/v1/worlds/world/agents"), None);
+    assert_eq!(status, 200);
+    assert_eq!(agents[0]["name"], "counter");
+    assert_eq!(agents[0]["state_digest"].as_str().unwrap().len(), 64);
+    let (_, world) = get(&server.at("/v1/worlds/world"), None);
+    assert_eq!(world["agents"], json!(["counter"]));
+
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+    // Every event sent ran (the server finished what was queued) and the journal checks.
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "ingress"), 6);
+    assert_eq!(count_kind(&log, "step-committed"), 6);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn bad_requests_are_refused_with_a_4xx_naming_what_was_wrong_and_nothing_journaled() {
+    let (_scratch, dir) = init("counter");
+    let server = Server::start(&[&dir], &[]);
+    let events = events_url(&server);
+
+    let cases: Vec<((u16, Value), u16, &str, &str)> = vec![
+        (
+            post(&events, &json!({"agent": "nobody", "wave": "increment(1)"}), &[]),
+            404,
+            "unknown_agent",
+            "no agent `nobody`",
+        ),
+        (
+            post(&events, &json!({"agent": "counter", "wave": "increment(\"x\")"}), &[]),
+            422,
+            "bad_event",
+            "does not match agent `counter`",
+        ),
+        (
+            post(&events, &json!({"agent": "counter", "event": {"explode": 1}}), &[]),
+            422,
+            "bad_event",
+            "expected",
+        ),
+        (
+            post(
+                &events,
+                &json!({"agent": "counter", "wave": "reset", "event": "reset"}),
+                &[],
+            ),
+            422,
+            "bad_event",
+            "not both",
+        ),
+        (
+            post(&events, &json!({"agent": "counter", "wav": "reset"}), &[]),
+            422,
+            "bad_body",
+            "wav",
+        ),
+        (
+            post(
+                &events,
+                &json!({"agent": "counter", "wave": "reset"}),
+                &[("Idempotency-Key", "has space")],
+            ),
+            400,
+            "bad_idempotency_key",
+            "visible ASCII",
+        ),
+        (
+            post(
+                &server.at("/v1/worlds/elsewhere/events"),
+                &json!({"agent": "counter", "wave": "reset"}),
+                &[],
+            ),
+            404,
+            "unknown_world",
+            "no world `elsewhere`; worlds: world",
+        ),
+        (
+            post(
+                &format!("{events}?wait=forever"),
+                &json!({"agent": "counter", "wave": "reset"}),
+                &[],
+            ),
+            400,
+            "bad_query",
+            "wait",
+        ),
+        (
+            get(&server.at("/v1/worlds/world/entries?limit=0"), None),
+            400,
+            "bad_query",
+            "limit",
+        ),
+        (
+            get(&server.at("/v1/worlds/world/entries?limit=5000"), None),
+            400,
+            "bad_query",
+            "at most 1000",
+        ),
+        (
+            get(&server.at("/v1/worlds/world/entries?after=-1"), None),
+            400,
+            "bad_query",
+            "after",
+        ),
+        (
+            get(&server.at("/v1/worlds/world/entries?colour=red"), None),
+            400,
+            "bad_query",
+            "colour",
+        ),
+        (
+            get(&server.at("/v1/worlds/world/entries?kind=party"), None),
+            400,
+            "bad_query",
+            "no entry kind `party`",
+        ),
+        (
+            get(&server.at("/v1/worlds/world/proofs/entries/twelve"), None),
+            400,
+            "bad_path",
+            "",
+        ),
+        (
+            get(&server.at("/v1/worlds/world/proofs/entries/999999"), None),
+            404,
+            "no_such_entry",
+            "no entry #999999",
+        ),
+        (get(&server.at("/v1/nowhere"), None), 404, "not_found", "/v1/nowhere"),
+    ];
+    for (response, status, code, says) in cases {
+        let (got_code, message) = error_of(response, status);
+        assert_eq!(got_code, code, "{message}");
+        assert!(message.contains(says), "{code}: {message:?} should say {says:?}");
+    }
+
+    // Not JSON at all, a wrong content type, a body past the limit, a wrong method.
+    let raw = |content_type: &str, body: Vec<u8>| {
+        answer(
+            client()
+                .post(&events)
+                .header("Content-Type", content_type)
+                .send(&body[..])
+                .unwrap(),
+        )
+    };
+    assert_eq!(
+        error_of(raw("application/json", b"{\"agent\": ".to_vec()), 400).0,
+        "bad_body"
+    );
+    assert_eq!(error_of(raw("text/plain", b"{}".to_vec()), 415).0, "bad_body");
+    let huge = format!(
+        "{{\"agent\": \"counter\", \"wave\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    assert_eq!(raw("application/json", huge.into_bytes()).0, 413);
+    let wrong_method = answer(client().delete(&events).call().unwrap());
+    assert_eq!(error_of(wrong_method, 405).0, "method_not_allowed");
+    // A `Last-Event-ID` that is no entry number.
+    let stream = client()
+        .get(server.at("/v1/worlds/world/stream"))
+        .header("Last-Event-ID", "yesterday")
+        .call()
+        .unwrap();
+    assert_eq!(error_of(answer(stream), 400).0, "bad_last_event_id");
+
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(count_kind(&log_json(&dir), "ingress"), 0, "nothing was journaled");
+    replay_and_verify(&dir);
+}
+
+/// Read server-sent events from `reader` until `count` have arrived: (id, event, data).
+fn read_events(reader: &mut impl std::io::BufRead, count: usize) -> Vec<(u64, String, Value)> {
+    let mut events = Vec::new();
+    let (mut id, mut kind, mut data) = (None, None, None);
+    while events.len() < count {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended early");
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(value) = line.strip_prefix("id: ") {
+            id = Some(value.parse().unwrap());
+        } else if let Some(value) = line.strip_prefix("event: ") {
+            kind = Some(value.to_string());
+        } else if let Some(value) = line.strip_prefix("data: ") {
+            data = Some(serde_json::from_str(value).unwrap());
+        } else if line.is_empty()
+            && let (Some(id), Some(kind), Some(data)) = (id.take(), kind.take(), data.take())
+        {
+            events.push((id, kind, data));
+        }
+    }
+    events
+}
+
+#[test]
+fn the_live_stream_shows_entries_as_they_become_durable_and_resumes_from_last_event_id() {
+    let (_scratch, dir) = init("counter");
+    let server = Server::start(&[&dir], &[]);
+    let stream = client().get(server.at("/v1/worlds/world/stream")).call().unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut reader = BufReader::new(stream.into_body().into_reader());
+    // What the journal held already: genesis and its checkpoint.
+    let before = read_events(&mut reader, 2);
+    assert_eq!(before[0].1, "genesis");
+
+    // An event posted now shows up live, as its ingress and its step.
+    let (_, sent) = post(
+        &format!("{}?wait=step", events_url(&server)),
+        &json!({"agent": "counter", "wave": "increment(2)"}),
+        &[],
+    );
+    let live = read_events(&mut reader, 3);
+    let ids: Vec<u64> = live.iter().map(|e| e.0).collect();
+    assert_eq!(ids, vec![2, 3, 4], "entries in order, none skipped: {live:?}");
+    assert_eq!(live[0].1, "ingress");
+    assert_eq!(live[0].2["seq"].as_u64(), sent["entry"].as_u64());
+    assert_eq!(live[1].1, "step-committed");
+    assert_eq!(live[1].2["agent"], "counter");
+    drop(reader);
+
+    // Disconnected, more happens; a client resuming from the last id it saw misses nothing and
+    // sees nothing twice.
+    for _ in 0..3 {
+        post(
+            &events_url(&server),
+            &json!({"agent": "counter", "wave": "increment(1)"}),
+            &[],
+        );
+    }
+    let resumed = client()
+        .get(server.at("/v1/worlds/world/stream"))
+        .header("Last-Event-ID", "4")
+        .call()
+        .unwrap();
+    let mut reader = BufReader::new(resumed.into_body().into_reader());
+    let next = read_events(&mut reader, 1);
+    assert_eq!(next[0].0, 5);
+    let total = (get(&server.at("/v1/worlds/world"), None).1)["entries"]
+        .as_u64()
+        .unwrap();
+    let rest = read_events(&mut reader, (total - 6) as usize);
+    assert_eq!(rest.last().unwrap().0, total - 1);
+    drop(reader);
+
+    // The stream ends when the server stops; stopping is not held up by open streams.
+    let open = client().get(server.at("/v1/worlds/world/stream")).call().unwrap();
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+    let mut ended = String::new();
+    let _ = std::io::Read::read_to_string(&mut open.into_body().into_reader(), &mut ended);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn tokens_guard_every_endpoint_by_scope_and_only_their_hashes_are_stored() {
+    let (scratch, dir) = init("counter");
+    let tokens = scratch.path().join("tokens.toml");
+    let reader = ok(&["token", "new", s(&tokens), "--name", "dashboard", "--scope", "read"]);
+    let sender = ok(&["token", "new", s(&tokens), "--name", "webhook", "--scope", "send,read"]);
+    let (reader, sender) = (reader.trim().to_string(), sender.trim().to_string());
+    let stored = std::fs::read_to_string(&tokens).unwrap();
+    assert!(
+        !stored.contains(&reader) && !stored.contains(&sender),
+        "tokens are stored hashed"
+    );
+    assert!(ok(&["token", "list", s(&tokens)]).contains("webhook"));
+
+    // Not on a public address without tokens.
+    let refused = fails(&["serve", s(&dir), "--listen", "0.0.0.0:0"], 2);
+    assert!(refused.contains("without --tokens"), "{refused}");
+
+    let server = Server::start(&[&dir], &["--tokens", s(&tokens)]);
+    let status = server.at("/v1/worlds/world");
+    let none = client().get(&status).call().unwrap();
+    assert_eq!(none.status().as_u16(), 401);
+    assert_eq!(none.headers().get("www-authenticate").unwrap(), "Bearer");
+    assert_eq!(error_of(get(&status, Some("aos_forged")), 401).0, "unauthorized");
+    // Almost the reader's token: one character changed.
+    let mut near = reader.clone().into_bytes();
+    let last = near.len() - 1;
+    near[last] = if near[last] == b'0' { b'1' } else { b'0' };
+    assert_eq!(get(&status, Some(std::str::from_utf8(&near).unwrap())).0, 401);
+    assert_eq!(get(&status, Some(&reader)).0, 200);
+
+    let event = json!({"agent": "counter", "wave": "increment(1)"});
+    let with = |token: &str| format!("Bearer {token}");
+    let reader_auth = with(&reader);
+    let (code, message) = error_of(
+        post(&events_url(&server), &event, &[("Authorization", &reader_auth)]),
+        403,
+    );
+    assert_eq!(code, "forbidden");
+    assert!(message.contains("`dashboard` lacks the `send` scope"), "{message}");
+    let sender_auth = with(&sender);
+    let (status_code, body) = post(&events_url(&server), &event, &[("Authorization", &sender_auth)]);
+    assert_eq!(status_code, 201, "{body}");
+    // The OpenAPI document is public: it describes, it holds nothing of a world.
+    assert_eq!(get(&server.at("/v1/openapi.json"), None).0, 200);
+
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    let log = log_json(&dir);
+    let ingress = log.iter().find(|e| e["kind"] == "ingress").unwrap();
+    assert!(ingress["text"].as_str().unwrap().contains("http:webhook"), "{ingress}");
+    replay_and_verify(&dir);
+}
+
+/// A world of one `hello` agent granted GET to 127.0.0.1.
+fn fetching_world() -> (tempfile::TempDir, PathBuf) {
+    custom_world(
+        "hello",
+        r#"
+        [world]
+        name = "fetching"
+        [modules.hello]
+        component = "modules/hello.wasm"
+        [caps.data]
+        effect = "fs"
+        dir = "data"
+        [caps.api]
+        effect = "http"
+        urls = ["http://127.0.0.1:*/**"]
+        methods = ["GET"]
+        timeout_ms = 20000
+        [agents.hello]
+        module = "hello"
+        grants = ["data", "api"]
+        "#,
+    )
+}
+
+#[test]
+fn receipts_proofs_and_bundles_from_the_server_check_offline_against_its_key() {
+    let (base, _hits) = serve_text("fetched over loopback");
+    let (scratch, dir) = fetching_world();
+    let server = Server::start(&[&dir], &[]);
+    let (status, sent) = post(
+        &format!("{}?wait=step", events_url(&server)),
+        &json!({"agent": "hello", "wave": format!("fetch(\"{base}/page\")")}),
+        &[],
+    );
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["step"]["effects"], 2, "a fetch and its log line: {sent}");
+
+    let (_, world) = get(&server.at("/v1/worlds/world"), None);
+    let public_key = world["genesis_public_key"].as_str().unwrap().to_string();
+    let (status, page) = get(&server.at("/v1/worlds/world/receipts"), None);
+    assert_eq!(status, 200);
+    let receipt = &page["receipts"][0];
+    assert_eq!(receipt["effect"], "http", "{receipt}");
+    assert_eq!(receipt["public_key"].as_str(), Some(public_key.as_str()));
+    // The receipt's signature checks over its signed bytes with the world's key.
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&hex::decode(&public_key).unwrap().try_into().unwrap()).unwrap();
+    let signature =
+        ed25519_dalek::Signature::from_slice(&hex::decode(receipt["signature"].as_str().unwrap()).unwrap()).unwrap();
+    let signed = hex::decode(receipt["signed_bytes"].as_str().unwrap()).unwrap();
+    key.verify_strict(&signed, &signature).unwrap();
+
+    // The receipt's inclusion proof checks offline with `verify-proof`.
+    let seq = receipt["seq"].as_u64().unwrap();
+    let (status, proof) = get(&server.at(&format!("/v1/worlds/world/proofs/entries/{seq}")), None);
+    assert_eq!(status, 200, "{proof}");
+    let proof_file = scratch.path().join("proof.json");
+    std::fs::write(&proof_file, proof.to_string()).unwrap();
+    let checked = ok(&["verify-proof", s(&proof_file), "--public-key", &public_key]);
+    assert!(checked.contains("OK"), "{checked}");
+    let (status, checkpoint) = get(&server.at("/v1/worlds/world/checkpoint"), None);
+    assert_eq!(status, 200);
+    let kept = scratch.path().join("checkpoint.json");
+    std::fs::write(&kept, checkpoint.to_string()).unwrap();
+
+    // The bundle verifies against the key, extending the checkpoint kept from the server.
+    let mut bundle = client().get(server.at("/v1/worlds/world/bundle")).call().unwrap();
+    assert_eq!(bundle.status().as_u16(), 200);
+    let bytes = bundle.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
+    let bundle_file = scratch.path().join("world.bundle");
+    std::fs::write(&bundle_file, bytes).unwrap();
+    let verified = ok(&[
+        "verify",
+        s(&bundle_file),
+        "--public-key",
+        &public_key,
+        "--checkpoint",
+        s(&kept),
+    ]);
+    assert!(verified.starts_with("verify OK"), "{verified}");
+
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_world_held_by_serve_points_local_commands_at_the_server() {
+    let (_scratch, dir) = init("counter");
+    let server = Server::start(&[&dir], &[]);
+    let error = fails(&["send", s(&dir), "counter", "increment(1)"], 2);
+    assert!(error.contains("held by `agentos-host serve`"), "{error}");
+    assert!(error.contains(&server.url), "{error}");
+    let error = fails(&["run", s(&dir)], 2);
+    assert!(error.contains(&server.url), "{error}");
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    assert!(
+        !dir.join(".agentos/served.json").exists(),
+        "the marker goes with the server"
+    );
+    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn sigterm_with_steps_in_flight_finishes_them_commits_and_leaves_the_rest_for_the_next_run() {
+    // Each fetch takes 1.5 s: SIGTERM arrives while the first is in flight.
+    let (base, hits) = serve(|request, _| {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = request.respond(tiny_http::Response::from_string("slow"));
+        });
+    });
+    let (_scratch, dir) = fetching_world();
+    let server = Server::start(&[&dir], &[]);
+    for n in 0..3 {
+        let (status, body) = post(
+            &events_url(&server),
+            &json!({"agent": "hello", "wave": format!("fetch(\"{base}/{n}\")")}),
+            &[],
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    // Wait until the first fetch reached the server.
+    let started = std::time::Instant::now();
+    while total(&hits) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the first fetch never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    assert!(stderr.contains("all committed"), "{stderr}");
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "ingress"), 3, "every accepted event is journaled");
+    let finished = count_kind(&log, "step-committed");
+    assert!(finished >= 1, "the step in flight finished and committed");
+    assert!(finished < 3, "nothing new started once stopping: {finished} steps ran");
+    assert_eq!(total(&hits) as usize, finished, "no step started once stopping");
+
+    // The next run processes the rest, fetching each remaining page once.
+    ok(&["run", s(&dir)]);
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "step-committed"), 3);
+    assert_eq!(total(&hits), 3, "no fetch repeated");
+    replay_and_verify(&dir);
+}
