@@ -78,6 +78,8 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
         .merge(scoped(&tokens, Scope::Read, read))
         .merge(scoped(&tokens, Scope::Send, send))
         .split_for_parts();
+    let mut document = document;
+    document_errors(&mut document);
     let document = Arc::new(document);
     routes
         .route(
@@ -91,6 +93,42 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
+}
+
+/// Every operation can answer with the errors every route can give: a request that does not
+/// parse (400), no or an unknown token (401), a token without the scope (403), no such world
+/// or entry (404). Each is an [`ErrorBody`](super::error::ErrorBody).
+fn document_errors(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let common = [
+        ("400", "The request does not parse: path, query, headers or body"),
+        ("401", "No bearer token, or one the server does not know"),
+        ("403", "The token lacks the scope this needs"),
+        ("404", "No such world, agent, entry or proof"),
+    ];
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {

@@ -4,7 +4,7 @@
 //! become durable, resumable from `Last-Event-ID`.
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiPath, ApiQuery, entry_number};
 use super::state::{AppState, Hosted, blocking};
 use agentos_runtime::journal::Journal;
 use agentos_runtime::journal::entry::{Entry, EntryBody};
@@ -55,10 +55,12 @@ pub struct EntriesQuery {
     /// Entries before this entry number.
     pub before: Option<u64>,
     /// At most this many (100 by default, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only entries of this agent (or `plan:<name>`).
     pub agent: Option<String>,
     /// Only entries of this kind (`ingress`, `step-committed`, `effect-receipt`, ...).
+    #[param(schema_with = entry_kind_schema)]
     pub kind: Option<String>,
 }
 
@@ -78,7 +80,16 @@ pub struct PageQuery {
     /// Receipts after this entry number.
     pub after: Option<u64>,
     /// At most this many (100 by default, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+}
+
+/// The schema of an entry kind: one of [`EntryBody::KINDS`].
+fn entry_kind_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(EntryBody::KINDS))
+        .build()
 }
 
 /// What a page keeps of the entries it looks at.
@@ -174,10 +185,12 @@ pub async fn entries(
         agent: query.agent,
         kind: query.kind,
     };
+    let after = entry_number("after", query.after)?;
+    let before = entry_number("before", query.before)?;
     let durable = *world.committed.borrow();
     blocking(move || {
         let journal = world.journal.lock().expect("journal lock");
-        let (kept, next_after) = page(&journal, durable, query.after, query.before, limit, |entry| {
+        let (kept, next_after) = page(&journal, durable, after, before, limit, |entry| {
             filter.keeps(&journal, entry)
         })?;
         let entries = kept.iter().map(|entry| entry_view(&journal, entry)).collect();
@@ -197,10 +210,11 @@ pub async fn receipts(
 ) -> Result<Json<ReceiptsPage>, ApiError> {
     let world = state.world(&name)?;
     let limit = limit_of(query.limit)?;
+    let after = entry_number("after", query.after)?;
     let durable = *world.committed.borrow();
     blocking(move || {
         let journal = world.journal.lock().expect("journal lock");
-        let (kept, next_after) = page(&journal, durable, query.after, None, limit, |entry| {
+        let (kept, next_after) = page(&journal, durable, after, None, limit, |entry| {
             matches!(entry.body, EntryBody::EffectReceipt(_))
         })?;
         let receipts = kept
@@ -255,6 +269,7 @@ pub async fn stream(
                 ApiError::bad_request("bad_last_event_id", "`Last-Event-ID` must be an entry number")
             })?),
         };
+    let after = entry_number("after", after)?;
     let (events, received) = tokio::sync::mpsc::channel(64);
     tokio::spawn(feed(world, after, events, state.0.stopping.clone()));
     Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(received)).keep_alive(KeepAlive::default()))

@@ -35,6 +35,7 @@ pub struct SendQuery {
     /// `durable` (the default): answer once the event is journaled and durable. `step`: once
     /// the step that processed it is committed too, with its outcome.
     #[serde(default)]
+    #[param(inline)]
     pub wait: Option<WaitFor>,
 }
 
@@ -81,7 +82,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 #[utoipa::path(post, path = "/v1/worlds/{world}/events", tag = "events",
     params(
         ("world" = String, Path, description = "The world's name on this server"),
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,200}$",
             description = "A retry under the same key returns the first event's entry (kept for a day; visible ASCII, at most 200 bytes)"),
         SendQuery,
     ),
@@ -89,7 +90,10 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
     responses(
         (status = 201, description = "Journaled", body = EventAccepted),
         (status = 200, description = "Sent before under this Idempotency-Key: nothing journaled", body = EventAccepted),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, body = ErrorBody),
         (status = 503, description = "The server is stopping", body = ErrorBody),
     ))]
 pub async fn send_event(

@@ -34,3 +34,15 @@ impl From<PathRejection> for ApiError {
         ApiError::new(rejection.status(), "bad_path", rejection.body_text())
     }
 }
+
+/// An entry number (or a count of them) from a request: the document declares them int64, as
+/// JSON tools hold integers, so a larger one is refused rather than read past every entry.
+pub fn entry_number(name: &str, value: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match value {
+        Some(n) if n > i64::MAX as u64 => Err(ApiError::bad_request(
+            "bad_query",
+            format!("`{name}` is {n}, past any entry number (at most {})", i64::MAX),
+        )),
+        value => Ok(value),
+    }
+}

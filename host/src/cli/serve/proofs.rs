@@ -5,12 +5,12 @@
 //! `export` write, so `verify-proof` and `verify` check them offline.
 
 use super::error::{ApiError, ErrorBody, chain};
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiPath, ApiQuery, entry_number};
 use super::state::{AppState, blocking};
 use agentos_runtime::proofs::{JournalLog, ProveError, checkpoint_file};
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -21,12 +21,11 @@ impl From<ProveError> for ApiError {
         match error {
             ProveError::Journal(journal) => journal.into(),
             ProveError::NoSuchEntry(_) => ApiError::not_found("no_such_entry", message),
+            // No proof of that exists (yet): not found, like a missing entry.
             ProveError::NotCheckpointed(_)
             | ProveError::OnlyReceiptsSigned(_)
-            | ProveError::NoCheckpointOfSize { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_provable", message)
-            }
-            ProveError::Proof(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_provable", message),
+            | ProveError::NoCheckpointOfSize { .. }
+            | ProveError::Proof(_) => ApiError::not_found("no_such_proof", message),
         }
     }
 }
@@ -54,12 +53,13 @@ pub async fn checkpoint(State(state): State<AppState>, ApiPath(name): ApiPath<St
     params(("world" = String, Path, description = "The world's name on this server"),
            ("seq" = u64, Path, description = "The entry number")),
     responses((status = 200, description = "A proof file for `verify-proof`", body = Object),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody)))]
 pub async fn prove_entry(
     State(state): State<AppState>,
     ApiPath((name, seq)): ApiPath<(String, u64)>,
 ) -> Result<Response, ApiError> {
     let world = state.world(&name)?;
+    entry_number("seq", Some(seq))?;
     blocking(move || {
         let journal = world.journal.lock().expect("journal lock");
         let log = JournalLog::read(&journal)?;
@@ -82,17 +82,20 @@ pub struct ConsistencyQuery {
 #[utoipa::path(get, path = "/v1/worlds/{world}/proofs/consistency", tag = "proofs",
     params(("world" = String, Path, description = "The world's name on this server"), ConsistencyQuery),
     responses((status = 200, description = "A consistency proof file for `verify-proof`", body = Object),
-              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody)))]
 pub async fn prove_consistency(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<ConsistencyQuery>,
 ) -> Result<Response, ApiError> {
     let world = state.world(&name)?;
+    let (old, new) = (query.old, query.new);
+    entry_number("old", Some(old))?;
+    entry_number("new", Some(new))?;
     blocking(move || {
         let journal = world.journal.lock().expect("journal lock");
         let log = JournalLog::read(&journal)?;
-        Ok(Json(log.prove_consistency(query.old, query.new)?).into_response())
+        Ok(Json(log.prove_consistency(old, new)?).into_response())
     })
     .await
 }
