@@ -657,3 +657,145 @@ fn sigterm_with_steps_in_flight_finishes_them_commits_and_leaves_the_rest_for_th
     assert_eq!(total(&hits), 3, "no fetch repeated");
     replay_and_verify(&dir);
 }
+
+/// The documented verdict bytes: `"agentos.verdict.v1\0"` ‖ postcard(VerdictBody), built here
+/// field by field as a client that has only the documentation would.
+fn verdict_bytes(
+    world_id: &[u8],
+    proposal: u64,
+    proposal_hash: &[u8],
+    approve: bool,
+    approver: &str,
+    comment: &str,
+) -> Vec<u8> {
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    let mut out = b"agentos.verdict.v1\0".to_vec();
+    out.push(1); // version
+    out.extend_from_slice(world_id);
+    varint(proposal, &mut out);
+    out.extend_from_slice(proposal_hash);
+    varint(u64::from(!approve), &mut out);
+    varint(approver.len() as u64, &mut out);
+    out.extend_from_slice(approver.as_bytes());
+    out.push(0); // by_agent: None
+    varint(comment.len() as u64, &mut out);
+    out.extend_from_slice(comment.as_bytes());
+    out
+}
+
+#[test]
+fn an_approver_signs_a_verdict_on_their_own_machine_and_the_server_applies_the_proposal() {
+    use ed25519_dalek::Signer as _;
+    let ada = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let mallory = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let keys = tempfile::tempdir().unwrap();
+    let with_keys = |args: &[&str]| {
+        let mut command = host();
+        command.env("AGENTOS_KEYS_DIR", keys.path());
+        ok_with(command, args)
+    };
+    with_keys(&["keys", "new", "bob"]);
+    let (scratch, dir) = init("counter");
+    append_to_manifest(
+        &dir,
+        &format!(
+            "\n[policy]\napprovers = {{ ada = \"{}\" }}\n",
+            hex::encode(ada.verifying_key().as_bytes())
+        ),
+    );
+    ok(&["send", s(&dir), "counter", "increment(5)"]);
+    // Bob proposes a timer grant for the counter.
+    let proposed = scratch.path().join("proposed.toml");
+    let manifest = std::fs::read_to_string(dir.join("world.toml")).unwrap();
+    let manifest = manifest.replace(
+        "module = \"counter\"\n",
+        "module = \"counter\"\ngrants = [\"clock\"]\n\n[caps.clock]\neffect = \"timer\"\n",
+    );
+    std::fs::write(&proposed, manifest).unwrap();
+    let out = with_keys(&["propose", s(&dir), "--from", s(&proposed), "--key", "bob", "--json"]);
+    let proposal = serde_json::from_str::<Value>(&out).unwrap()["proposal"]
+        .as_u64()
+        .unwrap();
+
+    let server = Server::start(&[&dir], &[]);
+    let url = |path: &str| server.at(&format!("/v1/worlds/world{path}"));
+    let (status, policy) = get(&url("/policy"), None);
+    assert_eq!(status, 200);
+    assert_eq!(policy["approvers"][0]["name"], "ada");
+    let (status, listed) = get(&url(&format!("/proposals/{proposal}")), None);
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["status"], "open");
+    assert!(listed["changes"].to_string().contains("clock"), "{listed}");
+    let world_id = hex::decode(listed["world_id"].as_str().unwrap()).unwrap();
+    let hash = hex::decode(listed["hash"].as_str().unwrap()).unwrap();
+
+    // Not ready: apply says what is missing.
+    let (code, message) = error_of(
+        post(&url(&format!("/proposals/{proposal}/apply")), &json!({}), &[]),
+        409,
+    );
+    assert_eq!(code, "refused");
+    assert!(message.contains("needs 1 approval"), "{message}");
+
+    let signed = |key: &ed25519_dalek::SigningKey, approver: &str, for_proposal: u64, hash: &[u8], comment: &str| {
+        let bytes = verdict_bytes(&world_id, for_proposal, hash, true, approver, comment);
+        json!({
+            "verdict": "approve", "approver": approver, "comment": comment,
+            "world_id": hex::encode(&world_id), "proposal_hash": hex::encode(hash),
+            "public_key": hex::encode(key.verifying_key().as_bytes()),
+            "signature": hex::encode(key.sign(&bytes).to_bytes()),
+        })
+    };
+    let verdicts = url(&format!("/proposals/{proposal}/verdicts"));
+    // Attacks: a key the policy does not name claiming ada's name; ada's signature over other
+    // words than those posted; ada's verdict for another proposal hash; another world's id.
+    let (code, _) = error_of(
+        post(&verdicts, &signed(&mallory, "ada", proposal, &hash, "lgtm"), &[]),
+        403,
+    );
+    assert_eq!(code, "not_an_approver");
+    let mut altered = signed(&ada, "ada", proposal, &hash, "lgtm");
+    altered["comment"] = "lgtm, and more".into();
+    let (_, message) = error_of(post(&verdicts, &altered, &[]), 409);
+    assert!(message.contains("signature does not check"), "{message}");
+    let (_, message) = error_of(post(&verdicts, &signed(&ada, "ada", proposal, &[0; 32], "x"), &[]), 409);
+    assert!(message.contains("proposal hash"), "{message}");
+    let mut elsewhere = signed(&ada, "ada", proposal, &hash, "x");
+    elsewhere["world_id"] = hex::encode([1u8; 16]).into();
+    let (_, message) = error_of(post(&verdicts, &elsewhere, &[]), 409);
+    assert!(message.contains("not this world"), "{message}");
+    let (code, _) = error_of(post(&verdicts, &json!({"verdict": "approve"}), &[]), 422);
+    assert_eq!(code, "bad_body");
+
+    // Ada's own verdict counts once; the quorum is met; apply switches the world.
+    let (status, accepted) = post(&verdicts, &signed(&ada, "ada", proposal, &hash, "lgtm"), &[]);
+    assert_eq!(status, 201, "{accepted}");
+    assert_eq!(accepted["approved_by"], json!(["ada"]));
+    assert_eq!(accepted["blockers"], json!([]));
+    let (status, again) = post(&verdicts, &signed(&ada, "ada", proposal, &hash, "lgtm"), &[]);
+    assert_eq!(status, 409, "{again}");
+    let (status, applied) = post(&url(&format!("/proposals/{proposal}/apply")), &json!({}), &[]);
+    assert_eq!(status, 200, "{applied}");
+    let (_, listed) = get(&url(&format!("/proposals/{proposal}")), None);
+    assert_eq!(listed["status"], "applied");
+    // The world goes on under the new manifest.
+    let (status, stepped) = post(
+        &format!("{}?wait=step", events_url(&server)),
+        &json!({"agent": "counter", "wave": "increment(1)"}),
+        &[],
+    );
+    assert_eq!(stepped["step"]["outcome"], "committed", "{status} {stepped}");
+
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "verdict"), 1, "only the good verdict is journaled");
+    assert_eq!(count_kind(&log, "manifest-applied"), 1);
+    replay_and_verify(&dir);
+}

@@ -468,7 +468,7 @@ fn history(dir: &Path, json: bool) -> Result<()> {
 
 /// A line per change of a proposal, components included (against the configuration in force when
 /// it was proposed).
-fn changes_of(ledger: &Ledger, p: &ProposalState) -> Vec<String> {
+pub fn changes_of(ledger: &Ledger, p: &ProposalState) -> Vec<String> {
     let Ok(patch) = p.patch() else {
         return vec!["(the patch does not decode)".into()];
     };
@@ -480,7 +480,7 @@ fn changes_of(ledger: &Ledger, p: &ProposalState) -> Vec<String> {
     }
 }
 
-fn proposal_json(ledger: &Ledger, p: &ProposalState) -> serde_json::Value {
+pub fn proposal_json(ledger: &Ledger, p: &ProposalState) -> serde_json::Value {
     let body = &p.proposal.body;
     let (author, agent_authored) = match &body.author {
         Author::Person { name, .. } => (name.clone(), false),

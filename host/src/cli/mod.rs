@@ -9,7 +9,7 @@ mod bench;
 mod bench_concurrency;
 mod bench_verifiability;
 mod demo;
-mod govern;
+pub(crate) mod govern;
 mod init;
 mod keys;
 mod plan;

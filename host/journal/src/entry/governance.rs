@@ -150,6 +150,11 @@ impl SignedVerdict {
         }
     }
 
+    /// Check the signature of a person's verdict: by the key it carries.
+    pub fn verify_signature(&self) -> Result<(), SignatureError> {
+        check_signature(&self.public_key, &self.body.signing_bytes(), &self.signature)
+    }
+
     /// Check the signature; `host_key` is the host key in force at this entry, which must have
     /// signed an agent's verdict.
     pub fn verify(&self, host_key: &VerifyingKey) -> Result<(), SignatureError> {

@@ -31,6 +31,11 @@ pub struct Applied {
 /// Apply proposal `proposal` to the world at `root`.
 pub fn apply(root: &Path, proposal: u64) -> Result<Applied> {
     let mut world = World::open(root, OpenMode::Govern)?;
+    apply_to(&mut world, proposal)
+}
+
+/// Apply proposal `proposal` to an open world (one a server holds, between its steps).
+pub fn apply_to(world: &mut World, proposal: u64) -> Result<Applied> {
     let ledger = Ledger::read(&world.kernel.journal())?;
     let state = ledger.proposal(proposal)?;
     let readiness = ledger.readiness(proposal);
@@ -60,7 +65,7 @@ pub fn apply(root: &Path, proposal: u64) -> Result<Applied> {
         }
     };
     let mut notices = Vec::new();
-    write_missing_components(&world)?;
+    write_missing_components(world)?;
     let rewrote_manifest_file = write_manifest_file(&world.paths, &proposed, &mut notices)?;
     Ok(Applied {
         proposal,

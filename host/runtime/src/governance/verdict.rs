@@ -66,17 +66,76 @@ pub fn judge(
     })
 }
 
-/// Check and append (not commit) a verdict by `approver` (its name in the policy, and the agent
-/// when an agent gives it), signed by `key`. Returns its entry number and the entry.
-pub fn journal_verdict(
-    journal: &mut Journal,
-    ledger: &Ledger,
-    proposal: u64,
-    (approver, by_agent): (&str, Option<&str>),
-    key: &HostKey,
-    verdict: Verdict,
-    comment: &str,
-) -> Result<(u64, EntryBody)> {
+/// A person's verdict signed elsewhere (by an approver's own key, on their machine or in
+/// their browser), checked and journaled: it must be for this world and the proposal as
+/// journaled, by a key the policy in force names under the name it gives, signed over the
+/// documented verdict bytes. The journal stays as it was if any check fails.
+pub fn judge_signed(journal: &mut Journal, signed: SignedVerdict) -> Result<Judged> {
+    let mut ledger = Ledger::read(journal)?;
+    let body = &signed.body;
+    let refused = |reason: String| {
+        Err(GovernanceError::CannotJudge {
+            proposal: body.proposal,
+            reason,
+        })
+    };
+    if body.version != 1 {
+        return refused(format!("verdict version {} (this host takes version 1)", body.version));
+    }
+    if body.world_id != ledger.world_id {
+        return refused(format!(
+            "the verdict is for world {}, not this world ({})",
+            hex::encode(body.world_id),
+            hex::encode(ledger.world_id)
+        ));
+    }
+    if body.by_agent.is_some() {
+        return refused("an agent's verdict is given through the `governance` effect, not signed elsewhere".into());
+    }
+    let state = ledger.proposal(body.proposal)?;
+    if body.proposal_hash != state.hash {
+        return refused(format!(
+            "the verdict signs proposal hash sha256:{}, but proposal #{} is sha256:{}",
+            hex::encode(body.proposal_hash),
+            body.proposal,
+            hex::encode(state.hash)
+        ));
+    }
+    let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
+    let Some(approver) = policy.approver_named(Approver::Person(signed.public_key)) else {
+        return Err(GovernanceError::NotAnApprover {
+            key_name: "the signing key".into(),
+            public_key: hex::encode(signed.public_key),
+            approvers: crate::text::listed(&policy.approvers.keys().cloned().collect::<Vec<_>>(), ", "),
+        });
+    };
+    if approver != body.approver {
+        return refused(format!(
+            "the policy names the signing key `{approver}`, but the verdict says `{}`",
+            body.approver
+        ));
+    }
+    if let Err(error) = signed.verify_signature() {
+        return refused(format!("its signature does not check: {error}"));
+    }
+    check_verdict(&ledger, body.proposal, (&body.approver, None))?;
+    let proposal = body.proposal;
+    let approver = body.approver.clone();
+    let entry = EntryBody::Verdict(signed);
+    let seq = journal.append(entry.clone());
+    journal.commit()?;
+    ledger
+        .observe(seq, &entry)
+        .map_err(|problem| GovernanceError::Contradiction { seq, problem })?;
+    Ok(Judged {
+        seq,
+        approver,
+        readiness: ledger.readiness(proposal),
+    })
+}
+
+/// Whether `approver` (and the agent, when an agent judges) may judge `proposal` now.
+fn check_verdict(ledger: &Ledger, proposal: u64, (approver, by_agent): (&str, Option<&str>)) -> Result<()> {
     let state = ledger.proposal(proposal)?;
     if let Some(reason) = ledger.closed(state) {
         return Err(GovernanceError::CannotJudge { proposal, reason });
@@ -97,6 +156,22 @@ pub fn journal_verdict(
             at: *at,
         });
     }
+    Ok(())
+}
+
+/// Check and append (not commit) a verdict by `approver` (its name in the policy, and the agent
+/// when an agent gives it), signed by `key`. Returns its entry number and the entry.
+pub fn journal_verdict(
+    journal: &mut Journal,
+    ledger: &Ledger,
+    proposal: u64,
+    (approver, by_agent): (&str, Option<&str>),
+    key: &HostKey,
+    verdict: Verdict,
+    comment: &str,
+) -> Result<(u64, EntryBody)> {
+    check_verdict(ledger, proposal, (approver, by_agent))?;
+    let state = ledger.proposal(proposal)?;
     let body = VerdictBody {
         version: 1,
         world_id: ledger.world_id,

@@ -33,6 +33,7 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
         (name = "events", description = "Events for agents and plans"),
         (name = "journal", description = "Entries, receipts and the live stream"),
         (name = "proofs", description = "Checkpoints, inclusion and consistency proofs, audit bundles"),
+        (name = "governance", description = "Proposals, the policy, verdicts signed by approvers, apply"),
     )
 )]
 struct ApiDoc;
@@ -61,7 +62,7 @@ fn scoped(tokens: &Option<Arc<Tokens>>, scope: Scope, routes: OpenApiRouter<AppS
 
 /// The `/v1` router and its OpenAPI document.
 pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
-    use super::{entries, events, proofs, worlds};
+    use super::{entries, events, governance, proofs, worlds};
     let read = OpenApiRouter::new()
         .routes(routes!(worlds::list_worlds))
         .routes(routes!(worlds::world_status))
@@ -72,11 +73,18 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
         .routes(routes!(proofs::checkpoint))
         .routes(routes!(proofs::prove_entry))
         .routes(routes!(proofs::prove_consistency))
-        .routes(routes!(proofs::bundle));
+        .routes(routes!(proofs::bundle))
+        .routes(routes!(governance::policy))
+        .routes(routes!(governance::proposals))
+        .routes(routes!(governance::proposal));
     let send = OpenApiRouter::new().routes(routes!(events::send_event));
+    let operate = OpenApiRouter::new()
+        .routes(routes!(governance::verdict))
+        .routes(routes!(governance::apply));
     let (routes, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(scoped(&tokens, Scope::Read, read))
         .merge(scoped(&tokens, Scope::Send, send))
+        .merge(scoped(&tokens, Scope::Operate, operate))
         .split_for_parts();
     let mut document = document;
     document_errors(&mut document);

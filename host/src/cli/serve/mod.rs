@@ -12,6 +12,7 @@ mod entries;
 mod error;
 mod events;
 mod extract;
+mod governance;
 mod proofs;
 mod state;
 pub mod tokens;

@@ -1,0 +1,299 @@
+//! The governance loop over HTTP: proposals with their changes, shadow runs, verdicts so far and
+//! what still stands in the way (`GET .../proposals`, `.../proposals/{n}`), the policy, verdicts
+//! signed by the approver's own key on their machine or in their browser (`POST
+//! .../proposals/{n}/verdicts`: the server checks and journals them, it never holds a private
+//! key), and `apply`. Verdicts and applies run on the world's thread between steps.
+
+use super::error::{ApiError, ErrorBody, chain};
+use super::extract::{ApiJson, ApiPath};
+use super::state::{AppState, Hosted, blocking};
+use agentos_runtime::governance::GovernanceError;
+use agentos_runtime::governance::ledger::{Ledger, LedgerError};
+use agentos_runtime::governance::record::{SignedVerdict, Verdict, VerdictBody};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+impl From<GovernanceError> for ApiError {
+    fn from(error: GovernanceError) -> ApiError {
+        let message = chain(&error);
+        match error {
+            GovernanceError::Ledger(LedgerError::NotAProposal { .. }) => {
+                ApiError::not_found("no_such_proposal", message)
+            }
+            GovernanceError::NotAnApprover { .. } => ApiError::new(StatusCode::FORBIDDEN, "not_an_approver", message),
+            GovernanceError::CannotJudge { .. }
+            | GovernanceError::OwnProposal { .. }
+            | GovernanceError::AlreadyJudged { .. }
+            | GovernanceError::NotReady { .. }
+            | GovernanceError::NotApplied { .. } => ApiError::new(StatusCode::CONFLICT, "refused", message),
+            _ => ApiError::internal(message),
+        }
+    }
+}
+
+fn ledger_of(world: &Hosted) -> Result<Ledger, ApiError> {
+    let journal = world.journal.lock().expect("journal lock");
+    Ledger::read(&journal).map_err(|error| ApiError::internal(chain(&error)))
+}
+
+/// Who may approve, how many approvals a change needs, and whether it needs a clean shadow run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    pub approvers: Vec<ApproverView>,
+    pub quorum: u32,
+    pub require_clean_shadow: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApproverView {
+    /// The name verdicts carry.
+    pub name: String,
+    /// A person's ed25519 public key (hex), or `agent:<name>`.
+    pub key: String,
+}
+
+/// The policy in force.
+#[utoipa::path(get, path = "/v1/worlds/{world}/policy", tag = "governance",
+    params(("world" = String, Path, description = "The world's name on this server")),
+    responses((status = 200, body = PolicyView)))]
+pub async fn policy(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<PolicyView>, ApiError> {
+    let world = state.world(&name)?;
+    blocking(move || {
+        let ledger = ledger_of(&world)?;
+        let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
+        Ok(Json(PolicyView {
+            approvers: policy
+                .approvers
+                .iter()
+                .map(|(name, key)| ApproverView {
+                    name: name.clone(),
+                    key: key.clone(),
+                })
+                .collect(),
+            quorum: policy.quorum,
+            require_clean_shadow: policy.require_clean_shadow,
+        }))
+    })
+    .await
+}
+
+/// Every proposal, as `agentos-host history --json` lists it, and the manifests the world ran.
+#[utoipa::path(get, path = "/v1/worlds/{world}/proposals", tag = "governance",
+    params(("world" = String, Path, description = "The world's name on this server")),
+    responses((status = 200, description = "`{manifests, proposals}` as `history --json` prints them", body = Object)))]
+pub async fn proposals(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let world = state.world(&name)?;
+    blocking(move || {
+        let ledger = ledger_of(&world)?;
+        let manifests: Vec<_> = ledger
+            .configurations
+            .iter()
+            .map(|c| serde_json::json!({ "since": c.since, "at_ms": c.at_ms, "manifest": hex::encode(c.digest), "proposal": c.proposal }))
+            .collect();
+        let proposals: Vec<_> = ledger
+            .proposals
+            .values()
+            .map(|p| crate::cli::govern::proposal_json(&ledger, p))
+            .collect();
+        Ok(Json(serde_json::json!({ "manifests": manifests, "proposals": proposals })))
+    })
+    .await
+}
+
+/// One proposal: its entry as listed, the patch itself, who approved so far, and each shadow
+/// run's whole report.
+#[utoipa::path(get, path = "/v1/worlds/{world}/proposals/{proposal}", tag = "governance",
+    params(("world" = String, Path, description = "The world's name on this server"),
+           ("proposal" = u64, Path, description = "The proposal's entry number")),
+    responses((status = 200, body = Object)))]
+pub async fn proposal(
+    State(state): State<AppState>,
+    ApiPath((name, proposal)): ApiPath<(String, u64)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let world = state.world(&name)?;
+    blocking(move || {
+        let ledger = ledger_of(&world)?;
+        let state = ledger.proposal(proposal).map_err(GovernanceError::from)?;
+        let mut view = crate::cli::govern::proposal_json(&ledger, state);
+        view["patch"] = serde_json::from_str(&state.proposal.body.patch_json).unwrap_or(serde_json::Value::Null);
+        view["approved_by"] = serde_json::json!(ledger.readiness(proposal).approved_by);
+        view["world_id"] = hex::encode(ledger.world_id).into();
+        let journal = world.journal.lock().expect("journal lock");
+        let reports: Vec<serde_json::Value> = state
+            .shadows
+            .iter()
+            .map(|(_, shadow)| {
+                journal
+                    .blob(&shadow.report)
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .unwrap_or(serde_json::Value::Null)
+            })
+            .collect();
+        view["shadow_reports"] = reports.into();
+        Ok(Json(view))
+    })
+    .await
+}
+
+/// A verdict signed by the approver: the fields of the documented `VerdictBody` the server
+/// cannot fill in itself, the approver's public key and the signature over
+/// `"agentos.verdict.v1\0" ‖ postcard(VerdictBody)` (docs/journal.md).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedVerdictRequest {
+    /// `approve` or `reject`.
+    pub verdict: VerdictWord,
+    /// The approver's name in the policy in force.
+    pub approver: String,
+    #[serde(default)]
+    pub comment: String,
+    /// The world's id (hex), as signed.
+    pub world_id: String,
+    /// The proposal's hash (hex), as signed.
+    pub proposal_hash: String,
+    /// The approver's ed25519 public key, hex.
+    pub public_key: String,
+    /// The ed25519 signature, hex.
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictWord {
+    Approve,
+    Reject,
+}
+
+/// A verdict journaled and where the proposal stands after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerdictAccepted {
+    pub entry: u64,
+    pub approver: String,
+    /// Approvers whose approvals count.
+    pub approved_by: Vec<String>,
+    /// What still stands in the way of applying it (empty: it may be applied).
+    pub blockers: Vec<String>,
+}
+
+fn hex_bytes<const N: usize>(field: &str, text: &str) -> Result<[u8; N], ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_verdict",
+                format!("`{field}` is not {N} bytes of hex"),
+            )
+        })
+}
+
+/// Journal a verdict the approver signed.
+#[utoipa::path(post, path = "/v1/worlds/{world}/proposals/{proposal}/verdicts", tag = "governance",
+    params(("world" = String, Path, description = "The world's name on this server"),
+           ("proposal" = u64, Path, description = "The proposal's entry number")),
+    request_body = SignedVerdictRequest,
+    responses((status = 201, body = VerdictAccepted),
+              (status = 403, description = "The key is not an approver in the policy", body = ErrorBody),
+              (status = 409, description = "Closed, already judged, or for another proposal or world", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn verdict(
+    State(state): State<AppState>,
+    ApiPath((name, proposal)): ApiPath<(String, u64)>,
+    ApiJson(request): ApiJson<SignedVerdictRequest>,
+) -> Result<(StatusCode, Json<VerdictAccepted>), ApiError> {
+    let world = state.world(&name)?;
+    let signed = SignedVerdict {
+        body: VerdictBody {
+            version: 1,
+            world_id: hex_bytes("world_id", &request.world_id)?,
+            proposal,
+            proposal_hash: hex_bytes("proposal_hash", &request.proposal_hash)?,
+            verdict: match request.verdict {
+                VerdictWord::Approve => Verdict::Approve,
+                VerdictWord::Reject => Verdict::Reject,
+            },
+            approver: request.approver,
+            by_agent: None,
+            comment: request.comment,
+        },
+        public_key: hex_bytes("public_key", &request.public_key)?,
+        signature: hex::decode(&request.signature).map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_verdict",
+                "`signature` is not hex",
+            )
+        })?,
+    };
+    let judged = on_world(&world, move |world| {
+        agentos_runtime::governance::verdict::judge_signed(&mut world.kernel.journal(), signed)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(VerdictAccepted {
+            entry: judged.seq,
+            approver: judged.approver,
+            approved_by: judged.readiness.approved_by,
+            blockers: judged.readiness.blockers,
+        }),
+    ))
+}
+
+/// A proposal applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppliedView {
+    pub proposal: u64,
+    /// The `manifest-applied` entry.
+    pub entry: u64,
+    /// The manifest digests before and after, hex.
+    pub previous: String,
+    pub manifest: String,
+    pub notices: Vec<String>,
+}
+
+/// Switch the world to an approved proposal's manifest (between steps).
+#[utoipa::path(post, path = "/v1/worlds/{world}/proposals/{proposal}/apply", tag = "governance",
+    params(("world" = String, Path, description = "The world's name on this server"),
+           ("proposal" = u64, Path, description = "The proposal's entry number")),
+    responses((status = 200, body = AppliedView),
+              (status = 409, description = "Not ready (what is missing is listed), or refused by the new components", body = ErrorBody)))]
+pub async fn apply(
+    State(state): State<AppState>,
+    ApiPath((name, proposal)): ApiPath<(String, u64)>,
+) -> Result<Json<AppliedView>, ApiError> {
+    let world = state.world(&name)?;
+    let applied = on_world(&world, move |world| {
+        agentos_runtime::governance::apply::apply_to(world, proposal)
+    })
+    .await?;
+    Ok(Json(AppliedView {
+        proposal: applied.proposal,
+        entry: applied.seq,
+        previous: hex::encode(applied.previous),
+        manifest: hex::encode(applied.manifest),
+        notices: applied.notices,
+    }))
+}
+
+/// Run `job` on the world's thread with the whole world, once its steps in flight are back.
+async fn on_world<R: Send + 'static>(
+    world: &Arc<Hosted>,
+    job: impl FnOnce(&mut agentos_runtime::world::World) -> Result<R, GovernanceError> + Send + 'static,
+) -> Result<R, ApiError> {
+    let sender = world.sender.clone();
+    blocking(move || Ok(sender.with_world(job)??)).await
+}
