@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// A loopback server: `/news` answers a short article, `/flaky` fails twice with 503 before
 /// answering, `/slow` hangs the first time (60 s), anything else answers `ok`. Counts requests
 /// per path.
-fn server() -> (String, Hits) {
+pub fn server() -> (String, Hits) {
     serve(|request, count| {
         let path = request.url().to_string();
         let (status, body) = match path.as_str() {
@@ -97,7 +97,7 @@ with = { value = { from = "keep.digest" } }
 "#;
 
 /// A world of the editor and notifier components with `WORLD` plus `extra`, talking to `base`.
-fn world(base: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn world(base: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("world");
     std::fs::create_dir_all(dir.join("modules")).unwrap();

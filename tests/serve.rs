@@ -799,3 +799,41 @@ fn an_approver_signs_a_verdict_on_their_own_machine_and_the_server_applies_the_p
     assert_eq!(count_kind(&log, "manifest-applied"), 1);
     replay_and_verify(&dir);
 }
+
+#[test]
+fn a_plan_run_started_over_http_runs_step_by_step_on_the_served_world() {
+    let (base, hits) = crate::plans::server();
+    let (_scratch, dir) = crate::plans::world(&base, "");
+    let server = Server::start(&[&dir], &[]);
+    let url = |path: &str| server.at(&format!("/v1/worlds/world{path}"));
+    let (status, plans) = get(&url("/plans"), None);
+    assert_eq!(status, 200);
+    assert_eq!(plans[0]["plan"], "digest", "{plans}");
+
+    let (code, message) = error_of(post(&url("/plans/nothing/runs"), &json!({}), &[]), 404);
+    assert_eq!(code, "unknown_plan", "{message}");
+    let (code, message) = error_of(post(&url("/plans/digest/runs"), &json!({"input": {"x": 1}}), &[]), 422);
+    assert_eq!(code, "bad_input", "{message}");
+
+    let (status, started) = post(&url("/plans/digest/runs"), &json!({}), &[]);
+    assert_eq!(status, 201, "{started}");
+    let run = started["run"].as_u64().unwrap();
+    let begun = std::time::Instant::now();
+    let finished = loop {
+        let (_, runs) = get(&url("/plans/runs?plan=digest"), None);
+        let this = runs.as_array().unwrap().iter().find(|r| r["run"] == run).cloned();
+        if let Some(this) = this.filter(|r| r["status"] == "completed" || r["status"] == "failed") {
+            break this;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(60), "the run never ended: {runs}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(finished["status"], "completed", "{finished}");
+    let steps: Vec<&str> = finished["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["fetch", "review", "keep", "tell"]);
+    assert_eq!(hits.lock().unwrap()["/news"], 1);
+
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    replay_and_verify(&dir);
+}

@@ -12,7 +12,7 @@ mod demo;
 pub(crate) mod govern;
 mod init;
 mod keys;
-mod plan;
+pub(crate) mod plan;
 mod proofs;
 mod replay;
 mod serve;

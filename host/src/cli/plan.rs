@@ -98,11 +98,11 @@ fn describe_trigger(trigger: &Trigger) -> String {
     }
 }
 
-fn list(dir: &Path, json: bool) -> Result<()> {
-    let (_target, journal) = read_journal(dir)?;
-    let manifest = manifest_in_force(&journal)?;
-    let journal_runs = runs(&journal)?;
-    let rows: Vec<serde_json::Value> = manifest
+/// One row per plan of the manifest in force, as `plan list --json` prints it.
+pub fn plan_rows(journal: &Journal) -> Result<Vec<serde_json::Value>> {
+    let manifest = manifest_in_force(journal)?;
+    let journal_runs = runs(journal)?;
+    Ok(manifest
         .plans
         .iter()
         .map(|(name, plan)| {
@@ -117,7 +117,12 @@ fn list(dir: &Path, json: bool) -> Result<()> {
                 "last_status": of_plan.last().map(|r| r.status.clone()),
             })
         })
-        .collect();
+        .collect())
+}
+
+fn list(dir: &Path, json: bool) -> Result<()> {
+    let (_target, journal) = read_journal(dir)?;
+    let rows = plan_rows(&journal)?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());

@@ -33,6 +33,7 @@ pub const BODY_BYTES_MAX: usize = 1024 * 1024;
         (name = "events", description = "Events for agents and plans"),
         (name = "journal", description = "Entries, receipts and the live stream"),
         (name = "proofs", description = "Checkpoints, inclusion and consistency proofs, audit bundles"),
+        (name = "plans", description = "Plans, their runs, manual runs"),
         (name = "governance", description = "Proposals, the policy, verdicts signed by approvers, apply"),
     )
 )]
@@ -62,7 +63,7 @@ fn scoped(tokens: &Option<Arc<Tokens>>, scope: Scope, routes: OpenApiRouter<AppS
 
 /// The `/v1` router and its OpenAPI document.
 pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
-    use super::{entries, events, governance, proofs, worlds};
+    use super::{entries, events, governance, plans, proofs, worlds};
     let read = OpenApiRouter::new()
         .routes(routes!(worlds::list_worlds))
         .routes(routes!(worlds::world_status))
@@ -76,11 +77,14 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
         .routes(routes!(proofs::bundle))
         .routes(routes!(governance::policy))
         .routes(routes!(governance::proposals))
-        .routes(routes!(governance::proposal));
+        .routes(routes!(governance::proposal))
+        .routes(routes!(plans::plans))
+        .routes(routes!(plans::runs));
     let send = OpenApiRouter::new().routes(routes!(events::send_event));
     let operate = OpenApiRouter::new()
         .routes(routes!(governance::verdict))
-        .routes(routes!(governance::apply));
+        .routes(routes!(governance::apply))
+        .routes(routes!(plans::start_run));
     let (routes, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(scoped(&tokens, Scope::Read, read))
         .merge(scoped(&tokens, Scope::Send, send))

@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod extract;
 mod governance;
+mod plans;
 mod proofs;
 mod state;
 pub mod tokens;
