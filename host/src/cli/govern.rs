@@ -36,6 +36,8 @@ pub enum GovernCommand {
         description: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
     },
     /// Re-run recorded history under a proposal's manifest, in memory, and journal the report.
     ///
@@ -74,6 +76,8 @@ pub enum GovernCommand {
         proposal: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
     },
     /// Return to an earlier manifest: journal a proposal to revert, approve it with your key,
     /// and apply it if that meets the policy (otherwise print what is still missing).
@@ -89,6 +93,8 @@ pub enum GovernCommand {
         description: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
     },
     /// Every manifest the world has run and every proposal: who proposed, what shadow runs
     /// found, who approved or rejected, when it applied.
@@ -111,6 +117,8 @@ pub struct VerdictArgs {
     comment: String,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
 }
 
 fn proposal_number(text: &str) -> Result<u64> {
@@ -137,7 +145,17 @@ pub fn run(command: GovernCommand) -> Result<()> {
             key,
             description,
             json,
+            remote,
         } => {
+            if let Some(remote) = super::remote::Remote::of(&remote, &dir) {
+                let change = match (&patch, &from) {
+                    (Some(patch), _) => super::remote::Change::Patch(patch_as_json(patch)?),
+                    (_, Some(manifest)) => super::remote::Change::Manifest(manifest_as_json(manifest)?),
+                    _ => bail!("give a patch file or --from MANIFEST"),
+                };
+                remote.propose(change, &description, &key, json)?;
+                return Ok(());
+            }
             let source = match (&patch, &from) {
                 (Some(patch), _) => Source::Patch(patch),
                 (_, Some(manifest)) => Source::Manifest(manifest),
@@ -169,20 +187,36 @@ pub fn run(command: GovernCommand) -> Result<()> {
         }
         GovernCommand::Approve(args) => judge(&args, Verdict::Approve)?,
         GovernCommand::Reject(args) => judge(&args, Verdict::Reject)?,
-        GovernCommand::Apply { dir, proposal, json } => apply(&dir, proposal_number(&proposal)?, json)?,
+        GovernCommand::Apply {
+            dir,
+            proposal,
+            json,
+            remote,
+        } => match super::remote::Remote::of(&remote, &dir) {
+            Some(remote) => remote.apply(proposal_number(&proposal)?, json)?,
+            None => apply(&dir, proposal_number(&proposal)?, json)?,
+        },
         GovernCommand::Revert {
             dir,
             to,
             key: key_name,
             description,
             json,
+            remote,
         } => {
-            let (author, key) = person(&key_name)?;
             let description = if description.is_empty() {
                 "revert".to_string()
             } else {
                 description
             };
+            if let Some(remote) = super::remote::Remote::of(&remote, &dir) {
+                let proposal = remote.propose(super::remote::Change::Revert(to), &description, &key_name, json)?;
+                if remote.judge(proposal, &key_name, Verdict::Approve, "", json)? {
+                    remote.apply(proposal, json)?;
+                }
+                return Ok(());
+            }
+            let (author, key) = person(&key_name)?;
             let journaled = agentos_runtime::governance::propose::propose(
                 &dir,
                 Source::Revert(to.as_deref()),
@@ -295,8 +329,34 @@ fn print_shadow(seq: u64, report: &ShadowReport, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A patch file (TOML, or JSON by extension) as the API takes it.
+fn patch_as_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display().to_string();
+    let patch = match path.extension().is_some_and(|e| e == "json") {
+        true => agentos_air::Patch::parse_json(&text, &name)?,
+        false => agentos_air::Patch::parse_toml(&text, &name)?,
+    };
+    Ok(serde_json::from_str(&patch.to_json())?)
+}
+
+/// A manifest file (TOML, or JSON by extension) as the API takes it.
+fn manifest_as_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display().to_string();
+    let manifest = match path.extension().is_some_and(|e| e == "json") {
+        true => agentos_air::Manifest::parse_json(&text, &name)?,
+        false => agentos_air::Manifest::parse_toml(&text, &name)?,
+    };
+    Ok(serde_json::to_value(&manifest)?)
+}
+
 fn judge(args: &VerdictArgs, verdict: Verdict) -> Result<()> {
     let proposal = proposal_number(&args.proposal)?;
+    if let Some(remote) = super::remote::Remote::of(&args.remote, &args.dir) {
+        remote.judge(proposal, &args.key, verdict, &args.comment, args.json)?;
+        return Ok(());
+    }
     let key = super::keys::load(&args.key)?;
     let judged =
         agentos_runtime::governance::verdict::judge(&args.dir, proposal, &args.key, &key, verdict, &args.comment)?;

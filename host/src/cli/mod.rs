@@ -14,6 +14,7 @@ mod init;
 mod keys;
 pub(crate) mod plan;
 mod proofs;
+mod remote;
 mod replay;
 mod serve;
 mod show;
@@ -53,6 +54,7 @@ enum Command {
     },
     /// Journal one event for an agent, process the inbox until idle, print what happened.
     Send {
+        /// A world directory (with --server: the world's name on the server).
         dir: PathBuf,
         /// Agent name from world.toml.
         agent: String,
@@ -61,6 +63,8 @@ enum Command {
         /// The event is JSON: `{"increment": 5}`, `"reset"`.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
     },
     /// Recover the world, journal the events of --events, process everything (firing due
     /// timers), exit when idle.
@@ -90,18 +94,24 @@ enum Command {
     },
     /// Print the journal as a timeline of inputs, steps, effects, receipts and failures.
     Log {
-        /// A world directory, or an audit bundle file written by `export`.
+        /// A world directory, or an audit bundle file written by `export` (with --server: the
+        /// world's name on the server).
         dir: PathBuf,
         /// One JSON object per entry (JSON lines).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
     },
     /// List effect receipts; with --json, each with its signed bytes, signature and public key.
     Receipts {
-        /// A world directory, or an audit bundle file written by `export`.
+        /// A world directory, or an audit bundle file written by `export` (with --server: the
+        /// world's name on the server).
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
     },
     /// Re-execute steps, serving effects from receipts, and compare with the journal.
     ///
@@ -290,7 +300,12 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             agent,
             event,
             json,
+            remote,
         } => {
+            if let Some(remote) = remote::Remote::of(&remote, &dir) {
+                remote.send(&agent, &event, json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut world = match open_to_run(&dir) {
                 Ok(world) => world,
                 Err(error) if is_locked(&error) => {
@@ -382,7 +397,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 )?;
             }
         }
-        Command::Log { dir, json } => {
+        Command::Log { dir, json, remote } => {
+            if let Some(remote) = remote::Remote::of(&remote, &dir) {
+                remote.log(json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let target = ReadTarget::resolve(&dir)?;
             let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
             for entry in journal.entries()? {
@@ -393,7 +412,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Receipts { dir, json } => {
+        Command::Receipts { dir, json, remote } => {
+            if let Some(remote) = remote::Remote::of(&remote, &dir) {
+                remote.receipts(json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let target = ReadTarget::resolve(&dir)?;
             let journal = open_existing_journal(&WorldPaths::new(target.root()))?;
             let public_key = genesis(&journal)?.host_public_key;

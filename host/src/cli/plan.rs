@@ -38,6 +38,8 @@ pub enum PlanCommand {
         input: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
     },
     /// Every plan run in the journal, each step with its status, attempts and output.
     Runs {
@@ -55,7 +57,16 @@ pub fn run(command: PlanCommand) -> Result<()> {
     match command {
         PlanCommand::List { dir, json } => list(&dir, json),
         PlanCommand::Show { dir, plan, json } => show(&dir, &plan, json),
-        PlanCommand::Run { dir, plan, input, json } => run_plan(&dir, &plan, &input, json),
+        PlanCommand::Run {
+            dir,
+            plan,
+            input,
+            json,
+            remote,
+        } => match super::remote::Remote::of(&remote, &dir) {
+            Some(remote) => print_view(&remote.plan_run(&plan, &input)?, json),
+            None => run_plan(&dir, &plan, &input, json),
+        },
         PlanCommand::Runs { dir, plan, json } => {
             let (_target, journal) = read_journal(&dir)?;
             let all: Vec<RunView> = runs(&journal)?
@@ -226,10 +237,14 @@ fn run_plan(dir: &Path, plan: &str, input: &str, json: bool) -> Result<()> {
             dir.display()
         );
     };
+    print_view(&view, json)
+}
+
+fn print_view(view: &RunView, json: bool) -> Result<()> {
     if json {
-        outln!("{}", serde_json::to_string_pretty(&view)?)?;
+        outln!("{}", serde_json::to_string_pretty(view)?)?;
     } else {
-        print_run(&view)?;
+        print_run(view)?;
     }
     Ok(())
 }

@@ -80,6 +80,17 @@ impl Proposal {
         }
     }
 
+    /// Check a person's proposal: signed by the author's own key.
+    pub fn verify_person(&self) -> Result<(), SignatureError> {
+        match &self.body.author {
+            Author::Person { public_key, .. } if *public_key == self.signer => {
+                check_signature(&self.signer, &self.body.signing_bytes(), &self.signature)
+            }
+            Author::Person { .. } => Err(SignatureError::NotTheAuthors),
+            Author::Agent { .. } => Err(SignatureError::AgentNotByHostKey("agent-authored but")),
+        }
+    }
+
     /// Check the signature; `host_key` is the host key in force at this entry.
     pub fn verify(&self, host_key: &VerifyingKey) -> Result<(), SignatureError> {
         match &self.body.author {

@@ -88,6 +88,8 @@ pub enum GovernanceError {
     NotReady { proposal: u64, blockers: Vec<String> },
     #[error("proposal #{proposal} was not applied, nothing changed (recorded as entry #{at}):\n  {reason}")]
     NotApplied { proposal: u64, at: u64, reason: String },
+    #[error("the signed proposal cannot be journaled: {reason}")]
+    NotAsDrafted { reason: String },
     #[error("`{0}` is not a proposal number")]
     NotAProposalNumber(String),
 }

@@ -258,16 +258,19 @@ pub struct Journaled {
     pub judgement: Judgement,
 }
 
-/// Sign and journal `draft` (the caller commits). Refuses a draft that changes nothing or
-/// grants an effect the policy in force denies.
-pub fn journal_proposal(
-    journal: &mut Journal,
-    ledger: &Ledger,
-    draft: Draft,
-    description: &str,
-    author: Author,
-    key: &HostKey,
-) -> Result<Journaled> {
+/// A proposal ready to be signed: its body and what it changes.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub body: ProposalBody,
+    pub changes: Vec<String>,
+    pub judgement: Judgement,
+    /// Component bytes the journal does not hold yet.
+    pub new_components: Vec<Vec<u8>>,
+}
+
+/// The body `author` signs for `draft`. Refuses a draft that changes nothing or grants an
+/// effect the policy in force denies.
+pub fn prepare(ledger: &Ledger, draft: Draft, description: &str, author: Author) -> Result<Prepared> {
     let current = ledger.in_force();
     if draft.patch.changes.is_empty() && draft.modules == current.modules {
         return Err(GovernanceError::ChangesNothing {
@@ -280,9 +283,6 @@ pub fn journal_proposal(
         return Err(GovernanceError::PolicyDenies { denied });
     }
     let changes = change_lines(current, &draft.patch, &draft.modules);
-    for bytes in &draft.new_components {
-        journal.put_blob(bytes);
-    }
     let body = ProposalBody {
         version: 1,
         world_id: ledger.world_id,
@@ -293,14 +293,78 @@ pub fn journal_proposal(
         author,
         reverts_to: draft.reverts_to,
     };
-    let hash = body.hash();
-    let seq = journal.append(EntryBody::Proposal(Proposal::sign(body, key)));
-    Ok(Journaled {
-        seq,
-        hash,
+    Ok(Prepared {
+        body,
         changes,
         judgement,
+        new_components: draft.new_components,
     })
+}
+
+/// Sign and journal `draft` (the caller commits). Refuses a draft that changes nothing or
+/// grants an effect the policy in force denies.
+pub fn journal_proposal(
+    journal: &mut Journal,
+    ledger: &Ledger,
+    draft: Draft,
+    description: &str,
+    author: Author,
+    key: &HostKey,
+) -> Result<Journaled> {
+    let prepared = prepare(ledger, draft, description, author)?;
+    let proposal = Proposal::sign(prepared.body.clone(), key);
+    Ok(journal_prepared(journal, prepared, proposal))
+}
+
+fn journal_prepared(journal: &mut Journal, prepared: Prepared, proposal: Proposal) -> Journaled {
+    for bytes in &prepared.new_components {
+        journal.put_blob(bytes);
+    }
+    let hash = proposal.body.hash();
+    let seq = journal.append(EntryBody::Proposal(proposal));
+    Journaled {
+        seq,
+        hash,
+        changes: prepared.changes,
+        judgement: prepared.judgement,
+    }
+}
+
+/// A person's proposal signed elsewhere (on their machine, against a body this host drafted),
+/// checked and journaled: signed by the author's key over the documented proposal bytes, and
+/// exactly the body this host drafts now from its patch (same base, modules, components), so
+/// what is approved is what will run. The journal stays as it was if any check fails.
+pub fn submit_signed(paths: &WorldPaths, journal: &mut Journal, proposal: Proposal) -> Result<Journaled> {
+    let ledger = Ledger::read(journal)?;
+    let refused = |reason: String| Err(GovernanceError::NotAsDrafted { reason });
+    if !matches!(proposal.body.author, Author::Person { .. }) {
+        return refused("an agent proposes through the `governance` effect, not over the API".into());
+    }
+    if let Err(error) = proposal.verify_person() {
+        return refused(format!("its signature does not check: {error}"));
+    }
+    let revert_to = proposal.body.reverts_to.map(hex::encode);
+    let source = match &revert_to {
+        Some(digest) => Source::Revert(Some(digest)),
+        None => Source::Json(&proposal.body.patch_json),
+    };
+    let drafted = draft(paths, journal, &ledger, source)?;
+    let prepared = prepare(
+        &ledger,
+        drafted,
+        &proposal.body.description,
+        proposal.body.author.clone(),
+    )?;
+    if prepared.body != proposal.body {
+        return refused(format!(
+            "the signed body is not the one this host drafts from its patch now (the manifest in force is sha256:{}); \
+             draft it again",
+            hex::encode(ledger.in_force().digest)
+        ));
+    }
+    let journaled = journal_prepared(journal, prepared, proposal);
+    journal.commit()?;
+    Ok(journaled)
 }
 
 /// `propose` for a person: draft against the world's journal, sign with their key, commit.

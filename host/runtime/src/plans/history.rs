@@ -11,7 +11,7 @@ type Result<T> = std::result::Result<T, JournalError>;
 use serde::Serialize;
 
 /// One run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunView {
     pub plan: String,
     pub run: u64,
@@ -28,7 +28,7 @@ pub struct RunView {
 }
 
 /// One step of a run, in the order it ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StepView {
     pub step: String,
     /// `done`, `failed` or `waiting`.

@@ -83,6 +83,8 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
     let send = OpenApiRouter::new().routes(routes!(events::send_event));
     let operate = OpenApiRouter::new()
         .routes(routes!(governance::verdict))
+        .routes(routes!(governance::draft))
+        .routes(routes!(governance::submit))
         .routes(routes!(governance::apply))
         .routes(routes!(plans::start_run));
     let (routes, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())

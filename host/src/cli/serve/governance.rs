@@ -9,7 +9,9 @@ use super::extract::{ApiJson, ApiPath};
 use super::state::{AppState, Hosted, blocking};
 use agentos_runtime::governance::GovernanceError;
 use agentos_runtime::governance::ledger::{Ledger, LedgerError};
-use agentos_runtime::governance::record::{SignedVerdict, Verdict, VerdictBody};
+use agentos_runtime::governance::propose::Source;
+use agentos_runtime::governance::record::{Author, Proposal, ProposalBody, SignedVerdict, Verdict, VerdictBody};
+use agentos_runtime::world::WorldPaths;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,7 +31,19 @@ impl From<GovernanceError> for ApiError {
             | GovernanceError::OwnProposal { .. }
             | GovernanceError::AlreadyJudged { .. }
             | GovernanceError::NotReady { .. }
-            | GovernanceError::NotApplied { .. } => ApiError::new(StatusCode::CONFLICT, "refused", message),
+            | GovernanceError::NotApplied { .. }
+            | GovernanceError::NotAsDrafted { .. }
+            | GovernanceError::ChangesNothing { .. }
+            | GovernanceError::PolicyDenies { .. } => ApiError::new(StatusCode::CONFLICT, "refused", message),
+            GovernanceError::Manifest(_)
+            | GovernanceError::Patch(_)
+            | GovernanceError::DoesNotApply { .. }
+            | GovernanceError::NotJson(_)
+            | GovernanceError::RevertTarget(_)
+            | GovernanceError::UnreadableComponent { .. }
+            | GovernanceError::PinMismatch { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_proposal", message)
+            }
             _ => ApiError::internal(message),
         }
     }
@@ -296,4 +310,174 @@ async fn on_world<R: Send + 'static>(
 ) -> Result<R, ApiError> {
     let sender = world.sender.clone();
     blocking(move || Ok(sender.with_world(job)??)).await
+}
+
+/// What to propose, and who proposes it: exactly one of `patch`, `manifest` or `revert`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftRequest {
+    /// An AIR patch (JSON form, as `agentos-host air diff --json` writes; `base` and
+    /// `pre_image` may be left out).
+    #[schema(value_type = Option<Object>)]
+    pub patch: Option<serde_json::Value>,
+    /// A whole manifest (JSON form): the proposal is its difference from the manifest in force.
+    /// Component files it names are read from the world's directory on the server.
+    #[schema(value_type = Option<Object>)]
+    pub manifest: Option<serde_json::Value>,
+    /// Return to an earlier configuration: the entry number it came into force at or its
+    /// manifest digest; `""` for the last one that differs from the one in force.
+    pub revert: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// The author's name (as their key file is named).
+    pub author: String,
+    /// The author's ed25519 public key, hex: the key that will sign.
+    pub public_key: String,
+}
+
+/// A proposal ready to sign.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftView {
+    /// The `ProposalBody` (serde JSON form): post it back with the signature.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    /// What to sign: `"agentos.proposal.v1\0"` ‖ postcard(body), hex.
+    pub signing_bytes: String,
+    /// sha256 of the signing bytes: the proposal's hash, which verdicts sign.
+    pub hash: String,
+    pub changes: Vec<String>,
+    pub new_capabilities: Vec<String>,
+    pub approvals_needed: u32,
+}
+
+/// Draft a proposal against the manifest in force, for its author to sign.
+#[utoipa::path(post, path = "/v1/worlds/{world}/proposals/drafts", tag = "governance",
+    params(("world" = String, Path, description = "The world's name on this server")),
+    request_body = DraftRequest,
+    responses((status = 200, body = DraftView),
+              (status = 409, description = "Changes nothing, or the policy denies it", body = ErrorBody),
+              (status = 422, description = "Does not parse or apply", body = ErrorBody)))]
+pub async fn draft(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<DraftRequest>,
+) -> Result<Json<DraftView>, ApiError> {
+    let world = state.world(&name)?;
+    let public_key: [u8; 32] = hex_bytes("public_key", &request.public_key)?;
+    let author = Author::Person {
+        name: request.author,
+        public_key,
+    };
+    let text = match (&request.patch, &request.manifest, &request.revert) {
+        (Some(value), None, None) | (None, Some(value), None) => Some(value.to_string()),
+        (None, None, Some(_)) => None,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_proposal",
+                "give exactly one of `patch`, `manifest` or `revert`",
+            ));
+        }
+    };
+    if request.manifest.as_ref().is_some_and(|m| m.get("world").is_none()) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_proposal",
+            "`manifest` must be a whole manifest (an object with `world`)",
+        ));
+    }
+    blocking(move || {
+        let journal = world.journal.lock().expect("journal lock");
+        let ledger = Ledger::read(&journal).map_err(|error| ApiError::internal(chain(&error)))?;
+        let revert = request.revert.as_deref().filter(|to| !to.is_empty());
+        let source = match &text {
+            Some(text) => Source::Json(text),
+            None => Source::Revert(revert),
+        };
+        let paths = WorldPaths::new(&world.root);
+        let drafted = agentos_runtime::governance::propose::draft(&paths, &journal, &ledger, source)?;
+        let prepared = agentos_runtime::governance::propose::prepare(&ledger, drafted, &request.description, author)?;
+        Ok(Json(DraftView {
+            body: serde_json::to_value(&prepared.body).expect("a proposal body encodes"),
+            signing_bytes: hex::encode(prepared.body.signing_bytes()),
+            hash: hex::encode(prepared.body.hash()),
+            changes: prepared.changes,
+            new_capabilities: prepared.judgement.widenings.iter().map(ToString::to_string).collect(),
+            approvals_needed: prepared.judgement.approvals_needed,
+        }))
+    })
+    .await
+}
+
+/// A drafted body and its author's signature over its signing bytes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedProposalRequest {
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    /// ed25519 signature by the author's key, hex.
+    pub signature: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalAccepted {
+    /// The proposal's entry number.
+    pub proposal: u64,
+    pub hash: String,
+    pub changes: Vec<String>,
+    pub approvals_needed: u32,
+}
+
+/// Journal a proposal its author signed (the body as drafted, unchanged).
+#[utoipa::path(post, path = "/v1/worlds/{world}/proposals", tag = "governance",
+    params(("world" = String, Path, description = "The world's name on this server")),
+    request_body = SignedProposalRequest,
+    responses((status = 201, body = ProposalAccepted),
+              (status = 409, description = "Not the body the server drafts now, or its signature does not check", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn submit(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<SignedProposalRequest>,
+) -> Result<(StatusCode, Json<ProposalAccepted>), ApiError> {
+    let world = state.world(&name)?;
+    let body: ProposalBody = serde_json::from_value(request.body).map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_proposal",
+            format!("`body` is not a proposal body as drafted: {error}"),
+        )
+    })?;
+    let Author::Person { public_key, .. } = &body.author else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_proposal",
+            "a proposal over the API is a person's",
+        ));
+    };
+    let proposal = Proposal {
+        signer: *public_key,
+        signature: hex::decode(&request.signature).map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_proposal",
+                "`signature` is not hex",
+            )
+        })?,
+        body,
+    };
+    let journaled = on_world(&world, move |world| {
+        let paths = world.paths.clone();
+        agentos_runtime::governance::propose::submit_signed(&paths, &mut world.kernel.journal(), proposal)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ProposalAccepted {
+            proposal: journaled.seq,
+            hash: hex::encode(journaled.hash),
+            changes: journaled.changes,
+            approvals_needed: journaled.judgement.approvals_needed,
+        }),
+    ))
 }

@@ -50,7 +50,8 @@ pub async fn runs(
     let world = state.world(&name)?;
     blocking(move || {
         let journal = world.journal.lock().expect("journal lock");
-        let runs = agentos_runtime::plans::history::runs(&journal).map_err(|error| ApiError::internal(chain(&error)))?;
+        let runs =
+            agentos_runtime::plans::history::runs(&journal).map_err(|error| ApiError::internal(chain(&error)))?;
         Ok(Json(
             runs.into_iter()
                 .filter(|run| query.plan.as_ref().is_none_or(|plan| *plan == run.plan))
