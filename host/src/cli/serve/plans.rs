@@ -92,10 +92,10 @@ pub async fn start_run(
     let sender = world.sender.clone();
     let input = request.input.to_string();
     let run = blocking(move || {
-        let started = sender.with_world(move |world| world.start_plan(&plan, &input))?;
+        let started = sender.with_world(move |world| world.start_plan(&plan, &input).map_err(Box::new))?;
         started.map_err(|error| {
-            let message = chain(&error);
-            match error {
+            let message = chain(&*error);
+            match *error {
                 agentos_runtime::world::WorldError::UnknownPlan(_) => ApiError::not_found("unknown_plan", message),
                 agentos_runtime::world::WorldError::PlanInput { .. } => {
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", message)
