@@ -7,6 +7,7 @@ mod common;
 
 mod air;
 mod compile;
+mod console;
 mod counter;
 mod crash;
 mod demo;

@@ -12,18 +12,27 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A running `serve`, stopped (SIGTERM) or killed when dropped.
-struct Server {
+pub struct Server {
     child: std::process::Child,
-    url: String,
+    pub url: String,
 }
 
 impl Server {
-    fn start(worlds: &[&Path], extra: &[&str]) -> Server {
+    pub fn start(worlds: &[&Path], extra: &[&str]) -> Server {
+        Server::start_with(worlds, extra, &[])
+    }
+
+    /// [`Server::start`] with `env` set for the server's process.
+    pub fn start_with(worlds: &[&Path], extra: &[&str], env: &[(&str, &Path)]) -> Server {
         let mut args = vec!["serve".to_string()];
         args.extend(worlds.iter().map(|w| s(w).to_string()));
         args.extend(["--listen", "127.0.0.1:0", "--json"].map(String::from));
         args.extend(extra.iter().map(|a| a.to_string()));
-        let mut child = host_process()
+        let mut command = host_process();
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .args(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -44,12 +53,12 @@ impl Server {
         }
     }
 
-    fn at(&self, path: &str) -> String {
+    pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 
     /// SIGTERM, then wait for the process; returns its exit status and stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         assert!(
             std::process::Command::new("kill")
@@ -73,7 +82,7 @@ impl Drop for Server {
 }
 
 /// An HTTP client that hands back every status (4xx and 5xx included) as a response.
-fn client() -> ureq::Agent {
+pub fn client() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -81,7 +90,7 @@ fn client() -> ureq::Agent {
         .into()
 }
 
-fn get(url: &str, token: Option<&str>) -> (u16, Value) {
+pub fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     let mut request = client().get(url);
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
@@ -89,7 +98,7 @@ fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     answer(request.call().unwrap())
 }
 
-fn post(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+pub fn post(url: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut request = client().post(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -520,7 +529,7 @@ fn tokens_guard_every_endpoint_by_scope_and_only_their_hashes_are_stored() {
 }
 
 /// A world of one `hello` agent granted GET to 127.0.0.1.
-fn fetching_world() -> (tempfile::TempDir, PathBuf) {
+pub fn fetching_world() -> (tempfile::TempDir, PathBuf) {
     custom_world(
         "hello",
         r#"
@@ -975,5 +984,44 @@ fn the_command_line_drives_a_served_world_with_server_signing_with_local_keys() 
     let log = log_json(&dir);
     assert_eq!(count_kind(&log, "manifest-applied"), 2);
     assert_eq!(count_kind(&log, "proposal"), 2);
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn tls_serves_https_with_the_given_certificate_and_nothing_in_plain_text() {
+    let (scratch, dir) = init("counter");
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (scratch.path().join("cert.pem"), scratch.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let server = Server::start(&[&dir], &["--tls-cert", s(&cert), "--tls-key", s(&key)]);
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+
+    let trusting = |roots: ureq::tls::RootCerts| -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .into()
+    };
+    let ours = ureq::tls::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap();
+    let agent = trusting(ureq::tls::RootCerts::from(vec![ours]));
+    let (status, sent) = answer(
+        agent
+            .post(server.at("/v1/worlds/world/events?wait=step"))
+            .send_json(json!({"agent": "counter", "wave": "increment(4)"}))
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["step"]["outcome"], "committed");
+    // A client that does not trust the certificate gets nowhere; neither does plain HTTP.
+    let strangers = trusting(ureq::tls::RootCerts::WebPki);
+    assert!(strangers.get(server.at("/v1/worlds")).call().is_err());
+    let plain = server.url.replace("https://", "http://");
+    assert!(client().get(format!("{plain}/v1/worlds")).call().is_err());
+
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
     replay_and_verify(&dir);
 }

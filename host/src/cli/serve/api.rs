@@ -103,6 +103,7 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
                 async move { axum::Json(document.as_ref().clone()) }
             }),
         )
+        .merge(super::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))

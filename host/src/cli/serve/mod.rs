@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod console;
 mod entries;
 mod error;
 mod events;
@@ -202,7 +203,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             )?;
         } else {
             outln!(
-                "serving {} world(s) at {url}: {} — API under /v1 (OpenAPI at /v1/openapi.json); Ctrl-C stops",
+                "serving {} world(s) at {url}: {} — console at /, API under /v1 (OpenAPI at /v1/openapi.json); Ctrl-C stops",
                 worlds.len(),
                 worlds.keys().cloned().collect::<Vec<_>>().join(", ")
             )?;
