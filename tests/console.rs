@@ -26,7 +26,10 @@ fn ensure_browser() {
             return Ok(());
         }
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/install-browser");
-        let status = std::process::Command::new("bash").arg(script).status().map_err(|e| e.to_string())?;
+        let status = std::process::Command::new("bash")
+            .arg(script)
+            .status()
+            .map_err(|e| e.to_string())?;
         match status.success() {
             true => Ok(()),
             false => Err(format!("{status}")),
@@ -47,7 +50,11 @@ struct Browser {
 impl Browser {
     async fn start() -> Browser {
         ensure_browser();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let driver = std::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
@@ -113,7 +120,13 @@ impl Browser {
     }
 
     async fn click(&self, css: &str) {
-        self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
 
     async fn count(&self, css: &str) -> usize {
@@ -147,7 +160,10 @@ async fn post_event(url: String, body: serde_json::Value) -> serde_json::Value {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -247,13 +263,17 @@ fn a_receipt_altered_in_the_journal_shows_as_failing_in_the_browser() {
         let browser = Browser::start().await;
         browser.open(&server.at("/#/w/world/receipts")).await;
         let failing = browser
-            .text_when(&format!("#receipts tr[data-seq=\"{altered}\"] td.check"), |t| !t.contains("checking"))
+            .text_when(&format!("#receipts tr[data-seq=\"{altered}\"] td.check"), |t| {
+                !t.contains("checking")
+            })
             .await;
         assert!(failing.contains("✗ signature fails"), "{failing}");
         // The others still check.
         let others = browser
             .client
-            .find_all(Locator::Css(&format!("#receipts tr:not([data-seq=\"{altered}\"]) td.check")))
+            .find_all(Locator::Css(&format!(
+                "#receipts tr:not([data-seq=\"{altered}\"]) td.check"
+            )))
             .await
             .unwrap();
         assert!(!others.is_empty());
@@ -282,7 +302,10 @@ fn an_approver_signs_in_the_browser_with_their_key_file_and_the_change_applies()
     let (scratch, dir) = init("counter");
     append_to_manifest(
         &dir,
-        &format!("\n[policy]\napprovers = {{ ada = \"{}\" }}\n", ada["public_key"].as_str().unwrap()),
+        &format!(
+            "\n[policy]\napprovers = {{ ada = \"{}\" }}\n",
+            ada["public_key"].as_str().unwrap()
+        ),
     );
     ok(&["send", s(&dir), "counter", "increment(5)"]);
     let proposed = scratch.path().join("proposed.toml");
@@ -311,19 +334,35 @@ fn an_approver_signs_in_the_browser_with_their_key_file_and_the_change_applies()
         browser
             .text_when(&format!("tr[data-proposal=\"{proposal}\"]"), |t| t.contains("open"))
             .await;
-        browser.open(&server.at(&format!("/#/w/world/proposals/{proposal}"))).await;
+        browser
+            .open(&server.at(&format!("/#/w/world/proposals/{proposal}")))
+            .await;
         browser.text_when("#quorum", |t| t.contains("0 of 1")).await;
         // Bob's key is not an approver's: the page says so and signs nothing.
         let file = browser.client.find(Locator::Css("#key-file")).await.unwrap();
-        file.send_keys(&keys.path().join("bob.key").display().to_string()).await.unwrap();
-        browser.text_when("#key-state", |t| t.contains("is not an approver")).await;
+        file.send_keys(&keys.path().join("bob.key").display().to_string())
+            .await
+            .unwrap();
+        browser
+            .text_when("#key-state", |t| t.contains("is not an approver"))
+            .await;
         assert_eq!(
-            browser.client.find(Locator::Css("#approve")).await.unwrap().attr("disabled").await.unwrap().as_deref(),
+            browser
+                .client
+                .find(Locator::Css("#approve"))
+                .await
+                .unwrap()
+                .attr("disabled")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("true")
         );
         // Ada's key is.
         let file = browser.client.find(Locator::Css("#key-file")).await.unwrap();
-        file.send_keys(&keys.path().join("ada.key").display().to_string()).await.unwrap();
+        file.send_keys(&keys.path().join("ada.key").display().to_string())
+            .await
+            .unwrap();
         browser.text_when("#key-state", |t| t.contains("key: ada")).await;
         browser.screenshot("proposal").await;
         browser.click("#approve").await;

@@ -31,8 +31,9 @@ fn many_senders_share_commits_and_each_is_answered_with_its_committed_step() {
                 (0..EACH)
                     .map(|_| {
                         let accepted = sender.send("counter", increment(), "test", true).unwrap();
-                        let step = accepted.step.expect("the sender waited for its step");
+                        let (step, outcome) = accepted.step.expect("the sender waited for its step");
                         assert_eq!(step.ingress, accepted.seq);
+                        assert!(outcome > accepted.seq, "its outcome is journaled after its ingress");
                         accepted.seq
                     })
                     .collect::<Vec<u64>>()
@@ -194,7 +195,7 @@ fn a_sender_is_answered_while_another_agents_step_waits_and_stop_finishes_it() {
         .recv_timeout(Duration::from_secs(60))
         .expect("bob was answered while ada's step was in flight");
     for answer in answers {
-        let step = answer.unwrap().step.expect("bob waited for his step");
+        let (step, _) = answer.unwrap().step.expect("bob waited for his step");
         assert!(
             matches!(step.outcome, agentos_runtime::kernel::StepOutcome::Committed { .. }),
             "{step:?}"

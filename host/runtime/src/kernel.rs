@@ -583,8 +583,8 @@ impl Kernel {
     }
 
     /// Journal a live step's outputs, emitted events (if it committed) and outcome; returns the
-    /// emitted events as new inbox entries.
-    fn journal_record(&self, record: &StepRecord, at_ms: u64) -> Vec<(u64, Ingress)> {
+    /// outcome's entry number and the emitted events as new inbox entries.
+    fn journal_record(&self, record: &StepRecord, at_ms: u64) -> (u64, Vec<(u64, Ingress)>) {
         let mut journal = self.journal();
         let mut deliveries = Vec::new();
         for blob in &record.blobs {
@@ -637,7 +637,7 @@ impl Kernel {
                 text: text.clone(),
             }));
         }
-        journal.append(match &record.outcome {
+        let outcome = journal.append(match &record.outcome {
             StepOutcome::Committed { state_digest } => EntryBody::StepCommitted(StepCommitted {
                 ingress: record.ingress,
                 agent: record.agent.clone(),
@@ -654,7 +654,7 @@ impl Kernel {
                 effects: record.effects,
             }),
         });
-        deliveries
+        (outcome, deliveries)
     }
 
     /// Re-execute a committed step with effects served from `recorded_calls`, and compare it

@@ -115,10 +115,21 @@ pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json:
         durable_steps.div_ceil(side_by_side.senders as u64),
     )?;
 
+    let served = super::bench_serve::run(scratch.path(), side_by_side.senders, durable_steps.max(400))?;
     let effects = effect_overhead(scratch.path(), (steps / 10).max(200))?;
     let recovery = super::bench_verifiability::recovery(scratch.path(), recovery_steps)?;
     let verify = super::bench_verifiability::verify_throughput(scratch.path(), (steps / 4).max(100))?;
 
+    let served_json = serde_json::json!({
+        "clients": served.clients, "events": served.events,
+        "raw_http_requests_per_s": served.raw_http.per_s,
+        "raw_http_p50_ms": served.raw_http.p50_ms, "raw_http_p99_ms": served.raw_http.p99_ms,
+        "http_events_per_s": served.http.per_s,
+        "http_p50_ms": served.http.p50_ms, "http_p99_ms": served.http.p99_ms,
+        "in_process_events_per_s": served.in_process.per_s,
+        "in_process_p50_ms": served.in_process.p50_ms, "in_process_p99_ms": served.in_process.p99_ms,
+        "http_vs_in_process_ratio": served.http.per_s / served.in_process.per_s,
+    });
     if json {
         outln!(
             "{}",
@@ -154,6 +165,7 @@ pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json:
                 "durable_many_senders_steps_per_s": many_senders,
                 "durable_one_sender_vs_raw_commit_ratio": one_sender / raw_commits,
                 "durable_many_vs_one_sender_ratio": many_senders / one_sender,
+                "serve": served_json,
             })
         )?;
     } else {
@@ -228,6 +240,27 @@ pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json:
             "  durable steps, {} senders            {many_senders:>12.0} /s   ratio {:.2} of 1 sender",
             side_by_side.senders,
             many_senders / one_sender
+        )?;
+        outln!(
+            "serve, {} clients on loopback, {} events each way, answered once the step is committed",
+            served.clients,
+            served.events
+        )?;
+        for (label, rate) in [
+            ("raw HTTP requests (GET /v1/worlds)  ", served.raw_http),
+            ("events POSTed over HTTP             ", served.http),
+            ("events sent in-process              ", served.in_process),
+        ] {
+            outln!(
+                "  {label}{:>10.0} /s   p50 {:.2} ms  p99 {:.2} ms",
+                rate.per_s,
+                rate.p50_ms,
+                rate.p99_ms
+            )?;
+        }
+        outln!(
+            "  HTTP vs in-process                   ratio {:.2}",
+            served.http.per_s / served.in_process.per_s
         )?;
         outln!("verify, {} entries with {} receipts", verify.entries, verify.receipts)?;
         outln!(

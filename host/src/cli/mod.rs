@@ -7,6 +7,7 @@ mod output;
 mod air;
 mod bench;
 mod bench_concurrency;
+mod bench_serve;
 mod bench_verifiability;
 mod demo;
 pub(crate) mod govern;
@@ -246,7 +247,8 @@ enum Command {
     /// summarize it, the editor agent review it (awaiting its reply), stores the headline and
     /// tells the notifier agent; it runs twice.
     Demo { dir: Option<PathBuf> },
-    /// Measure stepper throughput against raw wasmtime calls and raw redb commits.
+    /// Measure stepper throughput against raw wasmtime calls and raw redb commits, effects, recovery,
+    /// verify, agents side by side, and events through `serve` against raw HTTP requests.
     Bench {
         /// Steps per measurement.
         #[arg(long, default_value_t = 20_000)]
@@ -263,7 +265,8 @@ enum Command {
         /// How long the slow endpoint takes to answer, in milliseconds.
         #[arg(long, default_value_t = 200)]
         latency_ms: u64,
-        /// Concurrent senders of the many-senders durable measurement.
+        /// Concurrent senders of the many-senders durable measurement (and HTTP clients of the
+        /// `serve` one).
         #[arg(long, default_value_t = 8)]
         senders: usize,
         #[arg(long)]

@@ -49,8 +49,9 @@ pub trait Driver {
         false
     }
 
-    /// Each step's record as it is journaled (not yet committed).
-    fn on_step(&mut self, _record: &StepRecord) {}
+    /// Each step's record as it is journaled (not yet committed), with the entry number of its
+    /// outcome (`step-committed` or `step-failed`).
+    fn on_step(&mut self, _record: &StepRecord, _outcome: u64) {}
 
     /// Whether someone waits for what is journaled to become durable: the stepper commits
     /// before it waits for anything else.
@@ -81,7 +82,7 @@ struct UntilIdle<F>(F);
 impl<F: FnMut(&StepRecord)> Driver for UntilIdle<F> {
     type Error = KernelError;
 
-    fn on_step(&mut self, record: &StepRecord) {
+    fn on_step(&mut self, record: &StepRecord, _outcome: u64) {
         (self.0)(record)
     }
 }
@@ -221,10 +222,11 @@ impl Kernel {
         progress: &mut Progress,
     ) -> Result<(), D::Error> {
         self.last_step = record.ingress;
-        for (seq, delivery) in self.journal_record(record, at_ms) {
+        let (outcome, deliveries) = self.journal_record(record, at_ms);
+        for (seq, delivery) in deliveries {
             self.queue.push(seq, delivery);
         }
-        driver.on_step(record);
+        driver.on_step(record, outcome);
         progress.steps += 1;
         progress.moved = true;
         self.uncommitted_steps += 1;

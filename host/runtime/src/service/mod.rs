@@ -61,8 +61,8 @@ pub struct Accepted {
     /// committed (`false` when the world stopped before running it: it runs when the world next
     /// does).
     pub stepped: bool,
-    /// That step's record, when this service ran it.
-    pub step: Option<StepRecord>,
+    /// That step's record and the entry number of its outcome, when this service ran it.
+    pub step: Option<(StepRecord, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +259,7 @@ struct Awaiting {
     duplicate: bool,
     wait_for_step: bool,
     stepped: bool,
-    step: Option<StepRecord>,
+    step: Option<(StepRecord, u64)>,
     reply: mpsc::Sender<Result<Accepted, ServiceError>>,
 }
 
@@ -420,11 +420,11 @@ impl Driver for Serving {
         true
     }
 
-    fn on_step(&mut self, record: &StepRecord) {
+    fn on_step(&mut self, record: &StepRecord, outcome: u64) {
         for awaiting in &mut self.awaiting {
             if awaiting.wait_for_step && awaiting.seq == record.ingress {
                 awaiting.stepped = true;
-                awaiting.step = Some(record.clone());
+                awaiting.step = Some((record.clone(), outcome));
             }
         }
     }

@@ -33,6 +33,12 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
-        .route("/console.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
-        .route("/console.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route(
+            "/console.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/console.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
 }

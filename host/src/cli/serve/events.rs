@@ -140,9 +140,11 @@ pub async fn send_event(
     };
     let accepted = blocking(move || {
         let accepted = world.sender.send_outgoing(outgoing)?;
-        let step = match accepted.stepped {
-            true => step_of(&world.journal.lock().expect("journal lock"), accepted.seq)?,
-            false => None,
+        let step = match (&accepted.step, accepted.stepped) {
+            (Some((record, outcome)), _) => Some(outcome_of(record, *outcome)),
+            // A duplicate, or a step a job for the whole world ran: from the journal.
+            (None, true) => step_of(&world.journal.lock().expect("journal lock"), accepted.seq)?,
+            (None, false) => None,
         };
         Ok(EventAccepted {
             entry: accepted.seq,
@@ -156,6 +158,24 @@ pub async fn send_event(
         false => StatusCode::CREATED,
     };
     Ok((status, Json(accepted)))
+}
+
+/// A step's outcome from its record, as this server ran it.
+fn outcome_of(record: &agentos_runtime::kernel::StepRecord, entry: u64) -> StepOutcome {
+    use agentos_runtime::kernel::StepOutcome as Outcome;
+    let (outcome, state_digest, failure, reason) = match &record.outcome {
+        Outcome::Committed { state_digest } => ("committed", Some(hex::encode(state_digest)), None, None),
+        Outcome::Failed { kind, reason } => ("failed", None, Some(kind.label().to_string()), Some(reason.clone())),
+    };
+    StepOutcome {
+        entry,
+        agent: record.agent.clone(),
+        outcome: outcome.into(),
+        state_digest,
+        failure,
+        reason,
+        effects: record.effects,
+    }
 }
 
 /// Entries read at a time while looking for a step's outcome.

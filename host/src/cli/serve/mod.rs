@@ -160,42 +160,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{address}");
 
-    let mut services = Vec::new();
-    let mut hosted = BTreeMap::new();
-    let mut opened = || -> Result<()> {
-        for (name, root) in &worlds {
-            let mut world = World::open(root, OpenMode::Run).with_context(|| format!("world `{name}`"))?;
-            for notice in &world.notices {
-                eprintln!("note: world `{name}`: {notice}");
-            }
-            world.kernel.set_steps_in_flight(args.steps_in_flight);
-            let (world_id, genesis_key) = (world.genesis.world_id, world.genesis.host_public_key);
-            let service = WorldService::start(world).with_context(|| format!("world `{name}`"))?;
-            write_marker(root, &url)?;
-            hosted.insert(
-                name.clone(),
-                Arc::new(Hosted {
-                    name: name.clone(),
-                    root: root.clone(),
-                    world_id,
-                    genesis_key,
-                    sender: service.sender(),
-                    journal: service.journal(),
-                    committed: service.committed(),
-                }),
-            );
-            services.push((name.clone(), root.clone(), service));
-        }
-        Ok(())
-    };
-    let opening = opened();
+    let mut held = Held::default();
+    let opening = worlds
+        .iter()
+        .try_for_each(|(name, root)| held.open(name, root, &url, args.steps_in_flight));
     let served = opening.and_then(|()| {
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let state = AppState(Arc::new(Shared {
-            worlds: hosted,
-            stopping,
-        }));
-        let app = api::router(state, tokens);
+        let app = api::router(held.state(stopping), tokens);
         if args.json {
             outln!(
                 "{}",
@@ -209,28 +180,133 @@ pub fn run(args: ServeArgs) -> Result<()> {
             )?;
         }
         std::io::Write::flush(&mut std::io::stdout())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("agentos-serve")
-            .build()
-            .context("cannot start the server's runtime")?;
-        runtime.block_on(serve_until_signalled(listener, app, &args, stop))
+        runtime()?.block_on(serve_until_signalled(listener, app, &args, stop))
     });
     // Every world opened so far finishes its steps in flight and commits, however serving ended.
-    let mut stopped = Vec::new();
-    for (name, root, service) in services {
-        let result = service.stop();
-        let _ = std::fs::remove_file(marker_path(&root));
-        match result {
-            Ok(world) => stopped.push((name, world.kernel.journal().len())),
-            Err(error) => eprintln!("error: world `{name}` did not stop cleanly: {error}"),
-        }
-    }
+    let stopped = held.stop();
     served?;
     for (name, entries) in stopped {
         eprintln!("stopped world `{name}`: {entries} entries, all committed");
     }
     Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("agentos-serve")
+        .build()
+        .context("cannot start the server's runtime")
+}
+
+/// The worlds a server holds: each one's handle for the handlers, and its service.
+#[derive(Default)]
+struct Held {
+    hosted: BTreeMap<String, Arc<Hosted>>,
+    services: Vec<(String, PathBuf, WorldService)>,
+}
+
+impl Held {
+    /// Open the world at `root` as `name` and start its service.
+    fn open(&mut self, name: &str, root: &Path, url: &str, steps_in_flight: usize) -> Result<()> {
+        let mut world = World::open(root, OpenMode::Run).with_context(|| format!("world `{name}`"))?;
+        for notice in &world.notices {
+            eprintln!("note: world `{name}`: {notice}");
+        }
+        world.kernel.set_steps_in_flight(steps_in_flight);
+        let (world_id, genesis_key) = (world.genesis.world_id, world.genesis.host_public_key);
+        let service = WorldService::start(world).with_context(|| format!("world `{name}`"))?;
+        write_marker(root, url)?;
+        self.hosted.insert(
+            name.to_string(),
+            Arc::new(Hosted {
+                name: name.to_string(),
+                root: root.to_path_buf(),
+                world_id,
+                genesis_key,
+                sender: service.sender(),
+                journal: service.journal(),
+                committed: service.committed(),
+            }),
+        );
+        self.services.push((name.to_string(), root.to_path_buf(), service));
+        Ok(())
+    }
+
+    fn state(&self, stopping: tokio::sync::watch::Receiver<bool>) -> AppState {
+        AppState(Arc::new(Shared {
+            worlds: self.hosted.clone(),
+            stopping,
+        }))
+    }
+
+    /// Let every world finish its steps in flight and commit; returns each world's entries.
+    fn stop(self) -> Vec<(String, u64)> {
+        let mut stopped = Vec::new();
+        for (name, root, service) in self.services {
+            let result = service.stop();
+            let _ = std::fs::remove_file(marker_path(&root));
+            match result {
+                Ok(world) => stopped.push((name, world.kernel.journal().len())),
+                Err(error) => eprintln!("error: world `{name}` did not stop cleanly: {error}"),
+            }
+        }
+        stopped
+    }
+}
+
+/// A server in this process on a loopback port, without tokens or TLS (for `bench`).
+pub struct InProcess {
+    pub url: String,
+    held: Held,
+    handle: axum_server::Handle<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: std::thread::JoinHandle<Result<()>>,
+}
+
+impl InProcess {
+    pub fn start(worlds: &BTreeMap<String, PathBuf>) -> Result<InProcess> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let mut held = Held::default();
+        for (name, root) in worlds {
+            held.open(name, root, &url, agentos_runtime::kernel::STEPS_IN_FLIGHT_DEFAULT)?;
+        }
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let app = api::router(held.state(stopping), None);
+        let handle = axum_server::Handle::new();
+        let serving = handle.clone();
+        let thread = std::thread::spawn(move || {
+            runtime()?.block_on(async move {
+                axum_server::from_tcp(listener)?
+                    .handle(serving)
+                    .serve(app.into_make_service())
+                    .await
+            })?;
+            Ok(())
+        });
+        Ok(InProcess {
+            url,
+            held,
+            handle,
+            stop,
+            thread,
+        })
+    }
+
+    /// A sender straight to the world `name`'s service, bypassing HTTP.
+    pub fn sender(&self, name: &str) -> Option<agentos_runtime::service::Sender> {
+        self.held.hosted.get(name).map(|world| world.sender.clone())
+    }
+
+    pub fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.handle.graceful_shutdown(Some(GRACE));
+        self.thread.join().expect("the server's thread")?;
+        self.held.stop();
+        Ok(())
+    }
 }
 
 async fn serve_until_signalled(
