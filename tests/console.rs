@@ -221,7 +221,27 @@ fn the_timeline_updates_live_and_receipts_verify_in_the_browser() {
         browser.click("#receipts tr button").await;
         let proof = browser.text_when("#receipts tr td:last-child", |t| !t.contains("checking")).await;
         assert!(proof.contains("included"), "{proof}");
-        browser.screenshot("receipts").await;
+        // Anchored: with the key the operator gave pinned the same receipts check; with another
+        // key pinned (a server passing off its own world as this one) none does.
+        let (_, world) = tokio::task::spawn_blocking({
+            let url = server.at("/v1/worlds/world");
+            move || get(&url, None)
+        })
+        .await
+        .unwrap();
+        let operators_key = world["genesis_public_key"].as_str().unwrap().to_string();
+        for (key, expected) in [(operators_key.as_str(), "✓ verified"), (&"ab".repeat(32)[..], "✗")] {
+            let input = browser.client.find(Locator::Css("#pinned-key")).await.unwrap();
+            input.clear().await.unwrap();
+            input.send_keys(key).await.unwrap();
+            browser.click("#pin").await;
+            browser
+                .text_when("#receipts tr td.check", |t| t.contains(expected))
+                .await;
+            if expected.starts_with('✓') {
+                browser.screenshot("receipts").await;
+            }
+        }
         browser.close().await;
     });
     let (exit, stderr) = server.terminate();

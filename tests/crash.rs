@@ -206,5 +206,15 @@ fn a_step_that_stops_the_host_at_every_attempt_is_abandoned_and_the_world_goes_o
     );
     assert_eq!(count_kind(&log_json(&dir), "step-attempt"), 2);
     assert!(log.contains("greeted ada") || log.contains("Hello"), "{log}");
+    // A served world lists the input it set aside.
+    let server = crate::serve::Server::start(&[&dir], &[]);
+    let (status, page) = crate::serve::get(&server.at("/v1/worlds/world/dead-letters"), None);
+    assert_eq!(status, 200, "{page}");
+    let letters = page["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{page}");
+    assert_eq!(letters[0]["failure"], "abandoned");
+    assert!(letters[0]["event"].as_str().unwrap().contains("/slow"), "{page}");
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
     replay_and_verify(&dir);
 }

@@ -374,6 +374,31 @@ fn bad_requests_are_refused_with_a_4xx_naming_what_was_wrong_and_nothing_journal
         status_line
     };
     assert!(status_of("text/plain", b"{}".to_vec()).starts_with("HTTP/1.1 415"));
+    // A page elsewhere: its name rebound to 127.0.0.1 (no token file here), or a cross-site
+    // form posting to the server.
+    let raw = |head: &str| {
+        let mut socket = std::net::TcpStream::connect(&address).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        std::io::Write::write_all(&mut socket, head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut socket, &mut answer);
+        answer
+    };
+    let rebound = raw("GET /v1/worlds HTTP/1.1\r\nHost: evil.example:8470\r\nConnection: close\r\n\r\n");
+    assert!(
+        rebound.starts_with("HTTP/1.1 403") && rebound.contains("forbidden_host"),
+        "{rebound}"
+    );
+    let body = r#"{"agent": "counter", "wave": "reset"}"#;
+    let cross = raw(&format!(
+        "POST /v1/worlds/world/events HTTP/1.1\r\nHost: {address}\r\nOrigin: http://evil.example\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(
+        cross.starts_with("HTTP/1.1 403") && cross.contains("cross_origin"),
+        "{cross}"
+    );
     let huge = vec![b' '; 2 * 1024 * 1024];
     assert!(status_of("application/json", huge).starts_with("HTTP/1.1 413"));
     let wrong_method = answer(client().delete(&events).call().unwrap());

@@ -158,7 +158,7 @@ fn identifier(name: &str) -> Result<String, String> {
 impl TypeExpr {
     /// Parse `list<option<string>>`, `result<_, string>`, `tuple<u32, point>`, `point`, ...
     pub fn parse(text: &str) -> Result<TypeExpr, String> {
-        let mut parser = Parser { text, at: 0 };
+        let mut parser = Parser { text, at: 0, depth: 0 };
         let ty = parser.ty()?;
         parser.skip_space();
         if parser.at != text.len() {
@@ -242,7 +242,12 @@ impl fmt::Display for TypeExpr {
 struct Parser<'a> {
     text: &'a str,
     at: usize,
+    /// How many type expressions enclose the one being parsed.
+    depth: usize,
 }
+
+/// Deepest nesting of type expressions accepted (`list<option<...>>`).
+const TYPE_DEPTH_MAX: usize = 32;
 
 impl Parser<'_> {
     fn skip_space(&mut self) {
@@ -291,6 +296,20 @@ impl Parser<'_> {
     }
 
     fn ty(&mut self) -> Result<TypeExpr, String> {
+        if self.depth >= TYPE_DEPTH_MAX {
+            return Err(format!(
+                "types are nested more than {TYPE_DEPTH_MAX} deep at position {} of `{}`",
+                self.at + 1,
+                self.text
+            ));
+        }
+        self.depth += 1;
+        let ty = self.ty_here();
+        self.depth -= 1;
+        ty
+    }
+
+    fn ty_here(&mut self) -> Result<TypeExpr, String> {
         let word = self.word()?.to_string();
         Ok(match word.as_str() {
             "bool" => TypeExpr::Bool,
@@ -352,6 +371,17 @@ impl Parser<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_type_nested_past_the_limit_is_refused_not_recursed_into() {
+        let nested = |depth: usize| format!("{}u8{}", "list<".repeat(depth), ">".repeat(depth));
+        // `TYPE_DEPTH_MAX` type expressions in all: that many - 1 lists around a `u8`.
+        assert!(super::TypeExpr::parse(&nested(super::TYPE_DEPTH_MAX - 1)).is_ok());
+        let error = super::TypeExpr::parse(&nested(super::TYPE_DEPTH_MAX)).unwrap_err();
+        assert!(error.contains("nested more than"), "{error}");
+        // Deep enough to overflow a thread's stack if it were recursed into.
+        assert!(super::TypeExpr::parse(&nested(200_000)).is_err());
+    }
+
     use super::*;
 
     #[test]

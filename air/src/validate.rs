@@ -54,9 +54,19 @@ impl ValidationError {
 
 /// Keys a JSON object repeats (serde keeps the last silently), as problems with their position.
 pub(crate) fn duplicate_json_keys(text: &str) -> Vec<Problem> {
-    let mut keys = std::collections::HashMap::new();
+    let mut keys = KeyPaths::default();
     json_value(text.as_bytes(), 0, "", &mut keys);
+    if keys.overflowed {
+        return vec![Problem {
+            definition: String::new(),
+            message: format!(
+                "is too large to check for repeated keys (its key paths pass {PATH_BYTES_MAX} bytes); split it up"
+            ),
+            at: None,
+        }];
+    }
     let mut duplicates: Vec<Problem> = keys
+        .paths
         .iter()
         .filter_map(|(path, offset)| {
             let path = path.strip_prefix('\u{0}')?;
@@ -74,8 +84,9 @@ pub(crate) fn duplicate_json_keys(text: &str) -> Vec<Problem> {
 impl ValidationError {
     /// Attach to each problem the line and column of its definition in the JSON `text`.
     pub fn located_in_json(mut self, text: &str) -> ValidationError {
-        let mut keys = std::collections::HashMap::new();
+        let mut keys = KeyPaths::default();
         json_value(text.as_bytes(), 0, "", &mut keys);
+        let keys = keys.paths;
         for problem in &mut self.problems {
             let mut path = problem.definition.as_str();
             problem.at = loop {
@@ -94,7 +105,37 @@ impl ValidationError {
 
 /// Walk one JSON value at byte `i` (the text is valid JSON: serde_json parsed it), recording the
 /// offset of each object key by dotted path (first occurrence). Returns the offset after it.
-fn json_value(b: &[u8], mut i: usize, path: &str, keys: &mut std::collections::HashMap<String, usize>) -> usize {
+/// Most bytes of key paths recorded for one document: what a document of repeated long keys
+/// nested deep could otherwise make quadratic in its size.
+const PATH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Each key's (and array element's) path in a JSON document, with the offset of its value.
+#[derive(Default)]
+struct KeyPaths {
+    paths: std::collections::HashMap<String, usize>,
+    bytes: usize,
+    /// More than [`PATH_BYTES_MAX`] would have been recorded: the walk stopped.
+    overflowed: bool,
+}
+
+impl KeyPaths {
+    fn contains_key(&self, path: &str) -> bool {
+        self.paths.contains_key(path)
+    }
+
+    /// Record `path` at `offset` unless it is there; false once the budget is spent.
+    fn record(&mut self, path: String, offset: usize) -> bool {
+        self.bytes += path.len();
+        if self.bytes > PATH_BYTES_MAX {
+            self.overflowed = true;
+            return false;
+        }
+        self.paths.entry(path).or_insert(offset);
+        true
+    }
+}
+
+fn json_value(b: &[u8], mut i: usize, path: &str, keys: &mut KeyPaths) -> usize {
     let skip_space = |mut i: usize| {
         while i < b.len() && b[i].is_ascii_whitespace() {
             i += 1;
@@ -126,10 +167,14 @@ fn json_value(b: &[u8], mut i: usize, path: &str, keys: &mut std::collections::H
                         // A repeated key is recorded under a marked path for `duplicate_json_keys`,
                         // and its value walked under another mark, so its members are not repeats.
                         let inner_path = if keys.contains_key(&key_path) {
-                            keys.entry(format!("\u{0}{key_path}")).or_insert(i);
+                            if !keys.record(format!("\u{0}{key_path}"), i) {
+                                return b.len();
+                            }
                             format!("\u{1}{key_path}")
                         } else {
-                            keys.insert(key_path.clone(), i);
+                            if !keys.record(key_path.clone(), i) {
+                                return b.len();
+                            }
                             key_path
                         };
                         i = skip_space(end);
@@ -153,7 +198,9 @@ fn json_value(b: &[u8], mut i: usize, path: &str, keys: &mut std::collections::H
                         // Elements are numbered from 1, as problems name them (`policy.rules[2]`).
                         element += 1;
                         let element_path = format!("{path}[{element}]");
-                        keys.entry(element_path.clone()).or_insert(i);
+                        if !keys.record(element_path.clone(), i) {
+                            return b.len();
+                        }
                         i = json_value(b, i, &element_path, keys);
                     }
                     None => return b.len(),
@@ -340,6 +387,20 @@ impl Manifest {
                 problem(
                     format!("modules.{name}.component"),
                     format!("`{}` is not a .wasm file", module.component),
+                );
+            }
+            let component = std::path::Path::new(&module.component);
+            if component.is_absolute()
+                || component
+                    .components()
+                    .any(|part| !matches!(part, std::path::Component::Normal(_) | std::path::Component::CurDir))
+            {
+                problem(
+                    format!("modules.{name}.component"),
+                    format!(
+                        "`{}` is not a path inside the world directory (relative, without `..`)",
+                        module.component
+                    ),
                 );
             }
         }
@@ -561,6 +622,38 @@ fn holds_private_dir(dir: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_component_path_outside_the_world_directory_is_refused() {
+        for component in ["/etc/agent.wasm", "../elsewhere/agent.wasm", "modules/../../agent.wasm"] {
+            let text = format!("[world]\nname = \"w\"\n[modules.m]\ncomponent = \"{component}\"\n");
+            let error = crate::Manifest::parse_toml(&text, "world.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("not a path inside the world directory"),
+                "{component}: {error}"
+            );
+        }
+        let fine = "[world]\nname = \"w\"\n[modules.m]\ncomponent = \"./modules/m.wasm\"\n";
+        assert!(crate::Manifest::parse_toml(fine, "world.toml").is_ok());
+    }
+
+    #[test]
+    fn a_document_whose_key_paths_would_grow_quadratically_is_refused_early() {
+        // A long key with many members under it: every member's path repeats the key.
+        let key = "k".repeat(600_000);
+        let members: Vec<String> = (0..60_000).map(|n| format!("\"m{n}\": 1")).collect();
+        let text = format!("{{\"{key}\": {{{}}}}}", members.join(","));
+        let problems = super::duplicate_json_keys(&text);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.contains("too large to check for repeated keys"));
+        assert!(
+            super::duplicate_json_keys("{\"a\": 1, \"a\": 2}")[0]
+                .message
+                .contains("defined twice")
+        );
+    }
+
     use crate::{AirError, Manifest};
 
     #[test]

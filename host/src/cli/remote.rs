@@ -204,7 +204,7 @@ impl Remote {
                 "proposal #{} journaled on {} (sha256:{}); approvals needed: {}",
                 accepted["proposal"],
                 self.base,
-                &accepted["hash"].as_str().unwrap_or_default()[..16],
+                prefix(&accepted["hash"]),
                 accepted["approvals_needed"]
             )?;
         }
@@ -218,6 +218,17 @@ impl Remote {
         let public_key = hex::encode(key.public().to_bytes());
         let state = self.get(&format!("/proposals/{proposal}"))?;
         let policy = self.get("/policy")?;
+        // What is being judged, as the server describes it (the signature binds the proposal's
+        // hash and the world's id, which the server supplies).
+        eprintln!(
+            "proposal #{proposal} by {} on world {}: {}",
+            state["author"].as_str().unwrap_or_default(),
+            state["world_id"].as_str().unwrap_or_default(),
+            state["description"].as_str().unwrap_or_default()
+        );
+        for line in state["changes"].as_array().into_iter().flatten() {
+            eprintln!("  {}", line.as_str().unwrap_or_default());
+        }
         let approver = policy["approvers"]
             .as_array()
             .into_iter()
@@ -288,8 +299,8 @@ impl Remote {
             outln!(
                 "proposal #{proposal} applied (entry #{}): manifest sha256:{} → sha256:{}",
                 applied["entry"],
-                &applied["previous"].as_str().unwrap_or_default()[..16],
-                &applied["manifest"].as_str().unwrap_or_default()[..16]
+                prefix(&applied["previous"]),
+                prefix(&applied["manifest"])
             )?;
         }
         Ok(())
@@ -318,6 +329,11 @@ pub enum Change {
     Patch(Value),
     Manifest(Value),
     Revert(Option<String>),
+}
+
+/// The first 16 hex digits of a digest the server named (all of it if shorter).
+fn prefix(value: &Value) -> String {
+    value.as_str().unwrap_or_default().chars().take(16).collect()
 }
 
 /// An entry as `log` prints it locally.

@@ -343,9 +343,32 @@ pub fn submit_signed(paths: &WorldPaths, journal: &mut Journal, proposal: Propos
     if let Err(error) = proposal.verify_person() {
         return refused(format!("its signature does not check: {error}"));
     }
-    let revert_to = proposal.body.reverts_to.map(hex::encode);
+    if let Some(earlier) = ledger.proposals.values().find(|p| p.hash == proposal.body.hash()) {
+        return refused(format!(
+            "it is proposal #{} already (a signed proposal is journaled once)",
+            earlier.seq
+        ));
+    }
+    // A revert is drafted again to the configuration it names by digest and components (the
+    // same manifest may have run with other components).
+    let revert_to = match proposal.body.reverts_to {
+        Some(digest) => {
+            let target = ledger
+                .configurations
+                .iter()
+                .find(|c| c.digest == digest && c.modules == proposal.body.modules)
+                .ok_or_else(|| GovernanceError::NotAsDrafted {
+                    reason: format!(
+                        "the world never ran manifest sha256:{} with these components",
+                        hex::encode(digest)
+                    ),
+                })?;
+            Some(format!("#{}", target.since))
+        }
+        None => None,
+    };
     let source = match &revert_to {
-        Some(digest) => Source::Revert(Some(digest)),
+        Some(since) => Source::Revert(Some(since)),
         None => Source::Json(&proposal.body.patch_json),
     };
     let drafted = draft(paths, journal, &ledger, source)?;

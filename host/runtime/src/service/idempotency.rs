@@ -2,9 +2,10 @@
 //! the first event's entry back instead of a second ingress. The key is journaled in the
 //! ingress's source (`<source> idempotency-key:<key>`), so the keys of the last
 //! [`KEY_WINDOW_MS`] survive a restart: the service reads them back from the journal's tail
-//! when it starts. A key reused for a different agent or event is refused.
+//! when it starts. Keys are per source (a token's events and another's never collide), and a
+//! key reused for a different agent or event is refused.
 
-use crate::journal::entry::{EntryBody, Ingress};
+use crate::journal::entry::{Digest, EntryBody, Ingress, sha256};
 use crate::journal::{Journal, JournalError};
 use std::collections::{HashMap, VecDeque};
 
@@ -49,9 +50,9 @@ pub fn source_with_key(source: &str, key: &str) -> String {
     format!("{source}{MARK}{key}")
 }
 
-/// The key an ingress was sent under, if any.
-pub fn key_of(source: &str) -> Option<&str> {
-    source.rsplit_once(MARK).map(|(_, key)| key)
+/// The source and key an ingress was sent under, if it was sent under one.
+pub fn key_of(source: &str) -> Option<(&str, &str)> {
+    source.rsplit_once(MARK)
 }
 
 /// The event a key was first used for.
@@ -59,17 +60,20 @@ pub fn key_of(source: &str) -> Option<&str> {
 pub struct Remembered {
     pub seq: u64,
     pub agent: String,
-    /// Canonical WAVE text, as journaled.
-    pub event: String,
+    /// sha256 of its canonical WAVE text, as journaled.
+    pub event: Digest,
     pub at_ms: u64,
 }
+
+/// A key as remembered: with the source that used it.
+type Scoped = (String, String);
 
 /// The keys of the last [`KEY_WINDOW_MS`].
 #[derive(Debug, Default)]
 pub struct IdempotencyKeys {
-    by_key: HashMap<String, Remembered>,
+    by_key: HashMap<Scoped, Remembered>,
     /// Keys in the order they were first used (their events' logical times never decrease).
-    order: VecDeque<String>,
+    order: VecDeque<Scoped>,
 }
 
 impl IdempotencyKeys {
@@ -86,7 +90,9 @@ impl IdempotencyKeys {
                     if ingress.at_ms < cutoff {
                         break 'scan;
                     }
-                    found.push((entry.seq, ingress));
+                    if key_of(&ingress.source).is_some() {
+                        found.push((entry.seq, ingress));
+                    }
                 }
             }
             end = start;
@@ -98,23 +104,25 @@ impl IdempotencyKeys {
         Ok(keys)
     }
 
-    pub fn get(&self, key: &str) -> Option<&Remembered> {
-        self.by_key.get(key)
+    /// What `source` first sent under `key`.
+    pub fn get(&self, source: &str, key: &str) -> Option<&Remembered> {
+        self.by_key.get(&(source.to_string(), key.to_string()))
     }
 
     /// Remember the key of ingress `seq`, if it was sent under one.
     pub fn remember_ingress(&mut self, seq: u64, ingress: &Ingress) {
-        let Some(key) = key_of(&ingress.source) else {
+        let Some((source, key)) = key_of(&ingress.source) else {
             return;
         };
         let remembered = Remembered {
             seq,
             agent: ingress.agent.clone(),
-            event: ingress.event.clone(),
+            event: sha256(ingress.event.as_bytes()),
             at_ms: ingress.at_ms,
         };
-        if self.by_key.insert(key.to_string(), remembered).is_none() {
-            self.order.push_back(key.to_string());
+        let scoped = (source.to_string(), key.to_string());
+        if self.by_key.insert(scoped.clone(), remembered).is_none() {
+            self.order.push_back(scoped);
         }
     }
 
@@ -155,7 +163,7 @@ mod tests {
     #[test]
     fn a_key_is_read_back_from_the_source_it_was_journaled_with() {
         let source = source_with_key("http:ops", "hook-7/a b");
-        assert_eq!(key_of(&source), Some("hook-7/a b"));
+        assert_eq!(key_of(&source), Some(("http:ops", "hook-7/a b")));
         assert_eq!(key_of("http:ops"), None);
     }
 
@@ -180,7 +188,8 @@ mod tests {
         keys.remember_ingress(3, &ingress(&source_with_key("http", "new"), 5_000));
         assert_eq!(keys.len(), 2);
         keys.forget_before(KEY_WINDOW_MS + 4_000);
-        assert!(keys.get("old").is_none());
-        assert_eq!(keys.get("new").map(|r| r.seq), Some(3));
+        assert!(keys.get("http", "old").is_none());
+        assert_eq!(keys.get("http", "new").map(|r| r.seq), Some(3));
+        assert!(keys.get("http:another", "new").is_none(), "keys are per source");
     }
 }

@@ -75,16 +75,8 @@ pub enum ServiceError {
     Gone,
     #[error(transparent)]
     Key(#[from] KeyError),
-    #[error(
-        "idempotency key `{key}` was first used for entry #{seq} (agent `{agent}`, event `{event}`); \
-         a key is used for one event only"
-    )]
-    KeyReused {
-        key: String,
-        seq: u64,
-        agent: String,
-        event: String,
-    },
+    #[error("idempotency key `{key}` was first used for entry #{seq}, another event; a key is used for one event only")]
+    KeyReused { key: String, seq: u64 },
 }
 
 impl From<WorldError> for ServiceError {
@@ -318,15 +310,10 @@ impl Serving {
                 return;
             }
         };
-        if let Some(first) = idempotency_key.as_deref().and_then(|key| self.keys.get(key)) {
+        if let Some(first) = idempotency_key.as_deref().and_then(|key| self.keys.get(&source, key)) {
             let key = idempotency_key.clone().unwrap_or_default();
-            if first.agent != agent || first.event != canonical {
-                let _ = reply.send(Err(ServiceError::KeyReused {
-                    key,
-                    seq: first.seq,
-                    agent: first.agent.clone(),
-                    event: first.event.clone(),
-                }));
+            if first.agent != agent || first.event != crate::journal::entry::sha256(canonical.as_bytes()) {
+                let _ = reply.send(Err(ServiceError::KeyReused { key, seq: first.seq }));
                 return;
             }
             // Answered once the first event is durable (it may have been journaled a moment
@@ -335,7 +322,7 @@ impl Serving {
                 seq: first.seq,
                 duplicate: true,
                 wait_for_step,
-                stepped: !kernel.is_pending(first.seq),
+                stepped: wait_for_step && !kernel.is_pending(first.seq),
                 step: None,
                 reply,
             });

@@ -64,12 +64,14 @@ fn scoped(tokens: &Option<Arc<Tokens>>, scope: Scope, routes: OpenApiRouter<AppS
 /// The `/v1` router and its OpenAPI document.
 pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
     use super::{entries, events, governance, plans, proofs, worlds};
+    let tokens_required = tokens.is_some();
     let read = OpenApiRouter::new()
         .routes(routes!(worlds::list_worlds))
         .routes(routes!(worlds::world_status))
         .routes(routes!(worlds::agents))
         .routes(routes!(entries::entries))
         .routes(routes!(entries::receipts))
+        .routes(routes!(entries::dead_letters))
         .routes(routes!(entries::stream))
         .routes(routes!(proofs::checkpoint))
         .routes(routes!(proofs::prove_entry))
@@ -107,6 +109,9 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            auth::same_origin(tokens_required, request, next)
+        }))
         .with_state(state)
 }
 

@@ -51,3 +51,81 @@ fn unauthorized(message: &str) -> Response {
         .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
     response
 }
+
+/// What a browser on another site could make a user's browser send: with no token file, any
+/// request whose `Host` is not a loopback name (a page whose name was rebound to 127.0.0.1),
+/// and always, a state-changing request whose `Origin` is not this server.
+pub async fn same_origin(tokens_required: bool, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !tokens_required && !is_loopback_host(&host) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_host",
+            format!(
+                "this server has no tokens and answers only requests addressed to a loopback host \
+                 (localhost, 127.0.0.1, [::1]), not `{host}`"
+            ),
+        )
+        .into_response();
+    }
+    let reads = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    if let Some(origin) = request.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok())
+        && !reads
+    {
+        let origin_host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if origin_host != host {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_origin",
+                format!("a request from the page of {origin} may not change this server's worlds"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// `localhost`, `127.0.0.1` (any of 127/8) or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:8470",
+            "127.0.0.1:1",
+            "127.9.9.9",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(super::is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:8470",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+            "[::2]:80",
+        ] {
+            assert!(!super::is_loopback_host(host), "{host}");
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The journal read over HTTP: `GET /v1/worlds/{world}/entries` (paged, filtered by agent, kind
 //! and range, each entry decoded as `log` shows it), `GET .../receipts` (each with its signed
-//! bytes, signature and key), and `GET .../stream`, the entries as Server-Sent Events as they
-//! become durable, resumable from `Last-Event-ID`.
+//! bytes, signature and key), `GET .../dead-letters` (inputs set aside unprocessed), and `GET
+//! .../stream`, the entries as Server-Sent Events as they become durable, resumable from
+//! `Last-Event-ID`.
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, entry_number};
@@ -320,4 +321,74 @@ async fn feed(
             _ = events.closed() => return,
         }
     }
+}
+
+/// An input the world could not process and set aside: its agent is gone (`undeliverable`), or
+/// its step stopped the host at every attempt (`abandoned`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetter {
+    /// The input's ingress entry.
+    pub ingress: u64,
+    /// The `step-failed` entry that set it aside.
+    pub entry: u64,
+    pub agent: String,
+    /// The event, in canonical WAVE text.
+    pub event: String,
+    pub source: String,
+    /// `undeliverable` or `abandoned`.
+    pub failure: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLettersPage {
+    pub dead_letters: Vec<DeadLetter>,
+    pub next_after: Option<u64>,
+}
+
+/// The inputs the world set aside without processing them.
+#[utoipa::path(get, path = "/v1/worlds/{world}/dead-letters", tag = "journal",
+    params(("world" = String, Path, description = "The world's name on this server"), PageQuery),
+    responses((status = 200, body = DeadLettersPage)))]
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<DeadLettersPage>, ApiError> {
+    use agentos_runtime::journal::entry::FailureKind;
+    let world = state.world(&name)?;
+    let limit = limit_of(query.limit)?;
+    let after = entry_number("after", query.after)?;
+    let durable = *world.committed.borrow();
+    blocking(move || {
+        let journal = world.journal.lock().expect("journal lock");
+        let (kept, next_after) = page(&journal, durable, after, None, limit, |entry| {
+            matches!(&entry.body, EntryBody::StepFailed(failed)
+                if matches!(failed.kind, FailureKind::Undeliverable | FailureKind::Abandoned))
+        })?;
+        let mut dead_letters = Vec::new();
+        for entry in kept {
+            let EntryBody::StepFailed(failed) = entry.body else {
+                continue;
+            };
+            let (event, source) = match journal.entry(failed.ingress)?.map(|e| e.body) {
+                Some(EntryBody::Ingress(ingress)) => (ingress.event, ingress.source),
+                _ => (String::new(), String::new()),
+            };
+            dead_letters.push(DeadLetter {
+                ingress: failed.ingress,
+                entry: entry.seq,
+                agent: failed.agent,
+                event,
+                source,
+                failure: failed.kind.label().to_string(),
+                reason: failed.reason,
+            });
+        }
+        Ok(Json(DeadLettersPage {
+            dead_letters,
+            next_after,
+        }))
+    })
+    .await
 }

@@ -92,7 +92,12 @@ pub async fn start_run(
     let sender = world.sender.clone();
     let input = request.input.to_string();
     let run = blocking(move || {
-        let started = sender.with_world(move |world| world.start_plan(&plan, &input).map_err(Box::new))?;
+        // Committed before the caller is answered: a run acknowledged is a run journaled.
+        let started = sender.with_world(move |world| {
+            let run = world.start_plan(&plan, &input).map_err(Box::new)?;
+            world.commit().map_err(Box::new)?;
+            Ok::<u64, Box<agentos_runtime::world::WorldError>>(run)
+        })?;
         started.map_err(|error| {
             let message = chain(&*error);
             match *error {

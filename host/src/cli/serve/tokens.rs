@@ -66,6 +66,7 @@ impl Tokens {
         let file = read_file(path)?;
         let mut by_hash = HashMap::new();
         for record in file.tokens {
+            check_name(&record.name).with_context(|| path.display().to_string())?;
             let hash =
                 parse_hash(&record.sha256).with_context(|| format!("{}: token `{}`", path.display(), record.name))?;
             if record.scopes.is_empty() {

@@ -139,10 +139,17 @@ async function keyId(publicKey) {
   return hex.encode((await sha256(publicKey)).slice(0, 8));
 }
 
-/** A receipt checked against the world's genesis key: `{ ok, why }`. */
-async function checkReceipt(receipt, genesisKey) {
+/** The world key the user pinned for world `worldId` (from its operator), if any. */
+function pinnedKey(worldId) {
+  return localStorage.getItem(`agentos.pin.${worldId}`) || '';
+}
+
+/** A receipt checked against the world's key — the pinned one if the user pinned one, else the
+ *  genesis key the server reports: `{ ok, why }`. */
+async function checkReceipt(receipt, genesisKey, pinned) {
   try {
     if (receipt.key_id !== (await keyId(hex.decode(genesisKey)))) {
+      if (pinned) return { ok: false, why: `signed by key ${receipt.key_id}, not by the key you pinned` };
       return { ok: null, why: `signed by key ${receipt.key_id}, not the genesis key (a rotated key): not checked here` };
     }
     const ok = await ed25519Verify(hex.decode(genesisKey), hex.decode(receipt.signed_bytes), hex.decode(receipt.signature));
@@ -212,8 +219,11 @@ async function rootFromPath(index, size, leafHash, path) {
 
 /** A receipt's inclusion proof checked from end to end: the receipt's signature, the path to
  *  the checkpoint's receipt root, and the checkpoint's signature. */
-async function checkProof(proof, genesisKey, worldId) {
+async function checkProof(proof, receiptShown, genesisKey, worldId) {
   const key = hex.decode(genesisKey);
+  if (proof.receipt.signed_bytes !== receiptShown.signed_bytes || proof.receipt.signature !== receiptShown.signature) {
+    return { ok: false, why: 'the proof is of another receipt than the one shown' };
+  }
   const receipt = { key_id: null, signed_bytes: proof.receipt.signed_bytes, signature: proof.receipt.signature };
   const checkpoint = decodeCheckpoint(hex.decode(proof.checkpoint.signed_bytes));
   if (checkpoint.worldId !== worldId) return { ok: false, why: 'the checkpoint is of another world' };
@@ -360,8 +370,24 @@ async function timeline(body, name, status) {
 
 async function receipts(body, name, status) {
   const rows = el('tbody', { id: 'receipts' });
+  const pinned = pinnedKey(status.world_id);
+  const key = pinned || status.genesis_public_key;
+  const pinInput = el('input', { id: 'pinned-key', value: pinned, placeholder: "the world's public key, from its operator", 'aria-label': 'world key', size: 66 });
+  const pinForm = el('form', { class: 'toolbar', onsubmit: (event) => {
+    event.preventDefault();
+    const value = pinInput.value.trim().toLowerCase();
+    if (value) localStorage.setItem(`agentos.pin.${status.world_id}`, value);
+    else localStorage.removeItem(`agentos.pin.${status.world_id}`);
+    receipts(body, name, status);
+  } }, el('label', { for: 'pinned-key', text: 'World key you trust:' }), pinInput, el('button', { type: 'submit', id: 'pin', text: 'pin' }));
+  const anchor = pinned
+    ? (pinned === status.genesis_public_key
+      ? notice('success', `Checked against the key you pinned, ${short(pinned, 16)}…, which is the key this server reports.`)
+      : notice('error', `Checked against the key you pinned, ${short(pinned, 16)}…; this server reports another one, ${short(status.genesis_public_key, 16)}….`))
+    : notice('', `Checked against the key this server reports, ${short(status.genesis_public_key, 16)}…: that shows the journal is self-consistent, not that it is this world's. Pin the key its operator gave you to anchor the checks.`);
   body.replaceChildren(
-    el('p', { class: 'muted', text: `Each receipt's signature is checked in this browser with the world's genesis key ${short(status.genesis_public_key, 16)}…; "prove" fetches its inclusion proof and recomputes it up to a signed checkpoint.` }),
+    el('p', { class: 'muted', text: 'Each receipt\'s signature is checked in this browser over its signed bytes; "prove" fetches its inclusion proof and recomputes it up to a signed checkpoint. The other columns are what the server says the receipt holds.' }),
+    pinForm, anchor,
     el('table', {}, el('thead', {}, el('tr', {}, ['#', 'agent', 'effect', 'subject', 'status', 'signature', 'proof'].map((h) => el('th', { text: h })))), rows),
   );
   let after = null; const all = [];
@@ -380,7 +406,7 @@ async function receipts(body, name, status) {
       proofCell.replaceChildren(el('span', { class: 'pending', text: 'checking…' }));
       try {
         const proof = await api(`/worlds/${enc(name)}/proofs/entries/${receipt.seq}`);
-        const result = await checkProof(proof, status.genesis_public_key, status.world_id);
+        const result = await checkProof(proof, receipt, key, status.world_id);
         proofCell.replaceChildren(el('span', { class: result.ok ? 'ok' : result.ok === null ? 'pending' : 'fail', title: result.why,
           text: result.ok ? 'included' : result.ok === null ? 'not checked' : 'proof fails' }), ' ', el('span', { class: 'muted', text: result.why }));
       } catch (error) {
@@ -393,7 +419,7 @@ async function receipts(body, name, status) {
       el('td', { class: 'seq', text: `#${receipt.seq}` }), el('td', { text: receipt.agent }),
       el('td', {}, el('span', { class: 'badge', text: receipt.effect })), el('td', { class: 'text', text: receipt.subject }),
       el('td', { text: receipt.status }), check, proofCell));
-    checkReceipt(receipt, status.genesis_public_key).then((result) => {
+    checkReceipt(receipt, key, pinned).then((result) => {
       check.className = `check ${result.ok ? 'ok' : result.ok === null ? 'pending' : 'fail'}`;
       check.textContent = result.ok ? '✓ verified' : result.ok === null ? 'not checked' : '✗ signature fails';
       check.title = result.why;
