@@ -7,7 +7,7 @@
 //! + verify (the tampered one with verify naming the altered receipt).
 
 use crate::common::*;
-use crate::serve::{Server, fetching_world, get, post};
+use crate::serve::{Server, counter_approved_by, fetching_world, get, post, with_timer_grant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -319,21 +319,8 @@ fn an_approver_signs_in_the_browser_with_their_key_file_and_the_change_applies()
     };
     let ada: serde_json::Value = serde_json::from_str(&with_keys(&["keys", "new", "ada", "--json"])).unwrap();
     with_keys(&["keys", "new", "bob"]);
-    let (scratch, dir) = init("counter");
-    append_to_manifest(
-        &dir,
-        &format!(
-            "\n[policy]\napprovers = {{ ada = \"{}\" }}\n",
-            ada["public_key"].as_str().unwrap()
-        ),
-    );
-    ok(&["send", s(&dir), "counter", "increment(5)"]);
-    let proposed = scratch.path().join("proposed.toml");
-    let manifest = std::fs::read_to_string(dir.join("world.toml")).unwrap().replace(
-        "module = \"counter\"\n",
-        "module = \"counter\"\ngrants = [\"clock\"]\n\n[caps.clock]\neffect = \"timer\"\n",
-    );
-    std::fs::write(&proposed, manifest).unwrap();
+    let (scratch, dir) = counter_approved_by(ada["public_key"].as_str().unwrap());
+    let proposed = with_timer_grant(scratch.path(), &dir);
     let out = with_keys(&[
         "propose",
         s(&dir),

@@ -703,6 +703,26 @@ fn sigterm_with_steps_in_flight_finishes_them_commits_and_leaves_the_rest_for_th
     replay_and_verify(&dir);
 }
 
+/// A counter world whose policy names the key `approver` (hex) as `ada`, one step run.
+pub fn counter_approved_by(approver: &str) -> (tempfile::TempDir, PathBuf) {
+    let (scratch, dir) = init("counter");
+    append_to_manifest(&dir, &format!("\n[policy]\napprovers = {{ ada = \"{approver}\" }}\n"));
+    ok(&["send", s(&dir), "counter", "increment(5)"]);
+    (scratch, dir)
+}
+
+/// The world's `world.toml` with a timer grant for the counter, written into `scratch`: what the
+/// governance tests propose. Returns its path.
+pub fn with_timer_grant(scratch: &Path, dir: &Path) -> PathBuf {
+    let proposed = scratch.join("proposed.toml");
+    let manifest = std::fs::read_to_string(dir.join("world.toml")).unwrap().replace(
+        "module = \"counter\"\n",
+        "module = \"counter\"\ngrants = [\"clock\"]\n\n[caps.clock]\neffect = \"timer\"\n",
+    );
+    std::fs::write(&proposed, manifest).unwrap();
+    proposed
+}
+
 /// The documented verdict bytes: `"agentos.verdict.v1\0"` ‖ postcard(VerdictBody), built here
 /// field by field as a client that has only the documentation would.
 fn verdict_bytes(
@@ -746,23 +766,9 @@ fn an_approver_signs_a_verdict_on_their_own_machine_and_the_server_applies_the_p
         ok_with(command, args)
     };
     with_keys(&["keys", "new", "bob"]);
-    let (scratch, dir) = init("counter");
-    append_to_manifest(
-        &dir,
-        &format!(
-            "\n[policy]\napprovers = {{ ada = \"{}\" }}\n",
-            hex::encode(ada.verifying_key().as_bytes())
-        ),
-    );
-    ok(&["send", s(&dir), "counter", "increment(5)"]);
+    let (scratch, dir) = counter_approved_by(&hex::encode(ada.verifying_key().as_bytes()));
     // Bob proposes a timer grant for the counter.
-    let proposed = scratch.path().join("proposed.toml");
-    let manifest = std::fs::read_to_string(dir.join("world.toml")).unwrap();
-    let manifest = manifest.replace(
-        "module = \"counter\"\n",
-        "module = \"counter\"\ngrants = [\"clock\"]\n\n[caps.clock]\neffect = \"timer\"\n",
-    );
-    std::fs::write(&proposed, manifest).unwrap();
+    let proposed = with_timer_grant(scratch.path(), &dir);
     let out = with_keys(&["propose", s(&dir), "--from", s(&proposed), "--key", "bob", "--json"]);
     let proposal = serde_json::from_str::<Value>(&out).unwrap()["proposal"]
         .as_u64()
@@ -903,7 +909,7 @@ fn a_plan_run_started_over_http_runs_step_by_step_on_the_served_world() {
 #[test]
 fn the_command_line_drives_a_served_world_with_server_signing_with_local_keys() {
     let keys = tempfile::tempdir().unwrap();
-    let (scratch, dir) = init("counter");
+    let scratch = tempfile::tempdir().unwrap();
     let tokens = scratch.path().join("tokens.toml");
     let token = ok(&[
         "token",
@@ -928,14 +934,7 @@ fn the_command_line_drives_a_served_world_with_server_signing_with_local_keys() 
     };
     let ada: Value = serde_json::from_str(&ok_cli(&["keys", "new", "ada", "--json"])).unwrap();
     ok_cli(&["keys", "new", "bob"]);
-    append_to_manifest(
-        &dir,
-        &format!(
-            "\n[policy]\napprovers = {{ ada = \"{}\" }}\n",
-            ada["public_key"].as_str().unwrap()
-        ),
-    );
-    ok(&["send", s(&dir), "counter", "increment(1)"]);
+    let (world_scratch, dir) = counter_approved_by(ada["public_key"].as_str().unwrap());
     let server = Server::start(&[&dir], &["--tokens", s(&tokens)]);
     let at = server.url.as_str();
 
@@ -973,12 +972,7 @@ fn the_command_line_drives_a_served_world_with_server_signing_with_local_keys() 
     ok_cli(&["receipts", "world", "--server", at, "--json"]);
 
     // Bob proposes a timer grant; his key signs here, the server drafts and journals.
-    let proposed = scratch.path().join("proposed.toml");
-    let manifest = std::fs::read_to_string(dir.join("world.toml")).unwrap().replace(
-        "module = \"counter\"\n",
-        "module = \"counter\"\ngrants = [\"clock\"]\n\n[caps.clock]\neffect = \"timer\"\n",
-    );
-    std::fs::write(&proposed, manifest).unwrap();
+    let proposed = with_timer_grant(world_scratch.path(), &dir);
     let out = ok_cli(&[
         "propose",
         "world",

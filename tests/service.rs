@@ -202,8 +202,11 @@ fn a_sender_is_answered_while_another_agents_step_waits_and_stop_finishes_it() {
         );
     }
 
-    // Stopping lets ada's step finish and commit.
+    // Stopping lets ada's step finish and commit, and starts nothing after it. (Her fetch is
+    // released once the stop has had time to reach the stepper: a step that ended before the
+    // stop arrived would rightly let her next one start.)
     let stopping = std::thread::spawn(move || service.stop().map(drop));
+    std::thread::sleep(Duration::from_millis(300));
     release.send(()).unwrap();
     stopping.join().unwrap().unwrap();
     assert_eq!(total(&hits), 3);

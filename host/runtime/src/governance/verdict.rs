@@ -31,7 +31,7 @@ pub fn judge(
     comment: &str,
 ) -> Result<Judged> {
     let mut journal = open_journal_to_write(&WorldPaths::new(root))?;
-    let mut ledger = Ledger::read(&journal)?;
+    let ledger = Ledger::read(&journal)?;
     let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
     let Some(approver) = policy.approver_named(Approver::Person(key.public().to_bytes())) else {
         let named: Vec<String> = policy
@@ -55,9 +55,20 @@ pub fn judge(
         verdict,
         comment,
     )?;
+    committed(&mut journal, ledger, (seq, &entry), proposal, approver)
+}
+
+/// Commit a verdict journaled as `seq`, and say where its proposal stands.
+fn committed(
+    journal: &mut Journal,
+    mut ledger: Ledger,
+    (seq, entry): (u64, &EntryBody),
+    proposal: u64,
+    approver: String,
+) -> Result<Judged> {
     journal.commit()?;
     ledger
-        .observe(seq, &entry)
+        .observe(seq, entry)
         .map_err(|problem| GovernanceError::Contradiction { seq, problem })?;
     Ok(Judged {
         seq,
@@ -71,7 +82,7 @@ pub fn judge(
 /// journaled, by a key the policy in force names under the name it gives, signed over the
 /// documented verdict bytes. The journal stays as it was if any check fails.
 pub fn judge_signed(journal: &mut Journal, signed: SignedVerdict) -> Result<Judged> {
-    let mut ledger = Ledger::read(journal)?;
+    let ledger = Ledger::read(journal)?;
     let body = &signed.body;
     let refused = |reason: String| {
         Err(GovernanceError::CannotJudge {
@@ -123,15 +134,7 @@ pub fn judge_signed(journal: &mut Journal, signed: SignedVerdict) -> Result<Judg
     let approver = body.approver.clone();
     let entry = EntryBody::Verdict(signed);
     let seq = journal.append(entry.clone());
-    journal.commit()?;
-    ledger
-        .observe(seq, &entry)
-        .map_err(|problem| GovernanceError::Contradiction { seq, problem })?;
-    Ok(Judged {
-        seq,
-        approver,
-        readiness: ledger.readiness(proposal),
-    })
+    committed(journal, ledger, (seq, &entry), proposal, approver)
 }
 
 /// Whether `approver` (and the agent, when an agent judges) may judge `proposal` now.

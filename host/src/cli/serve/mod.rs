@@ -180,7 +180,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
             )?;
         }
         std::io::Write::flush(&mut std::io::stdout())?;
-        runtime()?.block_on(serve_until_signalled(listener, app, &args, stop))
+        let runtime = runtime()?;
+        let served = runtime.block_on(serve_until_signalled(listener, app, &args, stop));
+        // Requests still waiting for a step are not waited for: their events are journaled,
+        // and the worlds stop next.
+        runtime.shutdown_background();
+        served
     });
     // Every world opened so far finishes its steps in flight and commits, however serving ended.
     let stopped = held.stop();
