@@ -137,10 +137,15 @@ fn document_errors(document: &mut utoipa::openapi::OpenApi) {
         ("403", "The token lacks the scope this needs"),
         ("404", "No such world, agent, entry or proof"),
     ];
+    let with_body = [
+        ("413", "The body is larger than 1 MiB"),
+        ("415", "The body is not `application/json`"),
+    ];
     for item in document.paths.paths.values_mut() {
         let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete];
         for operation in operations.into_iter().flatten() {
-            for (status, description) in common {
+            let body = operation.request_body.is_some();
+            for (status, description) in common.into_iter().chain(with_body.into_iter().filter(|_| body)) {
                 operation
                     .responses
                     .responses

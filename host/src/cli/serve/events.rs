@@ -91,8 +91,6 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
         (status = 201, description = "Journaled", body = EventAccepted),
         (status = 200, description = "Sent before under this Idempotency-Key: nothing journaled", body = EventAccepted),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 503, description = "The server is stopping", body = ErrorBody),
     ))]

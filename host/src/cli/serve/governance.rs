@@ -174,12 +174,16 @@ pub struct SignedVerdictRequest {
     #[serde(default)]
     pub comment: String,
     /// The world's id (hex), as signed.
+    #[schema(pattern = "^[0-9a-fA-F]{32}$")]
     pub world_id: String,
     /// The proposal's hash (hex), as signed.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub proposal_hash: String,
     /// The approver's ed25519 public key, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub public_key: String,
     /// The ed25519 signature, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{128}$")]
     pub signature: String,
 }
 
@@ -332,6 +336,7 @@ pub struct DraftRequest {
     /// The author's name (as their key file is named).
     pub author: String,
     /// The author's ed25519 public key, hex: the key that will sign.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub public_key: String,
 }
 
@@ -416,6 +421,7 @@ pub struct SignedProposalRequest {
     #[schema(value_type = Object)]
     pub body: serde_json::Value,
     /// ed25519 signature by the author's key, hex.
+    #[schema(pattern = "^[0-9a-fA-F]{128}$")]
     pub signature: String,
 }
 
