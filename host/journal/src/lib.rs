@@ -89,7 +89,7 @@ enum PendingBody {
 
 /// An open world journal (holds the file lock for as long as it lives).
 pub struct Journal {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     next_seq: u64,
     last_hash: Digest,
@@ -149,7 +149,7 @@ impl Journal {
             Err(e) => return Err(storage(e.into())),
         };
         let mut journal = Journal {
-            db,
+            db: Arc::new(db),
             path: path.to_path_buf(),
             next_seq: 0,
             last_hash: [0; 32],
@@ -214,6 +214,32 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A read-only view of what is committed now, over the same open file: for readers beside
+    /// the writer (a server's handlers), which then read without holding up its appends and
+    /// commits. redb gives each read its own snapshot. The view must not be appended to.
+    pub fn read_view(&self) -> Journal {
+        let uncommitted = (self.pending.len() + self.sealed.len()) as u64;
+        Journal {
+            db: self.db.clone(),
+            path: self.path.clone(),
+            next_seq: self.next_seq - uncommitted,
+            last_hash: self.last_hash,
+            pending: Vec::new(),
+            sealed: Vec::new(),
+            pending_blobs: HashMap::new(),
+            entry_log: self.entry_log.clone(),
+            receipt_log: self.receipt_log.clone(),
+            genesis_hash: self.genesis_hash,
+            configuration: self.configuration,
+            unchecked: self.unchecked.clone(),
+            latest_snapshot: self.latest_snapshot,
+            rotated_keys: self.rotated_keys.clone(),
+            manifest_changes: self.manifest_changes.clone(),
+            checkpoint_signer: None,
+            witness: None,
+        }
     }
 
     fn storage_error(&self, source: impl Into<redb::Error>) -> JournalError {
@@ -1009,6 +1035,29 @@ mod tests {
             .insert(seq, entry.encode().as_slice())
             .unwrap();
         txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_read_view_sees_what_is_committed_and_reads_beside_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(HostKey::ephemeral().unwrap());
+        let mut journal = signed_by(&dir.path().join("j.redb"), &key).unwrap();
+        for n in 0..3 {
+            journal.append(ingress(n));
+        }
+        journal.commit().unwrap();
+        journal.append(ingress(3));
+        let view = journal.read_view();
+        assert_eq!(
+            view.len(),
+            4,
+            "three entries and their checkpoint; not the one appended since"
+        );
+        assert_eq!(view.entries().unwrap().len(), 4);
+        // The writer commits while the view is open; the view's next read sees the new entries.
+        journal.commit().unwrap();
+        assert_eq!(view.entries_in(4..).unwrap().len(), 2);
+        assert_eq!(view.entries().unwrap(), journal.entries().unwrap());
     }
 
     #[test]

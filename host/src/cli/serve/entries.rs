@@ -190,7 +190,7 @@ pub async fn entries(
     let before = entry_number("before", query.before)?;
     let durable = *world.committed.borrow();
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let (kept, next_after) = page(&journal, durable, after, before, limit, |entry| {
             filter.keeps(&journal, entry)
         })?;
@@ -214,7 +214,7 @@ pub async fn receipts(
     let after = entry_number("after", query.after)?;
     let durable = *world.committed.borrow();
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let (kept, next_after) = page(&journal, durable, after, None, limit, |entry| {
             matches!(entry.body, EntryBody::EffectReceipt(_))
         })?;
@@ -292,7 +292,7 @@ async fn feed(
             let reader = world.clone();
             let end = durable.min(next + SCAN_CHUNK);
             let read = tokio::task::spawn_blocking(move || {
-                let journal = reader.journal.lock().expect("journal lock");
+                let journal = reader.reader();
                 journal
                     .entries_in(next..end)
                     .map(|entries| entries.iter().map(|e| entry_view(&journal, e)).collect::<Vec<_>>())
@@ -361,7 +361,7 @@ pub async fn dead_letters(
     let after = entry_number("after", query.after)?;
     let durable = *world.committed.borrow();
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let (kept, next_after) = page(&journal, durable, after, None, limit, |entry| {
             matches!(&entry.body, EntryBody::StepFailed(failed)
                 if matches!(failed.kind, FailureKind::Undeliverable | FailureKind::Abandoned))

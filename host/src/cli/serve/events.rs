@@ -141,7 +141,7 @@ pub async fn send_event(
         let step = match (&accepted.step, accepted.stepped) {
             (Some((record, outcome)), _) => Some(outcome_of(record, *outcome)),
             // A duplicate, or a step a job for the whole world ran: from the journal.
-            (None, true) => step_of(&world.journal.lock().expect("journal lock"), accepted.seq)?,
+            (None, true) => step_of(&world.reader(), accepted.seq)?,
             (None, false) => None,
         };
         Ok(EventAccepted {

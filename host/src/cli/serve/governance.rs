@@ -50,7 +50,7 @@ impl From<GovernanceError> for ApiError {
 }
 
 fn ledger_of(world: &Hosted) -> Result<Ledger, ApiError> {
-    let journal = world.journal.lock().expect("journal lock");
+    let journal = world.reader();
     Ledger::read(&journal).map_err(|error| ApiError::internal(chain(&error)))
 }
 
@@ -142,7 +142,7 @@ pub async fn proposal(
         view["patch"] = serde_json::from_str(&state.proposal.body.patch_json).unwrap_or(serde_json::Value::Null);
         view["approved_by"] = serde_json::json!(ledger.readiness(proposal).approved_by);
         view["world_id"] = hex::encode(ledger.world_id).into();
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let reports: Vec<serde_json::Value> = state
             .shadows
             .iter()
@@ -392,7 +392,7 @@ pub async fn draft(
         ));
     }
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let ledger = Ledger::read(&journal).map_err(|error| ApiError::internal(chain(&error)))?;
         let revert = request.revert.as_deref().filter(|to| !to.is_empty());
         let source = match &text {

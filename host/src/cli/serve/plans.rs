@@ -21,7 +21,7 @@ pub async fn plans(
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         crate::cli::plan::plan_rows(&journal)
             .map(Json)
             .map_err(|error| ApiError::internal(format!("{error:#}")))
@@ -49,7 +49,7 @@ pub async fn runs(
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let runs =
             agentos_runtime::plans::history::runs(&journal).map_err(|error| ApiError::internal(chain(&error)))?;
         Ok(Json(

@@ -38,7 +38,7 @@ impl From<ProveError> for ApiError {
 pub async fn checkpoint(State(state): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Response, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let log = JournalLog::read(&journal)?;
         let Some((_, latest)) = log.latest() else {
             return Err(ApiError::not_found("no_checkpoint", "the world has no checkpoint yet"));
@@ -61,7 +61,7 @@ pub async fn prove_entry(
     let world = state.world(&name)?;
     entry_number("seq", Some(seq))?;
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let log = JournalLog::read(&journal)?;
         Ok(Json(log.prove(&journal, seq)?).into_response())
     })
@@ -93,7 +93,7 @@ pub async fn prove_consistency(
     entry_number("old", Some(old))?;
     entry_number("new", Some(new))?;
     blocking(move || {
-        let journal = world.journal.lock().expect("journal lock");
+        let journal = world.reader();
         let log = JournalLog::read(&journal)?;
         Ok(Json(log.prove_consistency(old, new)?).into_response())
     })
@@ -112,7 +112,7 @@ pub async fn bundle(State(state): State<AppState>, ApiPath(name): ApiPath<String
         let scratch = tempfile::tempdir().map_err(ApiError::internal)?;
         let file = scratch.path().join("bundle.redb");
         {
-            let journal = world.journal.lock().expect("journal lock");
+            let journal = world.reader();
             agentos_runtime::bundle::export_journal(&journal, &world.root, &file)
                 .map_err(|error| ApiError::internal(chain(&error)))?;
         }

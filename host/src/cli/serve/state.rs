@@ -1,6 +1,7 @@
 //! The worlds a server holds, as its handlers reach them: each world's service (to send
-//! events, query its kernel, run governance on it), its journal (to read committed entries) and
-//! the count of durable entries announced after each commit (to stream them).
+//! events, query its kernel, run governance on it), read-only views of its journal (to read
+//! committed entries without holding up the world) and the count of durable entries announced
+//! after each commit (to stream them).
 
 use super::error::ApiError;
 use agentos_runtime::journal::SharedJournal;
@@ -21,6 +22,14 @@ pub struct Hosted {
     pub sender: Sender,
     pub journal: SharedJournal,
     pub committed: watch::Receiver<u64>,
+}
+
+impl Hosted {
+    /// A read-only view of the world's committed journal: the lock is held only to take it,
+    /// so what a handler reads does not hold up the world's appends and commits.
+    pub fn reader(&self) -> agentos_runtime::journal::Journal {
+        self.journal.lock().expect("journal lock").read_view()
+    }
 }
 
 pub struct Shared {
