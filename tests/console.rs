@@ -345,6 +345,13 @@ fn an_approver_signs_in_the_browser_with_their_key_file_and_the_change_applies()
             .open(&server.at(&format!("/#/w/world/proposals/{proposal}")))
             .await;
         browser.text_when("#quorum", |t| t.contains("0 of 1")).await;
+        // The author is named with the key that signed, not by the name alone.
+        let bob_key = with_keys(&["keys", "show", "bob", "--json"]);
+        let bob_key: serde_json::Value = serde_json::from_str(&bob_key).unwrap();
+        let prefix: String = bob_key["public_key"].as_str().unwrap().chars().take(16).collect();
+        browser
+            .text_when("#author", |t| t.contains("bob") && t.contains(&prefix))
+            .await;
         // Bob's key is not an approver's: the page says so and signs nothing.
         let file = browser.client.find(Locator::Css("#key-file")).await.unwrap();
         file.send_keys(&keys.path().join("bob.key").display().to_string())

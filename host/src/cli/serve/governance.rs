@@ -142,6 +142,11 @@ pub async fn proposal(
         view["patch"] = serde_json::from_str(&state.proposal.body.patch_json).unwrap_or(serde_json::Value::Null);
         view["approved_by"] = serde_json::json!(ledger.readiness(proposal).approved_by);
         view["world_id"] = hex::encode(ledger.world_id).into();
+        // Names are the author's to choose; the key is what identifies them.
+        view["author_key"] = match &state.proposal.body.author {
+            Author::Person { public_key, .. } => hex::encode(public_key).into(),
+            Author::Agent { .. } => serde_json::Value::Null,
+        };
         let journal = world.reader();
         let reports: Vec<serde_json::Value> = state
             .shadows

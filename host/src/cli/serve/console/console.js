@@ -536,7 +536,9 @@ async function proposal(body, name, status, seq) {
   const approved = (p.approved_by || []).length;
   body.replaceChildren(
     el('h2', {}, `Proposal #${seq} `, el('span', { class: `badge ${p.status === 'applied' ? 'ok' : p.status === 'rejected' ? 'fail' : 'pending'}`, id: 'proposal-status', text: p.status })),
-    el('p', {}, el('b', { text: p.author }), p.agent_authored ? ' (an agent)' : '', ': ', p.description || el('span', { class: 'muted', text: 'no description' })),
+    el('p', { id: 'author' }, el('b', { text: p.author }),
+      p.agent_authored ? ' (an agent of the world)' : el('span', { class: 'mono muted', text: ` (key ${short(p.author_key, 16)}…)` }),
+      ': ', p.description || el('span', { class: 'muted', text: 'no description' })),
     messages,
     el('div', { class: 'grid2' },
       el('div', {}, el('h2', { text: 'What it changes' }), diffLines(p.changes),
