@@ -553,28 +553,9 @@ fn tokens_guard_every_endpoint_by_scope_and_only_their_hashes_are_stored() {
     replay_and_verify(&dir);
 }
 
-/// A world of one `hello` agent granted GET to 127.0.0.1.
+/// A world of one `hello` agent that fetches from 127.0.0.1.
 pub fn fetching_world() -> (tempfile::TempDir, PathBuf) {
-    custom_world(
-        "hello",
-        r#"
-        [world]
-        name = "fetching"
-        [modules.hello]
-        component = "modules/hello.wasm"
-        [caps.data]
-        effect = "fs"
-        dir = "data"
-        [caps.api]
-        effect = "http"
-        urls = ["http://127.0.0.1:*/**"]
-        methods = ["GET"]
-        timeout_ms = 20000
-        [agents.hello]
-        module = "hello"
-        grants = ["data", "api"]
-        "#,
-    )
+    hello_agents(&["hello"], "")
 }
 
 #[test]

@@ -11,34 +11,7 @@ const AGENTS: [&str; 4] = ["ada", "bob", "cy", "dee"];
 
 /// A world of the four agents above, each a `hello` granted GET and POST to 127.0.0.1.
 fn four_agents() -> (tempfile::TempDir, std::path::PathBuf) {
-    world_of(&AGENTS, "")
-}
-
-/// A world of `agents`, each a `hello` granted GET and POST to 127.0.0.1, with `extra` in each
-/// agent's table.
-fn world_of(agents: &[&str], extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let mut manifest = String::from(
-        r#"
-        [world]
-        name = "side-by-side"
-        [modules.hello]
-        component = "modules/hello.wasm"
-        [caps.data]
-        effect = "fs"
-        dir = "data"
-        [caps.api]
-        effect = "http"
-        urls = ["http://127.0.0.1:*/**"]
-        methods = ["GET", "POST"]
-        timeout_ms = 20000
-    "#,
-    );
-    for agent in agents {
-        manifest.push_str(&format!(
-            "[agents.{agent}]\nmodule = \"hello\"\ngrants = [\"data\", \"api\"]\n{extra}\n"
-        ));
-    }
-    custom_world("hello", &manifest)
+    hello_agents(&AGENTS, "")
 }
 
 /// A server answering each request after `delay_ms` on a thread of its own; counts the most
@@ -108,7 +81,7 @@ fn a_slow_step_holds_up_no_other_agent() {
     // first: replay follows the journal's order, not the inputs'.
     let (slow, _, _, _) = slow_server(5_000);
     let (fast, fast_hits, _, _) = slow_server(50);
-    let (scratch, dir) = world_of(&["ada", "bob"], "");
+    let (scratch, dir) = hello_agents(&["ada", "bob"], "");
     let events = scratch.path().join("events.txt");
     let mut lines = format!("ada fetch(\"{slow}/ada\")\n");
     for i in 0..3 {
@@ -180,7 +153,7 @@ fn snapshots_among_agents_taking_turns_side_by_side_verify() {
     // the 256th step: snapshots are taken only between steps (none in flight), so each holds
     // the states after the records before it.
     let agents = ["ada", "bob", "cy"];
-    let (scratch, dir) = world_of(&agents, "snapshot_every = 1");
+    let (scratch, dir) = hello_agents(&agents, "snapshot_every = 1");
     let events = scratch.path().join("events.txt");
     let lines: String = (0..258)
         .map(|i| format!("{} greet(\"x{i}\")\n", agents[i % 3]))

@@ -109,6 +109,33 @@ pub fn custom_world(component: &str, manifest: &str) -> (tempfile::TempDir, Path
     (scratch, dir)
 }
 
+/// A world of `agents`, each a `hello` granted the `data` directory and GET and POST to
+/// 127.0.0.1, with `extra` in each agent's table.
+pub fn hello_agents(agents: &[&str], extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let mut manifest = String::from(
+        r#"
+        [world]
+        name = "hello-agents"
+        [modules.hello]
+        component = "modules/hello.wasm"
+        [caps.data]
+        effect = "fs"
+        dir = "data"
+        [caps.api]
+        effect = "http"
+        urls = ["http://127.0.0.1:*/**"]
+        methods = ["GET", "POST"]
+        timeout_ms = 20000
+    "#,
+    );
+    for agent in agents {
+        manifest.push_str(&format!(
+            "[agents.{agent}]\nmodule = \"hello\"\ngrants = [\"data\", \"api\"]\n{extra}\n"
+        ));
+    }
+    custom_world("hello", &manifest)
+}
+
 /// The oracle every end-to-end test ends with.
 pub fn replay_and_verify(dir: &Path) {
     let replay = ok(&["replay", s(dir)]);

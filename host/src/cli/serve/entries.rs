@@ -152,6 +152,47 @@ fn page(
     Ok((kept, (scan_end < end).then(|| scan_end - 1)))
 }
 
+/// What a page asks for, checked: entries after `after`, before `before`, at most `limit`.
+struct PageRequest {
+    after: Option<u64>,
+    before: Option<u64>,
+    limit: u64,
+}
+
+impl PageRequest {
+    fn of(after: Option<u64>, before: Option<u64>, limit: Option<u32>) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest {
+            limit: limit_of(limit)?,
+            after: entry_number("after", after)?,
+            before: entry_number("before", before)?,
+        })
+    }
+}
+
+/// Answer a page request: the durable entries `keep` keeps, read off a view of the world's
+/// journal, made into the answer by `answer` (with where the next page starts).
+async fn answer_page<T: Send + 'static>(
+    world: Arc<Hosted>,
+    request: PageRequest,
+    keep: impl Fn(&Journal, &Entry) -> bool + Send + 'static,
+    answer: impl FnOnce(&Journal, &Hosted, Vec<Entry>, Option<u64>) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let durable = *world.committed.borrow();
+    blocking(move || {
+        let journal = world.reader();
+        let (kept, next_after) = page(
+            &journal,
+            durable,
+            request.after,
+            request.before,
+            request.limit,
+            |entry| keep(&journal, entry),
+        )?;
+        answer(&journal, &world, kept, next_after)
+    })
+    .await
+}
+
 pub fn entry_view(journal: &Journal, entry: &Entry) -> EntryView {
     let (agent, step, text) = crate::cli::show::describe(journal, entry);
     EntryView {
@@ -173,7 +214,7 @@ pub async fn entries(
     ApiQuery(query): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
     let world = state.world(&name)?;
-    let limit = limit_of(query.limit)?;
+    let request = PageRequest::of(query.after, query.before, query.limit)?;
     if let Some(kind) = &query.kind
         && !EntryBody::KINDS.contains(&kind.as_str())
     {
@@ -186,17 +227,15 @@ pub async fn entries(
         agent: query.agent,
         kind: query.kind,
     };
-    let after = entry_number("after", query.after)?;
-    let before = entry_number("before", query.before)?;
-    let durable = *world.committed.borrow();
-    blocking(move || {
-        let journal = world.reader();
-        let (kept, next_after) = page(&journal, durable, after, before, limit, |entry| {
-            filter.keeps(&journal, entry)
-        })?;
-        let entries = kept.iter().map(|entry| entry_view(&journal, entry)).collect();
-        Ok(Json(EntriesPage { entries, next_after }))
-    })
+    answer_page(
+        world,
+        request,
+        move |journal, entry| filter.keeps(journal, entry),
+        |journal, _, kept, next_after| {
+            let entries = kept.iter().map(|entry| entry_view(journal, entry)).collect();
+            Ok(Json(EntriesPage { entries, next_after }))
+        },
+    )
     .await
 }
 
@@ -210,28 +249,26 @@ pub async fn receipts(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<ReceiptsPage>, ApiError> {
     let world = state.world(&name)?;
-    let limit = limit_of(query.limit)?;
-    let after = entry_number("after", query.after)?;
-    let durable = *world.committed.borrow();
-    blocking(move || {
-        let journal = world.reader();
-        let (kept, next_after) = page(&journal, durable, after, None, limit, |entry| {
-            matches!(entry.body, EntryBody::EffectReceipt(_))
-        })?;
-        let receipts = kept
-            .iter()
-            .filter_map(|entry| match &entry.body {
-                EntryBody::EffectReceipt(r) => Some(crate::cli::show::receipt_json(
-                    &journal,
-                    entry.seq,
-                    r,
-                    &world.genesis_key,
-                )),
-                _ => None,
-            })
-            .collect();
-        Ok(Json(ReceiptsPage { receipts, next_after }))
-    })
+    answer_page(
+        world,
+        PageRequest::of(query.after, None, query.limit)?,
+        |_, entry| matches!(entry.body, EntryBody::EffectReceipt(_)),
+        |journal, world, kept, next_after| {
+            let receipts = kept
+                .iter()
+                .filter_map(|entry| match &entry.body {
+                    EntryBody::EffectReceipt(r) => Some(crate::cli::show::receipt_json(
+                        journal,
+                        entry.seq,
+                        r,
+                        &world.genesis_key,
+                    )),
+                    _ => None,
+                })
+                .collect();
+            Ok(Json(ReceiptsPage { receipts, next_after }))
+        },
+    )
     .await
 }
 
@@ -357,38 +394,38 @@ pub async fn dead_letters(
 ) -> Result<Json<DeadLettersPage>, ApiError> {
     use agentos_runtime::journal::entry::FailureKind;
     let world = state.world(&name)?;
-    let limit = limit_of(query.limit)?;
-    let after = entry_number("after", query.after)?;
-    let durable = *world.committed.borrow();
-    blocking(move || {
-        let journal = world.reader();
-        let (kept, next_after) = page(&journal, durable, after, None, limit, |entry| {
+    answer_page(
+        world,
+        PageRequest::of(query.after, None, query.limit)?,
+        |_, entry| {
             matches!(&entry.body, EntryBody::StepFailed(failed)
                 if matches!(failed.kind, FailureKind::Undeliverable | FailureKind::Abandoned))
-        })?;
-        let mut dead_letters = Vec::new();
-        for entry in kept {
-            let EntryBody::StepFailed(failed) = entry.body else {
-                continue;
-            };
-            let (event, source) = match journal.entry(failed.ingress)?.map(|e| e.body) {
-                Some(EntryBody::Ingress(ingress)) => (ingress.event, ingress.source),
-                _ => (String::new(), String::new()),
-            };
-            dead_letters.push(DeadLetter {
-                ingress: failed.ingress,
-                entry: entry.seq,
-                agent: failed.agent,
-                event,
-                source,
-                failure: failed.kind.label().to_string(),
-                reason: failed.reason,
-            });
-        }
-        Ok(Json(DeadLettersPage {
-            dead_letters,
-            next_after,
-        }))
-    })
+        },
+        |journal, _, kept, next_after| {
+            let mut dead_letters = Vec::new();
+            for entry in kept {
+                let EntryBody::StepFailed(failed) = entry.body else {
+                    continue;
+                };
+                let (event, source) = match journal.entry(failed.ingress)?.map(|e| e.body) {
+                    Some(EntryBody::Ingress(ingress)) => (ingress.event, ingress.source),
+                    _ => (String::new(), String::new()),
+                };
+                dead_letters.push(DeadLetter {
+                    ingress: failed.ingress,
+                    entry: entry.seq,
+                    agent: failed.agent,
+                    event,
+                    source,
+                    failure: failed.kind.label().to_string(),
+                    reason: failed.reason,
+                });
+            }
+            Ok(Json(DeadLettersPage {
+                dead_letters,
+                next_after,
+            }))
+        },
+    )
     .await
 }
