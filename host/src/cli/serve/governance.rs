@@ -49,9 +49,8 @@ impl From<GovernanceError> for ApiError {
     }
 }
 
-fn ledger_of(world: &Hosted) -> Result<Ledger, ApiError> {
-    let journal = world.reader();
-    Ledger::read(&journal).map_err(|error| ApiError::internal(chain(&error)))
+fn ledger_of(journal: &agentos_runtime::journal::Journal) -> Result<Ledger, ApiError> {
+    Ledger::read(journal).map_err(|error| ApiError::internal(chain(&error)))
 }
 
 /// Who may approve, how many approvals a change needs, and whether it needs a clean shadow run.
@@ -80,7 +79,7 @@ pub async fn policy(
 ) -> Result<Json<PolicyView>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let ledger = ledger_of(&world)?;
+        let ledger = ledger_of(&world.reader())?;
         let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
         Ok(Json(PolicyView {
             approvers: policy
@@ -108,7 +107,7 @@ pub async fn proposals(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let ledger = ledger_of(&world)?;
+        let ledger = ledger_of(&world.reader())?;
         let manifests: Vec<_> = ledger
             .configurations
             .iter()
@@ -136,7 +135,8 @@ pub async fn proposal(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let ledger = ledger_of(&world)?;
+        let journal = world.reader();
+        let ledger = ledger_of(&journal)?;
         let state = ledger.proposal(proposal).map_err(GovernanceError::from)?;
         let mut view = crate::cli::govern::proposal_json(&ledger, state);
         view["patch"] = serde_json::from_str(&state.proposal.body.patch_json).unwrap_or(serde_json::Value::Null);
@@ -147,7 +147,6 @@ pub async fn proposal(
             Author::Person { public_key, .. } => hex::encode(public_key).into(),
             Author::Agent { .. } => serde_json::Value::Null,
         };
-        let journal = world.reader();
         let reports: Vec<serde_json::Value> = state
             .shadows
             .iter()
@@ -398,7 +397,7 @@ pub async fn draft(
     }
     blocking(move || {
         let journal = world.reader();
-        let ledger = Ledger::read(&journal).map_err(|error| ApiError::internal(chain(&error)))?;
+        let ledger = ledger_of(&journal)?;
         let revert = request.revert.as_deref().filter(|to| !to.is_empty());
         let source = match &text {
             Some(text) => Source::Json(text),
