@@ -1025,3 +1025,66 @@ fn tls_serves_https_with_the_given_certificate_and_nothing_in_plain_text() {
     assert!(exit.success(), "{stderr}");
     replay_and_verify(&dir);
 }
+
+#[test]
+fn a_proposal_is_journaled_only_as_drafted_signed_by_its_author_and_once() {
+    use ed25519_dalek::Signer as _;
+    let bob = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let mallory = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+    let (scratch, dir) = counter_approved_by(&hex::encode([7u8; 32]));
+    let proposed = with_timer_grant(scratch.path(), &dir);
+    let manifest: Value = {
+        let text = std::fs::read_to_string(&proposed).unwrap();
+        let manifest = agentos_air::Manifest::parse_toml(&text, "proposed.toml").unwrap();
+        serde_json::to_value(&manifest).unwrap()
+    };
+    let server = Server::start(&[&dir], &[]);
+    let url = |path: &str| server.at(&format!("/v1/worlds/world{path}"));
+    let (status, draft) = post(
+        &url("/proposals/drafts"),
+        &json!({"manifest": manifest, "description": "timers", "author": "bob",
+                "public_key": hex::encode(bob.verifying_key().as_bytes())}),
+        &[],
+    );
+    assert_eq!(status, 200, "{draft}");
+    let signing_bytes = hex::decode(draft["signing_bytes"].as_str().unwrap()).unwrap();
+    let signed = |key: &ed25519_dalek::SigningKey, body: &Value| json!({"body": body, "signature": hex::encode(key.sign(&signing_bytes).to_bytes())});
+    let submit = |request: &Value| post(&url("/proposals"), request, &[]);
+
+    // Signed by someone else than the author it names.
+    let (_, message) = error_of(submit(&signed(&mallory, &draft["body"])), 409);
+    assert!(message.contains("signature does not check"), "{message}");
+    // The author's signature over the drafted bytes, with the description changed afterwards.
+    let mut altered = draft["body"].clone();
+    altered["description"] = "harmless".into();
+    let (_, message) = error_of(submit(&signed(&bob, &altered)), 409);
+    assert!(message.contains("signature does not check"), "{message}");
+    // A body the server did not draft, signed over its own bytes by its author.
+    let mut forged_body = draft["body"].clone();
+    forged_body["base"] = json!(vec![0u8; 32]);
+    let forged_bytes = {
+        let body: agentos_runtime::governance::record::ProposalBody =
+            serde_json::from_value(forged_body.clone()).unwrap();
+        body.signing_bytes()
+    };
+    let (_, message) = error_of(
+        submit(&json!({"body": forged_body, "signature": hex::encode(bob.sign(&forged_bytes).to_bytes())})),
+        409,
+    );
+    assert!(message.contains("not the one this host drafts"), "{message}");
+
+    // As drafted, signed by its author: journaled, once.
+    let (status, accepted) = submit(&signed(&bob, &draft["body"]));
+    assert_eq!(status, 201, "{accepted}");
+    let (_, message) = error_of(submit(&signed(&bob, &draft["body"])), 409);
+    assert!(message.contains("already"), "{message}");
+
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    assert_eq!(
+        count_kind(&log_json(&dir), "proposal"),
+        1,
+        "only the proposal as drafted is journaled"
+    );
+    replay_and_verify(&dir);
+}
