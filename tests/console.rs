@@ -352,6 +352,19 @@ fn an_approver_signs_in_the_browser_with_their_key_file_and_the_change_applies()
         browser
             .text_when("#author", |t| t.contains("bob") && t.contains(&prefix))
             .await;
+        // world.toml before and after: the grant is an added line.
+        browser
+            .text_when("#manifest-diff", |t| {
+                t.lines().any(|l| l.starts_with('+') && l.contains("clock"))
+            })
+            .await;
+        // A shadow run from the page, journaled and shown.
+        browser.click("#shadow").await;
+        browser
+            .text_when("#messages", |t| {
+                t.contains("shadow run journaled") && t.contains("clean")
+            })
+            .await;
         // Bob's key is not an approver's: the page says so and signs nothing.
         let file = browser.client.find(Locator::Css("#key-file")).await.unwrap();
         file.send_keys(&keys.path().join("bob.key").display().to_string())
@@ -396,6 +409,7 @@ fn an_approver_signs_in_the_browser_with_their_key_file_and_the_change_applies()
     assert!(exit.success(), "{stderr}");
     let log = log_json(&dir);
     assert_eq!(count_kind(&log, "verdict"), 1);
+    assert_eq!(count_kind(&log, "shadow-report"), 1);
     assert_eq!(count_kind(&log, "manifest-applied"), 1);
     replay_and_verify(&dir);
 }

@@ -598,6 +598,35 @@ fn receipts_proofs_and_bundles_from_the_server_check_offline_against_its_key() {
     let kept = scratch.path().join("checkpoint.json");
     std::fs::write(&kept, checkpoint.to_string()).unwrap();
 
+    // After another step, the server's kept proof logs take in the new entries: the new
+    // receipt's proof, and one that the older checkpoint is a prefix of the newer, check.
+    let (status, sent) = post(
+        &format!("{}?wait=step", events_url(&server)),
+        &json!({"agent": "hello", "wave": format!("fetch(\"{base}/again\")")}),
+        &[],
+    );
+    assert_eq!(status, 201, "{sent}");
+    let (_, page) = get(&server.at("/v1/worlds/world/receipts"), None);
+    let receipts = page["receipts"].as_array().unwrap();
+    let newest = receipts[receipts.len() - 1]["seq"].as_u64().unwrap();
+    let (status, newer) = get(&server.at("/v1/worlds/world/checkpoint"), None);
+    assert_eq!(status, 200);
+    let (old, new) = (
+        checkpoint["tree_size"].as_u64().unwrap(),
+        newer["tree_size"].as_u64().unwrap(),
+    );
+    assert!(new > old, "{checkpoint} {newer}");
+    for path in [
+        format!("/v1/worlds/world/proofs/entries/{newest}"),
+        format!("/v1/worlds/world/proofs/consistency?old={old}&new={new}"),
+    ] {
+        let (status, proof) = get(&server.at(&path), None);
+        assert_eq!(status, 200, "{path}: {proof}");
+        std::fs::write(&proof_file, proof.to_string()).unwrap();
+        let checked = ok(&["verify-proof", s(&proof_file), "--public-key", &public_key]);
+        assert!(checked.contains("OK"), "{path}: {checked}");
+    }
+
     // The bundle verifies against the key, extending the checkpoint kept from the server.
     let mut bundle = client().get(server.at("/v1/worlds/world/bundle")).call().unwrap();
     assert_eq!(bundle.status().as_u16(), 200);
@@ -1086,5 +1115,162 @@ fn a_proposal_is_journaled_only_as_drafted_signed_by_its_author_and_once() {
         1,
         "only the proposal as drafted is journaled"
     );
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_proposal_is_shadow_run_over_the_api_from_the_servers_own_view_of_the_world() {
+    use ed25519_dalek::Signer as _;
+    let ada = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let keys = tempfile::tempdir().unwrap();
+    let with_keys = |args: &[&str]| {
+        let mut command = host();
+        command.env("AGENTOS_KEYS_DIR", keys.path());
+        ok_with(command, args)
+    };
+    with_keys(&["keys", "new", "bob"]);
+    let (scratch, dir) = init("counter");
+    append_to_manifest(
+        &dir,
+        &format!(
+            "\n[policy]\napprovers = {{ ada = \"{}\" }}\nrequire_clean_shadow = true\n",
+            hex::encode(ada.verifying_key().as_bytes())
+        ),
+    );
+    ok(&["send", s(&dir), "counter", "increment(5)"]);
+    let proposed = with_timer_grant(scratch.path(), &dir);
+    let out = with_keys(&["propose", s(&dir), "--from", s(&proposed), "--key", "bob", "--json"]);
+    let proposal = serde_json::from_str::<Value>(&out).unwrap()["proposal"]
+        .as_u64()
+        .unwrap();
+
+    let server = Server::start(&[&dir], &[]);
+    let url = |path: &str| server.at(&format!("/v1/worlds/world{path}"));
+    for n in 1..=3 {
+        let (status, stepped) = post(
+            &format!("{}?wait=step", events_url(&server)),
+            &json!({"agent": "counter", "wave": format!("increment({n})")}),
+            &[],
+        );
+        assert_eq!(stepped["step"]["outcome"], "committed", "{status} {stepped}");
+    }
+    let shadow = url(&format!("/proposals/{proposal}/shadow"));
+
+    // Bad requests: each a 4xx naming what was wrong, nothing journaled.
+    let entries_before = get(&url(""), None).1["entries"].clone();
+    for (body, status, code, says) in [
+        (json!({"window": 0}), 422, "bad_body", "`window` is 1 to"),
+        (json!({"window": 100_000}), 422, "bad_body", "`window` is 1 to"),
+        (
+            json!({"window": 1, "events": [{"agent": "counter", "event": "increment(1)"}]}),
+            422,
+            "bad_body",
+            "not both",
+        ),
+        (json!({"events": []}), 422, "bad_body", "`events` holds 1 to"),
+        (
+            json!({"events": [{"agent": "nobody", "event": "increment(1)"}]}),
+            422,
+            "bad_event",
+            "nobody",
+        ),
+        (
+            json!({"events": [{"agent": "counter", "event": "increment("}]}),
+            422,
+            "bad_event",
+            "increment(",
+        ),
+        (json!({"windows": 3}), 422, "bad_body", "windows"),
+    ] {
+        let (got_code, message) = error_of(post(&shadow, &body, &[]), status);
+        assert_eq!(got_code, code, "{body}: {message}");
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    let (code, _) = error_of(post(&url("/proposals/999/shadow"), &json!({}), &[]), 404);
+    assert_eq!(code, "no_such_proposal");
+    assert_eq!(get(&url(""), None).1["entries"], entries_before, "nothing journaled");
+
+    // The policy wants a clean shadow run before apply.
+    let hash = hex::decode(
+        get(&url(&format!("/proposals/{proposal}")), None).1["hash"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let world_id = hex::decode(
+        get(&url(&format!("/proposals/{proposal}")), None).1["world_id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let bytes = verdict_bytes(&world_id, proposal, &hash, true, "ada", "");
+    let (status, accepted) = post(
+        &url(&format!("/proposals/{proposal}/verdicts")),
+        &json!({"verdict": "approve", "approver": "ada", "comment": "",
+                "world_id": hex::encode(&world_id), "proposal_hash": hex::encode(&hash),
+                "public_key": hex::encode(ada.verifying_key().as_bytes()),
+                "signature": hex::encode(ada.sign(&bytes).to_bytes())}),
+        &[],
+    );
+    assert_eq!(status, 201, "{accepted}");
+    let (_, message) = error_of(
+        post(&url(&format!("/proposals/{proposal}/apply")), &json!({}), &[]),
+        409,
+    );
+    assert!(message.contains("clean shadow run first"), "{message}");
+
+    // The recorded window, re-run on a fork the server takes of its own world.
+    let (status, shadowed) = post(&shadow, &json!({"window": 10}), &[]);
+    assert_eq!(status, 201, "{shadowed}");
+    let report = &shadowed["report"];
+    assert_eq!(report["clean"], true, "{report}");
+    assert_eq!(
+        report["steps"].as_array().unwrap().len(),
+        4,
+        "every recorded step: {report}"
+    );
+    assert!(report["new_capabilities"].to_string().contains("clock"), "{report}");
+    // Given events, after the present state; then from the command line, as a client.
+    let (status, shadowed_events) = post(
+        &shadow,
+        &json!({"events": [{"agent": "counter", "event": "increment(7)"}]}),
+        &[],
+    );
+    assert_eq!(status, 201, "{shadowed_events}");
+    assert_eq!(shadowed_events["report"]["steps"][0]["after"]["committed"], true);
+    let printed = ok(&["shadow", "world", &proposal.to_string(), "--server", &server.url]);
+    assert!(
+        printed.contains("clean") && printed.contains("report journaled"),
+        "{printed}"
+    );
+    // A local shadow run of the served world is pointed at the server.
+    let error = fails(&["shadow", s(&dir), &proposal.to_string()], 2);
+    assert!(error.contains(&format!("--server {}", server.url)), "{error}");
+
+    let (_, detail) = get(&url(&format!("/proposals/{proposal}")), None);
+    assert_eq!(detail["shadow_reports"].as_array().unwrap().len(), 3, "{detail}");
+    // world.toml before and after, as diff hunks.
+    let diff: Vec<&str> = detail["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(diff[0].starts_with("@@ "), "{diff:?}");
+    assert!(
+        diff.iter().any(|l| l.starts_with('+') && l.contains("clock")),
+        "{diff:?}"
+    );
+    assert!(diff.iter().any(|l| l.starts_with("-grants = []")), "{diff:?}");
+    assert_eq!(detail["shadow_reports"][0]["steps"], report["steps"]);
+    // The world went on stepping, and applies with the clean run on record.
+    let (status, applied) = post(&url(&format!("/proposals/{proposal}/apply")), &json!({}), &[]);
+    assert_eq!(status, 200, "{applied}");
+
+    let (exit, stderr) = server.terminate();
+    assert!(exit.success(), "{stderr}");
+    let log = log_json(&dir);
+    assert_eq!(count_kind(&log, "shadow-report"), 3);
+    assert_eq!(count_kind(&log, "manifest-applied"), 1);
     replay_and_verify(&dir);
 }

@@ -15,7 +15,7 @@ use crate::journal::SharedJournal;
 use std::sync::{Arc, Mutex};
 
 /// What the shadow did with one call.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ShadowServed {
     /// The recorded receipt's outcome.
@@ -27,7 +27,7 @@ pub enum ShadowServed {
 }
 
 /// One call of a shadow step.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ShadowCall {
     pub step: u64,
     pub index: u32,

@@ -194,6 +194,8 @@ pub struct Ledger {
     /// Every manifest the world has run, the one in force last.
     pub configurations: Vec<Configuration>,
     pub proposals: BTreeMap<u64, ProposalState>,
+    /// The entry it takes in next.
+    next: u64,
 }
 
 impl Ledger {
@@ -202,6 +204,7 @@ impl Ledger {
             world_id: genesis.world_id,
             configurations: vec![Configuration::of_genesis(genesis)?],
             proposals: BTreeMap::new(),
+            next: 1,
         })
     }
 
@@ -210,6 +213,7 @@ impl Ledger {
     pub fn present(world_id: [u8; 16], in_force: Configuration) -> Ledger {
         Ledger {
             world_id,
+            next: in_force.since + 1,
             configurations: vec![in_force],
             proposals: BTreeMap::new(),
         }
@@ -219,8 +223,17 @@ impl Ledger {
     pub fn read(journal: &Journal) -> Result<Ledger> {
         let genesis = genesis(journal)?;
         let mut ledger = Ledger::new(&genesis)?;
-        ledger.take_in(&journal.entries_from(1)?)?;
+        ledger.update(journal)?;
         Ok(ledger)
+    }
+
+    /// Take in the entries `journal` holds that this ledger has not (a ledger kept between
+    /// reads of a growing journal).
+    pub fn update(&mut self, journal: &Journal) -> Result<()> {
+        if self.next < journal.len() {
+            self.take_in(&journal.entries_in(self.next..journal.len())?)?;
+        }
+        Ok(())
     }
 
     /// The ledger including what was appended but not committed yet (a step's view of its
@@ -279,6 +292,7 @@ impl Ledger {
 
     /// Take in one entry. Errors describe an entry that contradicts the ones before it.
     pub fn observe(&mut self, seq: u64, body: &EntryBody) -> Result<(), Contradiction> {
+        self.next = self.next.max(seq + 1);
         match body {
             EntryBody::Proposal(proposal) => {
                 if proposal.body.base != self.in_force().digest {

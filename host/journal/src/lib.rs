@@ -73,6 +73,8 @@ pub enum JournalError {
         path: PathBuf,
         error: crate::private::PrivateError,
     },
+    #[error("journal {path}: entry #{seq} is missing (entries were removed)")]
+    Missing { path: PathBuf, seq: u64 },
     #[error("journal {path}: entry #{seq} does not decode: {error}")]
     Decode {
         path: PathBuf,
@@ -804,14 +806,45 @@ impl Journal {
 
     /// Every committed entry's stored bytes, in order (for `verify`, which must see raw bytes).
     pub fn raw_entries(&self) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        self.raw_entries_in(..)
+    }
+
+    /// The committed entries of `range` as stored (see [`Journal::raw_entries`]).
+    pub fn raw_entries_in(&self, range: impl std::ops::RangeBounds<u64>) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
         let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
         let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
         let mut out = Vec::new();
-        for row in table.iter().map_err(|e| self.storage_error(e))? {
+        for row in table.range(range).map_err(|e| self.storage_error(e))? {
             let (seq, bytes) = row.map_err(|e| self.storage_error(e))?;
             out.push((seq.value(), bytes.value().to_vec()));
         }
         Ok(out)
+    }
+
+    /// The latest committed snapshot entry at or before entry `at`, read backwards from it.
+    pub fn snapshot_at_or_before(&self, at: u64) -> Result<Option<u64>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+        for row in table.range(..=at).map_err(|e| self.storage_error(e))?.rev() {
+            let (seq, bytes) = row.map_err(|e| self.storage_error(e))?;
+            let entry = Entry::decode(bytes.value()).map_err(|error| JournalError::Decode {
+                path: self.path.clone(),
+                seq: seq.value(),
+                error,
+            })?;
+            if matches!(entry.body, EntryBody::Snapshot(_)) {
+                return Ok(Some(seq.value()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One committed entry as stored.
+    pub fn raw_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, JournalError> {
+        let txn = self.db.begin_read().map_err(|e| self.storage_error(e))?;
+        let table = txn.open_table(JOURNAL).map_err(|e| self.storage_error(e))?;
+        let bytes = table.get(seq).map_err(|e| self.storage_error(e))?;
+        Ok(bytes.map(|bytes| bytes.value().to_vec()))
     }
 
     /// One committed entry, decoded.

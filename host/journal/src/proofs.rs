@@ -118,6 +118,7 @@ pub enum ProveError {
 
 /// The logs of a journal: each receipt's leaf with its seq, every entry's hash, every
 /// checkpoint and every key rotation.
+#[derive(Debug, Clone)]
 pub struct JournalLog {
     receipts: Vec<(u64, Digest)>,
     entries: Vec<Digest>,
@@ -134,22 +135,39 @@ impl JournalLog {
             checkpoints: Vec::new(),
             rotations: Vec::new(),
         };
-        for (seq, stored) in journal.raw_entries()? {
-            log.entries.push(entry_hash(&stored));
+        log.update(journal)?;
+        Ok(log)
+    }
+
+    /// Take in the entries `journal` holds that this log has not (a log kept between reads
+    /// of a growing journal).
+    pub fn update(&mut self, journal: &Journal) -> Result<(), JournalError> {
+        let next = self.entries.len() as u64;
+        if next >= journal.len() {
+            return Ok(());
+        }
+        for (seq, stored) in journal.raw_entries_in(next..journal.len())? {
+            if seq != self.entries.len() as u64 {
+                return Err(JournalError::Missing {
+                    path: journal.path().to_path_buf(),
+                    seq: self.entries.len() as u64,
+                });
+            }
+            self.entries.push(entry_hash(&stored));
             let entry = Entry::decode(&stored).map_err(|source| JournalError::Decode {
                 path: journal.path().to_path_buf(),
                 seq,
                 error: source,
             })?;
             match entry.body {
-                EntryBody::EffectReceipt(r) => log.receipts.push((seq, receipt_leaf(&r.receipt))),
-                EntryBody::Checkpoint(c) => log.checkpoints.push((seq, AnyCheckpoint::Journal(c))),
-                EntryBody::ReceiptCheckpoint(c) => log.checkpoints.push((seq, AnyCheckpoint::Receipts(c))),
-                EntryBody::KeyRotation(r) => log.rotations.push((seq, r)),
+                EntryBody::EffectReceipt(r) => self.receipts.push((seq, receipt_leaf(&r.receipt))),
+                EntryBody::Checkpoint(c) => self.checkpoints.push((seq, AnyCheckpoint::Journal(c))),
+                EntryBody::ReceiptCheckpoint(c) => self.checkpoints.push((seq, AnyCheckpoint::Receipts(c))),
+                EntryBody::KeyRotation(r) => self.rotations.push((seq, r)),
                 _ => {}
             }
         }
-        Ok(log)
+        Ok(())
     }
 
     /// The latest checkpoint, with its entry number.
@@ -199,13 +217,20 @@ impl JournalLog {
     /// Proof that entry `seq` is in the latest checkpoint: a receipt's in the receipt log (as
     /// [`InclusionProofFile`]), any other entry's in the journal log (as [`EntryProofFile`]).
     pub fn prove(&self, journal: &Journal, seq: u64) -> Result<serde_json::Value, ProveError> {
+        // An entry committed after this log was read is not in it, nor under its checkpoints.
+        if seq >= self.entries.len() as u64 {
+            return match journal.entry(seq)? {
+                Some(_) => Err(ProveError::NotCheckpointed(seq)),
+                None => Err(ProveError::NoSuchEntry(seq)),
+            };
+        }
         let entry = journal.entry(seq)?.ok_or(ProveError::NoSuchEntry(seq))?;
         if let EntryBody::EffectReceipt(r) = &entry.body {
             let index = self
                 .receipts
                 .iter()
                 .position(|(s, _)| *s == seq)
-                .expect("every receipt entry is in the receipt log") as u64;
+                .ok_or(ProveError::NotCheckpointed(seq))? as u64;
             let (checkpoint_seq, checkpoint) = self
                 .latest()
                 .filter(|(_, c)| c.receipts().0 > index)
@@ -236,12 +261,7 @@ impl JournalLog {
             new: self.entries.len() as u64,
         })?;
         let path = ProofTree::new(entries).inclusion(seq)?;
-        let stored = journal
-            .raw_entries()?
-            .into_iter()
-            .nth(seq as usize)
-            .map(|(_, bytes)| bytes)
-            .ok_or(ProveError::NoSuchEntry(seq))?;
+        let stored = journal.raw_entry(seq)?.ok_or(ProveError::NoSuchEntry(seq))?;
         Ok(to_json(&EntryProofFile {
             format: ENTRY_FORMAT.into(),
             key_rotations: self.rotations_before(*checkpoint_seq),

@@ -262,13 +262,32 @@ impl World {
 
     /// Open, reporting replay progress as (steps done, steps to replay).
     pub fn open_with_progress(root: &Path, mode: OpenMode, progress: impl FnMut(u64, u64)) -> Result<World> {
-        let paths = WorldPaths::new(root);
+        World::open_from(WorldPaths::new(root), mode, None, progress)
+    }
+
+    /// The world at `root` as it was just before entry `before` (see [`OpenMode::Fork`]), read
+    /// through `journal`, a view of its journal: a world that a running host holds open can be
+    /// forked from that host's own view of it, since its file cannot be opened twice.
+    pub fn fork_of(root: &Path, journal: Journal, before: u64) -> Result<World> {
+        World::open_from(WorldPaths::new(root), OpenMode::Fork(before), Some(journal), |_, _| {})
+    }
+
+    fn open_from(
+        paths: WorldPaths,
+        mode: OpenMode,
+        journal: Option<Journal>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<World> {
+        let given = journal;
         let mut notices = Vec::new();
         let (journal, key, genesis) = match mode {
             // Replay needs only the journal: the manifests of record are in it, and nothing is
             // signed (effects are served from receipts), so the key file is not read.
             OpenMode::Replay(_) | OpenMode::Fork(_) => {
-                let journal = open_existing_journal(&paths)?;
+                let journal = match given {
+                    Some(journal) => journal,
+                    None => open_existing_journal(&paths)?,
+                };
                 let genesis = genesis(&journal)?;
                 (journal, Arc::new(HostKey::ephemeral()?), genesis)
             }
@@ -893,12 +912,7 @@ struct RecordedHistory {
 
 /// The last snapshot entry at or before entry `at`.
 fn snapshot_at_or_before(journal: &Journal, at: u64) -> Result<Option<u64>> {
-    Ok(journal
-        .entries()?
-        .iter()
-        .filter(|e| e.seq <= at && matches!(e.body, EntryBody::Snapshot(_)))
-        .map(|e| e.seq)
-        .next_back())
+    Ok(journal.snapshot_at_or_before(at)?)
 }
 
 /// An agent ready for the stepper: its definition, checked component and grants.

@@ -59,6 +59,8 @@ pub enum GovernCommand {
         events: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
     },
     /// Approve a proposal with your key; only keys the policy in force names count.
     Approve(VerdictArgs),
@@ -171,6 +173,7 @@ pub fn run(command: GovernCommand) -> Result<()> {
             window,
             events,
             json,
+            remote,
         } => {
             let workload = match events {
                 Some(file) => Workload::Events(
@@ -181,8 +184,11 @@ pub fn run(command: GovernCommand) -> Result<()> {
                 ),
                 None => Workload::Window(window),
             };
-            let (seq, report) =
-                agentos_runtime::governance::shadow::shadow(&dir, proposal_number(&proposal)?, &workload)?;
+            let proposal = proposal_number(&proposal)?;
+            let (seq, report) = match super::remote::Remote::of(&remote, &dir) {
+                Some(remote) => remote.shadow(proposal, &workload)?,
+                None => agentos_runtime::governance::shadow::shadow(&dir, proposal, &workload)?,
+            };
             print_shadow(seq, &report, json)?;
         }
         GovernCommand::Approve(args) => judge(&args, Verdict::Approve)?,
@@ -285,17 +291,19 @@ fn print_shadow(seq: u64, report: &ShadowReport, json: bool) -> Result<()> {
         outln!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
-    outln!(
+    // Agent-written text (events, outputs) and, with `--server`, the server's, printed inert.
+    let mut lines = Vec::new();
+    lines.push(format!(
         "shadow run of proposal #{} ({}): {} — report journaled as entry #{seq}",
         report.proposal,
         report.workload,
         if report.clean { "clean" } else { "NOT CLEAN" }
-    )?;
+    ));
     if let Some(error) = &report.migration_error {
-        outln!("  the proposed manifest does not start: {error}")?;
+        lines.push(format!("  the proposed manifest does not start: {error}"));
     }
     for line in &report.new_capabilities {
-        outln!("  new capability: {line}")?;
+        lines.push(format!("  new capability: {line}"));
     }
     for step in &report.steps {
         let differences = if step.differences.is_empty() {
@@ -303,28 +311,27 @@ fn print_shadow(seq: u64, report: &ShadowReport, json: bool) -> Result<()> {
         } else {
             step.differences.join("; ")
         };
-        outln!("  {} {} {}: {differences}", step.label, step.agent, step.event)?;
+        lines.push(format!("  {} {} {}: {differences}", step.label, step.agent, step.event));
     }
     for call in &report.would_call {
-        outln!(
+        lines.push(format!(
             "  would call (not executed): step #{} call #{}: {}",
-            call.step,
-            call.index,
-            call.request
-        )?;
+            call.step, call.index, call.request
+        ));
     }
     for call in &report.denials {
         if let ShadowServed::Denied { reason } = &call.served {
-            outln!(
+            lines.push(format!(
                 "  denied: step #{} call #{}: {} — {reason}",
-                call.step,
-                call.index,
-                call.request
-            )?;
+                call.step, call.index, call.request
+            ));
         }
     }
     if report.migration_error.is_none() {
-        outln!("  {}", report.summary)?;
+        lines.push(format!("  {}", report.summary));
+    }
+    for line in lines {
+        outln!("{}", agentos_runtime::text::printable(&line))?;
     }
     Ok(())
 }

@@ -282,9 +282,22 @@ pub fn main() -> std::process::ExitCode {
         Err(error) if output::is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", agentos_runtime::text::printable(&format!("{error:#}")));
+            if let Some(url) = held_by_server(&error) {
+                let url = agentos_runtime::text::printable(&url);
+                eprintln!(
+                    "note: the world is held by `agentos-host serve` at {url}: give `--server {url}` \
+                     (send, log, receipts, propose, shadow, approve, reject, apply, revert, plan run) or use its API"
+                );
+            }
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// The server holding the world whose journal `error` found locked, if a server holds it.
+fn held_by_server(error: &anyhow::Error) -> Option<String> {
+    // `<world>/.agentos/journal.redb`
+    serve::served_by(locked_journal(error)?.parent()?.parent()?)
 }
 
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
@@ -534,10 +547,27 @@ fn open_to_run(dir: &Path) -> Result<World> {
 }
 
 fn is_locked(error: &anyhow::Error) -> bool {
-    let journal = error
-        .downcast_ref::<agentos_runtime::journal::JournalError>()
-        .or_else(|| error.downcast_ref::<WorldError>().and_then(WorldError::journal));
-    matches!(journal, Some(agentos_runtime::journal::JournalError::Locked { .. }))
+    locked_journal(error).is_some()
+}
+
+/// The journal file `error` (or one of its causes) found open in another process.
+fn locked_journal(error: &anyhow::Error) -> Option<&Path> {
+    use agentos_runtime::governance::GovernanceError;
+    use agentos_runtime::journal::JournalError;
+    error.chain().find_map(|cause| {
+        let journal = cause
+            .downcast_ref::<JournalError>()
+            .or_else(|| cause.downcast_ref::<WorldError>().and_then(WorldError::journal))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<GovernanceError>()
+                    .and_then(GovernanceError::journal)
+            });
+        match journal {
+            Some(JournalError::Locked { path }) => Some(path.as_path()),
+            _ => None,
+        }
+    })
 }
 
 /// What `run` counts and, with `--follow`, prints, round by round.

@@ -1,11 +1,12 @@
 //! The command line as a client of a running `agentos-host serve`: with `--server URL` (or
-//! `AGENTOS_SERVER`), `send`, `log`, `receipts`, `propose`, `approve`, `reject`, `apply` and
-//! `plan run` act on the server's world named by their first argument, over its `/v1` API.
+//! `AGENTOS_SERVER`), `send`, `log`, `receipts`, `propose`, `shadow`, `approve`, `reject`,
+//! `apply` and `plan run` act on the server's world named by their first argument, over its `/v1` API.
 //! Whatever is signed is signed here, with the person's own key: `propose` checks the body the
 //! server drafted before signing it, `approve` builds the documented verdict bytes itself; the
 //! server never sees a private key. Errors are the server's, in the same words as local ones.
 
 use agentos_runtime::governance::record::{Author, ProposalBody, Verdict, VerdictBody};
+use agentos_runtime::governance::shadow::{ShadowReport, Workload};
 use agentos_runtime::plans::history::RunView;
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
@@ -304,6 +305,20 @@ impl Remote {
             )?;
         }
         Ok(())
+    }
+
+    /// `shadow`: the server runs it and journals the report; returns its entry and the report.
+    pub fn shadow(&self, proposal: u64, workload: &Workload) -> Result<(u64, ShadowReport)> {
+        let request = match workload {
+            Workload::Window(window) => json!({ "window": window }),
+            Workload::Events(events) => json!({
+                "events": events.iter().map(|(agent, event)| json!({ "agent": agent, "event": event })).collect::<Vec<_>>()
+            }),
+        };
+        let answer = self.post(&format!("/proposals/{proposal}/shadow"), &request)?;
+        let entry = answer["entry"].as_u64().context("the server named no entry")?;
+        let report = serde_json::from_value(answer["report"].clone()).context("the server's report does not decode")?;
+        Ok((entry, report))
     }
 
     /// `plan run`: start the run, wait for it to end.

@@ -99,3 +99,16 @@ impl From<crate::world::WorldError> for GovernanceError {
         GovernanceError::World(Box::new(error))
     }
 }
+
+impl GovernanceError {
+    /// The journal error underneath, if that is what this is.
+    pub fn journal(&self) -> Option<&crate::journal::JournalError> {
+        match self {
+            GovernanceError::Journal(error) | GovernanceError::Ledger(ledger::LedgerError::Journal(error)) => {
+                Some(error)
+            }
+            GovernanceError::World(error) => error.journal(),
+            _ => None,
+        }
+    }
+}

@@ -14,10 +14,11 @@ use super::record::ShadowRecord;
 use super::{GovernanceError, Result};
 use crate::effects::replay::{RecordedCall, RecordedCalls};
 use crate::effects::shadow::{ShadowCall, ShadowEffects, ShadowServed};
+use crate::journal::Journal;
 use crate::journal::entry::{Digest, EntryBody, Ingress, StepCommitted, StepFailed, sha256};
 use crate::kernel::{StepOutcome, StepRecord, describe_outcome};
-use crate::world::{OpenMode, World, WorldPaths, load_configuration, open_existing_journal};
-use serde::Serialize;
+use crate::world::{World, WorldPaths, load_configuration};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,7 @@ pub enum Workload {
 }
 
 /// One side of a compared step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepSide {
     pub outcome: String,
     pub committed: bool,
@@ -44,7 +45,7 @@ pub struct StepSide {
     pub effects: u32,
     pub fuel: u64,
     /// For a plan's turn: what it recorded about its runs.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<String>,
 }
 
@@ -71,7 +72,7 @@ impl StepSide {
 }
 
 /// A step as recorded (or as the manifest in force runs it) and as the proposal runs it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComparedStep {
     /// `step #N` (recorded, N its ingress entry) or `event N` (given).
     pub label: String,
@@ -85,7 +86,7 @@ pub struct ComparedStep {
 }
 
 /// The report, journaled (JSON, in the blob table) and printed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShadowReport {
     pub proposal: u64,
     pub proposal_hash: String,
@@ -119,15 +120,35 @@ struct RecordedStep {
     side: StepSide,
 }
 
+/// A shadow run's report, not yet journaled.
+pub struct Shadowed {
+    report: ShadowReport,
+    proposal_hash: Digest,
+    /// The ledger the run read, brought up to date when the report is journaled.
+    ledger: Ledger,
+}
+
+impl Shadowed {
+    pub fn report(&self) -> &ShadowReport {
+        &self.report
+    }
+}
+
 /// Shadow-run proposal `proposal` of the world at `root` and journal the report.
 pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, ShadowReport)> {
+    // What is shadow-run is what the journal's checkpoints signed.
+    let mut journal = crate::world::open_journal_to_write(&WorldPaths::new(root))?;
+    let ledger = Ledger::read(&journal)?;
+    let shadowed = run(root, journal.read_view(), ledger, proposal, workload)?;
+    record(&mut journal, shadowed)
+}
+
+/// Shadow-run proposal `proposal` of the world at `root` as `journal` (a view of its journal,
+/// e.g. a running host's) shows it, writing nothing, with `ledger` the ledger of that view:
+/// [`record`] journals the report.
+pub fn run(root: &Path, journal: Journal, ledger: Ledger, proposal: u64, workload: &Workload) -> Result<Shadowed> {
     let started = Instant::now();
-    let paths = WorldPaths::new(root);
-    let (ledger, length) = {
-        // What is shadow-run is what the journal's checkpoints signed.
-        let journal = crate::world::open_journal_to_write(&paths)?;
-        (Ledger::read(&journal)?, journal.len())
-    };
+    let length = journal.len();
     let state = ledger.proposal(proposal)?;
     if let Some(reason) = ledger.closed(state) {
         return Err(GovernanceError::CannotShadow { proposal, reason });
@@ -169,7 +190,7 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
     let calls = Arc::new(Mutex::new(Vec::new()));
     match workload {
         Workload::Window(n) => {
-            let (window, recorded_calls) = recorded_window(&paths, current.since, *n)?;
+            let (window, recorded_calls) = recorded_window(&journal, current.since, *n)?;
             if window.is_empty() {
                 return Err(GovernanceError::NoWorkload);
             }
@@ -181,7 +202,7 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
             );
             // Steps finish, and are recorded, in an order of their own: the window starts with
             // the world as the first of them found it, after every step recorded before it.
-            let mut world = World::open(root, OpenMode::Fork(window[0].record_at))?;
+            let mut world = World::fork_of(root, journal.read_view(), window[0].record_at)?;
             if migrate(&mut world, &proposed, (proposal, window[0].ingress.at_ms), &mut report) {
                 let recorded_calls = Arc::new(recorded_calls);
                 for step in window {
@@ -199,7 +220,7 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
         Workload::Events(events) => {
             report.workload = format!("{} given event(s) after the present state", events.len());
             let no_calls = Arc::new(HashMap::new());
-            let mut before_world = World::open(root, OpenMode::Fork(length))?;
+            let mut before_world = World::fork_of(root, journal.read_view(), length)?;
             let ingresses = events
                 .iter()
                 .map(|(agent, event)| as_ingress(&before_world, agent, event))
@@ -211,7 +232,7 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
                 .map(|(i, ingress)| run_step(&mut before_world, length + i as u64, ingress, &no_calls, &ignored))
                 .collect();
             drop(before_world);
-            let mut world = World::open(root, OpenMode::Fork(length))?;
+            let mut world = World::fork_of(root, journal.read_view(), length)?;
             let at_ms = ingresses.first().map_or(0, |i| i.at_ms);
             if migrate(&mut world, &proposed, (proposal, at_ms), &mut report) {
                 for (i, (ingress, before)) in ingresses.iter().zip(&before).enumerate() {
@@ -242,7 +263,48 @@ pub fn shadow(root: &Path, proposal: u64, workload: &Workload) -> Result<(u64, S
     report.clean = report.migration_error.is_none() && report.denials.is_empty() && report.new_failures == 0;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report.summary = summary(&report);
-    let seq = journal_report(&paths, &report, state.hash)?;
+    let proposal_hash = state.hash;
+    Ok(Shadowed {
+        report,
+        proposal_hash,
+        ledger,
+    })
+}
+
+/// Journal a shadow run's report, unless its proposal closed meanwhile (a report on a closed
+/// proposal would say nothing of what can still be applied). Only the entries journaled since
+/// the run are read.
+pub fn record(journal: &mut Journal, shadowed: Shadowed) -> Result<(u64, ShadowReport)> {
+    let Shadowed {
+        report,
+        proposal_hash,
+        mut ledger,
+    } = shadowed;
+    ledger.update(journal)?;
+    let state = ledger.proposal(report.proposal)?;
+    if state.hash != proposal_hash {
+        return Err(GovernanceError::CannotShadow {
+            proposal: report.proposal,
+            reason: "the report is of another proposal".into(),
+        });
+    }
+    if let Some(reason) = ledger.closed(state) {
+        return Err(GovernanceError::CannotShadow {
+            proposal: report.proposal,
+            reason,
+        });
+    }
+    let bytes = serde_json::to_vec_pretty(&report).expect("shadow reports always encode");
+    let digest = journal.put_blob(&bytes);
+    debug_assert_eq!(digest, sha256(&bytes));
+    let seq = journal.append(EntryBody::ShadowReport(ShadowRecord {
+        proposal: report.proposal,
+        proposal_hash,
+        report: digest,
+        clean: report.clean,
+        summary: report.summary.clone(),
+    }));
+    journal.commit()?;
     Ok((seq, report))
 }
 
@@ -265,24 +327,61 @@ fn summary(report: &ShadowReport) -> String {
     )
 }
 
-/// The last `n` finished steps after entry `since`, with their recorded calls.
-fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<RecordedStep>, RecordedCalls)> {
-    let journal = open_existing_journal(paths)?;
+/// Entries read at once while scanning the journal.
+const SCAN_CHUNK: u64 = 4096;
+
+/// Each entry of `range`, read a chunk at a time (a window's scan holds no more than it keeps).
+fn scan(
+    journal: &Journal,
+    range: std::ops::Range<u64>,
+    mut each: impl FnMut(crate::journal::entry::Entry),
+) -> Result<()> {
+    let mut from = range.start;
+    while from < range.end {
+        let to = range.end.min(from + SCAN_CHUNK);
+        journal.entries_in(from..to)?.into_iter().for_each(&mut each);
+        from = to;
+    }
+    Ok(())
+}
+
+/// The last `n` finished steps after entry `since`, with their recorded calls: one pass finds
+/// which steps they are, a second reads theirs alone from the first one's ingress on.
+fn recorded_window(journal: &Journal, since: u64, n: usize) -> Result<(Vec<RecordedStep>, RecordedCalls)> {
+    let end = journal.len();
+    let mut last = std::collections::VecDeque::with_capacity(n + 1);
+    scan(journal, since + 1..end, |entry| {
+        if let EntryBody::StepCommitted(StepCommitted { ingress, .. })
+        | EntryBody::StepFailed(StepFailed { ingress, .. }) = entry.body
+        {
+            last.push_back(ingress);
+            if last.len() > n {
+                last.pop_front();
+            }
+        }
+    })?;
+    // A step whose event came before the manifest in force has no recorded ingress under it.
+    let wanted: std::collections::HashSet<u64> = last.iter().copied().filter(|ingress| *ingress > since).collect();
+    let Some(&first) = wanted.iter().min() else {
+        return Ok((Vec::new(), HashMap::new()));
+    };
     let (mut ingresses, mut outputs, mut finished) = (HashMap::new(), HashMap::<u64, Vec<String>>::new(), Vec::new());
     let mut plan = HashMap::<u64, Vec<String>>::new();
     let mut calls = HashMap::new();
-    for entry in journal.entries_from(since + 1)? {
+    scan(journal, first..end, |entry| {
         let at = entry.seq;
         match entry.body {
-            EntryBody::Ingress(ingress) => {
+            EntryBody::Ingress(ingress) if wanted.contains(&at) => {
                 ingresses.insert(entry.seq, ingress);
             }
-            EntryBody::Output(output) => outputs.entry(output.ingress).or_default().push(output.text),
-            EntryBody::Plan(entry) => plan
+            EntryBody::Output(output) if wanted.contains(&output.ingress) => {
+                outputs.entry(output.ingress).or_default().push(output.text)
+            }
+            EntryBody::Plan(entry) if wanted.contains(&entry.ingress) => plan
                 .entry(entry.ingress)
                 .or_default()
                 .push(entry.event.of_run(entry.run)),
-            EntryBody::EffectReceipt(r) => {
+            EntryBody::EffectReceipt(r) if wanted.contains(&r.receipt.body.ingress) => {
                 calls.insert(
                     (r.receipt.body.ingress, r.receipt.body.effect_index),
                     RecordedCall {
@@ -298,7 +397,7 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
                 fuel_used,
                 effects,
                 ..
-            }) => finished.push((
+            }) if wanted.contains(&ingress) => finished.push((
                 at,
                 ingress,
                 format!("committed, state sha256:{}", hex::encode(&state_digest[..8])),
@@ -313,7 +412,7 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
                 fuel_used,
                 effects,
                 ..
-            }) => finished.push((
+            }) if wanted.contains(&ingress) => finished.push((
                 at,
                 ingress,
                 describe_outcome(&StepOutcome::Failed { kind, reason }),
@@ -323,7 +422,7 @@ fn recorded_window(paths: &WorldPaths, since: u64, n: usize) -> Result<(Vec<Reco
             )),
             _ => {}
         }
-    }
+    })?;
     let skip = finished.len().saturating_sub(n);
     let window = finished
         .into_iter()
@@ -441,20 +540,4 @@ fn compare(label: String, seq: u64, ingress: &Ingress, before: StepSide, after: 
         after,
         differences,
     }
-}
-
-fn journal_report(paths: &WorldPaths, report: &ShadowReport, proposal_hash: Digest) -> Result<u64> {
-    let bytes = serde_json::to_vec_pretty(report).expect("shadow reports always encode");
-    let mut journal = crate::world::open_journal_to_write(paths)?;
-    let digest = journal.put_blob(&bytes);
-    debug_assert_eq!(digest, sha256(&bytes));
-    let seq = journal.append(EntryBody::ShadowReport(ShadowRecord {
-        proposal: report.proposal,
-        proposal_hash,
-        report: digest,
-        clean: report.clean,
-        summary: report.summary.clone(),
-    }));
-    journal.commit()?;
-    Ok(seq)
 }

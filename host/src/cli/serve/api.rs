@@ -63,7 +63,7 @@ fn scoped(tokens: &Option<Arc<Tokens>>, scope: Scope, routes: OpenApiRouter<AppS
 
 /// The `/v1` router and its OpenAPI document.
 pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
-    use super::{entries, events, governance, plans, proofs, worlds};
+    use super::{entries, events, governance, plans, proofs, shadow, worlds};
     let tokens_required = tokens.is_some();
     let read = OpenApiRouter::new()
         .routes(routes!(worlds::list_worlds))
@@ -88,6 +88,7 @@ pub fn router(state: AppState, tokens: Option<Arc<Tokens>>) -> Router {
         .routes(routes!(governance::draft))
         .routes(routes!(governance::submit))
         .routes(routes!(governance::apply))
+        .routes(routes!(shadow::shadow_run))
         .routes(routes!(plans::start_run));
     let (routes, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(scoped(&tokens, Scope::Read, read))

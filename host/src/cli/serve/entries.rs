@@ -6,12 +6,12 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, entry_number};
-use super::state::{AppState, Hosted, blocking};
+use super::state::{AppState, Hosted, LIVE_STREAMS_MAX, blocking};
 use agentos_runtime::journal::Journal;
 use agentos_runtime::journal::entry::{Entry, EntryBody};
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
@@ -292,6 +292,7 @@ pub struct StreamQuery {
     responses(
         (status = 200, description = "A stream of entries", content_type = "text/event-stream", body = String),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "Too many live streams open on this server", body = ErrorBody),
     ))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -308,8 +309,20 @@ pub async fn stream(
             })?),
         };
     let after = entry_number("after", after)?;
+    let open = state.0.live_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!("this server has {LIVE_STREAMS_MAX} live streams open; try again later"),
+        )
+        .retry_after(5)
+    })?;
     let (events, received) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(feed(world, after, events, state.0.stopping.clone()));
+    let stopping = state.0.stopping.clone();
+    tokio::spawn(async move {
+        let _open = open;
+        feed(world, after, events, stopping).await;
+    });
     Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(received)).keep_alive(KeepAlive::default()))
 }
 

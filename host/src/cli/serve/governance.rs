@@ -8,7 +8,7 @@ use super::error::{ApiError, ErrorBody, chain};
 use super::extract::{ApiJson, ApiPath};
 use super::state::{AppState, Hosted, blocking};
 use agentos_runtime::governance::GovernanceError;
-use agentos_runtime::governance::ledger::{Ledger, LedgerError};
+use agentos_runtime::governance::ledger::{Ledger, LedgerError, ProposalState};
 use agentos_runtime::governance::propose::Source;
 use agentos_runtime::governance::record::{Author, Proposal, ProposalBody, SignedVerdict, Verdict, VerdictBody};
 use agentos_runtime::world::WorldPaths;
@@ -33,6 +33,8 @@ impl From<GovernanceError> for ApiError {
             | GovernanceError::NotReady { .. }
             | GovernanceError::NotApplied { .. }
             | GovernanceError::NotAsDrafted { .. }
+            | GovernanceError::CannotShadow { .. }
+            | GovernanceError::NoWorkload
             | GovernanceError::ChangesNothing { .. }
             | GovernanceError::PolicyDenies { .. } => ApiError::new(StatusCode::CONFLICT, "refused", message),
             GovernanceError::Manifest(_)
@@ -44,13 +46,12 @@ impl From<GovernanceError> for ApiError {
             | GovernanceError::PinMismatch { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_proposal", message)
             }
+            GovernanceError::UnknownAgent { .. } | GovernanceError::BadEvent { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_event", message)
+            }
             _ => ApiError::internal(message),
         }
     }
-}
-
-fn ledger_of(journal: &agentos_runtime::journal::Journal) -> Result<Ledger, ApiError> {
-    Ledger::read(journal).map_err(|error| ApiError::internal(chain(&error)))
 }
 
 /// Who may approve, how many approvals a change needs, and whether it needs a clean shadow run.
@@ -79,7 +80,7 @@ pub async fn policy(
 ) -> Result<Json<PolicyView>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let ledger = ledger_of(&world.reader())?;
+        let (_, ledger) = world.ledger_view()?;
         let policy = ledger.in_force().manifest.policy.clone().unwrap_or_default();
         Ok(Json(PolicyView {
             approvers: policy
@@ -107,7 +108,7 @@ pub async fn proposals(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let ledger = ledger_of(&world.reader())?;
+        let (_, ledger) = world.ledger_view()?;
         let manifests: Vec<_> = ledger
             .configurations
             .iter()
@@ -135,11 +136,11 @@ pub async fn proposal(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let world = state.world(&name)?;
     blocking(move || {
-        let journal = world.reader();
-        let ledger = ledger_of(&journal)?;
+        let (journal, ledger) = world.ledger_view()?;
         let state = ledger.proposal(proposal).map_err(GovernanceError::from)?;
         let mut view = crate::cli::govern::proposal_json(&ledger, state);
         view["patch"] = serde_json::from_str(&state.proposal.body.patch_json).unwrap_or(serde_json::Value::Null);
+        view["diff"] = manifest_diff(&ledger, state).into();
         view["approved_by"] = serde_json::json!(ledger.readiness(proposal).approved_by);
         view["world_id"] = hex::encode(ledger.world_id).into();
         // Names are the author's to choose; the key is what identifies them.
@@ -163,6 +164,47 @@ pub async fn proposal(
         Ok(Json(view))
     })
     .await
+}
+
+/// Bytes of manifest text past which a proposal's diff is not computed.
+const DIFF_TEXT_MAX: usize = 1024 * 1024;
+
+/// The manifest the proposal was written against and the one it makes (as recorded when it was
+/// applied), as `world.toml` text (JSON when either is not expressible as TOML), line by line:
+/// unified-diff hunks (`@@ …`, then lines starting with ` `, `-` or `+`). `None` when it cannot
+/// be shown: the patch does not apply, or the texts are too large.
+fn manifest_diff(ledger: &Ledger, state: &ProposalState) -> Option<Vec<String>> {
+    let before = &ledger.at(state.seq).manifest;
+    let after = match state.applied {
+        Some(at) => ledger.at(at).manifest.clone(),
+        None => agentos_air::apply(&state.patch().ok()?, before).ok()?,
+    };
+    let (before, after) = match (before.to_toml(), after.to_toml()) {
+        (Ok(before), Ok(after)) => (before, after),
+        _ => {
+            let json = |m: &agentos_air::Manifest| serde_json::to_string_pretty(m).expect("a manifest encodes");
+            (json(before), json(&after))
+        }
+    };
+    if before.len() + after.len() > DIFF_TEXT_MAX {
+        return None;
+    }
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(200))
+        .diff_lines(&before, &after);
+    let mut lines = Vec::new();
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        lines.push(hunk.header().to_string());
+        for change in hunk.iter_changes() {
+            let sign = match change.tag() {
+                similar::ChangeTag::Equal => ' ',
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+            };
+            lines.push(format!("{sign}{}", change.value().trim_end_matches('\n')));
+        }
+    }
+    Some(lines)
 }
 
 /// A verdict signed by the approver: the fields of the documented `VerdictBody` the server
@@ -396,8 +438,7 @@ pub async fn draft(
         ));
     }
     blocking(move || {
-        let journal = world.reader();
-        let ledger = ledger_of(&journal)?;
+        let (journal, ledger) = world.ledger_view()?;
         let revert = request.revert.as_deref().filter(|to| !to.is_empty());
         let source = match &text {
             Some(text) => Source::Json(text),

@@ -16,6 +16,7 @@ mod extract;
 mod governance;
 mod plans;
 mod proofs;
+mod shadow;
 mod state;
 pub mod tokens;
 mod worlds;
@@ -232,6 +233,9 @@ impl Held {
                 sender: service.sender(),
                 journal: service.journal(),
                 committed: service.committed(),
+                shadow_runs: Arc::new(tokio::sync::Semaphore::new(1)),
+                ledger: Default::default(),
+                proof_log: Default::default(),
             }),
         );
         self.services.push((name.to_string(), root.to_path_buf(), service));
@@ -242,6 +246,9 @@ impl Held {
         AppState(Arc::new(Shared {
             worlds: self.hosted.clone(),
             stopping,
+            live_streams: Arc::new(tokio::sync::Semaphore::new(state::LIVE_STREAMS_MAX)),
+            shadow_runs: Arc::new(tokio::sync::Semaphore::new(shadow::SHADOW_RUNS_MAX)),
+            bundles: Arc::new(tokio::sync::Semaphore::new(proofs::BUNDLES_MAX)),
         }))
     }
 

@@ -4,12 +4,14 @@
 //! after each commit (to stream them).
 
 use super::error::ApiError;
-use agentos_runtime::journal::SharedJournal;
+use agentos_runtime::governance::ledger::Ledger;
+use agentos_runtime::journal::{Journal, SharedJournal};
+use agentos_runtime::proofs::JournalLog;
 use agentos_runtime::service::Sender;
 use axum::http::StatusCode;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
 /// One world held by the server.
@@ -22,13 +24,55 @@ pub struct Hosted {
     pub sender: Sender,
     pub journal: SharedJournal,
     pub committed: watch::Receiver<u64>,
+    /// One shadow run at a time (see `shadow`).
+    pub shadow_runs: Arc<tokio::sync::Semaphore>,
+    /// The governance ledger and the proof logs, folded from the journal once and brought up
+    /// to date with what was committed since at each request, not folded again each time.
+    pub ledger: Mutex<Option<Arc<Ledger>>>,
+    pub proof_log: Mutex<Option<Arc<JournalLog>>>,
 }
 
 impl Hosted {
     /// A read-only view of the world's committed journal: the lock is held only to take it,
     /// so what a handler reads does not hold up the world's appends and commits.
-    pub fn reader(&self) -> agentos_runtime::journal::Journal {
+    pub fn reader(&self) -> Journal {
         self.journal.lock().expect("journal lock").read_view()
+    }
+
+    /// A view of the journal and the governance ledger of exactly that view.
+    pub fn ledger_view(&self) -> Result<(Journal, Arc<Ledger>), ApiError> {
+        let mut kept = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        // Taken under the cache's lock, so no later view has brought the cache past it.
+        let journal = self.reader();
+        let ledger = up_to_date(&mut kept, &journal, Ledger::read, Ledger::update)?;
+        Ok((journal, ledger))
+    }
+
+    /// A view of the journal and the proof logs of exactly that view.
+    pub fn proof_log_view(&self) -> Result<(Journal, Arc<JournalLog>), ApiError> {
+        let mut kept = self.proof_log.lock().unwrap_or_else(PoisonError::into_inner);
+        let journal = self.reader();
+        let log = up_to_date(&mut kept, &journal, JournalLog::read, JournalLog::update)?;
+        Ok((journal, log))
+    }
+}
+
+/// `kept`, read from `journal` the first time and updated with its new entries after (a copy
+/// is made only while another request still reads the old one); dropped on an error, so that a
+/// failed update is never kept half done.
+fn up_to_date<T: Clone, E: std::error::Error + 'static>(
+    kept: &mut Option<Arc<T>>,
+    journal: &Journal,
+    read: impl FnOnce(&Journal) -> Result<T, E>,
+    update: impl FnOnce(&mut T, &Journal) -> Result<(), E>,
+) -> Result<Arc<T>, ApiError> {
+    let folded = match kept.take() {
+        Some(mut fold) => update(Arc::make_mut(&mut fold), journal).map(|()| fold),
+        None => read(journal).map(Arc::new),
+    };
+    match folded {
+        Ok(fold) => Ok(kept.insert(fold).clone()),
+        Err(error) => Err(ApiError::internal(super::error::chain(&error))),
     }
 }
 
@@ -36,7 +80,16 @@ pub struct Shared {
     pub worlds: BTreeMap<String, Arc<Hosted>>,
     /// Turns `true` when the server starts to stop: live streams end.
     pub stopping: watch::Receiver<bool>,
+    /// A permit per live stream open (at most [`LIVE_STREAMS_MAX`]).
+    pub live_streams: Arc<tokio::sync::Semaphore>,
+    /// A permit per shadow run under way (see `shadow`).
+    pub shadow_runs: Arc<tokio::sync::Semaphore>,
+    /// A permit per bundle being written or sent (see `proofs`).
+    pub bundles: Arc<tokio::sync::Semaphore>,
 }
+
+/// Live streams open at once, over all worlds: each holds a connection and a task.
+pub const LIVE_STREAMS_MAX: usize = 256;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Shared>);

@@ -444,7 +444,7 @@ async function agents(body, name) {
 
 function diffLines(lines) {
   return el('div', { class: 'diff' }, lines.map((line) => {
-    const kind = line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : line.startsWith('~') ? 'chg' : '';
+    const kind = line.startsWith('@@') ? 'hunk' : line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : line.startsWith('~') ? 'chg' : '';
     return el('div', { class: kind, text: line });
   }));
 }
@@ -475,6 +475,7 @@ async function proposal(body, name, status, seq) {
   const approveButton = el('button', { id: 'approve', class: 'good', text: 'Approve (sign here)' });
   const rejectButton = el('button', { id: 'reject', class: 'bad', text: 'Reject (sign here)' });
   const applyButton = el('button', { id: 'apply', class: 'primary', text: 'Apply' });
+  const shadowButton = el('button', { id: 'shadow', text: 'Shadow-run the last 100 steps' });
   const open = p.status === 'open';
   const canSign = () => open && session.key && session.key.name;
   const refresh = () => {
@@ -513,6 +514,21 @@ async function proposal(body, name, status, seq) {
       messages.append(failure(error));
     }
   };
+  shadowButton.addEventListener('click', async () => {
+    messages.replaceChildren();
+    shadowButton.disabled = true;
+    shadowButton.textContent = 'Shadow run under way…';
+    try {
+      const shadowed = await api(`/worlds/${enc(name)}/proposals/${seq}/shadow`, { method: 'POST', body: {} });
+      const done = notice(shadowed.report.clean ? 'success' : 'error', `shadow run journaled (entry #${shadowed.entry}): ${shadowed.report.clean ? 'clean' : 'NOT CLEAN'} · ${shadowed.report.summary}`);
+      await proposal(body, name, status, seq);
+      $('#messages').append(done);
+    } catch (error) {
+      shadowButton.disabled = false;
+      shadowButton.textContent = 'Shadow-run the last 100 steps';
+      messages.append(failure(error));
+    }
+  });
   approveButton.addEventListener('click', () => judge(true));
   rejectButton.addEventListener('click', () => judge(false));
   applyButton.addEventListener('click', async () => {
@@ -542,7 +558,10 @@ async function proposal(body, name, status, seq) {
     messages,
     el('div', { class: 'grid2' },
       el('div', {}, el('h2', { text: 'What it changes' }), diffLines(p.changes),
-        el('h2', { text: 'The patch' }), el('pre', { text: JSON.stringify(p.patch, null, 2) })),
+        el('h2', { text: 'world.toml, before and after' }),
+        (p.diff || []).length ? el('div', { id: 'manifest-diff' }, diffLines(p.diff))
+          : el('p', { class: 'muted', text: p.diff ? 'no difference in the manifest text' : 'too large to compare here: see the patch' }),
+        el('details', {}, el('summary', { text: 'The patch (AIR, JSON)' }), el('pre', { text: JSON.stringify(p.patch, null, 2) }))),
       el('div', {},
         el('h2', { text: 'Approvals' }),
         el('div', { id: 'quorum' }, `${approved} of ${policy.quorum} needed`, policy.require_clean_shadow ? ' · a clean shadow run is required' : ''),
@@ -551,7 +570,7 @@ async function proposal(body, name, status, seq) {
         open ? el('div', { class: 'card' },
           el('div', {}, el('label', { for: 'key-file', text: 'Your key file (read here, never uploaded): ' }), fileInput),
           el('div', {}, keyState), el('div', { class: 'toolbar' }, comment, approveButton, rejectButton, applyButton)) : null,
-        el('h2', { text: 'Shadow runs' }),
+        el('h2', {}, 'Shadow runs ', open ? shadowButton : null),
         p.shadow_runs.length ? p.shadow_runs.map((s, i) => report(p.shadow_reports[i] || s)) : el('p', { class: 'muted', text: 'none yet' }),
       )),
   );
