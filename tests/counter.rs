@@ -158,7 +158,7 @@ fn a_component_that_is_not_an_agent_is_refused() {
         error.contains("agent `empty`: component does not export the agent world"),
         "{error}"
     );
-    assert!(error.contains("agentos:core/lifecycle@0.1.0"), "{error}");
+    assert!(error.contains("agentos:core/lifecycle@0.2.0"), "{error}");
     // A world whose first open is refused journals nothing, not even genesis.
     assert!(ok(&["verify", s(&dir)]).starts_with("verify OK: 0 entries"));
 

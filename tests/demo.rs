@@ -1,5 +1,6 @@
-//! The README's first command: the demo worlds (including the governed self-upgrade and the
-//! scheduled plan) run end to end, offline, and stay replayable; and the benchmark runs.
+//! The README's first command: the demo worlds (including the governed self-upgrade, the
+//! scheduled plan and the assistant using MCP tools) run end to end, offline, and stay
+//! replayable; and the benchmark runs.
 
 use crate::common::*;
 
@@ -7,8 +8,8 @@ use crate::common::*;
 fn the_demo_runs_end_to_end_offline() {
     let scratch = tempfile::tempdir().unwrap();
     let out = ok(&["demo", s(scratch.path())]);
-    assert_eq!(out.matches("replay OK").count(), 4, "{out}");
-    assert_eq!(out.matches("verify OK").count(), 4, "{out}");
+    assert_eq!(out.matches("replay OK").count(), 5, "{out}");
+    assert_eq!(out.matches("verify OK").count(), 5, "{out}");
     assert!(out.contains("DENIED: no http grant of agent `hello`"), "{out}");
     assert!(out.contains("(emit:summarizer"), "{out}");
     assert!(out.contains("reminder: summary sha256:"), "{out}");
@@ -24,10 +25,16 @@ fn the_demo_runs_end_to_end_offline() {
         "(schedule): completed",
         r#"review done {"headline":"Plans ship in AgentOS today","words":13}"#,
         "tell done",
+        // The assistant: each model turn and each tool call of the MCP server, with receipts.
+        "mcp list-tools (every granted server) → 4 tools: files/add, files/list_files, files/multiply, files/read_file",
+        r#"and tool calls read_file({"path":"numbers.txt"})"#,
+        r#"tool read_file({"path":"numbers.txt"}) → 12"#,
+        r#"tool add({"numbers":[12.0,30.0]}) → 42"#,
+        "answer after 3 model turn(s): The numbers in numbers.txt add up to 42.",
     ] {
         assert!(out.contains(expected), "{expected}\n{out}");
     }
-    for world in ["basics", "pipeline", "self-upgrade", "plans"] {
+    for world in ["basics", "pipeline", "self-upgrade", "plans", "tools"] {
         replay_and_verify(&scratch.path().join(world));
     }
     let history = ok(&["history", s(&scratch.path().join("self-upgrade"))]);
@@ -62,6 +69,9 @@ fn bench_reports_every_measurement_against_its_floor() {
         "durable_vs_raw_commit_ratio",
         "choke_point_log_us",
         "raw_ed25519_sign_us",
+        "raw_rmcp_call_us",
+        "choke_point_mcp_us",
+        "choke_point_mcp_with_intent_us",
         "open_from_snapshot_and_step_ms",
         "replay_from_genesis_ms",
         "verify_vs_raw_ratio",

@@ -111,7 +111,7 @@ fn an_ungranted_import_fails_instantiation_naming_agent_interface_and_grant() {
     let (_scratch, dir) = custom_world("hello", manifest);
     let error = fails(&["send", s(&dir), "hello", r#"greet("x")"#], 2);
     assert!(
-        error.contains("agent `hello` imports `agentos:core/http@0.1.0` but holds no grant for effect `http`"),
+        error.contains("agent `hello` imports `agentos:core/http@0.2.0` but holds no grant for effect `http`"),
         "{error}"
     );
     // Refused at its first open, the world journaled nothing.

@@ -227,3 +227,21 @@ fn provider_problems_become_failed_receipts_never_crashes_or_leaks() {
     assert!(!out.contains(KEY));
     replay_and_verify(&dir);
 }
+
+#[test]
+fn a_component_built_against_contract_0_1_0_still_runs_and_replays() {
+    // `tests/fixtures/contract-0.1.0/summarizer.wasm` is the summarizer as built against
+    // agentos:core@0.1.0: it imports llm, fs, blob, emit, timer and log at 0.1.0.
+    let (base, calls) = provider();
+    let (_scratch, dir) = world(&base);
+    let earlier =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/contract-0.1.0/summarizer.wasm");
+    std::fs::copy(earlier, dir.join("modules/summarizer.wasm")).unwrap();
+    let out = keyed(&["send", s(&dir), "summarizer", r#"summarize("docs/report.txt")"#]);
+    assert!(out.contains("fs read docs/report.txt"), "{out}");
+    assert!(out.contains(r#"→ "A short \"summary\"." (stop, 12+4 tokens)"#), "{out}");
+    assert!(out.contains("stored note sha256:"), "{out}");
+    assert_eq!(total(&calls), 1);
+    replay_and_verify(&dir);
+    assert_eq!(total(&calls), 1, "replay serves the 0.1.0 call from its receipt");
+}

@@ -25,6 +25,7 @@
 //! ```
 
 mod manifest;
+pub mod mcp;
 mod patch;
 pub mod plan;
 pub mod policy;
@@ -36,6 +37,7 @@ pub use manifest::{
     AgentDef, BlobCap, Budget, Cap, CompileCap, CompileSandbox, EffectKind, EmitCap, FsCap, FsMode, GovernanceCap,
     HttpCap, LlmApi, LlmCap, LlmProvider, Manifest, ModuleDef, TimerCap, WorldMeta,
 };
+pub use mcp::{McpCap, McpServer, SecretValue};
 pub use patch::{Action, Change, DefKind, Definition, Patch, PatchError, apply, apply_recorded, diff};
 pub use plan::{PlanDef, PlanStep, Retry, StepAction, StepInput, Trigger};
 pub use policy::{Approver, Decision, Holder, Judgement, Policy, Rule, Widening, judge};

@@ -33,6 +33,9 @@ pub struct Manifest {
     /// Who may approve changes to this world (see [`crate::policy`]).
     #[serde(default)]
     pub policy: Option<crate::Policy>,
+    /// MCP servers whose tools `mcp` capabilities may grant (see [`crate::mcp`]).
+    #[serde(default)]
+    pub mcp: BTreeMap<String, crate::McpServer>,
 }
 
 /// A language-model endpoint. Its API key never enters the manifest: it is read from the named
@@ -195,10 +198,11 @@ pub enum EffectKind {
     Compile,
     Emit,
     Governance,
+    Mcp,
 }
 
 impl EffectKind {
-    pub const ALL: [EffectKind; 9] = [
+    pub const ALL: [EffectKind; 10] = [
         EffectKind::Log,
         EffectKind::Http,
         EffectKind::Llm,
@@ -208,6 +212,7 @@ impl EffectKind {
         EffectKind::Compile,
         EffectKind::Emit,
         EffectKind::Governance,
+        EffectKind::Mcp,
     ];
 
     /// The WIT interface name, e.g. `http`.
@@ -222,6 +227,7 @@ impl EffectKind {
             EffectKind::Compile => "compile",
             EffectKind::Emit => "emit",
             EffectKind::Governance => "governance",
+            EffectKind::Mcp => "mcp",
         }
     }
 
@@ -290,6 +296,7 @@ cap_forms! {
     Compile(CompileCap),
     Emit(EmitCap),
     Governance(GovernanceCap),
+    Mcp(crate::McpCap),
 }
 
 impl Cap {
@@ -303,6 +310,7 @@ impl Cap {
             Cap::Emit(c) => c.budget.as_ref(),
             Cap::Timer(c) => c.budget.as_ref(),
             Cap::Compile(c) => c.budget.as_ref(),
+            Cap::Mcp(c) => c.budget.as_ref(),
             _ => None,
         }
     }
@@ -317,6 +325,7 @@ impl Cap {
             Cap::Compile(_) => EffectKind::Compile,
             Cap::Emit(_) => EffectKind::Emit,
             Cap::Governance(_) => EffectKind::Governance,
+            Cap::Mcp(_) => EffectKind::Mcp,
         }
     }
 }

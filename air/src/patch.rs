@@ -30,6 +30,8 @@ pub enum DefKind {
     /// The `[policy]` table (one definition, named `policy`).
     Policy,
     Plan,
+    /// An MCP server (`[mcp.<name>]`).
+    McpServer,
 }
 
 impl DefKind {
@@ -43,6 +45,7 @@ impl DefKind {
             DefKind::Provider => "provider",
             DefKind::Policy => "policy",
             DefKind::Plan => "plan",
+            DefKind::McpServer => "mcp server",
         }
     }
 }
@@ -59,6 +62,7 @@ pub enum Definition {
     Provider(LlmProvider),
     Policy(Policy),
     Plan(PlanDef),
+    McpServer(crate::McpServer),
 }
 
 impl Definition {
@@ -72,6 +76,7 @@ impl Definition {
             Definition::Provider(_) => DefKind::Provider,
             Definition::Policy(_) => DefKind::Policy,
             Definition::Plan(_) => DefKind::Plan,
+            Definition::McpServer(_) => DefKind::McpServer,
         }
     }
 
@@ -87,6 +92,7 @@ impl Definition {
             Definition::Provider(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Policy(d) => postcard::to_allocvec(&(self.kind(), name, d)),
             Definition::Plan(d) => postcard::to_allocvec(&(self.kind(), name, d)),
+            Definition::McpServer(d) => postcard::to_allocvec(&(self.kind(), name, d)),
         }
         .expect("definitions always encode");
         Sha256::digest(canonical).into()
@@ -103,6 +109,7 @@ impl Definition {
             DefKind::Provider => Definition::Provider(serde_json::from_value(value)?),
             DefKind::Policy => Definition::Policy(serde_json::from_value(value)?),
             DefKind::Plan => Definition::Plan(serde_json::from_value(value)?),
+            DefKind::McpServer => Definition::McpServer(serde_json::from_value(value)?),
         })
     }
 }
@@ -143,6 +150,11 @@ impl Manifest {
                 self.plans
                     .iter()
                     .map(|(n, d)| (DefKind::Plan, n, Definition::Plan(d.clone()))),
+            )
+            .chain(
+                self.mcp
+                    .iter()
+                    .map(|(n, d)| (DefKind::McpServer, n, Definition::McpServer(d.clone()))),
             );
         for (kind, name, definition) in named {
             all.insert((kind, name.clone()), definition);
@@ -180,6 +192,9 @@ impl Manifest {
             Definition::Plan(d) => {
                 self.plans.insert(name, d);
             }
+            Definition::McpServer(d) => {
+                self.mcp.insert(name, d);
+            }
         }
     }
 
@@ -205,6 +220,9 @@ impl Manifest {
             DefKind::Policy => self.policy = None,
             DefKind::Plan => {
                 self.plans.remove(name);
+            }
+            DefKind::McpServer => {
+                self.mcp.remove(name);
             }
         }
     }

@@ -204,10 +204,18 @@ impl Judgement {
 pub fn judge(current: &Manifest, proposed: &Manifest, components_changed: bool) -> Judgement {
     let policy = current.policy.clone().unwrap_or_default();
     let mut widenings = Vec::new();
+    // An `mcp` grant widens when a server it names is new or changed (another command, URL or
+    // environment behind the same tool names).
+    let servers_changed = |cap: &crate::Cap| match cap {
+        crate::Cap::Mcp(mcp) => mcp
+            .servers()
+            .any(|server| current.mcp.get(server) != proposed.mcp.get(server)),
+        _ => false,
+    };
     let mut widen = |holder: Holder, old: Option<&Vec<String>>, new: &Vec<String>| {
         let held: BTreeMap<&str, &crate::Cap> = current.caps_named(old.into_iter().flatten()).collect();
         for (cap, granted) in proposed.caps_named(new) {
-            if held.get(cap) != Some(&granted) {
+            if held.get(cap) != Some(&granted) || servers_changed(granted) {
                 widenings.push(Widening {
                     holder: holder.clone(),
                     cap: cap.to_string(),
@@ -316,5 +324,42 @@ mod tests {
         assert_eq!(names, ["agent `a` gains cap `out` (http effect; policy: deny)"]);
         // Nothing granted: not a grants-only change, so approval.
         assert_eq!(judge(&base, &base, false).approvals_needed, 1);
+    }
+
+    fn mcp_world(grants: &str, command: &str) -> Manifest {
+        let text = format!(
+            r#"
+            [world]
+            name = "w"
+            [modules.m]
+            component = "m.wasm"
+            [mcp.files]
+            command = "{command}"
+            [caps.tools]
+            effect = "mcp"
+            tools = ["files/read_*"]
+            [agents.a]
+            module = "m"
+            grants = [{grants}]
+            "#
+        );
+        Manifest::parse_toml(&text, "w.toml").unwrap()
+    }
+
+    #[test]
+    fn a_new_mcp_grant_and_a_changed_server_behind_one_are_widenings() {
+        let base = mcp_world("", "mcp-files");
+        let granted = mcp_world(r#""tools""#, "mcp-files");
+        let names = |j: Judgement| j.widenings.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names(judge(&base, &granted, false)),
+            ["agent `a` gains cap `tools` (mcp effect; policy: require-approval)"]
+        );
+        // The same grant, its server now another program.
+        assert_eq!(
+            names(judge(&granted, &mcp_world(r#""tools""#, "other-server"), false)).len(),
+            1
+        );
+        assert!(judge(&granted, &granted, false).widenings.is_empty());
     }
 }

@@ -456,6 +456,30 @@ impl Manifest {
                         );
                     }
                 }
+                Cap::Mcp(mcp) => {
+                    if mcp.tools.is_empty() {
+                        problem(
+                            format!("caps.{name}.tools"),
+                            "no tool pattern listed, so no tool can be called".into(),
+                        );
+                    }
+                    for pattern in &mcp.tools {
+                        match pattern.split_once('/') {
+                            Some((server, tool)) if !tool.is_empty() => {
+                                if !self.mcp.contains_key(server) {
+                                    problem(
+                                        format!("caps.{name}.tools"),
+                                        format!("`{pattern}` names no server in [mcp]"),
+                                    );
+                                }
+                            }
+                            _ => problem(
+                                format!("caps.{name}.tools"),
+                                format!("`{pattern}` is not `server/tool` (the tool part may use `*`)"),
+                            ),
+                        }
+                    }
+                }
                 Cap::Emit(emit) => {
                     if emit.targets.is_empty() {
                         problem(
@@ -541,6 +565,63 @@ impl Manifest {
                     );
                 }
                 _ => {}
+            }
+        }
+        for (name, server) in &self.mcp {
+            let at = |field: &str| format!("mcp.{name}{field}");
+            if !crate::mcp::valid_name(name) {
+                problem(at(""), "a server's name is 1 to 64 letters, digits, `_` or `-`".into());
+            }
+            match (&server.command, &server.url) {
+                (Some(_), Some(_)) | (None, None) => problem(
+                    at(""),
+                    "give `command` (a server the host starts, over stdio) or `url` (streamable HTTP), not both".into(),
+                ),
+                (Some(command), None) => {
+                    if command.trim().is_empty() {
+                        problem(at(".command"), "is empty".into());
+                    }
+                    if !server.headers.is_empty() {
+                        problem(at(".headers"), "headers are for a server at a `url`".into());
+                    }
+                }
+                (None, Some(url)) => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        problem(at(".url"), format!("`{url}` is not an http(s) URL"));
+                    }
+                    if !server.args.is_empty() || !server.env.is_empty() {
+                        problem(
+                            at(""),
+                            "`args` and `env` are for a server the host starts (`command`)".into(),
+                        );
+                    }
+                }
+            }
+            for var in server.env.keys() {
+                if !crate::mcp::valid_env_name(var) {
+                    problem(at(".env"), format!("`{var}` cannot name an environment variable"));
+                }
+            }
+            for header in server.headers.keys() {
+                if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    problem(at(".headers"), format!("`{header}` is not a header name"));
+                }
+            }
+            for value in server.env.values().chain(server.headers.values()) {
+                if let crate::SecretValue::Env { var, .. } = value
+                    && !crate::mcp::valid_env_name(var)
+                {
+                    problem(at(""), format!("`{var}` cannot name an environment variable"));
+                }
+            }
+            if server.timeout_ms == 0 {
+                problem(at(".timeout_ms"), "a zero timeout lets no call finish".into());
+            }
+            if server.max_result_bytes == 0 || server.max_result_bytes > crate::mcp::MCP_RESULT_BYTES_MAX {
+                problem(
+                    at(".max_result_bytes"),
+                    format!("is 1 to {} bytes", crate::mcp::MCP_RESULT_BYTES_MAX),
+                );
             }
         }
         for (name, provider) in &self.providers {
@@ -886,5 +967,57 @@ mod tests {
         ] {
             assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
         }
+    }
+
+    #[test]
+    fn mcp_servers_and_grants_are_checked() {
+        let text = r#"
+            [world]
+            name = "w"
+            [modules.m]
+            component = "m.wasm"
+            [mcp.files]
+            command = "mcp-files"
+            env = { "BAD NAME" = "x", TOKEN = { env = "MY_TOKEN" } }
+            [mcp.both]
+            command = "x"
+            url = "http://127.0.0.1:1/mcp"
+            [mcp.web]
+            url = "ftp://example.org"
+            headers = { Authorization = { env = "TOKEN", prefix = "Bearer " } }
+            timeout_ms = 0
+            [caps.tools]
+            effect = "mcp"
+            tools = ["files/read_*", "nowhere/*", "bare"]
+            [agents.a]
+            module = "m"
+            grants = ["tools"]
+        "#;
+        let error = Manifest::parse_toml(text, "w.toml").unwrap_err().to_string();
+        for expected in [
+            "w.toml:8:13: mcp.files.env: `BAD NAME` cannot name an environment variable",
+            "mcp.both: give `command` (a server the host starts, over stdio) or `url` (streamable HTTP), not both",
+            "mcp.web.url: `ftp://example.org` is not an http(s) URL",
+            "mcp.web.timeout_ms: a zero timeout lets no call finish",
+            "caps.tools.tools: `nowhere/*` names no server in [mcp]",
+            "caps.tools.tools: `bare` is not `server/tool`",
+        ] {
+            assert!(error.contains(expected), "missing {expected:?} in:\n{error}");
+        }
+        // Secrets are read by the host, and round-trip in both forms.
+        let ok = Manifest::parse_toml(
+            r#"
+            [world]
+            name = "w"
+            [mcp.web]
+            url = "https://example.org/mcp"
+            headers = { Authorization = { env = "TOKEN", prefix = "Bearer " }, X-Plain = "yes" }
+            "#,
+            "w.toml",
+        )
+        .unwrap();
+        let back = Manifest::from_canonical_bytes(&ok.canonical_bytes(), "canonical").unwrap();
+        assert_eq!(back, ok);
+        assert_eq!(Manifest::parse_json(&ok.to_json(), "json").unwrap(), ok);
     }
 }

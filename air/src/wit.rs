@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 /// The package and version of the interfaces every agent world draws on (`wit/agentos.wit`).
 pub const CORE_PACKAGE: &str = "agentos:core";
-pub const CORE_VERSION: &str = "0.1.0";
+pub const CORE_VERSION: &str = "0.2.0";
 
 /// Why an agent's world cannot be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

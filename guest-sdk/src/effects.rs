@@ -121,7 +121,40 @@ pub mod fs {
 /// Language-model completions under the agent's llm grant.
 pub mod llm {
     use super::wit::llm as raw;
-    pub use raw::{Completion, CompletionRequest, Message, Role, Usage};
+    pub use raw::{
+        AssistantTurn, ChatCompletion, ChatMessage, ChatRequest, Completion, CompletionRequest, Message,
+        ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolResult, Usage,
+    };
+
+    /// One turn of a conversation that may call tools: the reply's text and the tool calls the
+    /// model asked for (run them, add [`ChatMessage::Assistant`] with the calls and a
+    /// [`ChatMessage::Tool`] per result, and call again; [`crate::tools::ToolLoop`] does it).
+    ///
+    /// ```no_run
+    /// use agentos_sdk::llm::{chat, ChatMessage, ChatRequest, Tool, ToolChoice};
+    /// let turn = chat(&ChatRequest {
+    ///     provider: None,
+    ///     model: "gpt-4o-mini".into(),
+    ///     messages: vec![ChatMessage::User("What is 2 + 3?".into())],
+    ///     tools: vec![Tool {
+    ///         name: "add".into(),
+    ///         description: "Add two numbers".into(),
+    ///         parameters: r#"{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}}}"#.into(),
+    ///     }],
+    ///     tool_choice: ToolChoice::Auto,
+    ///     response_format: None,
+    ///     max_tokens: 200,
+    ///     temperature_milli: Some(0),
+    ///     stop: vec![],
+    /// })?;
+    /// for call in &turn.tool_calls {
+    ///     agentos_sdk::log::info(format!("the model asks for {}({})", call.name, call.arguments));
+    /// }
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn chat(request: &ChatRequest) -> Result<ChatCompletion, crate::EffectError> {
+        raw::chat(request)
+    }
 
     /// Run one chat completion.
     ///
@@ -245,5 +278,49 @@ pub mod governance {
     /// names this agent as an approver, and never for its own proposals.
     pub fn approve(proposal: &str, comment: &str) -> Result<(), crate::EffectError> {
         raw::approve(proposal, comment)
+    }
+}
+
+/// Tools of the MCP servers the world declares, within the agent's `mcp` grants.
+pub mod mcp {
+    use super::wit::mcp as raw;
+    pub use raw::{Content, StoredContent, ToolInfo, ToolOutput};
+
+    /// The granted tools of `server`, or of every granted server.
+    ///
+    /// ```no_run
+    /// for tool in agentos_sdk::mcp::list_tools(None)? {
+    ///     agentos_sdk::log::info(format!("{}/{}: {}", tool.server, tool.name, tool.description));
+    /// }
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn list_tools(server: Option<&str>) -> Result<Vec<ToolInfo>, crate::EffectError> {
+        raw::list_tools(server)
+    }
+
+    /// Call `tool` of `server` with `arguments` (JSON text of an object). A tool that runs and
+    /// fails returns `Ok` with `is_error` set; `Err` is a call that did not run (denied, the
+    /// server failed or timed out).
+    ///
+    /// ```no_run
+    /// let output = agentos_sdk::mcp::call_tool("files", "read_file", r#"{"path": "notes.txt"}"#)?;
+    /// let text = agentos_sdk::mcp::text_of(&output);
+    /// # Ok::<(), agentos_sdk::EffectError>(())
+    /// ```
+    pub fn call_tool(server: &str, tool: &str, arguments: &str) -> Result<ToolOutput, crate::EffectError> {
+        raw::call_tool(server, tool, arguments)
+    }
+
+    /// The output as text: its text parts, stored parts by kind, digest and size.
+    pub fn text_of(output: &ToolOutput) -> String {
+        output
+            .content
+            .iter()
+            .map(|part| match part {
+                Content::Text(text) => text.clone(),
+                Content::Stored(stored) => format!("[{} {} ({} bytes)]", stored.kind, stored.digest, stored.size),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

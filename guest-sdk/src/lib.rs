@@ -14,7 +14,7 @@
 //! //
 //! //   package my-org:counter;
 //! //   world counter {
-//! //     include agentos:core/agent@0.1.0;
+//! //     include agentos:core/agent@0.2.0;
 //! //     variant event { increment(u32), reset }
 //! //     export handle: func(event: event) -> result<_, string>;
 //! //   }
@@ -44,8 +44,9 @@
 pub use wit_bindgen;
 
 mod effects;
+pub mod tools;
 pub mod wave;
-pub use effects::{blob, compile, emit, fs, governance, http, llm, log, timer};
+pub use effects::{blob, compile, emit, fs, governance, http, llm, log, mcp, timer};
 
 /// The error every effect can return: `denied`, `failed`, `budget-exceeded`, `in-doubt`, `timeout`.
 pub use __bindings::agentos::core::types::{EffectError, Field};
@@ -55,6 +56,8 @@ pub mod __bindings {
     wit_bindgen::generate!({
         world: "effects",
         path: "../wit",
+        // Agents keep conversations (and other effect values) in their serde state.
+        additional_derives: [serde::Serialize, serde::Deserialize],
         generate_all,
     });
 }
@@ -85,7 +88,7 @@ pub trait Agent: serde::Serialize + serde::de::DeserializeOwned + Default + 'sta
 ///
 /// `export_agent!(MyAgent, world: "my-world")` reads the WIT package in the crate's `wit/`
 /// directory (`path: "dir"` to use another one). That package must include
-/// `agentos:core/agent@0.1.0` — place `agentos.wit` under `wit/deps/agentos-core/` — and export
+/// `agentos:core/agent@0.2.0` — place `agentos.wit` under `wit/deps/agentos-core/` — and export
 /// `handle: func(event: event) -> result<_, string>`. The macro generates a `bindings` module
 /// in the calling module whose `bindings::Event` is the agent's event type.
 ///
@@ -106,8 +109,8 @@ macro_rules! export_agent {
                 // only where granted, so they are bound here when present and the SDK's typed
                 // wrappers (`agentos_sdk::effects`) call the same imports.
                 with: {
-                    "agentos:core/types@0.1.0": ::agentos_sdk::__bindings::agentos::core::types,
-                    "agentos:core/log@0.1.0": ::agentos_sdk::__bindings::agentos::core::log,
+                    "agentos:core/types@0.2.0": ::agentos_sdk::__bindings::agentos::core::types,
+                    "agentos:core/log@0.2.0": ::agentos_sdk::__bindings::agentos::core::log,
                 },
                 generate_all,
             });

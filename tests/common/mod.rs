@@ -396,3 +396,21 @@ pub fn serve_text(body: &'static str) -> (String, Hits) {
         let _ = request.respond(tiny_http::Response::from_string(body));
     })
 }
+
+/// The repository's MCP server (`tools/mcp-files`), built once per test run.
+pub fn mcp_files() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-q", "-p", "mcp-files"])
+                .current_dir(&root)
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "mcp-files builds");
+            root.join("target/debug/mcp-files").canonicalize().unwrap()
+        })
+        .clone()
+}

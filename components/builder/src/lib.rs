@@ -11,7 +11,7 @@ use bindings::Event;
 const BUILT_WORLD: &str = "package agentos-example:built;
 
 world built {
-  include agentos:core/agent@0.1.0;
+  include agentos:core/agent@0.2.0;
   variant event { add(u32) }
   export handle: func(event: event) -> result<_, string>;
 }

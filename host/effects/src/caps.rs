@@ -251,6 +251,7 @@ pub struct AgentGrants {
     timer: Vec<(String, TimerCap)>,
     compile: Vec<(String, CompileCap)>,
     governance: Vec<(String, GovernanceCap)>,
+    mcp: Vec<(String, agentos_air::McpCap)>,
     /// The world's providers, with a key file resolved against the world directory.
     providers: std::collections::BTreeMap<String, LlmProvider>,
     budgets: std::collections::BTreeMap<String, Budget>,
@@ -287,6 +288,7 @@ impl AgentGrants {
             timer: Vec::new(),
             compile: Vec::new(),
             governance: Vec::new(),
+            mcp: Vec::new(),
             budgets: manifest
                 .caps_named(names)
                 .filter_map(|(n, c)| Some((n.to_string(), c.budget()?.clone())))
@@ -328,6 +330,7 @@ impl AgentGrants {
                 Cap::Timer(timer) => grants.timer.push((name.to_string(), timer.clone())),
                 Cap::Compile(compile) => grants.compile.push((name.to_string(), compile.clone())),
                 Cap::Governance(governance) => grants.governance.push((name.to_string(), governance.clone())),
+                Cap::Mcp(mcp) => grants.mcp.push((name.to_string(), mcp.clone())),
             }
         }
         Ok(grants)
@@ -338,6 +341,7 @@ impl AgentGrants {
         match effect {
             EffectKind::Log => true,
             EffectKind::Http => !self.http.is_empty(),
+            EffectKind::Mcp => !self.mcp.is_empty(),
             EffectKind::Fs => !self.fs.is_empty(),
             EffectKind::Blob => !self.blob.is_empty(),
             EffectKind::Emit => !self.emit.is_empty(),
@@ -468,6 +472,37 @@ impl AgentGrants {
                 ),
             },
         }
+    }
+
+    /// The first `mcp` grant covering `tool` of `server`, and whether it trusts the server's
+    /// hints; or why none does.
+    pub fn check_mcp(&self, server: &str, tool: &str) -> Result<(&str, bool), String> {
+        match self.mcp.iter().find(|(_, cap)| cap.covers(server, tool)) {
+            Some((name, cap)) => Ok((name, cap.trust_hints)),
+            None if self.mcp.is_empty() => Err(format!("agent `{}` holds no mcp grant", self.agent)),
+            None => Err(format!(
+                "no mcp grant of agent `{}` covers `{server}/{tool}` (granted: {})",
+                self.agent,
+                self.mcp
+                    .iter()
+                    .flat_map(|(name, cap)| cap.tools.iter().map(move |t| format!("{t} by {name}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// The first `mcp` grant's name (what a tool listing is receipted under).
+    pub fn first_mcp_grant(&self) -> Option<&str> {
+        self.mcp.first().map(|(name, _)| name.as_str())
+    }
+
+    /// The servers some `mcp` grant names, each once.
+    pub fn mcp_servers(&self) -> Vec<&str> {
+        let mut servers: Vec<&str> = self.mcp.iter().flat_map(|(_, cap)| cap.servers()).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        servers
     }
 
     /// Check a completion request: provider (or the grant's default), model, max tokens.

@@ -190,6 +190,47 @@ pub fn ensure_built(name: &str) -> Result<PathBuf> {
     Ok(artifact)
 }
 
+/// Path of the host program of `tools/<name>` (e.g. the `mcp-files` MCP server the demo and
+/// the `assistant` template use), built first (`cargo build -p <name>`, the dev profile, whose
+/// dependencies the host's own debug build shares) if it is missing or stale.
+pub fn ensure_tool_built(name: &str) -> Result<PathBuf> {
+    let root = repo_root();
+    let crate_dir = root.join("tools").join(name);
+    if !crate_dir.join("Cargo.toml").exists() {
+        return Err(BuildError::NoSources {
+            sources: crate_dir,
+            root,
+        });
+    }
+    let artifact = root.join("target/debug").join(name);
+    let newest = [crate_dir, root.join("Cargo.lock")]
+        .iter()
+        .map(|p| newest_mtime(p))
+        .fold(SystemTime::UNIX_EPOCH, SystemTime::max);
+    let built = std::fs::metadata(&artifact).and_then(|m| m.modified()).ok();
+    if built.is_some_and(|built| built >= newest) {
+        return Ok(artifact);
+    }
+    eprintln!("building `{name}` (cargo build -p {name})");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "-q", "-p", name, "--target-dir"])
+        .arg(root.join("target"))
+        .current_dir(&root)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .map_err(|source| BuildError::CannotRun {
+            what: format!("cargo to build `{name}` (is the Rust toolchain installed?)"),
+            source,
+        })?;
+    if !status.success() {
+        return Err(BuildError::Failed {
+            name: name.to_string(),
+            status,
+        });
+    }
+    Ok(artifact)
+}
+
 /// The one command that builds guest components: `cargo build --release --target
 /// wasm32-wasip2` of the crate or workspace at `dir` into `target_dir`, with none of the
 /// caller's target directory or compiler flags (which are the host's, not the guest's).

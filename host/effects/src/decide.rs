@@ -46,6 +46,10 @@ pub enum Permit<'g> {
     Compile {
         cap: &'g CompileCap,
     },
+    /// Whether the grant takes the server's read-only/idempotent hints.
+    Mcp {
+        trust_hints: bool,
+    },
 }
 
 /// How a request was decided.
@@ -105,6 +109,12 @@ pub fn decide<'g>(grants: &'g AgentGrants, request: &EffectRequest, at_ms: u64, 
             model,
             max_tokens,
             ..
+        }
+        | EffectRequest::LlmChat {
+            provider,
+            model,
+            max_tokens,
+            ..
         } => match grants.check_llm(provider.as_deref(), model, *max_tokens) {
             Ok((grant, route)) => Verdict::Allow {
                 grant,
@@ -137,6 +147,25 @@ pub fn decide<'g>(grants: &'g AgentGrants, request: &EffectRequest, at_ms: u64, 
             Verdict::of(grants.check_governance(false), Permit::Plain)
         }
         EffectRequest::GovernancePropose { .. } => Verdict::of(grants.check_governance(true), Permit::Plain),
+        EffectRequest::McpListTools { server } => match grants.first_mcp_grant() {
+            None => denied(format!("agent `{}` holds no mcp grant", grants.agent)),
+            Some(_) if server.as_deref().is_some_and(|s| !grants.mcp_servers().contains(&s)) => denied(format!(
+                "no mcp grant of agent `{}` names server `{}`",
+                grants.agent,
+                server.as_deref().unwrap_or_default()
+            )),
+            Some(grant) => Verdict::Allow {
+                grant: grant.to_string(),
+                permit: Permit::Plain,
+            },
+        },
+        EffectRequest::McpCall { server, tool, .. } => match grants.check_mcp(server, tool) {
+            Ok((grant, trust_hints)) => Verdict::Allow {
+                grant: grant.to_string(),
+                permit: Permit::Mcp { trust_hints },
+            },
+            Err(reason) => denied(reason),
+        },
     }
 }
 

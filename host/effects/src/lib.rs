@@ -24,6 +24,7 @@ pub mod http;
 pub mod live;
 pub mod llm;
 pub mod log;
+pub mod mcp;
 pub mod plan_values;
 pub mod replay;
 pub mod sandbox;
@@ -105,6 +106,29 @@ pub enum EffectRequest {
         proposal: String,
         comment: String,
     },
+    /// A turn of a conversation with tools (`llm.chat`, contract 0.2.0). New requests take new
+    /// variants at the end: the encoding of every earlier one stays as journals hold it.
+    LlmChat {
+        provider: Option<String>,
+        model: String,
+        messages: Vec<llm::chat::ChatMessage>,
+        tools: Vec<llm::chat::ToolSpec>,
+        tool_choice: llm::chat::ToolChoice,
+        response_format: Option<llm::chat::ResponseFormat>,
+        max_tokens: u32,
+        temperature_milli: Option<u32>,
+        stop: Vec<String>,
+    },
+    /// The tools the caller's grants allow, of one server or of all (`mcp.list-tools`).
+    McpListTools {
+        server: Option<String>,
+    },
+    /// A tool call (`mcp.call-tool`); `arguments` is JSON text of an object.
+    McpCall {
+        server: String,
+        tool: String,
+        arguments: String,
+    },
 }
 
 /// When a timer fires, as the guest asked.
@@ -125,7 +149,8 @@ impl EffectRequest {
             EffectRequest::FsRead { .. } | EffectRequest::FsWrite { .. } | EffectRequest::FsListDir { .. } => "fs",
             EffectRequest::BlobPut { .. } | EffectRequest::BlobGet { .. } => "blob",
             EffectRequest::Emit { .. } => "emit",
-            EffectRequest::Llm { .. } => "llm",
+            EffectRequest::Llm { .. } | EffectRequest::LlmChat { .. } => "llm",
+            EffectRequest::McpListTools { .. } | EffectRequest::McpCall { .. } => "mcp",
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => "timer",
             EffectRequest::Compile { .. } => "compile",
             EffectRequest::GovernanceManifest
@@ -146,7 +171,12 @@ impl EffectRequest {
             // Local and transactional: an emitted event is journaled only when the step commits.
             EffectRequest::Emit { .. } => true,
             // A completion changes nothing outside; retrying costs tokens but is safe.
-            EffectRequest::Llm { .. } => true,
+            EffectRequest::Llm { .. } | EffectRequest::LlmChat { .. } => true,
+            // Listing changes nothing. A call may change anything the server can: it gets an
+            // intent first, unless the server declares the tool read-only or idempotent and
+            // the grant trusts that (`live` decides; see `mcp_call_idempotent`).
+            EffectRequest::McpListTools { .. } => true,
+            EffectRequest::McpCall { .. } => false,
             // Transactional like emit: timers are journaled only when the step commits.
             EffectRequest::TimerSchedule { .. } | EffectRequest::TimerCancel { .. } => true,
             // Local and side-effect free: a build only writes its scratch directory.
@@ -170,7 +200,7 @@ impl EffectRequest {
             EffectRequest::BlobPut { contents } => format!("{} bytes", contents.len()),
             EffectRequest::BlobGet { digest } => digest.clone(),
             EffectRequest::Emit { target, .. } => target.clone(),
-            EffectRequest::Llm { provider, model, .. } => {
+            EffectRequest::Llm { provider, model, .. } | EffectRequest::LlmChat { provider, model, .. } => {
                 format!("{}/{model}", provider.as_deref().unwrap_or("default"))
             }
             EffectRequest::TimerSchedule { .. } => "schedule".into(),
@@ -179,6 +209,15 @@ impl EffectRequest {
             EffectRequest::GovernanceManifest => "manifest".into(),
             EffectRequest::GovernancePropose { .. } => "propose".into(),
             EffectRequest::GovernanceApprove { proposal, .. } => format!("approve {proposal}"),
+            EffectRequest::McpListTools { server } => format!("{}/tools", server.as_deref().unwrap_or("*")),
+            EffectRequest::McpCall {
+                server,
+                tool,
+                arguments,
+            } => format!(
+                "{server}/{tool} arguments sha256:{}",
+                hex::encode(&sha256(arguments.as_bytes())[..8])
+            ),
         }
     }
 
@@ -222,6 +261,33 @@ impl EffectRequest {
                     provider.as_deref().unwrap_or("default")
                 )
             }
+            EffectRequest::McpListTools { server } => {
+                format!(
+                    "mcp list-tools {}",
+                    server.as_deref().unwrap_or("(every granted server)")
+                )
+            }
+            EffectRequest::McpCall {
+                server,
+                tool,
+                arguments,
+            } => {
+                let excerpt: String = arguments.chars().take(80).collect();
+                format!("mcp {server}/{tool}({excerpt})")
+            }
+            EffectRequest::LlmChat {
+                provider,
+                model,
+                messages,
+                tools,
+                max_tokens,
+                ..
+            } => format!(
+                "llm chat {}/{model} ({} messages, {} tools, max {max_tokens} tokens)",
+                provider.as_deref().unwrap_or("default"),
+                messages.len(),
+                tools.len()
+            ),
         }
     }
 
@@ -273,6 +339,18 @@ pub enum EffectResponse {
         proposal: u64,
         hash: String,
     },
+    /// A conversation's next turn: text and the tool calls the model asked for.
+    Chat {
+        text: String,
+        tool_calls: Vec<llm::chat::ToolCall>,
+        finish_reason: String,
+        input_tokens: u32,
+        output_tokens: u32,
+    },
+    /// The tools of `mcp.list-tools`.
+    McpTools(Vec<mcp::McpToolInfo>),
+    /// A tool's result.
+    McpResult(mcp::McpResult),
 }
 
 /// What a step asked for that takes effect only if the step commits.

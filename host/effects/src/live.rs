@@ -12,7 +12,7 @@ use super::decide::{Facts, Permit, Verdict, decide};
 use super::timer::TimerTable;
 use super::{
     EffectBackend, EffectCall, EffectFailure, EffectOutcome, EffectRequest, blob, compile, emit, encode_outcome, fs,
-    governance, http, llm, log, outcome_status, timer,
+    governance, http, llm, log, mcp, outcome_status, timer,
 };
 use crate::caps::{AgentGrants, BudgetLedger, OverBudget};
 use crate::clock::Clock;
@@ -49,6 +49,7 @@ pub struct LiveEffects {
     desk: Arc<dyn governance::GovernanceDesk>,
     clock: Arc<dyn Clock>,
     cores: Arc<Cores>,
+    mcp: Arc<mcp::McpClients>,
     /// Timers scheduled by this step so far (not yet in the table: they commit with the step).
     scheduled: RefCell<Vec<u64>>,
     recovered: HashMap<(u64, u32), RecoveredCall>,
@@ -75,6 +76,8 @@ pub struct LiveContext {
     pub clock: Arc<dyn Clock>,
     /// The cores steps run guest code on; an adapter's call gives its step's core back.
     pub cores: Arc<Cores>,
+    /// The world's MCP servers.
+    pub mcp: Arc<mcp::McpClients>,
 }
 
 /// Directories effects work in.
@@ -105,6 +108,7 @@ impl LiveEffects {
             desk: context.desk.clone(),
             clock: context.clock.clone(),
             cores: context.cores.clone(),
+            mcp: context.mcp.clone(),
             scheduled: RefCell::default(),
             recovered,
         }
@@ -182,16 +186,45 @@ impl LiveEffects {
                     ..
                 },
                 Permit::Llm { route },
-            ) => {
-                let prompt = llm::Prompt {
+            ) => llm::complete(
+                &route,
+                &llm::chat::Conversation {
                     model,
-                    messages,
+                    messages: llm::plain_messages(messages).into(),
+                    tools: &[],
+                    tool_choice: &llm::chat::ToolChoice::Auto,
+                    response_format: None,
                     max_tokens: *max_tokens,
                     temperature_milli: *temperature_milli,
                     stop,
-                };
-                llm::execute(&route, &prompt)
-            }
+                },
+            ),
+            (
+                EffectRequest::LlmChat {
+                    model,
+                    messages,
+                    tools,
+                    tool_choice,
+                    response_format,
+                    max_tokens,
+                    temperature_milli,
+                    stop,
+                    ..
+                },
+                Permit::Llm { route },
+            ) => llm::chat(
+                &route,
+                &llm::chat::Conversation {
+                    model,
+                    messages: messages.as_slice().into(),
+                    tools,
+                    tool_choice,
+                    response_format: response_format.as_ref(),
+                    max_tokens: *max_tokens,
+                    temperature_milli: *temperature_milli,
+                    stop,
+                },
+            ),
             (EffectRequest::TimerSchedule { event, .. }, Permit::Timer { due_ms }) => {
                 let id = timer::timer_id(call.ingress, call.index);
                 let outcome = timer::schedule(self.event_types.agents.get(call.agent), id, due_ms, event);
@@ -241,11 +274,98 @@ impl LiveEffects {
                 )
             }
             (EffectRequest::Emit { target, event }, _) => plain(emit::execute(&self.event_types, target, event)),
+            (EffectRequest::McpListTools { server }, _) => plain(self.list_tools(server.as_deref())),
+            (
+                EffectRequest::McpCall {
+                    server,
+                    tool,
+                    arguments,
+                },
+                Permit::Mcp { .. },
+            ) => self.call_tool(server, tool, arguments),
             (request, _) => plain(Err(EffectFailure::Failed(format!(
                 "the decision on a {} call carried no permit for it",
                 request.effect()
             )))),
         }
+    }
+
+    /// Whether running `request` twice is as running it once, so it needs no intent. A tool call
+    /// is, only where its grant trusts hints and the server declares the tool read-only or
+    /// idempotent.
+    fn safe_to_repeat(&self, request: &EffectRequest) -> bool {
+        match request {
+            EffectRequest::McpCall { server, tool, .. } => {
+                matches!(self.grants.check_mcp(server, tool), Ok((_, true)))
+                    && self.mcp.tools(server).is_ok_and(|tools| {
+                        tools
+                            .iter()
+                            .find(|t| t.name == tool.as_str())
+                            .is_some_and(|t| mcp::tool_info(server, t, true).idempotent)
+                    })
+            }
+            other => other.idempotent(),
+        }
+    }
+
+    /// The granted tools of `server` (of every granted server when `None`).
+    fn list_tools(&self, server: Option<&str>) -> EffectOutcome {
+        let servers = match server {
+            Some(server) => vec![server],
+            None => self.grants.mcp_servers(),
+        };
+        let mut listed = Vec::new();
+        for server in servers {
+            let tools = self.mcp.tools(server).map_err(EffectFailure::Failed)?;
+            for tool in &tools {
+                if let Ok((_, trust)) = self.grants.check_mcp(server, &tool.name) {
+                    listed.push(mcp::tool_info(server, tool, trust));
+                }
+            }
+        }
+        Ok(EffectResponse::McpTools(listed))
+    }
+
+    /// Call a granted tool; bytes it returns go to the blob store.
+    fn call_tool(&self, server: &str, tool: &str, arguments: &str) -> (EffectOutcome, Usage) {
+        let Some(arguments) = llm::chat::json_object(arguments) else {
+            return (
+                Err(EffectFailure::Failed(format!(
+                    "the arguments of `{server}/{tool}` are not a JSON object"
+                ))),
+                Usage::default(),
+            );
+        };
+        let sent = serde_json::Value::Object(arguments.clone()).to_string().len() as u64;
+        let mut stored = 0u64;
+        let mut store = |bytes: &[u8]| {
+            stored += bytes.len() as u64;
+            format!("sha256:{}", hex::encode(self.journal().put_blob(bytes)))
+        };
+        let outcome = match self.mcp.call(server, tool, arguments, &mut store) {
+            Ok(result) => Ok(EffectResponse::McpResult(result)),
+            Err(mcp::CallFailure::Failed(reason)) => Err(EffectFailure::Failed(reason)),
+            Err(mcp::CallFailure::Timeout(reason)) => Err(EffectFailure::Timeout(reason)),
+        };
+        let received = match &outcome {
+            Ok(EffectResponse::McpResult(result)) => result
+                .content
+                .iter()
+                .map(|c| match c {
+                    mcp::McpContent::Text(text) => text.len() as u64,
+                    mcp::McpContent::Stored { size, .. } => *size,
+                })
+                .sum::<u64>(),
+            _ => 0,
+        };
+        (
+            outcome,
+            Usage {
+                bytes_sent: sent,
+                bytes_received: received.max(stored),
+                ..Usage::default()
+            },
+        )
     }
 
     /// Whether the grant's budget, if any, admits one more call at logical time `at_ms`.
@@ -260,10 +380,17 @@ impl LiveEffects {
         }
     }
 
-    /// The receipt's subject; an llm call names the provider its grant resolved.
-    fn subject(&self, request: &EffectRequest) -> String {
-        match request {
+    /// The receipt's subject; an llm call names the provider its grant resolved, and a chat
+    /// turn the tool calls the model asked for.
+    fn subject(&self, request: &EffectRequest, outcome: &EffectOutcome) -> String {
+        let subject = match request {
             EffectRequest::Llm {
+                provider: None,
+                model,
+                max_tokens,
+                ..
+            }
+            | EffectRequest::LlmChat {
                 provider: None,
                 model,
                 max_tokens,
@@ -273,6 +400,13 @@ impl LiveEffects {
                 Err(_) => request.subject(),
             },
             _ => request.subject(),
+        };
+        match outcome {
+            Ok(EffectResponse::Chat { tool_calls, .. }) if !tool_calls.is_empty() => {
+                let names: Vec<&str> = tool_calls.iter().map(|call| call.name.as_str()).collect();
+                format!("{subject} → tool calls: {}", names.join(", "))
+            }
+            _ => subject,
         }
     }
 
@@ -296,7 +430,7 @@ impl LiveEffects {
             effect_index: call.index,
             agent: call.agent.to_string(),
             effect: call.request.effect().to_string(),
-            subject: self.subject(call.request),
+            subject: self.subject(call.request, outcome),
             grant,
             request_digest: call.request_digest,
             outcome_digest: sha256(&outcome_bytes),
@@ -352,7 +486,7 @@ impl EffectBackend for LiveEffects {
             }
             _ => {}
         }
-        if !call.request.idempotent() {
+        if !self.safe_to_repeat(call.request) {
             let mut journal = self
                 .journal
                 .lock()

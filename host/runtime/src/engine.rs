@@ -5,6 +5,7 @@
 //! The runtime executes no effect itself: effect imports are served by the instance's
 //! [`EffectGate`], and the stepper decides which backend the gate uses.
 
+pub mod earlier;
 pub mod wasi;
 
 use crate::bindings;
@@ -18,8 +19,9 @@ use wasmtime::component::{Component, Func, HasData, InstancePre, Linker, Resourc
 use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// The version of `agentos:core` this host implements.
-pub const CORE_VERSION: &str = "0.1.0";
+/// The version of `agentos:core` this host implements (and, in [`earlier`], every version
+/// before it).
+pub const CORE_VERSION: &str = "0.2.0";
 
 /// Why a component cannot run as an agent.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,8 @@ pub enum RuntimeError {
         effect: EffectKind,
     },
     #[error(
-        "agent `{agent}` imports `{interface}`, which this host does not provide (it provides agentos:core@{CORE_VERSION} and wasi:*)"
+        "agent `{agent}` imports `{interface}`, which this host does not provide (it provides agentos:core@{CORE_VERSION}, \
+         the interfaces of agentos:core@0.1.0, and wasi:*)"
     )]
     UnknownImport { agent: String, interface: String },
     #[error(
@@ -232,6 +235,8 @@ pub struct AgentComponent {
     pre: InstancePre<StoreState>,
     /// The type of `handle`'s single parameter: the agent's event variant.
     pub event_type: Type,
+    /// The name of its `lifecycle` export (of the contract version it was built against).
+    lifecycle: String,
 }
 
 fn invalid(module: &str, path: &Path, reason: impl std::fmt::Display) -> RuntimeError {
@@ -256,7 +261,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         let link = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
-        use bindings::agentos::core::{blob, compile, emit, fs, governance, http, llm, log, timer, types};
+        use bindings::agentos::core::{blob, compile, emit, fs, governance, http, llm, log, mcp, timer, types};
         types::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         log::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         http::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
@@ -267,6 +272,8 @@ impl Runtime {
         timer::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         compile::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
         governance::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
+        mcp::add_to_linker::<StoreState, GateData>(&mut linker, |s| &mut s.gate).map_err(link)?;
+        earlier::link(&mut linker).map_err(link)?;
         wasi::link_virtual_clocks(&mut linker).map_err(link)?;
         let ticker = EpochTicker::start(&engine);
         Ok(Runtime {
@@ -317,7 +324,9 @@ impl Runtime {
                 return Err(unknown());
             };
             let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
-            if version != CORE_VERSION {
+            let served = version == CORE_VERSION
+                || earlier::interfaces_of(version).is_some_and(|interfaces| interfaces.contains(&interface));
+            if !served {
                 return Err(unknown());
             }
             if interface == "types" {
@@ -336,11 +345,16 @@ impl Runtime {
             agent: agent.clone(),
             reason,
         };
-        let lifecycle = format!("agentos:core/lifecycle@{CORE_VERSION}");
-        match ty.get_export(&self.engine, &lifecycle).map(|e| e.ty) {
-            Some(ComponentItem::ComponentInstance(_)) => {}
-            _ => return Err(not_agent(format!("no `{lifecycle}` export"))),
-        }
+        let lifecycle = std::iter::once(CORE_VERSION)
+            .chain(earlier::EARLIER_VERSIONS.iter().copied())
+            .map(|version| format!("agentos:core/lifecycle@{version}"))
+            .find(|name| {
+                matches!(
+                    ty.get_export(&self.engine, name).map(|e| e.ty),
+                    Some(ComponentItem::ComponentInstance(_))
+                )
+            })
+            .ok_or_else(|| not_agent(format!("no `agentos:core/lifecycle@{CORE_VERSION}` export")))?;
         let event_type = match ty.get_export(&self.engine, "handle").map(|e| e.ty) {
             Some(ComponentItem::ComponentFunc(func)) => {
                 let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
@@ -364,7 +378,12 @@ impl Runtime {
                 agent: agent.clone(),
                 reason: format!("{e:#}"),
             })?;
-        Ok(AgentComponent { agent, pre, event_type })
+        Ok(AgentComponent {
+            agent,
+            pre,
+            event_type,
+            lifecycle,
+        })
     }
 
     /// A fresh instance with its own store, limits and deterministic WASI; instantiating it may
@@ -415,7 +434,7 @@ impl Runtime {
         store.set_fuel(limits.fuel).map_err(fail)?;
         store.set_epoch_deadline(ticks_for(std::time::Duration::from_millis(limits.deadline_ms)));
         let instance = component.pre.instantiate(&mut store).map_err(fail)?;
-        let lifecycle = bindings::Agent::new(&mut store, &instance).map_err(fail)?;
+        let lifecycle = Lifecycle::of(&mut store, &instance, &component.lifecycle).map_err(fail)?;
         let handle = instance
             .get_func(&mut store, "handle")
             .ok_or_else(|| fail(wasmtime::format_err!("`handle` export disappeared after instantiation")))?;
@@ -467,11 +486,50 @@ pub enum CallError {
     Trap(wasmtime::Error),
 }
 
+/// The `lifecycle` export of an instance, of whichever contract version it was built against
+/// (its functions are the same in every version).
+struct Lifecycle {
+    init: Func,
+    snapshot: wasmtime::component::TypedFunc<(), (Vec<u8>,)>,
+    restore: Func,
+}
+
+impl Lifecycle {
+    fn of(
+        store: &mut Store<StoreState>,
+        instance: &wasmtime::component::Instance,
+        name: &str,
+    ) -> wasmtime::Result<Lifecycle> {
+        let exports = instance
+            .get_export_index(&mut *store, None, name)
+            .ok_or_else(|| wasmtime::format_err!("no `{name}` export"))?;
+        let func = |store: &mut Store<StoreState>, func: &str| {
+            let index = instance
+                .get_export_index(&mut *store, Some(&exports), func)
+                .ok_or_else(|| wasmtime::format_err!("`{name}` has no `{func}`"))?;
+            instance
+                .get_func(&mut *store, index)
+                .ok_or_else(|| wasmtime::format_err!("`{name}.{func}` is not a function"))
+        };
+        let init = func(store, "init")?;
+        let snapshot = func(store, "snapshot")?.typed(&*store)?;
+        let restore = func(store, "restore")?;
+        // Checked once here; each call checks again, cheaply.
+        init.typed::<(&str,), (Result<(), String>,)>(&*store)?;
+        restore.typed::<(&[u8],), (Result<(), String>,)>(&*store)?;
+        Ok(Lifecycle {
+            init,
+            snapshot,
+            restore,
+        })
+    }
+}
+
 /// A live instance of an agent's component.
 pub struct AgentInstance {
     store: Store<StoreState>,
     handle: Func,
-    lifecycle: bindings::Agent,
+    lifecycle: Lifecycle,
     /// What the current step may spend (set by [`AgentInstance::begin_step`]).
     limits: StepLimits,
     stdout: wasi::CapturedOutput,
@@ -525,27 +583,35 @@ impl AgentInstance {
 
     fn lifecycle_call<R>(
         &mut self,
-        call: impl FnOnce(
-            &bindings::exports::agentos::core::lifecycle::Guest,
-            &mut Store<StoreState>,
-        ) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Lifecycle, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let guest = self.lifecycle.agentos_core_lifecycle();
-        call(guest, &mut self.store).map_err(|e| classify(e, self.limits.fuel))
+        call(&self.lifecycle, &mut self.store).map_err(|e| classify(e, self.limits.fuel))
     }
 
     pub fn init(&mut self, config: &str) -> Result<(), CallError> {
-        self.lifecycle_call(|guest, store| guest.call_init(store, config))?
-            .map_err(CallError::Guest)
+        self.lifecycle_call(|lifecycle, store| {
+            let (result,) = lifecycle
+                .init
+                .typed::<(&str,), (Result<(), String>,)>(&*store)?
+                .call(&mut *store, (config,))?;
+            Ok(result)
+        })?
+        .map_err(CallError::Guest)
     }
 
     pub fn snapshot(&mut self) -> Result<Vec<u8>, CallError> {
-        self.lifecycle_call(|guest, store| guest.call_snapshot(store))
+        self.lifecycle_call(|lifecycle, store| Ok(lifecycle.snapshot.call(store, ())?.0))
     }
 
     pub fn restore(&mut self, state: &[u8]) -> Result<(), CallError> {
-        self.lifecycle_call(|guest, store| guest.call_restore(store, state))?
-            .map_err(CallError::Guest)
+        self.lifecycle_call(|lifecycle, store| {
+            let (result,) = lifecycle
+                .restore
+                .typed::<(&[u8],), (Result<(), String>,)>(&*store)?
+                .call(&mut *store, (state,))?;
+            Ok(result)
+        })?
+        .map_err(CallError::Guest)
     }
 
     /// Deliver one event, spending what is left of the step's limits.

@@ -281,6 +281,7 @@ impl Kernel {
             )?;
             slots.insert(name, slot);
         }
+        let mcp = Arc::new(crate::effects::mcp::McpClients::new(&dirs.root, &plans.0.mcp));
         let plans = plan_slots(plans, &BTreeMap::new(), genesis_ms)?;
         let live = LiveContext {
             journal: journal.clone(),
@@ -294,6 +295,7 @@ impl Kernel {
             desk: Arc::new(crate::governance::desk::WorldDesk),
             clock,
             cores,
+            mcp,
         };
         let runtime = Arc::new(runtime);
         let workers = workers::Workers::new(runtime.clone(), world_id, live.cores.clone());
@@ -342,6 +344,9 @@ impl Kernel {
         Loaded { agents, plans }: Loaded,
         clock: (u64, u64),
     ) -> Result<Vec<(String, Digest)>, KernelError> {
+        // Servers that changed are started again from their new definitions.
+        let mcp = (self.live.mcp.servers() != &plans.0.mcp)
+            .then(|| Arc::new(crate::effects::mcp::McpClients::new(&self.live.dirs.root, &plans.0.mcp)));
         let plans = plan_slots(plans, &self.plans, clock.1)?;
         let mut slots = BTreeMap::new();
         for (name, def, component, grants) in agents {
@@ -359,6 +364,9 @@ impl Kernel {
             slots.insert(name, slot);
         }
         self.live.event_types = Arc::new(event_types(&slots, &plans));
+        if let Some(mcp) = mcp {
+            self.live.mcp = mcp;
+        }
         self.agents = slots;
         self.plans = plans;
         self.last_at_ms = self.last_at_ms.max(clock.1);

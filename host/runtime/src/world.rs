@@ -67,7 +67,8 @@ impl WorldPaths {
     }
 }
 
-/// Read and validate `world.toml`.
+/// Read and validate `world.toml`, and check that the programs of its stdio MCP servers exist
+/// (what AIR, which reads no files, cannot), naming each where it is declared.
 pub fn read_manifest(paths: &WorldPaths) -> Result<Manifest> {
     let file = paths.manifest();
     let text = std::fs::read_to_string(&file).map_err(|source| WorldError::NoManifest {
@@ -75,7 +76,30 @@ pub fn read_manifest(paths: &WorldPaths) -> Result<Manifest> {
         root: paths.root.clone(),
         source,
     })?;
-    Ok(Manifest::parse_toml(&text, &file.display().to_string())?)
+    let manifest = Manifest::parse_toml(&text, &file.display().to_string())?;
+    let problems: Vec<agentos_air::Problem> = manifest
+        .mcp
+        .iter()
+        .filter_map(|(name, server)| {
+            let command = server.command.as_ref()?;
+            let missing = crate::effects::mcp::program(command, &paths.root).err()?;
+            Some(agentos_air::Problem {
+                definition: format!("mcp.{name}.command"),
+                message: format!(
+                    "{missing} (a path with `/` is read against the world directory, a name is looked up on PATH)"
+                ),
+                at: None,
+            })
+        })
+        .collect();
+    if !problems.is_empty() {
+        let invalid = agentos_air::ValidationError {
+            file: file.display().to_string(),
+            problems,
+        };
+        return Err(agentos_air::AirError::from(invalid.located_in(&text)).into());
+    }
+    Ok(manifest)
 }
 
 /// Open the journal of an existing world without creating anything.

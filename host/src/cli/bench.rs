@@ -117,6 +117,7 @@ pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json:
 
     let served = super::bench_serve::run(scratch.path(), side_by_side.senders, durable_steps.max(400))?;
     let effects = effect_overhead(scratch.path(), (steps / 10).max(200))?;
+    let tools = super::bench_mcp::tool_call_overhead(scratch.path(), (steps / 10).max(200))?;
     let recovery = super::bench_verifiability::recovery(scratch.path(), recovery_steps)?;
     let verify = super::bench_verifiability::verify_throughput(scratch.path(), (steps / 4).max(100))?;
 
@@ -130,10 +131,16 @@ pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json:
         "in_process_p50_ms": served.in_process.p50_ms, "in_process_p99_ms": served.in_process.p99_ms,
         "http_vs_in_process_ratio": served.http.per_s / served.in_process.per_s,
     });
+    let mcp_json = serde_json::json!({
+        "mcp_calls": tools.calls,
+        "raw_rmcp_call_us": tools.raw_rmcp_us,
+        "choke_point_mcp_us": tools.choke_point_us,
+        "choke_point_mcp_added_us": tools.choke_point_us - tools.raw_rmcp_us,
+        "choke_point_mcp_vs_raw_ratio": tools.choke_point_us / tools.raw_rmcp_us,
+        "choke_point_mcp_with_intent_us": tools.choke_point_with_intent_us,
+    });
     if json {
-        outln!(
-            "{}",
-            serde_json::json!({
+        let mut report = serde_json::json!({
                 "steps": steps, "raw_wasmtime_calls_per_s": raw_calls, "journaled_steps_per_s": batched,
                 "journaled_vs_raw_ratio": batched / raw_calls, "durable_steps": durable_steps,
                 "raw_redb_commits_per_s": raw_commits, "durable_steps_per_s": durable,
@@ -166,8 +173,11 @@ pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json:
                 "durable_one_sender_vs_raw_commit_ratio": one_sender / raw_commits,
                 "durable_many_vs_one_sender_ratio": many_senders / one_sender,
                 "serve": served_json,
-            })
-        )?;
+        });
+        if let (Some(report), serde_json::Value::Object(mcp)) = (report.as_object_mut(), mcp_json) {
+            report.extend(mcp);
+        }
+        outln!("{report}")?;
     } else {
         outln!("counter agent, {steps} steps (durable: {durable_steps})")?;
         outln!("  raw wasmtime calls of `handle`       {raw_calls:>12.0} /s")?;
@@ -201,6 +211,21 @@ pub fn run(steps: u64, recovery_steps: u64, side_by_side: &SideBySideRuns, json:
         outln!(
             "  raw ed25519 receipt signature        {:>12.1} µs   (done on the signer thread, overlapping adapters)",
             effects.raw_sign_us
+        )?;
+        outln!(
+            "MCP tool `add` of mcp-files over stdio, {} calls, journal commit excluded",
+            tools.calls
+        )?;
+        outln!("  raw rmcp call_tool                   {:>12.1} µs", tools.raw_rmcp_us)?;
+        outln!(
+            "  through the choke point (hints trusted){:>10.1} µs   added {:.1} µs, ratio {:.2} of raw",
+            tools.choke_point_us,
+            tools.choke_point_us - tools.raw_rmcp_us,
+            tools.choke_point_us / tools.raw_rmcp_us
+        )?;
+        outln!(
+            "  ... with an intent (fsynced) first   {:>12.1} µs   (grants that do not trust hints)",
+            tools.choke_point_with_intent_us
         )?;
         outln!(
             "recovery, a counter world of {} steps with {} snapshots",
@@ -419,7 +444,7 @@ fn effect_overhead(scratch: &std::path::Path, calls: u64) -> Result<EffectCosts>
     })
 }
 
-fn median(samples: &mut [f64]) -> f64 {
+pub(super) fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
 }

@@ -1,15 +1,15 @@
-//! `agentos-host demo`: four small worlds run end to end — init, events, effects with receipts,
-//! timers, a governed self-upgrade, a scheduled plan, replay, verify — with no network: the
-//! language model is a local stand-in on 127.0.0.1 that speaks the OpenAI chat-completions
-//! protocol and answers with the first sentence of the text it is given, and the plan's news page
-//! is served from 127.0.0.1 too.
+//! `agentos-host demo`: five small worlds run end to end — init, events, effects with receipts,
+//! timers, a governed self-upgrade, a scheduled plan, an assistant using the tools of an MCP
+//! server, replay, verify — with no network: the language model is a local stand-in on
+//! 127.0.0.1 (`stand_in`), the plan's news page is served from 127.0.0.1 too, and the MCP server
+//! is the repository's own, started over stdio.
 
 use super::init;
 use super::print_entries_from;
+use super::stand_in;
 use agentos_runtime::rounds::{Next, Wake};
 use agentos_runtime::world::{EventInput, OpenMode, ReplayFrom, World, WorldPaths, open_existing_journal};
 use anyhow::{Result, bail};
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 pub fn run(dir: Option<PathBuf>) -> Result<()> {
@@ -25,13 +25,85 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     agentos_runtime::effects::compile::forget_builds(agentos_runtime::world::genesis(&upgraded)?.world_id);
     drop(upgraded);
     plans(&dir.join("plans"))?;
+    tools(&dir.join("tools"))?;
     outln!(
         "\nexplore them (with `cargo run -p agentos-host --` in place of `agentos-host` in a checkout):\n  \
          agentos-host log {0}/pipeline\n  agentos-host receipts {0}/basics --json\n  \
-         agentos-host history {0}/self-upgrade\n  agentos-host plan runs {0}/plans",
+         agentos-host history {0}/self-upgrade\n  agentos-host plan runs {0}/plans\n  \
+         agentos-host receipts {0}/tools",
         dir.display()
     )?;
     Ok(())
+}
+
+/// The `tools` world's configuration: the assistant, the model stand-in, and the repository's
+/// MCP server over the world's `data` directory.
+fn tools_manifest(model: &str) -> String {
+    format!(
+        r#"# The tools demo: an assistant answers with the tools of an MCP server its grants allow.
+[world]
+name = "tools"
+
+[modules.assistant]
+component = "modules/assistant.wasm"
+
+[providers.local]
+api = "openai-chat"
+base_url = "{model}"
+
+# Started by the host over stdio, with no environment of the host's.
+[mcp.files]
+command = "bin/mcp-files"
+args = ["--root", "data"]
+
+[caps.model]
+effect = "llm"
+providers = ["local"]
+models = ["demo-assistant"]
+
+# Reading and arithmetic only: `append_line` is not granted.
+[caps.files]
+effect = "mcp"
+tools = ["files/read_file", "files/list_files", "files/add", "files/multiply"]
+
+[agents.assistant]
+module = "assistant"
+grants = ["model", "files"]
+config = {{ model = "demo-assistant", max_turns = 4 }}
+"#
+    )
+}
+
+fn tools(dir: &Path) -> Result<()> {
+    outln!(
+        "\n== tools: an assistant answers with a model that calls the tools of an MCP server, in {}",
+        dir.display()
+    )?;
+    let (model, _provider) = stand_in::model()?;
+    for sub in ["modules", "bin", "data"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    std::fs::copy(
+        agentos_runtime::components::ensure_built("assistant")?,
+        dir.join("modules/assistant.wasm"),
+    )?;
+    std::fs::copy(
+        agentos_runtime::components::ensure_tool_built("mcp-files")?,
+        dir.join("bin/mcp-files"),
+    )?;
+    std::fs::write(dir.join("data/numbers.txt"), "12\n30\n")?;
+    std::fs::write(dir.join("world.toml"), tools_manifest(&model))?;
+    {
+        let mut world = World::open(dir, OpenMode::Run)?;
+        let first = world.ingest(
+            "assistant",
+            EventInput::Wave(r#"ask("What do the numbers in numbers.txt add up to?")"#),
+            "demo",
+        )?;
+        world.run(|_| {})?;
+        print_entries_from(&world, first)?;
+    }
+    replay_and_verify(dir)
 }
 
 fn basics(dir: &Path) -> Result<()> {
@@ -60,7 +132,7 @@ fn pipeline(dir: &Path) -> Result<()> {
         "\n== pipeline: summarizer → llm → blob → notifier, and a reminder timer, in {}",
         dir.display()
     )?;
-    let (base_url, _provider) = local_provider()?;
+    let (base_url, _provider) = stand_in::model()?;
     std::fs::create_dir_all(dir.join("modules"))?;
     std::fs::create_dir_all(dir.join("docs"))?;
     for component in ["summarizer", "notifier"] {
@@ -236,8 +308,8 @@ fn plans(dir: &Path) -> Result<()> {
          stores the headline and tells the notifier agent, in {}",
         dir.display()
     )?;
-    let (news, _news_server) = local_server(|_| ("text/plain", NEWS.to_string()))?;
-    let (model, _provider) = local_provider()?;
+    let (news, _news_server) = stand_in::server(|_, _| ("text/plain", NEWS.to_string()))?;
+    let (model, _provider) = stand_in::model()?;
     std::fs::create_dir_all(dir.join("modules"))?;
     for component in ["editor", "notifier"] {
         std::fs::copy(
@@ -390,71 +462,4 @@ fn replay_and_verify(dir: &Path) -> Result<()> {
         hex::encode(&key[..8])
     )?;
     Ok(())
-}
-
-/// A stand-in for an OpenAI-compatible provider on 127.0.0.1 (see [`local_server`]).
-fn local_provider() -> Result<(String, std::thread::JoinHandle<()>)> {
-    let (base, handle) = local_server(complete)?;
-    Ok((format!("{base}/v1"), handle))
-}
-
-/// A server on 127.0.0.1 answering each request with `respond(request body)` (content type,
-/// body). It serves at most 16 requests within 30 s, on a thread that ends with them or with the
-/// process.
-fn local_server(respond: fn(&[u8]) -> (&'static str, String)) -> Result<(String, std::thread::JoinHandle<()>)> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let base = format!("http://{}", listener.local_addr()?);
-    listener.set_nonblocking(true)?;
-    let handle = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut served = 0;
-        while served < 16 && std::time::Instant::now() < deadline {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    served += 1;
-                    let _ = answer(stream, respond);
-                }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-            }
-        }
-    });
-    Ok((base, handle))
-}
-
-fn answer(mut stream: std::net::TcpStream, respond: fn(&[u8]) -> (&'static str, String)) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut length = 0usize;
-    let mut line = String::new();
-    while reader.read_line(&mut line)? > 2 {
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-        line.clear();
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let (content_type, reply) = respond(&body);
-    write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-        reply.len()
-    )?;
-    stream.flush()
-}
-
-/// A chat completion: the first sentence of the last message.
-fn complete(body: &[u8]) -> (&'static str, String) {
-    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let text = request["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
-    let summary = text.split_inclusive('.').next().unwrap_or(text).trim().to_string();
-    let reply = serde_json::json!({
-        "choices": [{ "message": { "role": "assistant", "content": summary }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": text.split_whitespace().count(), "completion_tokens": summary.split_whitespace().count() },
-    });
-    ("application/json", reply.to_string())
 }

@@ -14,6 +14,10 @@ pub enum Template {
     Hello,
     /// Both agents in one world (what `demo` runs).
     Demo,
+    /// An `assistant` agent: a model (an OpenAI-compatible endpoint on 127.0.0.1:8080, e.g.
+    /// llama.cpp's server) using the tools of an MCP server (the repository's `mcp-files`, over
+    /// the world's `data` directory). Pointing it at other servers is configuration only.
+    Assistant,
 }
 
 const COUNTER_TOML: &str = r#"
@@ -47,6 +51,38 @@ module = "hello"
 grants = ["data", "local-web"]
 "#;
 
+const ASSISTANT_TOML: &str = r#"
+[modules.assistant]
+component = "modules/assistant.wasm"
+
+# An OpenAI-compatible endpoint (llama.cpp server, vLLM, Ollama); for a hosted one set base_url
+# and api_key_env = "OPENAI_API_KEY", or use api = "anthropic-messages".
+[providers.local]
+api = "openai-chat"
+base_url = "http://127.0.0.1:8080/v1"
+
+# MCP servers: a program the host starts over stdio (with only the env given here), or
+# url = "https://..." with headers = { Authorization = { env = "TOKEN", prefix = "Bearer " } }.
+[mcp.files]
+command = "bin/mcp-files"
+args = ["--root", "data"]
+
+[caps.model]
+effect = "llm"
+providers = ["local"]
+models = ["*"]
+
+# The tools the assistant may call, by `server/tool` pattern.
+[caps.tools]
+effect = "mcp"
+tools = ["files/*"]
+
+[agents.assistant]
+module = "assistant"
+grants = ["model", "tools"]
+config = { model = "local-model", max_turns = 6 }
+"#;
+
 /// Create the world at `dir`; refuses to touch an existing world.
 pub fn init(dir: &Path, template: Template) -> Result<()> {
     if dir.join(MANIFEST_FILE).exists() || dir.join(STATE_DIR).exists() {
@@ -72,6 +108,16 @@ pub fn init(dir: &Path, template: Template) -> Result<()> {
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
         std::fs::write(data.join("greeting.txt"), "Hello from a granted directory\n")?;
+    }
+    if template == Template::Assistant {
+        add("assistant", ASSISTANT_TOML)?;
+        let (bin, data) = (dir.join("bin"), dir.join("data"));
+        std::fs::create_dir_all(&bin)?;
+        std::fs::create_dir_all(&data)?;
+        let server = agentos_runtime::components::ensure_tool_built("mcp-files")?;
+        std::fs::copy(&server, bin.join("mcp-files"))
+            .with_context(|| format!("cannot copy {} to {}", server.display(), bin.display()))?;
+        std::fs::write(data.join("numbers.txt"), "12\n30\n")?;
     }
     std::fs::write(dir.join(MANIFEST_FILE), manifest).context("cannot write world.toml")?;
     Ok(())

@@ -7,6 +7,7 @@ mod output;
 mod air;
 mod bench;
 mod bench_concurrency;
+mod bench_mcp;
 mod bench_serve;
 mod bench_verifiability;
 mod demo;
@@ -19,6 +20,7 @@ mod remote;
 mod replay;
 mod serve;
 mod show;
+mod stand_in;
 
 use agentos_runtime::bundle::ReadTarget;
 use agentos_runtime::journal::entry::EntryBody;

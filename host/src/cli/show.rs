@@ -47,6 +47,50 @@ fn outcome_text(journal: &Journal, entry: &agentos_runtime::journal::entry::Rece
             let excerpt: String = text.chars().take(60).collect();
             format!("{excerpt:?} ({finish_reason}, {input_tokens}+{output_tokens} tokens)")
         }
+        Ok(EffectResponse::Chat {
+            text,
+            tool_calls,
+            finish_reason,
+            input_tokens,
+            output_tokens,
+        }) => {
+            let excerpt: String = text.chars().take(60).collect();
+            let calls: Vec<String> = tool_calls
+                .iter()
+                .map(|call| {
+                    let arguments: String = call.arguments.chars().take(60).collect();
+                    format!("{}({arguments})", call.name)
+                })
+                .collect();
+            match calls.is_empty() {
+                true => format!("{excerpt:?} ({finish_reason}, {input_tokens}+{output_tokens} tokens)"),
+                false => format!(
+                    "{excerpt:?} and tool calls {} ({finish_reason}, {input_tokens}+{output_tokens} tokens)",
+                    calls.join(", ")
+                ),
+            }
+        }
+        Ok(EffectResponse::McpTools(tools)) => {
+            let names: Vec<String> = tools.iter().map(|t| format!("{}/{}", t.server, t.name)).collect();
+            format!("{} tools: {}", tools.len(), names.join(", "))
+        }
+        Ok(EffectResponse::McpResult(result)) => {
+            let parts: Vec<String> = result
+                .content
+                .iter()
+                .map(|part| match part {
+                    agentos_runtime::effects::mcp::McpContent::Text(text) => {
+                        let excerpt: String = text.chars().take(60).collect();
+                        format!("{excerpt:?}")
+                    }
+                    agentos_runtime::effects::mcp::McpContent::Stored { kind, digest, size, .. } => {
+                        format!("{kind} {digest} ({size} bytes)")
+                    }
+                })
+                .collect();
+            let verdict = if result.is_error { "tool error: " } else { "" };
+            format!("{verdict}{}", parts.join(", "))
+        }
         Ok(EffectResponse::Emitted { target, event }) => format!("queued for {target}: {event}"),
         Ok(EffectResponse::Manifest(json)) => format!("manifest ({} bytes of JSON)", json.len()),
         Ok(EffectResponse::Proposed { proposal, hash }) => {

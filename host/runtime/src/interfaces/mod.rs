@@ -11,6 +11,7 @@ pub mod governance;
 pub mod http;
 pub mod llm;
 pub mod log;
+pub mod mcp;
 pub mod timer;
 
 use crate::bindings::agentos::core::types::{EffectError, Host};
