@@ -110,8 +110,9 @@ fn granted_tools_run_over_stdio_receipted_and_replay_serves_them_with_the_server
         "{subjects:?}"
     );
     assert_eq!(receipts[2]["status"], "denied");
-    // The server's read-only hints are not taken without `trust_hints`: each call had an intent.
-    assert_eq!(count_kind(&log_json(&dir), "effect-intent"), 4);
+    // The server's read-only hints are not taken without `trust_hints`: each call made had an
+    // intent; the denied one and the one with bad arguments were never made, and have none.
+    assert_eq!(count_kind(&log_json(&dir), "effect-intent"), 2);
 
     // Replay needs no server: every result is served from its receipt.
     std::fs::remove_file(dir.join("bin/mcp-files")).unwrap();
@@ -286,5 +287,63 @@ fn a_server_over_streamable_http_gets_its_token_from_the_host_environment() {
     server.kill().unwrap();
     server.wait().unwrap();
     // Replay reaches no server: the results are in the receipts.
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn a_server_an_agent_could_write_is_not_run_and_secrets_never_reach_the_agent() {
+    // The program inside a directory an fs grant lets the agent write: refused.
+    let writable = "command = \"data/server\"\nargs = [\"--root\", \"data\"]";
+    let (_scratch, dir) = world(
+        writable,
+        r#""files/*""#,
+        "[caps.scratch]\neffect = \"fs\"\ndir = \"data\"\nmode = \"read-write\"",
+    );
+    std::fs::copy(mcp_files(), dir.join("data/server")).unwrap();
+    let out = call(&dir, "add", "{}");
+    assert!(
+        out.contains("its command `data/server` is inside") && out.contains("which agents can write or must not read"),
+        "{out}"
+    );
+    replay_and_verify(&dir);
+
+    // A server that logs its token and dies: the agent reads the reason, not the token.
+    let server = format!(
+        "{}\nenv = {{ TOKEN = {{ env = \"AGENTOS_TEST_MCP_TOKEN\" }} }}",
+        stdio("")
+    );
+    let (_scratch, dir) = world(&server, r#""files/*""#, "");
+    let mut command = host();
+    command.env("AGENTOS_TEST_MCP_TOKEN", "s3cret-token");
+    let out = ok_with(command, &["send", s(&dir), "a", r#"call(("files", "crash", "{}"))"#]);
+    assert!(out.contains("crashing as asked (TOKEN=[redacted])"), "{out}");
+    assert!(!out.contains("s3cret-token"), "{out}");
+    let journal = std::fs::read(dir.join(".agentos/journal.redb")).unwrap();
+    assert!(
+        !journal.windows(12).any(|w| w == b"s3cret-token"),
+        "the token reached the journal"
+    );
+    replay_and_verify(&dir);
+}
+
+#[test]
+fn run_warns_of_a_tool_pattern_that_matches_nothing_and_a_calls_stderr_is_journaled_with_it() {
+    let (_scratch, dir) = world(&stdio(""), r#""files/append_*", "files/nothing_*""#, "");
+    let output = host().args(["run", s(&dir)]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: caps.files.tools: `files/nothing_*` matches no tool server `files` offers (it offers: "
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("files/append_*"), "{stderr}");
+    // What the server writes to its stderr during a call is journaled with the call's receipt.
+    let out = call(&dir, "append_line", r#"{"path": "out.txt", "text": "one"}"#);
+    assert!(
+        out.contains("server stderr: mcp-files: appended a line to out.txt"),
+        "{out}"
+    );
     replay_and_verify(&dir);
 }

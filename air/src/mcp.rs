@@ -210,7 +210,8 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     rest.is_empty()
 }
 
-/// A server or tool name as MCP and both model protocols take it.
+/// A server name: what both model protocols take as a tool name (a server's name prefixes its
+/// tools' where they clash).
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name

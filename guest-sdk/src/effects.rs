@@ -299,8 +299,8 @@ pub mod mcp {
     }
 
     /// Call `tool` of `server` with `arguments` (JSON text of an object). A tool that runs and
-    /// fails returns `Ok` with `is_error` set; `Err` is a call that did not run (denied, the
-    /// server failed or timed out).
+    /// fails returns `Ok` with `is_error` set; `Err` is a call that was denied, failed or timed
+    /// out — after a failure or time-out in the server, the tool may have run.
     ///
     /// ```no_run
     /// let output = agentos_sdk::mcp::call_tool("files", "read_file", r#"{"path": "notes.txt"}"#)?;

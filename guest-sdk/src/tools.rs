@@ -105,16 +105,31 @@ impl<'a> ToolLoop<'a> {
     }
 
     /// Offer the model these MCP tools (from [`crate::mcp::list_tools`]); each call goes
-    /// through the `mcp` effect. A tool whose name another offered tool already has is offered
-    /// as `<server>__<tool>`.
+    /// through the `mcp` effect. A tool is offered under its name made fit for both model
+    /// protocols (1 to 64 letters, digits, `_` or `-`), as `<server>__<tool>` when another
+    /// offered tool already has that name; one that still clashes is left out.
     pub fn mcp_tools(mut self, tools: Vec<crate::mcp::ToolInfo>) -> ToolLoop<'a> {
+        let fit = |name: &str| -> String {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(64)
+                .collect()
+        };
         for info in tools {
-            let taken = self.tools.iter().any(|t| t.tool.name == info.name);
-            let name = if taken {
-                format!("{}__{}", info.server, info.name)
-            } else {
-                info.name.clone()
-            };
+            let taken = |name: &str| self.tools.iter().any(|t| t.tool.name == name);
+            let mut name = fit(&info.name);
+            if taken(&name) {
+                name = fit(&format!("{}__{}", info.server, info.name));
+            }
+            if name.is_empty() || taken(&name) {
+                continue;
+            }
             let (server, tool) = (info.server.clone(), info.name.clone());
             self.tools.push(ToolDef::new(
                 &name,
@@ -123,7 +138,8 @@ impl<'a> ToolLoop<'a> {
                 move |arguments| match crate::mcp::call_tool(&server, &tool, &arguments.to_string()) {
                     Ok(output) if output.is_error => Err(crate::mcp::text_of(&output)),
                     Ok(output) => Ok(crate::mcp::text_of(&output)),
-                    Err(error) => Err(format!("the call did not run: {error:?}")),
+                    // Timed out or cut short, it may have run: say so, so it is not simply repeated.
+                    Err(error) => Err(format!("the call failed (it may have run): {error:?}")),
                 },
             ));
         }
@@ -220,7 +236,7 @@ pub fn check(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
             "object" => value.is_object(),
             "string" => value.is_string(),
             "number" => value.is_number(),
-            "integer" => value.is_i64() || value.is_u64(),
+            "integer" => value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|x| x.fract() == 0.0),
             "boolean" => value.is_boolean(),
             "array" => value.is_array(),
             "null" => value.is_null(),

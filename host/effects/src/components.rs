@@ -146,6 +146,16 @@ pub fn ensure_guest_target(dir: &Path) -> Result<()> {
     Toolchain::from_env().ensure_guest_target(dir)
 }
 
+/// Whether `artifact` exists and is newer than everything in `sources`.
+fn built_after(artifact: &Path, sources: &[PathBuf]) -> bool {
+    let newest = sources
+        .iter()
+        .map(|p| newest_mtime(p))
+        .fold(SystemTime::UNIX_EPOCH, SystemTime::max);
+    let built = std::fs::metadata(artifact).and_then(|m| m.modified()).ok();
+    built.is_some_and(|built| built >= newest)
+}
+
 /// Path of the built component `name`, building it first if it is missing or stale.
 pub fn ensure_built(name: &str) -> Result<PathBuf> {
     let root = repo_root();
@@ -164,12 +174,7 @@ pub fn ensure_built(name: &str) -> Result<PathBuf> {
         root.join("guest-sdk/src"),
         root.join("Cargo.lock"),
     ];
-    let newest = sources
-        .iter()
-        .map(|p| newest_mtime(p))
-        .fold(SystemTime::UNIX_EPOCH, SystemTime::max);
-    let built = std::fs::metadata(&artifact).and_then(|m| m.modified()).ok();
-    if built.is_some_and(|built| built >= newest) {
+    if built_after(&artifact, &sources) {
         return Ok(artifact);
     }
     ensure_guest_target(&root)?;
@@ -203,12 +208,7 @@ pub fn ensure_tool_built(name: &str) -> Result<PathBuf> {
         });
     }
     let artifact = root.join("target/debug").join(name);
-    let newest = [crate_dir, root.join("Cargo.lock")]
-        .iter()
-        .map(|p| newest_mtime(p))
-        .fold(SystemTime::UNIX_EPOCH, SystemTime::max);
-    let built = std::fs::metadata(&artifact).and_then(|m| m.modified()).ok();
-    if built.is_some_and(|built| built >= newest) {
+    if built_after(&artifact, &[crate_dir, root.join("Cargo.lock")]) {
         return Ok(artifact);
     }
     eprintln!("building `{name}` (cargo build -p {name})");

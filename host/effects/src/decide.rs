@@ -46,10 +46,6 @@ pub enum Permit<'g> {
     Compile {
         cap: &'g CompileCap,
     },
-    /// Whether the grant takes the server's read-only/idempotent hints.
-    Mcp {
-        trust_hints: bool,
-    },
 }
 
 /// How a request was decided.
@@ -160,9 +156,9 @@ pub fn decide<'g>(grants: &'g AgentGrants, request: &EffectRequest, at_ms: u64, 
             },
         },
         EffectRequest::McpCall { server, tool, .. } => match grants.check_mcp(server, tool) {
-            Ok((grant, trust_hints)) => Verdict::Allow {
+            Ok((grant, _)) => Verdict::Allow {
                 grant: grant.to_string(),
-                permit: Permit::Mcp { trust_hints },
+                permit: Permit::Plain,
             },
             Err(reason) => denied(reason),
         },

@@ -174,7 +174,7 @@ impl EffectRequest {
             EffectRequest::Llm { .. } | EffectRequest::LlmChat { .. } => true,
             // Listing changes nothing. A call may change anything the server can: it gets an
             // intent first, unless the server declares the tool read-only or idempotent and
-            // the grant trusts that (`live` decides; see `mcp_call_idempotent`).
+            // the grant trusts that (`live` decides: `safe_to_repeat`).
             EffectRequest::McpListTools { .. } => true,
             EffectRequest::McpCall { .. } => false,
             // Transactional like emit: timers are journaled only when the step commits.
@@ -580,9 +580,17 @@ impl EffectGate {
         used.in_effects += started.elapsed();
         let outcome = outcome?;
         // What the journal holds for this call until the step commits: its request and outcome,
-        // and the blob a build stored.
+        // and the blobs a build or a tool stored.
         let artifact_bytes = match &outcome {
             Ok(EffectResponse::Artifact { size, .. }) => *size,
+            Ok(EffectResponse::McpResult(result)) => result
+                .content
+                .iter()
+                .map(|part| match part {
+                    mcp::McpContent::Stored { size, .. } => *size,
+                    mcp::McpContent::Text(_) => 0,
+                })
+                .sum(),
             _ => 0,
         };
         used.payload_bytes += (request_bytes.len() + encode_outcome(&outcome).len()) as u64 + artifact_bytes;

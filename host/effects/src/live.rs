@@ -281,8 +281,8 @@ impl LiveEffects {
                     tool,
                     arguments,
                 },
-                Permit::Mcp { .. },
-            ) => self.call_tool(server, tool, arguments),
+                _,
+            ) => self.call_tool(call, server, tool, arguments),
             (request, _) => plain(Err(EffectFailure::Failed(format!(
                 "the decision on a {} call carried no permit for it",
                 request.effect()
@@ -290,22 +290,34 @@ impl LiveEffects {
         }
     }
 
-    /// Whether running `request` twice is as running it once, so it needs no intent. A tool call
-    /// is, only where its grant trusts hints and the server declares the tool read-only or
-    /// idempotent.
-    fn safe_to_repeat(&self, request: &EffectRequest) -> bool {
-        match request {
-            EffectRequest::McpCall { server, tool, .. } => {
-                matches!(self.grants.check_mcp(server, tool), Ok((_, true)))
-                    && self.mcp.tools(server).is_ok_and(|tools| {
-                        tools
-                            .iter()
-                            .find(|t| t.name == tool.as_str())
-                            .is_some_and(|t| mcp::tool_info(server, t, true).idempotent)
-                    })
-            }
-            other => other.idempotent(),
-        }
+    /// Whether `request` gets its intent before anything else. A tool call's is decided once
+    /// the call is allowed and its server's listing is at hand (see [`LiveEffects::call_tool`]).
+    fn intent_first(request: &EffectRequest) -> bool {
+        !request.idempotent() && !matches!(request, EffectRequest::McpCall { .. })
+    }
+
+    /// Journal and commit the intent of `call`, before its effect runs.
+    fn journal_intent(&self, call: &EffectCall<'_>) -> Result<(), crate::journal::JournalError> {
+        let mut journal = self.journal();
+        journal.append(EntryBody::EffectIntent(EffectIntent {
+            ingress: call.ingress,
+            effect_index: call.index,
+            effect: call.request.effect().to_string(),
+            request_digest: call.request_digest,
+        }));
+        journal.commit()
+    }
+
+    /// Whether calling `tool` twice is calling it once: the server declares it read-only or
+    /// idempotent and the grant trusts that.
+    fn trusted_to_repeat(&self, server: &str, tool: &str) -> bool {
+        matches!(self.grants.check_mcp(server, tool), Ok((_, true)))
+            && self.mcp.tools(server).is_ok_and(|tools| {
+                tools
+                    .iter()
+                    .find(|t| t.name == tool)
+                    .is_some_and(|t| mcp::tool_info(server, t, true).idempotent)
+            })
     }
 
     /// The granted tools of `server` (of every granted server when `None`).
@@ -326,16 +338,20 @@ impl LiveEffects {
         Ok(EffectResponse::McpTools(listed))
     }
 
-    /// Call a granted tool; bytes it returns go to the blob store.
-    fn call_tool(&self, server: &str, tool: &str, arguments: &str) -> (EffectOutcome, Usage) {
+    /// Call a granted tool, its intent journaled first unless it is trusted to repeat; bytes it
+    /// returns go to the blob store.
+    fn call_tool(&self, call: &EffectCall<'_>, server: &str, tool: &str, arguments: &str) -> (EffectOutcome, Usage) {
+        let failed = |reason: String| (Err(EffectFailure::Failed(reason)), Usage::default());
         let Some(arguments) = llm::chat::json_object(arguments) else {
-            return (
-                Err(EffectFailure::Failed(format!(
-                    "the arguments of `{server}/{tool}` are not a JSON object"
-                ))),
-                Usage::default(),
-            );
+            return failed(format!("the arguments of `{server}/{tool}` are not a JSON object"));
         };
+        if !self.trusted_to_repeat(server, tool)
+            && let Err(error) = self.journal_intent(call)
+        {
+            return failed(format!(
+                "the call's intent could not be journaled, so it was not made: {error}"
+            ));
+        }
         let sent = serde_json::Value::Object(arguments.clone()).to_string().len() as u64;
         let mut stored = 0u64;
         let mut store = |bytes: &[u8]| {
@@ -486,18 +502,8 @@ impl EffectBackend for LiveEffects {
             }
             _ => {}
         }
-        if !self.safe_to_repeat(call.request) {
-            let mut journal = self
-                .journal
-                .lock()
-                .map_err(|_| wasmtime::format_err!("journal lock poisoned"))?;
-            journal.append(EntryBody::EffectIntent(EffectIntent {
-                ingress: call.ingress,
-                effect_index: call.index,
-                effect: call.request.effect().to_string(),
-                request_digest: call.request_digest,
-            }));
-            journal.commit()?;
+        if Self::intent_first(call.request) {
+            self.journal_intent(call)?;
         }
         let started = self.clock.now_ms();
         let (grant, outcome, usage) = self.execute(call);

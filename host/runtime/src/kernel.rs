@@ -281,7 +281,7 @@ impl Kernel {
             )?;
             slots.insert(name, slot);
         }
-        let mcp = Arc::new(crate::effects::mcp::McpClients::new(&dirs.root, &plans.0.mcp));
+        let mcp = Arc::new(mcp_clients(&dirs.root, &plans.0));
         let plans = plan_slots(plans, &BTreeMap::new(), genesis_ms)?;
         let live = LiveContext {
             journal: journal.clone(),
@@ -344,9 +344,10 @@ impl Kernel {
         Loaded { agents, plans }: Loaded,
         clock: (u64, u64),
     ) -> Result<Vec<(String, Digest)>, KernelError> {
-        // Servers that changed are started again from their new definitions.
-        let mcp = (self.live.mcp.servers() != &plans.0.mcp)
-            .then(|| Arc::new(crate::effects::mcp::McpClients::new(&self.live.dirs.root, &plans.0.mcp)));
+        // A change of any server definition replaces the clients: every server starts again,
+        // from its new definition, at its next call.
+        let mcp =
+            (self.live.mcp.servers() != &plans.0.mcp).then(|| Arc::new(mcp_clients(&self.live.dirs.root, &plans.0)));
         let plans = plan_slots(plans, &self.plans, clock.1)?;
         let mut slots = BTreeMap::new();
         for (name, def, component, grants) in agents {
@@ -379,6 +380,39 @@ impl Kernel {
 
     /// A live effect backend for `agent`, as its steps get one (used by the benchmark to measure
     /// the choke point without wasm).
+    /// What `run` warns of in `manifest`'s `mcp` grants: a tool pattern that matches nothing
+    /// its server offers, or a server that does not start (each server is started to list its
+    /// tools).
+    pub fn mcp_grant_warnings(&self, manifest: &Manifest) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (name, cap) in &manifest.caps {
+            let agentos_air::Cap::Mcp(mcp) = cap else {
+                continue;
+            };
+            for pattern in &mcp.tools {
+                let Some((server, tool)) = pattern.split_once('/') else {
+                    continue;
+                };
+                match self.live.mcp.tools(server) {
+                    Err(reason) => warnings.push(format!("caps.{name}.tools: `{pattern}`: {reason}")),
+                    Ok(tools) if !tools.iter().any(|t| agentos_air::mcp::glob(tool, &t.name)) => {
+                        let offered: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+                        warnings.push(format!(
+                            "caps.{name}.tools: `{pattern}` matches no tool server `{server}` offers (it offers: {})",
+                            if offered.is_empty() {
+                                "none".to_string()
+                            } else {
+                                offered.join(", ")
+                            }
+                        ));
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        warnings
+    }
+
     pub fn live_backend(&self, agent: &str) -> Option<LiveEffects> {
         let slot = self.agents.get(agent)?;
         Some(LiveEffects::new(&self.live, slot.grants.clone(), HashMap::new()))
@@ -974,6 +1008,17 @@ impl Kernel {
 pub struct Loaded {
     pub agents: Vec<(String, AgentDef, AgentComponent, AgentGrants)>,
     pub plans: LoadedPlans,
+}
+
+/// The MCP clients of `manifest`'s servers; no command or secret file is taken from the
+/// world's private directory or from a directory an `fs` grant covers.
+fn mcp_clients(root: &std::path::Path, manifest: &Manifest) -> crate::effects::mcp::McpClients {
+    let mut guarded = vec![root.join(crate::world::STATE_DIR)];
+    guarded.extend(manifest.caps.values().filter_map(|cap| match cap {
+        agentos_air::Cap::Fs(fs) => Some(root.join(&fs.dir)),
+        _ => None,
+    }));
+    crate::effects::mcp::McpClients::new(root, &manifest.mcp, guarded)
 }
 
 /// Plans ready for the stepper: the manifest in force and each plan's name and grants.

@@ -365,6 +365,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             steps_in_flight,
         } => {
             let mut world = open_to_run(&dir)?;
+            for warning in world.kernel.mcp_grant_warnings(&world.configuration.manifest) {
+                eprintln!("warning: {warning}");
+            }
             world.kernel.set_steps_in_flight(steps_in_flight);
             let recovered = world.recovery.clone();
             let mut queued = 0;

@@ -89,7 +89,11 @@ fn outcome_text(journal: &Journal, entry: &agentos_runtime::journal::entry::Rece
                 })
                 .collect();
             let verdict = if result.is_error { "tool error: " } else { "" };
-            format!("{verdict}{}", parts.join(", "))
+            let stderr = match result.stderr.as_slice() {
+                [] => String::new(),
+                lines => format!("; server stderr: {}", lines.join(" | ")),
+            };
+            format!("{verdict}{}{stderr}", parts.join(", "))
         }
         Ok(EffectResponse::Emitted { target, event }) => format!("queued for {target}: {event}"),
         Ok(EffectResponse::Manifest(json)) => format!("manifest ({} bytes of JSON)", json.len()),

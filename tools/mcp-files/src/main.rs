@@ -78,13 +78,16 @@ impl Files {
             return Err(format!("`{path}` is not a path inside the served directory"));
         }
         let full = self.root.join(relative);
-        // A link that leads out of the root is refused too.
-        if let Ok(real) = full.canonicalize()
-            && !real.starts_with(&self.root)
-        {
-            return Err(format!("`{path}` leads out of the served directory"));
+        // A link that leads out of the root is refused too: the path's own, or its directory's
+        // for a file yet to be created.
+        let real = full
+            .canonicalize()
+            .or_else(|_| full.parent().map_or(Ok(self.root.clone()), Path::canonicalize));
+        match real {
+            Ok(real) if real.starts_with(&self.root) => Ok(full),
+            Ok(_) => Err(format!("`{path}` leads out of the served directory")),
+            Err(e) => Err(format!("`{path}`: {e}")),
         }
-        Ok(full)
     }
 
     fn hostile_only(&self) -> Result<(), String> {
@@ -144,6 +147,7 @@ impl Files {
             .open(&path)
             .map_err(|e| format!("cannot open `{}`: {e}", args.path))?;
         writeln!(file, "{}", args.text).map_err(|e| format!("cannot write `{}`: {e}", args.path))?;
+        eprintln!("mcp-files: appended a line to {}", args.path);
         Ok(format!("appended to {}", args.path))
     }
 
@@ -166,7 +170,11 @@ impl Files {
     #[tool]
     fn crash(&self, Parameters(Nothing {}): Parameters<Nothing>) -> Result<String, String> {
         self.hostile_only()?;
-        eprintln!("mcp-files: crashing as asked");
+        // A careless server logs its secrets.
+        eprintln!(
+            "mcp-files: crashing as asked (TOKEN={})",
+            std::env::var("TOKEN").unwrap_or_default()
+        );
         std::process::exit(3)
     }
 

@@ -164,9 +164,11 @@ fn anthropic_request(conversation: &Conversation<'_>) -> Result<Value, String> {
         let (role, blocks) = match message {
             ChatMessage::System(_) => continue,
             ChatMessage::User(text) => ("user", vec![json!({ "type": "text", "text": text })]),
+            // The protocol refuses an empty assistant turn.
+            ChatMessage::Assistant { text, tool_calls } if text.is_empty() && tool_calls.is_empty() => continue,
             ChatMessage::Assistant { text, tool_calls } => {
                 let mut blocks = Vec::new();
-                if !text.is_empty() || tool_calls.is_empty() {
+                if !text.is_empty() {
                     blocks.push(json!({ "type": "text", "text": text }));
                 }
                 for call in tool_calls {
@@ -199,6 +201,11 @@ fn anthropic_request(conversation: &Conversation<'_>) -> Result<Value, String> {
     }
     let messages: Vec<Value> = turns
         .into_iter()
+        .map(|(role, mut blocks)| {
+            // A user turn's tool results come first, answering the assistant turn before it.
+            blocks.sort_by_key(|block| block["type"] != "tool_result");
+            (role, blocks)
+        })
         .map(|(role, blocks)| match blocks.as_slice() {
             // A message of text alone is sent as a string, as plain completions always were.
             [only] if only["type"] == "text" => json!({ "role": role, "content": only["text"] }),

@@ -121,5 +121,6 @@ pub(super) fn convert(
         content,
         structured,
         is_error: result.is_error == Some(true),
+        stderr: Vec::new(),
     })
 }

@@ -3,10 +3,15 @@
 //!
 //! A `stdio` server is a child process the host starts with exactly the environment its
 //! definition gives (none of the host's), in its own process group, its stderr kept (the last
-//! lines, size-limited) to explain its failures; it is killed when the world lets go of it or
+//! bytes, size-limited) to explain its failures; it is killed when the world lets go of it or
 //! when it stops answering. A server at a `url` is reached over streamable HTTP with the
-//! headers its definition gives. Values read from the host's environment or files never leave
-//! this module except on the wire to the server.
+//! headers its definition gives. Values read from the host's environment or files leave this
+//! module only on the wire to the server: they are redacted from every failure text (which the
+//! agent reads), the server's stderr included.
+//!
+//! A server runs with the host user's rights, as any program the operator configures. What an
+//! agent could write is not run: a `command` (or secret `file`) inside the world's private
+//! directory or inside a directory an `fs` grant covers is refused.
 //!
 //! Every call has the server's time limit (a hung server fails the call and is restarted at the
 //! next one) and result size limit; a server that dies mid-call, or answers with something the
@@ -21,12 +26,13 @@ use rmcp::{RoleClient, ServiceExt as _};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 pub use content::McpContent;
 
-/// A tool as the `mcp` interface lists it.
+/// A tool as the `mcp` interface lists it. Part of the journal format (postcard in receipts):
+/// what a later version adds goes in a new outcome variant, never into this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct McpToolInfo {
     pub server: String,
@@ -40,7 +46,7 @@ pub struct McpToolInfo {
     pub idempotent: bool,
 }
 
-/// What a tool call returned.
+/// What a tool call returned (journal format, as [`McpToolInfo`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct McpResult {
     pub content: Vec<McpContent>,
@@ -48,15 +54,28 @@ pub struct McpResult {
     pub structured: Option<String>,
     /// The tool reports failure (the content says why).
     pub is_error: bool,
+    /// What the server wrote to its stderr while the call ran (at most
+    /// [`STDERR_CALL_BYTES`], secrets redacted): journaled with the receipt, not shown to the
+    /// agent.
+    pub stderr: Vec<String>,
 }
 
 /// Bytes of a server's stderr kept.
 const STDERR_KEPT_BYTES: usize = 8 * 1024;
+/// Bytes of a server's stderr journaled with one call.
+pub const STDERR_CALL_BYTES: usize = 4 * 1024;
+/// Tools of one server listed at most.
+pub const TOOLS_MAX: usize = 1_000;
+/// Characters of a server's error message kept.
+const MESSAGE_MAX_CHARS: usize = 500;
 
 /// The world's MCP servers and their connections.
 pub struct McpClients {
     /// The world directory: relative commands and secret files are read against it.
     root: PathBuf,
+    /// Directories agents can write or must not read (the world's private directory, every
+    /// `fs` grant's): no command or secret file is taken from inside them.
+    guarded: Vec<PathBuf>,
     servers: BTreeMap<String, McpServer>,
     connections: BTreeMap<String, Mutex<Option<Arc<Connection>>>>,
     runtime: OnceLock<std::io::Result<tokio::runtime::Runtime>>,
@@ -65,9 +84,21 @@ pub struct McpClients {
 struct Connection {
     service: RunningService<RoleClient, ()>,
     tools: Vec<Tool>,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<StderrLog>>,
+    /// The values read for it from the host's environment or files.
+    secrets: Vec<String>,
     /// The server process (stdio), killed with its group when the connection is dropped.
-    _child: Option<ChildGroup>,
+    child: Option<ChildGroup>,
+}
+
+/// What a server wrote to its stderr: the last bytes (to explain a failure), and what came
+/// since the last call began (journaled with it).
+#[derive(Default)]
+struct StderrLog {
+    tail: String,
+    fresh: String,
+    /// The server closed it (it exited).
+    ended: bool,
 }
 
 /// A child process and its process group, killed together on drop.
@@ -75,8 +106,8 @@ struct ChildGroup {
     child: tokio::process::Child,
 }
 
-impl Drop for ChildGroup {
-    fn drop(&mut self) {
+impl ChildGroup {
+    fn kill(&mut self) {
         if let Some(pid) = self
             .child
             .id()
@@ -88,10 +119,22 @@ impl Drop for ChildGroup {
     }
 }
 
+impl Drop for ChildGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 impl McpClients {
-    pub fn new(root: &Path, servers: &BTreeMap<String, McpServer>) -> McpClients {
+    /// The clients of `servers` for the world at `root`; `guarded` are the directories no
+    /// command or secret file may come from (see the module docs).
+    pub fn new(root: &Path, servers: &BTreeMap<String, McpServer>, guarded: Vec<PathBuf>) -> McpClients {
         McpClients {
             root: root.to_path_buf(),
+            guarded: guarded
+                .into_iter()
+                .map(|dir| dir.canonicalize().unwrap_or(dir))
+                .collect(),
             connections: servers.keys().map(|name| (name.clone(), Mutex::new(None))).collect(),
             servers: servers.clone(),
             runtime: OnceLock::new(),
@@ -116,12 +159,13 @@ impl McpClients {
             .map_err(|e| format!("cannot start the MCP client runtime: {e}"))
     }
 
-    /// The connection to `name`, started if there is none.
+    /// The connection to `name`, started if there is none. Callers of one server wait for one
+    /// start (at most its time limit); other servers are not held up.
     fn connection(&self, name: &str) -> Result<Arc<Connection>, String> {
         let (Some(server), Some(slot)) = (self.servers.get(name), self.connections.get(name)) else {
             return Err(format!("the world declares no MCP server `{name}`"));
         };
-        let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(connection) = slot.as_ref()
             && !connection.service.is_closed()
         {
@@ -131,7 +175,7 @@ impl McpClients {
         let runtime = self.runtime()?;
         let limit = Duration::from_millis(server.timeout_ms);
         let started = runtime.block_on(async {
-            match tokio::time::timeout(limit, connect(name, server, &self.root)).await {
+            match tokio::time::timeout(limit, connect(name, server, &self.root, &self.guarded)).await {
                 Ok(started) => started,
                 Err(_) => Err(Failure::new(format!(
                     "MCP server `{name}` did not start within {} ms",
@@ -139,19 +183,18 @@ impl McpClients {
                 ))),
             }
         });
-        let connection = Arc::new(started.map_err(|failure| failure.text())?);
+        let connection = Arc::new(started.map_err(Failure::text)?);
         *slot = Some(connection.clone());
         Ok(connection)
     }
 
-    /// Drop the connection to `name` (its process is killed); the next call starts it again.
-    fn restart(&self, name: &str) {
+    /// Drop `failed`, the connection to `name`, if it is still the one in use (its process is
+    /// killed); the next call starts the server again.
+    fn restart(&self, name: &str, failed: &Arc<Connection>) {
         if let Some(slot) = self.connections.get(name) {
-            let dropped = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            if let (Some(dropped), Ok(runtime)) = (dropped, self.runtime()) {
-                // Inside the runtime: dropping the client closes its transport there.
-                let _guard = runtime.enter();
-                drop(dropped);
+            let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.as_ref().is_some_and(|current| Arc::ptr_eq(current, failed)) {
+                *slot = None;
             }
         }
     }
@@ -159,6 +202,18 @@ impl McpClients {
     /// The tools of `server`, as the server lists them (started if needed).
     pub fn tools(&self, server: &str) -> Result<Vec<Tool>, String> {
         Ok(self.connection(server)?.tools.clone())
+    }
+
+    /// The tools of `server` if a connection to it is open (nothing is started).
+    pub fn open_tools(&self, server: &str) -> Option<Vec<Tool>> {
+        let slot = self
+            .connections
+            .get(server)?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref()
+            .filter(|connection| !connection.service.is_closed())
+            .map(|connection| connection.tools.clone())
     }
 
     /// Call `tool` of `server` with `arguments` (a JSON object). Contents that are bytes
@@ -178,32 +233,57 @@ impl McpClients {
         let runtime = self.runtime().map_err(CallFailure::Failed)?;
         let limit = Duration::from_millis(definition.timeout_ms);
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        connection
+            .stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fresh
+            .clear();
         let answered =
             runtime.block_on(async { tokio::time::timeout(limit, connection.service.call_tool(params)).await });
-        let stderr = || stderr_note(&connection.stderr);
+        let redacted = |text: String| redact(text, &connection.secrets);
         match answered {
             Err(_) => {
-                drop(connection);
-                self.restart(server);
+                self.restart(server, &connection);
                 Err(CallFailure::Timeout(format!(
-                    "MCP server `{server}` did not answer `{tool}` within {} ms; it is restarted at the next call",
+                    "MCP server `{server}` did not answer `{tool}` within {} ms (it may have run); it is \
+                     restarted at the next call",
                     definition.timeout_ms
                 )))
             }
-            Ok(Err(rmcp::ServiceError::McpError(error))) => Err(CallFailure::Failed(format!(
-                "MCP server `{server}` refused `{tool}`: {} (code {})",
-                error.message, error.code.0
-            ))),
+            Ok(Err(rmcp::ServiceError::McpError(error))) => {
+                let message: String = error.message.chars().take(MESSAGE_MAX_CHARS).collect();
+                Err(CallFailure::Failed(redacted(format!(
+                    "MCP server `{server}` refused `{tool}`: {message} (code {})",
+                    error.code.0
+                ))))
+            }
             Ok(Err(error)) => {
-                let note = stderr();
-                drop(connection);
-                self.restart(server);
-                Err(CallFailure::Failed(format!(
-                    "MCP server `{server}` failed during `{tool}`: {error}{note}; it is restarted at the next call"
-                )))
+                // A server that died has its last words still on their way: wait briefly.
+                runtime.block_on(async {
+                    for _ in 0..50 {
+                        if connection.stderr.lock().unwrap_or_else(PoisonError::into_inner).ended {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                });
+                let note = stderr_note(&connection.stderr);
+                self.restart(server, &connection);
+                Err(CallFailure::Failed(redacted(format!(
+                    "MCP server `{server}` failed during `{tool}` (it may have run): {error}{note}; it is restarted \
+                     at the next call"
+                ))))
             }
             Ok(Ok(result)) => {
-                content::convert(server, tool, result, definition.max_result_bytes, store).map_err(CallFailure::Failed)
+                let mut result = content::convert(server, tool, result, definition.max_result_bytes, store)
+                    .map_err(|reason| CallFailure::Failed(redacted(reason)))?;
+                let fresh = std::mem::take(&mut connection.stderr.lock().unwrap_or_else(PoisonError::into_inner).fresh);
+                result.stderr = redacted(fresh)
+                    .lines()
+                    .map(|line| crate::text::printable(line).into_owned())
+                    .collect();
+                Ok(result)
             }
         }
     }
@@ -211,14 +291,35 @@ impl McpClients {
 
 impl Drop for McpClients {
     fn drop(&mut self) {
-        // Close every connection inside the runtime (its tasks end with it), then the runtime.
-        if let Some(Ok(runtime)) = self.runtime.take() {
-            {
-                let _guard = runtime.enter();
-                for slot in self.connections.values() {
-                    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        // Kill every server and reap it inside the runtime (no zombie stays), then stop the
+        // runtime; inside another runtime nothing may be waited for, so there it only stops.
+        let Some(Ok(runtime)) = self.runtime.take() else {
+            return;
+        };
+        let inside_async = tokio::runtime::Handle::try_current().is_ok();
+        let connections: Vec<Arc<Connection>> = self
+            .connections
+            .values()
+            .filter_map(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+            .collect();
+        for connection in connections {
+            let Ok(mut connection) = Arc::try_unwrap(connection) else {
+                continue;
+            };
+            if let Some(mut child) = connection.child.take() {
+                child.kill();
+                if !inside_async {
+                    runtime.block_on(async {
+                        let _ = tokio::time::timeout(Duration::from_millis(500), child.child.wait()).await;
+                    });
                 }
             }
+            let _guard = runtime.enter();
+            drop(connection);
+        }
+        if inside_async {
+            runtime.shutdown_background();
+        } else {
             runtime.shutdown_timeout(Duration::from_millis(500));
         }
     }
@@ -231,28 +332,42 @@ pub enum CallFailure {
     Timeout(String),
 }
 
-/// A start that failed, with the server's stderr so far.
+/// A start that failed, with the server's stderr so far and the secrets read for it.
 struct Failure {
     reason: String,
-    stderr: Option<Arc<Mutex<String>>>,
+    stderr: Option<Arc<Mutex<StderrLog>>>,
+    secrets: Vec<String>,
 }
 
 impl Failure {
     fn new(reason: String) -> Failure {
-        Failure { reason, stderr: None }
+        Failure {
+            reason,
+            stderr: None,
+            secrets: Vec::new(),
+        }
     }
 
     fn text(self) -> String {
-        match &self.stderr {
+        let text = match &self.stderr {
             Some(stderr) => format!("{}{}", self.reason, stderr_note(stderr)),
             None => self.reason,
-        }
+        };
+        redact(text, &self.secrets)
     }
 }
 
-fn stderr_note(stderr: &Mutex<String>) -> String {
-    let kept = stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let tail = kept.trim();
+/// `text` with every value of `secrets` (of four characters or more) replaced.
+fn redact(text: String, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| secret.len() >= 4)
+        .fold(text, |text, secret| text.replace(secret.as_str(), "[redacted]"))
+}
+
+fn stderr_note(stderr: &Mutex<StderrLog>) -> String {
+    let kept = stderr.lock().unwrap_or_else(PoisonError::into_inner);
+    let tail = kept.tail.trim();
     if tail.is_empty() {
         String::new()
     } else {
@@ -260,17 +375,40 @@ fn stderr_note(stderr: &Mutex<String>) -> String {
     }
 }
 
-/// A secret's value, read now.
-fn resolve(value: &SecretValue, root: &Path, what: &str) -> Result<String, String> {
-    match value {
-        SecretValue::Text(text) => Ok(text.clone()),
+/// A value, read now; what was read from the host's environment or a file is added to
+/// `secrets`.
+fn resolve(
+    value: &SecretValue,
+    root: &Path,
+    guarded: &[PathBuf],
+    what: &str,
+    secrets: &mut Vec<String>,
+) -> Result<String, String> {
+    let (prefix, found) = match value {
+        SecretValue::Text(text) => return Ok(text.clone()),
         SecretValue::Env { var, prefix } => match std::env::var(var) {
-            Ok(found) if !found.is_empty() => Ok(format!("{prefix}{found}")),
-            _ => Err(format!("{what}: the host's environment variable `{var}` is not set")),
+            Ok(found) if !found.is_empty() => (prefix, found),
+            _ => return Err(format!("{what}: the host's environment variable `{var}` is not set")),
         },
-        SecretValue::File { path, prefix } => std::fs::read_to_string(root.join(path))
-            .map(|found| format!("{prefix}{}", found.trim()))
-            .map_err(|e| format!("{what}: cannot read {path}: {e}")),
+        SecretValue::File { path, prefix } => {
+            let file = outside_guarded(&root.join(path), guarded).map_err(|why| format!("{what}: {path} {why}"))?;
+            let found = std::fs::read_to_string(&file).map_err(|e| format!("{what}: cannot read {path}: {e}"))?;
+            (prefix, found.trim().to_string())
+        }
+    };
+    secrets.push(found.clone());
+    Ok(format!("{prefix}{found}"))
+}
+
+/// `path`, resolved, unless it lies inside a guarded directory.
+fn outside_guarded(path: &Path, guarded: &[PathBuf]) -> Result<PathBuf, String> {
+    let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    match guarded.iter().find(|dir| real.starts_with(dir)) {
+        Some(dir) => Err(format!(
+            "is inside {}, which agents can write or must not read",
+            dir.display()
+        )),
+        None => Ok(real),
     }
 }
 
@@ -291,7 +429,8 @@ pub fn program(command: &str, root: &Path) -> Result<PathBuf, String> {
 }
 
 /// Start (stdio) or reach (HTTP) `server`, run the handshake and list its tools.
-async fn connect(name: &str, server: &McpServer, root: &Path) -> Result<Connection, Failure> {
+async fn connect(name: &str, server: &McpServer, root: &Path, guarded: &[PathBuf]) -> Result<Connection, Failure> {
+    let mut secrets = Vec::new();
     let at = |reason: String| Failure::new(format!("MCP server `{name}` did not start: {reason}"));
     // Lines of the stdio protocol may hold a whole result, base64 making bytes a third larger.
     let line_max = (server.max_result_bytes as usize)
@@ -300,7 +439,7 @@ async fn connect(name: &str, server: &McpServer, root: &Path) -> Result<Connecti
     if let Some(url) = &server.url {
         let mut headers = std::collections::HashMap::new();
         for (header, value) in &server.headers {
-            let value = resolve(value, root, &format!("header `{header}`")).map_err(at)?;
+            let value = resolve(value, root, guarded, &format!("header `{header}`"), &mut secrets).map_err(at)?;
             let header_name =
                 http::HeaderName::try_from(header.as_str()).map_err(|e| at(format!("header `{header}`: {e}")))?;
             let header_value =
@@ -311,25 +450,34 @@ async fn connect(name: &str, server: &McpServer, root: &Path) -> Result<Connecti
         let config =
             rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.clone())
                 .custom_headers(headers)
-                .max_json_response_size(line_max);
+                .max_json_response_size(line_max)
+                .max_sse_event_size(line_max);
         let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
-        let service = ().serve(transport).await.map_err(|e| at(e.to_string()))?;
+        let failed = |reason: String| Failure {
+            reason: format!("MCP server `{name}` did not start: {reason}"),
+            stderr: None,
+            secrets: secrets.clone(),
+        };
+        let service = ().serve(transport).await.map_err(|e| failed(e.to_string()))?;
         let tools = service
             .list_all_tools()
             .await
-            .map_err(|e| at(format!("cannot list its tools: {e}")))?;
+            .map_err(|e| failed(format!("cannot list its tools: {e}")))?;
         return Ok(Connection {
             service,
-            tools,
+            tools: usable(tools),
             stderr: Arc::default(),
-            _child: None,
+            secrets,
+            child: None,
         });
     }
     let command = server.command.as_deref().unwrap_or_default();
     let program = program(command, root).map_err(at)?;
+    let program = outside_guarded(&program, guarded).map_err(|why| at(format!("its command `{command}` {why}")))?;
     let mut env = Vec::new();
     for (var, value) in &server.env {
-        env.push((var.clone(), resolve(value, root, &format!("env `{var}`")).map_err(at)?));
+        let value = resolve(value, root, guarded, &format!("env `{var}`"), &mut secrets).map_err(at)?;
+        env.push((var.clone(), value));
     }
     let mut child = tokio::process::Command::new(&program)
         .args(&server.args)
@@ -347,12 +495,13 @@ async fn connect(name: &str, server: &McpServer, root: &Path) -> Result<Connecti
     else {
         return Err(at("its standard streams were not opened".into()));
     };
-    let kept = Arc::new(Mutex::new(String::new()));
+    let kept = Arc::new(Mutex::new(StderrLog::default()));
     tokio::spawn(keep_stderr(stderr, kept.clone()));
     let child = ChildGroup { child };
     let failed = |reason: String| Failure {
         reason: format!("MCP server `{name}` did not start: {reason}"),
         stderr: Some(kept.clone()),
+        secrets: secrets.clone(),
     };
     let transport =
         rmcp::transport::async_rw::AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(line_max);
@@ -363,26 +512,56 @@ async fn connect(name: &str, server: &McpServer, root: &Path) -> Result<Connecti
         .map_err(|e| failed(format!("cannot list its tools: {e}")))?;
     Ok(Connection {
         service,
-        tools,
+        tools: usable(tools),
         stderr: kept,
-        _child: Some(child),
+        secrets,
+        child: Some(child),
     })
 }
 
-/// Keep the last [`STDERR_KEPT_BYTES`] of a server's stderr.
-async fn keep_stderr(stderr: tokio::process::ChildStderr, kept: Arc<Mutex<String>>) {
-    use tokio::io::AsyncBufReadExt as _;
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let mut kept = kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        kept.push_str(&line);
-        kept.push('\n');
-        if kept.len() > STDERR_KEPT_BYTES {
-            let mut cut = kept.len() - STDERR_KEPT_BYTES;
-            while !kept.is_char_boundary(cut) {
+/// The tools of a listing an agent can name: the first [`TOOLS_MAX`], each name 1 to 128 of
+/// the characters MCP allows, listed once.
+fn usable(tools: Vec<Tool>) -> Vec<Tool> {
+    let mut seen = std::collections::BTreeSet::new();
+    tools
+        .into_iter()
+        .filter(|tool| {
+            let name = tool.name.as_ref();
+            (1..=128).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+                && seen.insert(name.to_string())
+        })
+        .take(TOOLS_MAX)
+        .collect()
+}
+
+/// Keep the last [`STDERR_KEPT_BYTES`] of a server's stderr, reading it to its end (a server
+/// whose stderr is not read would block on it).
+async fn keep_stderr(mut stderr: tokio::process::ChildStderr, kept: Arc<Mutex<StderrLog>>) {
+    use tokio::io::AsyncReadExt as _;
+    let mut chunk = vec![0u8; 4096];
+    while let Ok(read) = stderr.read(&mut chunk).await {
+        if read == 0 {
+            kept.lock().unwrap_or_else(PoisonError::into_inner).ended = true;
+            break;
+        }
+        let text = String::from_utf8_lossy(&chunk[..read]);
+        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.tail.push_str(&text);
+        if kept.tail.len() > STDERR_KEPT_BYTES {
+            let mut cut = kept.tail.len() - STDERR_KEPT_BYTES;
+            while !kept.tail.is_char_boundary(cut) {
                 cut += 1;
             }
-            kept.drain(..cut);
+            kept.tail.drain(..cut);
+        }
+        for c in text.chars() {
+            if kept.fresh.len() + c.len_utf8() > STDERR_CALL_BYTES {
+                break;
+            }
+            kept.fresh.push(c);
         }
     }
 }

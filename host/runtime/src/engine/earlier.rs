@@ -16,7 +16,8 @@ use wasmtime::component::Linker;
 /// Contract versions served besides the current one.
 pub const EARLIER_VERSIONS: &[&str] = &["0.1.0"];
 
-/// The interfaces of each earlier version (the effects an earlier component can import).
+/// The interfaces an earlier version's component can import (its `lifecycle` export is found
+/// by the engine under either version).
 pub fn interfaces_of(version: &str) -> Option<&'static [&'static str]> {
     match version {
         "0.1.0" => Some(&[
@@ -30,7 +31,6 @@ pub fn interfaces_of(version: &str) -> Option<&'static [&'static str]> {
             "compile",
             "emit",
             "governance",
-            "lifecycle",
         ]),
         _ => None,
     }

@@ -10,9 +10,14 @@ use agentos_effects::{EffectGate, EffectRequest, EffectResponse};
 
 /// Longest arguments text a call may send.
 pub const ARGUMENTS_MAX_BYTES: usize = 1024 * 1024;
+/// Longest server or tool name (MCP's names are at most 128 characters).
+pub const NAME_MAX_BYTES: usize = 128;
 
 impl Host for EffectGate {
     fn list_tools(&mut self, server: Option<String>) -> wasmtime::Result<Result<Vec<ToolInfo>, EffectError>> {
+        if server.as_ref().is_some_and(|s| s.len() > NAME_MAX_BYTES) {
+            wasmtime::bail!("mcp list-tools: a server name longer than {NAME_MAX_BYTES} bytes");
+        }
         Ok(match self.call(EffectRequest::McpListTools { server })? {
             Ok(EffectResponse::McpTools(tools)) => Ok(tools
                 .into_iter()
@@ -36,6 +41,9 @@ impl Host for EffectGate {
         tool: String,
         arguments: String,
     ) -> wasmtime::Result<Result<ToolOutput, EffectError>> {
+        if server.len() > NAME_MAX_BYTES || tool.len() > NAME_MAX_BYTES {
+            wasmtime::bail!("mcp call: a server or tool name longer than {NAME_MAX_BYTES} bytes");
+        }
         if arguments.len() > ARGUMENTS_MAX_BYTES {
             wasmtime::bail!(
                 "mcp call of {server}/{tool}: {} bytes of arguments exceed the limit of {ARGUMENTS_MAX_BYTES}",

@@ -177,9 +177,11 @@ async fn answer_page<T: Send + 'static>(
     keep: impl Fn(&Journal, &Entry) -> bool + Send + 'static,
     answer: impl FnOnce(&Journal, &Hosted, Vec<Entry>, Option<u64>) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let durable = *world.committed.borrow();
     blocking(move || {
         let journal = world.reader();
+        // What the view holds is durable: an answer already sent for an entry is never ahead of
+        // it (the announcement of a commit may be).
+        let durable = journal.len();
         let (kept, next_after) = page(
             &journal,
             durable,
