@@ -210,8 +210,9 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     rest.is_empty()
 }
 
-/// A server name: what both model protocols take as a tool name (a server's name prefixes its
-/// tools' where they clash).
+/// A name both model protocols take for a tool or a response format: 1 to 64 letters, digits,
+/// `_` or `-`. Server names are held to it too (a server's name prefixes its tools' where they
+/// clash).
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name

@@ -397,20 +397,15 @@ pub fn serve_text(body: &'static str) -> (String, Hits) {
     })
 }
 
-/// The repository's MCP server (`tools/mcp-files`), built once per test run.
+/// The repository's MCP server (`tools/mcp-files`), built if it is missing or stale.
 pub fn mcp_files() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "-q", "-p", "mcp-files"])
-                .current_dir(&root)
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "mcp-files builds");
-            root.join("target/debug/mcp-files").canonicalize().unwrap()
+            agentos_effects::components::ensure_tool_built("mcp-files")
+                .expect("mcp-files builds")
+                .canonicalize()
+                .unwrap()
         })
         .clone()
 }

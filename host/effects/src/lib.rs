@@ -583,14 +583,7 @@ impl EffectGate {
         // and the blobs a build or a tool stored.
         let artifact_bytes = match &outcome {
             Ok(EffectResponse::Artifact { size, .. }) => *size,
-            Ok(EffectResponse::McpResult(result)) => result
-                .content
-                .iter()
-                .map(|part| match part {
-                    mcp::McpContent::Stored { size, .. } => *size,
-                    mcp::McpContent::Text(_) => 0,
-                })
-                .sum(),
+            Ok(EffectResponse::McpResult(result)) => result.stored_bytes(),
             _ => 0,
         };
         used.payload_bytes += (request_bytes.len() + encode_outcome(&outcome).len()) as u64 + artifact_bytes;

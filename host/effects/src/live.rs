@@ -352,33 +352,21 @@ impl LiveEffects {
                 "the call's intent could not be journaled, so it was not made: {error}"
             ));
         }
-        let sent = serde_json::Value::Object(arguments.clone()).to_string().len() as u64;
-        let mut stored = 0u64;
-        let mut store = |bytes: &[u8]| {
-            stored += bytes.len() as u64;
-            format!("sha256:{}", hex::encode(self.journal().put_blob(bytes)))
-        };
-        let outcome = match self.mcp.call(server, tool, arguments, &mut store) {
-            Ok(result) => Ok(EffectResponse::McpResult(result)),
-            Err(mcp::CallFailure::Failed(reason)) => Err(EffectFailure::Failed(reason)),
-            Err(mcp::CallFailure::Timeout(reason)) => Err(EffectFailure::Timeout(reason)),
-        };
-        let received = match &outcome {
-            Ok(EffectResponse::McpResult(result)) => result
-                .content
-                .iter()
-                .map(|c| match c {
-                    mcp::McpContent::Text(text) => text.len() as u64,
-                    mcp::McpContent::Stored { size, .. } => *size,
-                })
-                .sum::<u64>(),
-            _ => 0,
+        let sent = serde_json::to_string(&arguments).map_or(0, |text| text.len() as u64);
+        let mut store = |bytes: &[u8]| format!("sha256:{}", hex::encode(self.journal().put_blob(bytes)));
+        let (outcome, received) = match self.mcp.call(server, tool, arguments, &mut store) {
+            Ok(result) => {
+                let received = result.text_bytes() + result.stored_bytes();
+                (Ok(EffectResponse::McpResult(result)), received)
+            }
+            Err(mcp::CallFailure::Failed(reason)) => (Err(EffectFailure::Failed(reason)), 0),
+            Err(mcp::CallFailure::Timeout(reason)) => (Err(EffectFailure::Timeout(reason)), 0),
         };
         (
             outcome,
             Usage {
                 bytes_sent: sent,
-                bytes_received: received.max(stored),
+                bytes_received: received,
                 ..Usage::default()
             },
         )

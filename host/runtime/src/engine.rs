@@ -20,8 +20,8 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The version of `agentos:core` this host implements (and, in [`earlier`], every version
-/// before it).
-pub const CORE_VERSION: &str = "0.2.0";
+/// before it): the one AIR's generated worlds import.
+pub use agentos_air::wit::CORE_VERSION;
 
 /// Why a component cannot run as an agent.
 #[derive(Debug, thiserror::Error)]

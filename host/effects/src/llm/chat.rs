@@ -110,14 +110,6 @@ pub struct Reply {
 /// Most tools one request may define.
 pub const TOOLS_MAX: usize = 128;
 
-/// A tool or response-format name both protocols accept.
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// `text` parsed, if it is a JSON object.
 pub fn json_object(text: &str) -> Option<serde_json::Map<String, Value>> {
     match serde_json::from_str(text) {
@@ -134,7 +126,7 @@ impl Conversation<'_> {
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, tool) in self.tools.iter().enumerate() {
-            if !valid_name(&tool.name) {
+            if !agentos_air::mcp::valid_name(&tool.name) {
                 return Err(format!(
                     "tool {i}: name {:?} is not 1 to 64 letters, digits, `_` or `-`",
                     tool.name
@@ -160,7 +152,7 @@ impl Conversation<'_> {
             _ => {}
         }
         if let Some(format) = self.response_format {
-            if !valid_name(&format.name) {
+            if !agentos_air::mcp::valid_name(&format.name) {
                 return Err(format!(
                     "response format name {:?} is not 1 to 64 letters, digits, `_` or `-`",
                     format.name

@@ -28,8 +28,17 @@ pub fn reply(api: LlmApi, body: &Value) -> Result<Reply, String> {
     }
 }
 
-fn temperature(conversation: &Conversation<'_>) -> Option<f64> {
-    conversation.temperature_milli.map(|t| f64::from(t) / 1000.0)
+/// What both protocols' bodies hold alike: model, messages, max tokens, temperature, and the
+/// stop sequences under the protocol's name for them.
+fn body(conversation: &Conversation<'_>, messages: Vec<Value>, stop_field: &str) -> Value {
+    let mut body = json!({ "model": conversation.model, "messages": messages, "max_tokens": conversation.max_tokens });
+    if let Some(t) = conversation.temperature_milli {
+        body["temperature"] = json!(f64::from(t) / 1000.0);
+    }
+    if !conversation.stop.is_empty() {
+        body[stop_field] = json!(conversation.stop);
+    }
+    body
 }
 
 /// A schema given as JSON text, which [`Conversation::check`] found to be an object.
@@ -65,13 +74,7 @@ fn openai_request(conversation: &Conversation<'_>) -> Value {
             }
         })
         .collect();
-    let mut body = json!({ "model": conversation.model, "messages": messages, "max_tokens": conversation.max_tokens });
-    if let Some(t) = temperature(conversation) {
-        body["temperature"] = json!(t);
-    }
-    if !conversation.stop.is_empty() {
-        body["stop"] = json!(conversation.stop);
-    }
+    let mut body = body(conversation, messages, "stop");
     if !conversation.tools.is_empty() {
         body["tools"] = conversation
             .tools
@@ -212,15 +215,9 @@ fn anthropic_request(conversation: &Conversation<'_>) -> Result<Value, String> {
             _ => json!({ "role": role, "content": blocks }),
         })
         .collect();
-    let mut body = json!({ "model": conversation.model, "messages": messages, "max_tokens": conversation.max_tokens });
+    let mut body = body(conversation, messages, "stop_sequences");
     if !system.is_empty() {
         body["system"] = json!(system.join("\n\n"));
-    }
-    if let Some(t) = temperature(conversation) {
-        body["temperature"] = json!(t);
-    }
-    if !conversation.stop.is_empty() {
-        body["stop_sequences"] = json!(conversation.stop);
     }
     if !conversation.tools.is_empty() {
         body["tools"] = conversation

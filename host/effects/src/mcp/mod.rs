@@ -60,6 +60,30 @@ pub struct McpResult {
     pub stderr: Vec<String>,
 }
 
+impl McpResult {
+    /// Bytes of its contents the blob store holds.
+    pub fn stored_bytes(&self) -> u64 {
+        self.content
+            .iter()
+            .map(|part| match part {
+                McpContent::Stored { size, .. } => *size,
+                McpContent::Text(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Bytes of its text contents.
+    pub fn text_bytes(&self) -> u64 {
+        self.content
+            .iter()
+            .map(|part| match part {
+                McpContent::Text(text) => text.len() as u64,
+                McpContent::Stored { .. } => 0,
+            })
+            .sum()
+    }
+}
+
 /// Bytes of a server's stderr kept.
 const STDERR_KEPT_BYTES: usize = 8 * 1024;
 /// Bytes of a server's stderr journaled with one call.
