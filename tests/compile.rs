@@ -117,6 +117,7 @@ fn sources_become_components_the_host_runs() {
     let out = ok(&["send", s(&built), "sum", "add(2)"]);
     assert!(out.contains("log info: total 42"), "{out}");
     replay_and_verify(&built);
+    forget_builds(&dir);
 }
 
 /// What an agent granted `compile` may try, from the attacker's side: read the host's
@@ -227,4 +228,5 @@ fn a_build_reads_no_host_secret_and_outlives_no_time_limit() {
         "processes of the build outlived it: {survivors:?}"
     );
     replay_and_verify(&dir);
+    forget_builds(&dir);
 }

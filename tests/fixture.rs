@@ -1,10 +1,11 @@
 //! The committed fixture worlds: audit bundles written by format version 2 (two agents, receipts,
 //! checkpoints, snapshots, a key rotation), version 3 (the same, plus governance: proposals by
 //! a person and by an agent, a shadow run, approvals, a rejection, manifest changes) and version 4
-//! (the same, plus a plan and its run), and version 5 (the same, every entry signed by the
-//! checkpoint that ends its commit). Every later host must open, verify and replay them, or
-//! refuse them naming both versions, and must say which guarantee each one has.
-//! `AGENTOS_BLESS=1` writes a new fixture of the current format (older ones stay as written).
+//! (the same, plus a plan and its run), version 5 (the same, every entry signed by the
+//! checkpoint that ends its commit) and version 6 (the same). Every later host must open, verify
+//! and replay them, or refuse them naming both versions, and must say which guarantee each one
+//! has. `AGENTOS_BLESS=1` writes a new fixture of the current format (older ones stay as
+//! written).
 
 use crate::common::*;
 
@@ -131,18 +132,29 @@ fn the_format_4_fixture_world_with_a_plan_run_opens_verifies_and_replays() {
 
 #[test]
 fn the_format_5_fixture_world_signs_every_entry() {
+    check_signed_fixture(5);
+}
+
+#[test]
+fn the_format_6_fixture_world_signs_every_entry() {
     if std::env::var_os("AGENTOS_BLESS").is_some() {
         bless();
     }
-    let expected = check_fixture(5);
-    let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&fixture(5)), "--json"])).unwrap();
+    check_signed_fixture(6);
+}
+
+/// The checks of a fixture from a format that signs every entry (5 on).
+fn check_signed_fixture(version: u32) {
+    let expected = check_fixture(version);
+    let fixture = fixture(version);
+    let history: serde_json::Value = serde_json::from_str(&ok(&["history", s(&fixture), "--json"])).unwrap();
     assert_contains(&history, &expected["history"]);
-    let runs: serde_json::Value = serde_json::from_str(&ok(&["plan", "runs", s(&fixture(5)), "--json"])).unwrap();
+    let runs: serde_json::Value = serde_json::from_str(&ok(&["plan", "runs", s(&fixture), "--json"])).unwrap();
     assert_contains(&runs, &expected["plan_runs"]);
     // Any entry of it, not only a receipt, proves offline: here the genesis manifest.
     let scratch = tempfile::tempdir().unwrap();
     let proof = scratch.path().join("genesis.json");
-    ok(&["prove", s(&fixture(5)), "0", "-o", s(&proof)]);
+    ok(&["prove", s(&fixture), "0", "-o", s(&proof)]);
     let key = expected["verify"]["public_key"].as_str().unwrap();
     let out = ok(&["verify-proof", s(&proof), "--public-key", key]);
     assert!(
@@ -250,8 +262,11 @@ fn a_journal_from_a_later_format_is_refused_naming_both_versions() {
         &["send", s(&dir), "counter", "increment(1)"][..],
     ] {
         let error = fails(args, 2);
+        let current = agentos_journal::entry::FORMAT_VERSION;
         assert!(
-            error.contains("has format version 99, this host reads versions 1 to 5"),
+            error.contains(&format!(
+                "has format version 99, this host reads versions 1 to {current}"
+            )),
             "{error}"
         );
     }

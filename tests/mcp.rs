@@ -175,6 +175,26 @@ fn a_server_that_fails_hangs_garbles_or_answers_too_much_fails_the_call_and_is_r
     replay_and_verify(&dir);
 }
 
+/// A server that pages its tool listing without end (each page the same tools again and a
+/// cursor to one more) neither holds the connection's start until its time-out nor fills the
+/// host's memory: the listing is read up to a page limit, each tool kept once.
+#[test]
+fn a_tool_listing_that_pages_without_end_is_read_to_a_limit() {
+    let (_scratch, dir) = world(&stdio(", \"--endless-listing\""), r#""files/*", "files/nothing_*""#, "");
+    // `run` lists each granted server's tools to warn of a pattern that matches none of them.
+    let output = host().args(["run", s(&dir)]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let offered = stderr
+        .lines()
+        .find_map(|line| line.split_once("(it offers: ").map(|(_, tools)| tools))
+        .unwrap_or_else(|| panic!("no listing in {stderr}"));
+    assert_eq!(offered.matches("read_file").count(), 1, "{offered}");
+    let out = call(&dir, "add", r#"{"numbers": [1, 2]}"#);
+    assert!(out.contains("files/add result: 3"), "{out}");
+    replay_and_verify(&dir);
+}
+
 #[test]
 fn a_server_program_that_does_not_exist_is_named_where_it_is_declared_and_nothing_is_journaled() {
     let (_scratch, dir) = world("command = \"bin/no-such-server\"", r#""files/*""#, "");
@@ -327,8 +347,12 @@ fn a_server_an_agent_could_write_is_not_run_and_secrets_never_reach_the_agent() 
 }
 
 #[test]
-fn run_warns_of_a_tool_pattern_that_matches_nothing_and_a_calls_stderr_is_journaled_with_it() {
-    let (_scratch, dir) = world(&stdio(""), r#""files/append_*", "files/nothing_*""#, "");
+fn run_warns_of_a_tool_pattern_that_matches_nothing_and_a_calls_stderr_becomes_output_lines() {
+    let (_scratch, dir) = world(
+        &stdio(""),
+        r#""files/append_*", "files/chatter", "files/nothing_*""#,
+        "",
+    );
     let output = host().args(["run", s(&dir)]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -339,11 +363,25 @@ fn run_warns_of_a_tool_pattern_that_matches_nothing_and_a_calls_stderr_is_journa
         "{stderr}"
     );
     assert!(!stderr.contains("files/append_*"), "{stderr}");
-    // What the server writes to its stderr during a call is journaled with the call's receipt.
+    // What the server writes to its stderr during a call is recorded with the call and
+    // journaled as the step's output lines, which replay makes again from the record.
     let out = call(&dir, "append_line", r#"{"path": "out.txt", "text": "one"}"#);
-    assert!(
-        out.contains("server stderr: mcp-files: appended a line to out.txt"),
-        "{out}"
-    );
+    let line = "a server stderr: [files] mcp-files: appended a line to out.txt";
+    assert!(out.contains(line), "{out}");
+    let outputs: Vec<Value> = log_json(&dir).into_iter().filter(|e| e["kind"] == "output").collect();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(outputs[0]["text"], line);
+    // A chatty server's blank lines are dropped and at most 64 lines are kept per call.
+    let out = call(&dir, "chatter", r#"{"lines": 400}"#);
+    assert!(out.contains("files/chatter result: wrote 400 lines"), "{out}");
+    let chatter: Vec<String> = log_json(&dir)
+        .into_iter()
+        .filter(|e| e["kind"] == "output")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .skip(1)
+        .collect();
+    assert_eq!(chatter.len(), 64, "{chatter:?}");
+    assert_eq!(chatter[0], "a server stderr: [files] chatter 1");
+    assert_eq!(chatter[63], "a server stderr: [files] chatter 127");
     replay_and_verify(&dir);
 }

@@ -144,6 +144,14 @@ pub fn replay_and_verify(dir: &Path) {
     assert!(verify.starts_with("verify OK"), "{verify}");
 }
 
+/// Remove the build directory world `dir`'s `compile` effects filled in the test cache
+/// (shared by that world's builds alone, and some hundred megabytes).
+pub fn forget_builds(dir: &Path) {
+    let verified: serde_json::Value = serde_json::from_str(&ok(&["verify", s(dir), "--json"])).unwrap();
+    let world_id = verified["world_id"].as_str().expect("verify names the world");
+    let _ = std::fs::remove_dir_all(test_cache().join("agentos/compile").join(world_id));
+}
+
 /// The journal as JSON lines.
 pub fn log_json(dir: &Path) -> Vec<serde_json::Value> {
     ok(&["log", s(dir), "--json"])

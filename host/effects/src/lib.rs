@@ -41,6 +41,8 @@ use serde::{Deserialize, Serialize};
 
 /// Most effect calls one step may make; the next one traps.
 pub const EFFECTS_MAX_PER_STEP: u32 = 1_000;
+/// Lines of MCP servers' stderr one step journals as its output (the rest are counted).
+pub const SERVER_LINES_MAX_PER_STEP: usize = 256;
 
 /// A guest's request, in the canonical form that is hashed into its receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -491,6 +493,10 @@ pub struct EffectGate {
     limits: GateLimits,
     used: StepUse,
     deferred: Vec<Deferred>,
+    /// What MCP servers wrote to their stderr during the step's calls, `[server] line`
+    /// (the first [`SERVER_LINES_MAX_PER_STEP`]), and how many more there were.
+    server_lines: Vec<String>,
+    server_lines_dropped: usize,
 }
 
 impl EffectGate {
@@ -503,6 +509,8 @@ impl EffectGate {
             limits: GateLimits::default(),
             used: StepUse::default(),
             deferred: Vec::new(),
+            server_lines: Vec::new(),
+            server_lines_dropped: 0,
         }
     }
 
@@ -524,6 +532,8 @@ impl EffectGate {
         self.limits = limits;
         self.used = StepUse::default();
         self.deferred.clear();
+        self.server_lines.clear();
+        self.server_lines_dropped = 0;
     }
 
     /// Stop accepting calls; returns how many the step made and what it deferred (events to
@@ -531,6 +541,18 @@ impl EffectGate {
     pub fn end_step(&mut self) -> (u32, Vec<Deferred>) {
         self.step = None;
         (self.used.calls, std::mem::take(&mut self.deferred))
+    }
+
+    /// What MCP servers wrote to their stderr during the step's calls, as `[server] line`
+    /// (from the calls' outcomes, live or recorded): the step's output lines of
+    /// `Stream::ServerStderr`.
+    pub fn take_server_lines(&mut self) -> Vec<String> {
+        let mut lines = std::mem::take(&mut self.server_lines);
+        match std::mem::take(&mut self.server_lines_dropped) {
+            0 => {}
+            dropped => lines.push(format!("… {dropped} more lines (in the calls' outcomes)")),
+        }
+        lines
     }
 
     /// Every effect call of every interface goes through here.
@@ -599,6 +621,65 @@ impl EffectGate {
         if let Some(deferred) = outcome.as_ref().ok().and_then(Deferred::of) {
             self.deferred.push(deferred);
         }
+        if let (EffectRequest::McpCall { server, .. }, Ok(EffectResponse::McpResult(result))) = (&request, &outcome) {
+            for line in &result.stderr {
+                if self.server_lines.len() < SERVER_LINES_MAX_PER_STEP {
+                    self.server_lines.push(format!("[{server}] {line}"));
+                } else {
+                    self.server_lines_dropped += 1;
+                }
+            }
+        }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every call with a tool result whose server wrote 100 lines to its stderr.
+    struct Chatty;
+
+    impl EffectBackend for Chatty {
+        fn perform(&mut self, _call: &EffectCall<'_>) -> wasmtime::Result<EffectOutcome> {
+            Ok(Ok(EffectResponse::McpResult(mcp::McpResult {
+                content: Vec::new(),
+                structured: None,
+                is_error: false,
+                stderr: (0..100).map(|n| format!("line {n}")).collect(),
+            })))
+        }
+    }
+
+    #[test]
+    fn a_step_journals_its_servers_first_lines_and_counts_the_rest() {
+        let mut gate = EffectGate::new("a");
+        gate.set_backend(Box::new(Chatty));
+        let limits = GateLimits {
+            payload_max_bytes: u64::MAX,
+            emits_max: 0,
+        };
+        gate.begin_step(7, 0, limits);
+        for _ in 0..3 {
+            let request = EffectRequest::McpCall {
+                server: "files".into(),
+                tool: "chatter".into(),
+                arguments: "{}".into(),
+            };
+            gate.call(request).unwrap().unwrap();
+        }
+        gate.end_step();
+        let lines = gate.take_server_lines();
+        assert_eq!(lines.len(), SERVER_LINES_MAX_PER_STEP + 1);
+        assert_eq!(lines[0], "[files] line 0");
+        assert_eq!(lines[SERVER_LINES_MAX_PER_STEP - 1], "[files] line 55");
+        assert_eq!(
+            lines[SERVER_LINES_MAX_PER_STEP],
+            "… 44 more lines (in the calls' outcomes)"
+        );
+        // The next step starts with none.
+        gate.begin_step(8, 0, limits);
+        assert!(gate.take_server_lines().is_empty());
     }
 }

@@ -21,8 +21,9 @@ pub type Digest = [u8; 32];
 /// 1 — first release; 2 — adds checkpoint entries and the transparency state in `meta`;
 /// 3 — adds the governance entries (proposal, verdict, shadow report, manifest applied, apply
 /// refused) and `manifest_changes` in `meta`; 4 — adds plan entries; 5 — a signed checkpoint of
-/// the whole journal (every entry and the receipt log) ends every commit.
-pub const FORMAT_VERSION: u32 = 5;
+/// the whole journal (every entry and the receipt log) ends every commit; 6 — adds the
+/// `ServerStderr` output stream.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The first format whose every commit ends with a checkpoint of the whole journal.
 pub const SIGNED_JOURNAL_FORMAT: u32 = 5;
@@ -224,10 +225,16 @@ pub struct ReceiptEntry {
     pub outcome: Payload,
 }
 
+/// Where an output line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stream {
+    /// The agent's stdout.
     Stdout,
+    /// The agent's stderr.
     Stderr,
+    /// What an MCP server wrote to its stderr during one of the step's tool calls, as
+    /// `[server] line`: taken from the call's recorded outcome, so replay gives the same lines.
+    ServerStderr,
 }
 
 /// What a step wrote to stdout or stderr.

@@ -185,7 +185,8 @@ impl Journal {
                     });
                 }
                 Some(FORMAT_VERSION) => {}
-                // New, or older and upgraded in place: later formats only add entry kinds and meta keys.
+                // New, or older and upgraded in place: later formats only add entry kinds, variants
+                // and meta keys.
                 _ => {
                     meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
                         .map_err(|e| storage(e.into()))?;

@@ -940,6 +940,10 @@ fn agent_step(
     let (stdout, stderr) = instance.take_output();
     lines(stdout, Stream::Stdout, &mut record.outputs);
     lines(stderr, Stream::Stderr, &mut record.outputs);
+    let server_lines = instance.gate().take_server_lines();
+    record
+        .outputs
+        .extend(server_lines.into_iter().map(|line| (Stream::ServerStderr, line)));
     let result = result.and_then(|()| instance.snapshot());
     record.fuel_used = instance.fuel_used();
     record.outcome = match result {

@@ -1148,5 +1148,6 @@ pub fn stream_label(stream: Stream) -> &'static str {
     match stream {
         Stream::Stdout => "stdout",
         Stream::Stderr => "stderr",
+        Stream::ServerStderr => "server stderr",
     }
 }

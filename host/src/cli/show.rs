@@ -89,11 +89,8 @@ fn outcome_text(journal: &Journal, entry: &agentos_runtime::journal::entry::Rece
                 })
                 .collect();
             let verdict = if result.is_error { "tool error: " } else { "" };
-            let stderr = match result.stderr.as_slice() {
-                [] => String::new(),
-                lines => format!("; server stderr: {}", lines.join(" | ")),
-            };
-            format!("{verdict}{}{stderr}", parts.join(", "))
+            // The server's stderr follows as the step's `server stderr` output lines.
+            format!("{verdict}{}", parts.join(", "))
         }
         Ok(EffectResponse::Emitted { target, event }) => format!("queued for {target}: {event}"),
         Ok(EffectResponse::Manifest(json)) => format!("manifest ({} bytes of JSON)", json.len()),

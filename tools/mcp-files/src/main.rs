@@ -7,6 +7,7 @@
 //! mcp-files --root DIR --http 127.0.0.1:0    # streamable HTTP at /mcp; prints `listening <url>`
 //!           [--token T]                      # ... and wants `Authorization: Bearer T`
 //!           [--hostile]                      # also offers tools that misbehave (for tests)
+//!           [--endless-listing]              # pages its tool list without end (for tests)
 //! ```
 //!
 //! Paths are relative to the root; one that leaves it (`..`, an absolute path, a link out) is
@@ -15,8 +16,9 @@
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, ServiceExt as _, tool, tool_handler, tool_router};
+use rmcp::model::{ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt as _, tool, tool_handler, tool_router};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -49,12 +51,19 @@ struct HugeArgs {
 }
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct ChatterArgs {
+    /// Lines to write to stderr, every other one blank.
+    lines: u32,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct Nothing {}
 
 #[derive(Clone)]
 struct Files {
     root: PathBuf,
     hostile: bool,
+    endless_listing: bool,
     tool_router: ToolRouter<Files>,
 }
 
@@ -166,6 +175,19 @@ impl Files {
         Ok("x".repeat(bytes.min(256 * 1024 * 1024)))
     }
 
+    /// Write many lines to stderr, then answer (hostile mode).
+    #[tool]
+    fn chatter(&self, Parameters(ChatterArgs { lines }): Parameters<ChatterArgs>) -> Result<String, String> {
+        self.hostile_only()?;
+        for line in 0..lines.min(100_000) {
+            match line % 2 {
+                0 => eprintln!(),
+                _ => eprintln!("chatter {line}"),
+            }
+        }
+        Ok(format!("wrote {lines} lines"))
+    }
+
     /// Exit the server mid-call (hostile mode).
     #[tool]
     fn crash(&self, Parameters(Nothing {}): Parameters<Nothing>) -> Result<String, String> {
@@ -209,6 +231,23 @@ impl ServerHandler for Files {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
     }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut listing = ListToolsResult::with_all_items(self.tool_router.list_all());
+        if self.endless_listing {
+            // Every page lists the tools again and points at one more page.
+            let page: u64 = request
+                .and_then(|request| request.cursor)
+                .and_then(|cursor| cursor.parse().ok())
+                .unwrap_or(0);
+            listing.next_cursor = Some((page + 1).to_string());
+        }
+        Ok(listing)
+    }
 }
 
 struct Args {
@@ -216,19 +255,23 @@ struct Args {
     http: Option<String>,
     token: Option<String>,
     hostile: bool,
+    endless_listing: bool,
 }
 
 fn args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut root, mut http, mut token, mut hostile) = (None, None, None, false);
+    let (mut root, mut http, mut token, mut hostile, mut endless_listing) = (None, None, None, false, false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--root" => root = args.next(),
             "--http" => http = args.next(),
             "--token" => token = args.next(),
             "--hostile" => hostile = true,
+            "--endless-listing" => endless_listing = true,
             "--help" | "-h" => {
-                return Err("usage: mcp-files --root DIR [--http ADDR [--token T]] [--hostile]".into());
+                return Err(
+                    "usage: mcp-files --root DIR [--http ADDR [--token T]] [--hostile] [--endless-listing]".into(),
+                );
             }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
@@ -242,6 +285,7 @@ fn args() -> Result<Args, String> {
         http,
         token,
         hostile,
+        endless_listing,
     })
 }
 
@@ -257,6 +301,7 @@ async fn main() -> std::process::ExitCode {
     let files = Files {
         root: args.root,
         hostile: args.hostile,
+        endless_listing: args.endless_listing,
         tool_router: Files::tool_router(),
     };
     let served = match args.http {

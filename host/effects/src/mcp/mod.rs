@@ -3,11 +3,12 @@
 //!
 //! A `stdio` server is a child process the host starts with exactly the environment its
 //! definition gives (none of the host's), in its own process group, its stderr kept (the last
-//! bytes, size-limited) to explain its failures; it is killed when the world lets go of it or
-//! when it stops answering. A server at a `url` is reached over streamable HTTP with the
-//! headers its definition gives. Values read from the host's environment or files leave this
-//! module only on the wire to the server: they are redacted from every failure text (which the
-//! agent reads), the server's stderr included.
+//! bytes, size-limited) to explain its failures, and what it writes during a call recorded
+//! with the call (`stderr.rs`); it is killed when the world lets go of it or when it stops
+//! answering. A server at a `url` is reached over streamable HTTP with the headers its
+//! definition gives. Values read from the host's environment or files leave this module only
+//! on the wire to the server: they are redacted from every failure text (which the agent
+//! reads) and from the server's stderr.
 //!
 //! A server runs with the host user's rights, as any program the operator configures. What an
 //! agent could write is not run: a `command` (or secret `file`) inside the world's private
@@ -18,9 +19,10 @@
 //! protocol does not allow, fails the call with the reason, never the step.
 
 mod content;
+mod stderr;
 
 use agentos_air::{McpServer, SecretValue};
-use rmcp::model::{CallToolRequestParams, Tool};
+use rmcp::model::{CallToolRequestParams, PaginatedRequestParams, Tool};
 use rmcp::service::RunningService;
 use rmcp::{RoleClient, ServiceExt as _};
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+use stderr::ServerStderr;
 
 pub use content::McpContent;
 
@@ -54,9 +57,10 @@ pub struct McpResult {
     pub structured: Option<String>,
     /// The tool reports failure (the content says why).
     pub is_error: bool,
-    /// What the server wrote to its stderr while the call ran (at most
-    /// [`STDERR_CALL_BYTES`], secrets redacted): journaled with the receipt, not shown to the
-    /// agent.
+    /// What the server wrote to its stderr while the call ran, in printable lines (of at most
+    /// [`STDERR_CALL_BYTES`] it wrote, the first [`STDERR_CALL_LINES`] that are not blank,
+    /// secrets redacted): recorded with the call's outcome, never shown to the agent, and
+    /// journaled as the step's `server stderr` output lines.
     pub stderr: Vec<String>,
 }
 
@@ -88,8 +92,14 @@ impl McpResult {
 const STDERR_KEPT_BYTES: usize = 8 * 1024;
 /// Bytes of a server's stderr journaled with one call.
 pub const STDERR_CALL_BYTES: usize = 4 * 1024;
+/// Lines of a server's stderr journaled with one call (blank ones are dropped).
+pub const STDERR_CALL_LINES: usize = 64;
 /// Tools of one server listed at most.
 pub const TOOLS_MAX: usize = 1_000;
+/// Most pages of one server's tool listing read.
+const TOOL_PAGES_MAX: usize = 64;
+/// Most bytes of names, descriptions and input schemas kept of one server's tools.
+const TOOLS_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Characters of a server's error message kept.
 const MESSAGE_MAX_CHARS: usize = 500;
 
@@ -108,21 +118,11 @@ pub struct McpClients {
 struct Connection {
     service: RunningService<RoleClient, ()>,
     tools: Vec<Tool>,
-    stderr: Arc<Mutex<StderrLog>>,
+    stderr: Arc<ServerStderr>,
     /// The values read for it from the host's environment or files.
     secrets: Vec<String>,
     /// The server process (stdio), killed with its group when the connection is dropped.
     child: Option<ChildGroup>,
-}
-
-/// What a server wrote to its stderr: the last bytes (to explain a failure), and what came
-/// since the last call began (journaled with it).
-#[derive(Default)]
-struct StderrLog {
-    tail: String,
-    fresh: String,
-    /// The server closed it (it exited).
-    ended: bool,
 }
 
 /// A child process and its process group, killed together on drop.
@@ -257,12 +257,7 @@ impl McpClients {
         let runtime = self.runtime().map_err(CallFailure::Failed)?;
         let limit = Duration::from_millis(definition.timeout_ms);
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
-        connection
-            .stderr
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .fresh
-            .clear();
+        connection.stderr.begin_call();
         let answered =
             runtime.block_on(async { tokio::time::timeout(limit, connection.service.call_tool(params)).await });
         let redacted = |text: String| redact(text, &connection.secrets);
@@ -286,7 +281,7 @@ impl McpClients {
                 // A server that died has its last words still on their way: wait briefly.
                 runtime.block_on(async {
                     for _ in 0..50 {
-                        if connection.stderr.lock().unwrap_or_else(PoisonError::into_inner).ended {
+                        if connection.stderr.drain() {
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -302,9 +297,13 @@ impl McpClients {
             Ok(Ok(result)) => {
                 let mut result = content::convert(server, tool, result, definition.max_result_bytes, store)
                     .map_err(|reason| CallFailure::Failed(redacted(reason)))?;
-                let fresh = std::mem::take(&mut connection.stderr.lock().unwrap_or_else(PoisonError::into_inner).fresh);
-                result.stderr = redacted(fresh)
+                // What the server wrote before it answered is in the pipe by now.
+                result.stderr = connection
+                    .stderr
+                    .call_text()
                     .lines()
+                    .filter(|line| !line.trim().is_empty())
+                    .take(STDERR_CALL_LINES)
                     .map(|line| crate::text::printable(line).into_owned())
                     .collect();
                 Ok(result)
@@ -359,7 +358,7 @@ pub enum CallFailure {
 /// A start that failed, with the server's stderr so far and the secrets read for it.
 struct Failure {
     reason: String,
-    stderr: Option<Arc<Mutex<StderrLog>>>,
+    stderr: Option<Arc<ServerStderr>>,
     secrets: Vec<String>,
 }
 
@@ -389,9 +388,9 @@ fn redact(text: String, secrets: &[String]) -> String {
         .fold(text, |text, secret| text.replace(secret.as_str(), "[redacted]"))
 }
 
-fn stderr_note(stderr: &Mutex<StderrLog>) -> String {
-    let kept = stderr.lock().unwrap_or_else(PoisonError::into_inner);
-    let tail = kept.tail.trim();
+fn stderr_note(stderr: &ServerStderr) -> String {
+    let tail = stderr.tail_text();
+    let tail = tail.trim();
     if tail.is_empty() {
         String::new()
     } else {
@@ -483,13 +482,12 @@ async fn connect(name: &str, server: &McpServer, root: &Path, guarded: &[PathBuf
             secrets: secrets.clone(),
         };
         let service = ().serve(transport).await.map_err(|e| failed(e.to_string()))?;
-        let tools = service
-            .list_all_tools()
+        let tools = usable_tools(&service)
             .await
             .map_err(|e| failed(format!("cannot list its tools: {e}")))?;
         return Ok(Connection {
             service,
-            tools: usable(tools),
+            tools,
             stderr: Arc::default(),
             secrets,
             child: None,
@@ -519,8 +517,7 @@ async fn connect(name: &str, server: &McpServer, root: &Path, guarded: &[PathBuf
     else {
         return Err(at("its standard streams were not opened".into()));
     };
-    let kept = Arc::new(Mutex::new(StderrLog::default()));
-    tokio::spawn(keep_stderr(stderr, kept.clone()));
+    let kept = ServerStderr::follow(stderr, &secrets).map_err(|e| at(format!("cannot read its stderr: {e}")))?;
     let child = ChildGroup { child };
     let failed = |reason: String| Failure {
         reason: format!("MCP server `{name}` did not start: {reason}"),
@@ -530,64 +527,55 @@ async fn connect(name: &str, server: &McpServer, root: &Path, guarded: &[PathBuf
     let transport =
         rmcp::transport::async_rw::AsyncRwTransport::new_client(stdout, stdin).with_max_line_length(line_max);
     let service = ().serve(transport).await.map_err(|e| failed(e.to_string()))?;
-    let tools = service
-        .list_all_tools()
+    let tools = usable_tools(&service)
         .await
         .map_err(|e| failed(format!("cannot list its tools: {e}")))?;
     Ok(Connection {
         service,
-        tools: usable(tools),
+        tools,
         stderr: kept,
         secrets,
         child: Some(child),
     })
 }
 
-/// The tools of a listing an agent can name: the first [`TOOLS_MAX`], each name 1 to 128 of
-/// the characters MCP allows, listed once.
-fn usable(tools: Vec<Tool>) -> Vec<Tool> {
+/// The tools of `service`'s listing an agent can name: each name 1 to 128 of the characters
+/// MCP allows, listed once, the first [`TOOLS_MAX`] of them within [`TOOLS_MAX_BYTES`]. The
+/// listing is read page by page and ends after [`TOOL_PAGES_MAX`] pages, so a server that pages
+/// without end holds neither memory nor the connection's start.
+async fn usable_tools(service: &RunningService<RoleClient, ()>) -> Result<Vec<Tool>, rmcp::ServiceError> {
     let mut seen = std::collections::BTreeSet::new();
-    tools
-        .into_iter()
-        .filter(|tool| {
+    let mut tools = Vec::new();
+    let mut bytes = 0;
+    let mut cursor = None;
+    for _ in 0..TOOL_PAGES_MAX {
+        let page = service
+            .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
+            .await?;
+        for tool in page.tools {
             let name = tool.name.as_ref();
-            (1..=128).contains(&name.len())
+            let fit = (1..=128).contains(&name.len())
                 && name
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-                && seen.insert(name.to_string())
-        })
-        .take(TOOLS_MAX)
-        .collect()
-}
-
-/// Keep the last [`STDERR_KEPT_BYTES`] of a server's stderr, reading it to its end (a server
-/// whose stderr is not read would block on it).
-async fn keep_stderr(mut stderr: tokio::process::ChildStderr, kept: Arc<Mutex<StderrLog>>) {
-    use tokio::io::AsyncReadExt as _;
-    let mut chunk = vec![0u8; 4096];
-    while let Ok(read) = stderr.read(&mut chunk).await {
-        if read == 0 {
-            kept.lock().unwrap_or_else(PoisonError::into_inner).ended = true;
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if !fit || tools.len() == TOOLS_MAX || seen.contains(name) {
+                continue;
+            }
+            let size = name.len()
+                + tool.description.as_deref().map_or(0, str::len)
+                + serde_json::to_string(&*tool.input_schema).map_or(0, |schema| schema.len());
+            if bytes + size <= TOOLS_MAX_BYTES {
+                bytes += size;
+                seen.insert(name.to_string());
+                tools.push(tool);
+            }
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() || tools.len() == TOOLS_MAX {
             break;
         }
-        let text = String::from_utf8_lossy(&chunk[..read]);
-        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.tail.push_str(&text);
-        if kept.tail.len() > STDERR_KEPT_BYTES {
-            let mut cut = kept.tail.len() - STDERR_KEPT_BYTES;
-            while !kept.tail.is_char_boundary(cut) {
-                cut += 1;
-            }
-            kept.tail.drain(..cut);
-        }
-        for c in text.chars() {
-            if kept.fresh.len() + c.len_utf8() > STDERR_CALL_BYTES {
-                break;
-            }
-            kept.fresh.push(c);
-        }
     }
+    Ok(tools)
 }
 
 /// A listed tool as the interface shows it to a holder whose grant does (`trust`) or does not
