@@ -31,8 +31,9 @@ pub(super) struct ServerStderr {
 struct StderrLog {
     /// The last bytes (to explain a failure).
     tail: String,
-    /// What came since the current call began.
+    /// What came since the current call began, after the `context` bytes that came before.
     fresh: String,
+    context: usize,
     /// The start of a character the last read cut short.
     partial: Vec<u8>,
     /// The server closed it (it exited).
@@ -59,10 +60,14 @@ impl ServerStderr {
 
     /// Read what the pipe holds now; whether it has ended.
     pub fn drain(&self) -> bool {
+        self.drain_into(&mut self.log())
+    }
+
+    /// [`Self::drain`] under the lock the caller holds.
+    fn drain_into(&self, log: &mut StderrLog) -> bool {
         let Some(pipe) = &self.pipe else {
             return true;
         };
-        let mut log = self.log();
         let mut chunk = [0u8; 4096];
         let mut taken = 0;
         while !log.ended && taken < DRAIN_MAX_BYTES {
@@ -79,27 +84,83 @@ impl ServerStderr {
         log.ended
     }
 
-    /// A call begins: what the server wrote before it is not the call's.
+    /// A call begins: what the server wrote before it is not the call's (its last bytes are
+    /// kept only to recognise a secret the call's first bytes end).
     pub fn begin_call(&self) {
-        self.drain();
-        self.log().fresh.clear();
+        let mut log = self.log();
+        self.drain_into(&mut log);
+        let context = ceil_char_boundary(&log.tail, log.tail.len().saturating_sub(self.slack));
+        log.fresh = log.tail[context..].to_string();
+        log.context = log.fresh.len();
     }
 
     /// What the server wrote since the call began (at most [`STDERR_CALL_BYTES`]), redacted.
     pub fn call_text(&self) -> String {
-        self.drain();
-        let fresh = std::mem::take(&mut self.log().fresh);
-        let mut text = redact(fresh, &self.secrets);
+        let mut log = self.log();
+        self.drain_into(&mut log);
+        let raw = std::mem::take(&mut log.fresh);
+        let start = log.context;
+        let end = floor_char_boundary(&raw, start + STDERR_CALL_BYTES);
+        let mut text = self.redacted(&raw, start, end);
         text.truncate(floor_char_boundary(&text, STDERR_CALL_BYTES));
         text
     }
 
     /// The last [`STDERR_KEPT_BYTES`] the server wrote, redacted.
     pub fn tail_text(&self) -> String {
-        self.drain();
-        let text = redact(self.log().tail.clone(), &self.secrets);
-        let cut = text.len().saturating_sub(STDERR_KEPT_BYTES);
-        text[ceil_char_boundary(&text, cut)..].to_string()
+        let mut log = self.log();
+        self.drain_into(&mut log);
+        let raw = &log.tail;
+        let start = ceil_char_boundary(raw, raw.len().saturating_sub(STDERR_KEPT_BYTES));
+        let text = self.redacted(raw, start, raw.len());
+        let cut = ceil_char_boundary(&text, text.len().saturating_sub(STDERR_KEPT_BYTES));
+        text[cut..].to_string()
+    }
+
+    /// `raw[start..end]` redacted, its ends first moved so that they cut through no secret:
+    /// a secret an end would cut (or the part of one the text begins or ends with) is left out.
+    fn redacted(&self, raw: &str, mut start: usize, mut end: usize) -> String {
+        let secrets: Vec<&str> = self
+            .secrets
+            .iter()
+            .map(String::as_str)
+            .filter(|s| s.len() >= 4)
+            .collect();
+        loop {
+            let (was_start, was_end) = (start, end);
+            for secret in &secrets {
+                for (at, _) in raw.match_indices(secret) {
+                    let after = at + secret.len();
+                    if at < start && start < after {
+                        start = after;
+                    }
+                    if at < end && end < after {
+                        end = at;
+                    }
+                }
+                end = end.max(start);
+                let text = &raw[start..end];
+                // The rest of a secret before `start`, or the beginning of one after `end`.
+                let suffix = (4..secret.len())
+                    .rev()
+                    .filter(|&n| secret.is_char_boundary(secret.len() - n))
+                    .find(|&n| text.starts_with(&secret[secret.len() - n..]));
+                if let Some(part) = suffix {
+                    start += part;
+                }
+                let text = &raw[start..end];
+                let prefix = (4..secret.len())
+                    .rev()
+                    .filter(|&n| secret.is_char_boundary(n))
+                    .find(|&n| text.ends_with(&secret[..n]));
+                if let Some(part) = prefix {
+                    end -= part;
+                }
+            }
+            if (start, end) == (was_start, was_end) {
+                return redact(raw[start..end].to_string(), &self.secrets);
+            }
+        }
     }
 }
 
@@ -111,7 +172,7 @@ impl StderrLog {
         self.tail.push_str(&text);
         let cut = self.tail.len().saturating_sub(STDERR_KEPT_BYTES + slack);
         self.tail.drain(..ceil_char_boundary(&self.tail, cut));
-        let room = (STDERR_CALL_BYTES + slack).saturating_sub(self.fresh.len());
+        let room = (self.context + STDERR_CALL_BYTES + slack).saturating_sub(self.fresh.len());
         self.fresh.push_str(&text[..floor_char_boundary(&text, room)]);
     }
 }
@@ -158,19 +219,23 @@ async fn keep(stderr: Arc<ServerStderr>) {
         if pipe.readable().await.is_err() {
             return;
         }
-        // `try_read` clears the readiness the read above does not; what it reads is kept too.
-        let mut chunk = [0u8; 4096];
-        match pipe.try_read(&mut chunk) {
-            Ok(0) => {
-                stderr.log().ended = true;
+        {
+            // Read under the lock, so that a call's own reads keep their place in the text.
+            let mut log = stderr.log();
+            // `try_read` clears the readiness the plain reads do not.
+            let mut chunk = [0u8; 4096];
+            match pipe.try_read(&mut chunk) {
+                Ok(0) => {
+                    log.ended = true;
+                    return;
+                }
+                Ok(read) => log.push(&chunk[..read], stderr.slack),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+            if stderr.drain_into(&mut log) {
                 return;
             }
-            Ok(read) => stderr.log().push(&chunk[..read], stderr.slack),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
-        }
-        if stderr.drain() {
-            return;
         }
         // A server that writes without pause does not keep the runtime's one worker to itself.
         tokio::task::yield_now().await;
@@ -193,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_cut_after_the_slack_a_secret_needs() {
+    fn a_secret_a_limit_would_cut_is_left_out_whole() {
         let mut log = StderrLog::default();
         log.push("x".repeat(STDERR_CALL_BYTES - 3).as_bytes(), 11);
         log.push(b"SECRETVALUE and more", 11);
@@ -203,9 +268,41 @@ mod tests {
             slack: 11,
             ..ServerStderr::default()
         };
-        let text = stderr.call_text();
-        assert_eq!(text.len(), STDERR_CALL_BYTES);
-        assert!(text.ends_with("xxx[re"), "{}", &text[text.len() - 10..]);
-        assert!(!text.contains("SEC"));
+        assert_eq!(stderr.call_text(), "x".repeat(STDERR_CALL_BYTES - 3));
+    }
+
+    /// Wherever the limits fall, in whatever pieces the server writes, no part of a secret
+    /// (of 6 bytes or more) is left in what a call or a failure shows.
+    #[test]
+    fn no_part_of_a_secret_survives_the_limits() {
+        let secret = "Q1w2E3r4T5y6U7i8O9p0AsdfghjklZ";
+        let leaks = |text: &str| (0..=secret.len() - 6).find(|&at| text.contains(&secret[at..at + 6]));
+        for before in (0..STDERR_KEPT_BYTES + 40).step_by(7) {
+            for piece in [1, 5, 4096] {
+                let stderr = ServerStderr {
+                    secrets: vec![secret.into()],
+                    slack: secret.len(),
+                    ..ServerStderr::default()
+                };
+                let written = format!(
+                    "{}{secret}{}{secret}-{secret}",
+                    "-".repeat(before),
+                    "x".repeat(before % 300)
+                );
+                // A third before the call, the rest during it.
+                let (before_call, during_call) = written.split_at(written.len() / 3);
+                let write = |text: &str| {
+                    for chunk in text.as_bytes().chunks(piece) {
+                        stderr.log().push(chunk, stderr.slack);
+                    }
+                };
+                write(before_call);
+                stderr.begin_call();
+                write(during_call);
+                for text in [stderr.call_text(), stderr.tail_text()] {
+                    assert_eq!(leaks(&text), None, "before {before}, pieces of {piece}: {text}");
+                }
+            }
+        }
     }
 }
