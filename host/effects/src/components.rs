@@ -179,19 +179,11 @@ pub fn ensure_built(name: &str) -> Result<PathBuf> {
     }
     ensure_guest_target(&root)?;
     eprintln!("building component `{name}` (cargo build --release --target wasm32-wasip2 -p {name})");
-    let status = guest_build(&root, &target_dir)
-        .args(["-p", name])
-        .status()
-        .map_err(|source| BuildError::CannotRun {
-            what: "cargo to build the component (is the Rust toolchain installed?)".into(),
-            source,
-        })?;
-    if !status.success() {
-        return Err(BuildError::Failed {
-            name: name.to_string(),
-            status,
-        });
-    }
+    run_build(
+        guest_build(&root, &target_dir).args(["-p", name]),
+        name,
+        "cargo to build the component (is the Rust toolchain installed?)".into(),
+    )?;
     Ok(artifact)
 }
 
@@ -212,23 +204,30 @@ pub fn ensure_tool_built(name: &str) -> Result<PathBuf> {
         return Ok(artifact);
     }
     eprintln!("building `{name}` (cargo build -p {name})");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "-q", "-p", name, "--target-dir"])
-        .arg(root.join("target"))
-        .current_dir(&root)
-        .env_remove("CARGO_TARGET_DIR")
+    run_build(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "-q", "-p", name, "--target-dir"])
+            .arg(root.join("target"))
+            .current_dir(&root)
+            .env_remove("CARGO_TARGET_DIR"),
+        name,
+        format!("cargo to build `{name}` (is the Rust toolchain installed?)"),
+    )?;
+    Ok(artifact)
+}
+
+/// Run `build`, cargo building `name`; `what` says what cargo was for if it cannot be run.
+fn run_build(build: &mut Command, name: &str, what: String) -> Result<()> {
+    let status = build
         .status()
-        .map_err(|source| BuildError::CannotRun {
-            what: format!("cargo to build `{name}` (is the Rust toolchain installed?)"),
-            source,
-        })?;
+        .map_err(|source| BuildError::CannotRun { what, source })?;
     if !status.success() {
         return Err(BuildError::Failed {
             name: name.to_string(),
             status,
         });
     }
-    Ok(artifact)
+    Ok(())
 }
 
 /// The one command that builds guest components: `cargo build --release --target
