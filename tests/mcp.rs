@@ -4,9 +4,9 @@
 //! not cover is denied with a receipt and never reaches the server; the server sees only the
 //! environment its definition gives; a server that does not start, dies mid-call, garbles its
 //! answer, hangs or answers too much fails the call with the reason, and the next call starts it
-//! again; kill -9 during a non-idempotent call leaves it in doubt, never repeated. Replay serves
-//! tool lists and results from receipts with the server gone. Every world ends with replay +
-//! verify.
+//! again; one that floods its stderr or pages its tool list without end is read to limits;
+//! kill -9 during a non-idempotent call leaves it in doubt, never repeated. Replay serves tool
+//! lists and results from receipts with the server gone. Every world ends with replay + verify.
 
 use crate::common::*;
 use serde_json::Value;
@@ -166,6 +166,17 @@ fn a_server_that_fails_hangs_garbles_or_answers_too_much_fails_the_call_and_is_r
         "{out}"
     );
     assert!(call(&dir, "add", r#"{"numbers": [2, 2]}"#).contains("files/add result: 4"));
+    // A server that writes to its stderr without pause holds neither the host nor the call: the
+    // answer gets through, and what the step journals of the flood is within its limits.
+    let out = call(&dir, "flood", r#"{"ms": 1000}"#);
+    assert!(out.contains("files/flood result: flooded"), "{out}");
+    let flood: Vec<Value> = log_json(&dir)
+        .into_iter()
+        .filter(|e| e["kind"] == "output" && e["text"].as_str().unwrap().contains("flood flood"))
+        .collect();
+    assert!(!flood.is_empty() && flood.len() <= 64, "{} lines", flood.len());
+    let journaled: usize = flood.iter().map(|e| e["text"].as_str().unwrap().len()).sum();
+    assert!(journaled <= 5 * 1024, "{journaled} bytes journaled");
     // A tool that runs and reports failure is a result the agent reads, not an effect error.
     let out = call(&dir, "read_file", r#"{"path": "../../etc/passwd"}"#);
     assert!(

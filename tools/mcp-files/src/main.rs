@@ -51,6 +51,12 @@ struct HugeArgs {
 }
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct FloodArgs {
+    /// How long to flood stderr before answering, in milliseconds.
+    ms: u64,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct ChatterArgs {
     /// Lines to write to stderr, every other one blank.
     lines: u32,
@@ -186,6 +192,19 @@ impl Files {
             }
         }
         Ok(format!("wrote {lines} lines"))
+    }
+
+    /// Write to stderr without pause from now on, and answer after `ms` (hostile mode).
+    #[tool]
+    async fn flood(&self, Parameters(FloodArgs { ms }): Parameters<FloodArgs>) -> Result<String, String> {
+        self.hostile_only()?;
+        std::thread::spawn(|| {
+            use std::io::Write as _;
+            let chunk = "flood ".repeat(10_000) + "\n";
+            while std::io::stderr().write_all(chunk.as_bytes()).is_ok() {}
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(60_000))).await;
+        Ok("flooded".into())
     }
 
     /// Exit the server mid-call (hostile mode).
